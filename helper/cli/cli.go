@@ -1,0 +1,139 @@
+// Package cli is tickgate's command line: flag parsing, help texts, and the
+// mapping of every failure to an exitcode.Error. It never exits the process.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/tickgate/tickgate/helper/exitcode"
+	"github.com/tickgate/tickgate/helper/state"
+	"github.com/tickgate/tickgate/helper/timespec"
+)
+
+// Version is set at build time with -ldflags "-X .../cli.Version=...".
+var Version = "dev"
+
+// Run runs the command line args (args[0] is the program name).
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	app := newApp(stdin, stdout, stderr)
+	return app.RunContext(ctx, args)
+}
+
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+// globals are the flags every command shares.
+type globals struct {
+	StateDir, LockDir, Gate, MetricsDir string
+}
+
+func getGlobals(c *ucli.Context) globals {
+	return globals{
+		StateDir:   c.String("state-dir"),
+		LockDir:    c.String("lock-dir"),
+		Gate:       c.String("gate"),
+		MetricsDir: c.String("metrics-dir"),
+	}
+}
+
+func usageErr(_ *ucli.Context, err error, _ bool) error {
+	return exitcode.UsageError("%v (see --help)", err)
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *ucli.App {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	app := &ucli.App{
+		Name:    "tickgate",
+		Usage:   "run periodic jobs under lock groups, a rollout gate and persistent markers",
+		Version: Version,
+		Description: `tickgate is the ExecStart of every tickgate-JOB.service unit and the
+operator's tool for the gate, drains and status. Global flags can also be set
+through the environment variables shown, as the units do with Environment=.`,
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "state-dir", Value: "/var/lib/tickgate", EnvVars: []string{"TICKGATE_STATE_DIR"}, Usage: "job state and markers live in `DIR`/JOB/"},
+			&ucli.StringFlag{Name: "lock-dir", Value: "/run/lock/tickgate", EnvVars: []string{"TICKGATE_LOCK_DIR"}, Usage: "lock group files `DIR`/NAME.lock"},
+			&ucli.StringFlag{Name: "gate", Value: "/etc/tickgate/gate.json", EnvVars: []string{"TICKGATE_GATE"}, Usage: "the gate `FILE`"},
+			&ucli.StringFlag{Name: "metrics-dir", EnvVars: []string{"TICKGATE_METRICS_DIR"}, Usage: "write Prometheus textfiles to `DIR` (empty: none)"},
+		},
+		Reader:          stdin,
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		HideHelpCommand: true,
+		OnUsageError:    usageErr,
+		ExitErrHandler:  func(*ucli.Context, error) {}, // main alone exits
+		Commands: []*ucli.Command{
+			runCommand(e),
+		},
+	}
+	app.Commands = append(app.Commands, opsCommands(e)...)
+	for _, c := range app.Commands {
+		setUsageHandler(c)
+	}
+	app.CommandNotFound = func(c *ucli.Context, name string) {}
+	app.Action = func(c *ucli.Context) error {
+		if c.Args().Present() {
+			return exitcode.UsageError("unknown command %q (see tickgate --help)", c.Args().First())
+		}
+		return exitcode.UsageError("no command given (see tickgate --help)")
+	}
+	return app
+}
+
+func setUsageHandler(c *ucli.Command) {
+	c.OnUsageError = usageErr
+	for _, s := range c.Subcommands {
+		setUsageHandler(s)
+	}
+}
+
+// parseCodes parses a comma list of exit codes such as "0,3".
+func parseCodes(flag, s string) (map[int]bool, error) {
+	set := map[int]bool{}
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return set, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(part))
+		if err != nil || n < 0 || n > 255 {
+			return nil, fmt.Errorf("--%s: %q is not an exit code (0-255) in the comma list %q", flag, part, s)
+		}
+		set[n] = true
+	}
+	return set, nil
+}
+
+// durationFlag parses a string flag as a systemd/Go time span.
+func durationFlag(c *ucli.Context, flag string) (time.Duration, error) {
+	d, err := timespec.ParseDuration(c.String(flag))
+	if err != nil {
+		return 0, fmt.Errorf("--%s: %v", flag, err)
+	}
+	return d, nil
+}
+
+func checkJobName(job string) error {
+	if err := state.ValidName("job", job); err != nil {
+		return exitcode.UsageError("%v", err)
+	}
+	return nil
+}
+
+// asUsage turns a plain error into a usage error, leaving coded ones alone.
+func asUsage(err error) error {
+	var e *exitcode.Error
+	if err == nil || errors.As(err, &e) {
+		return err
+	}
+	return exitcode.UsageError("%v", err)
+}

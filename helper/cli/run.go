@@ -1,0 +1,145 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/tickgate/tickgate/helper/exitcode"
+	"github.com/tickgate/tickgate/helper/runner"
+	"github.com/tickgate/tickgate/helper/state"
+)
+
+const runHelp = `Runs COMMAND with exactly that argv (no shell), unless a marker, the gate or
+the lock group says not to. Checks, in order: done/halted markers, the gate
+(closed, job paused, rollout window), the lock group. A skip never runs the
+command. The command inherits stdin/stdout/stderr, fd 3 holding the group lock,
+and TICKGATE_JOB, TICKGATE_LOCK, TICKGATE_RUN_ID, TICKGATE_STATE_DIR (its own
+job dir, for a checkpoint cursor), TICKGATE_GATE.
+
+Durations take systemd time spans ("90s", "5min", "1h 30m"; bare number = s).
+
+Exit codes:
+  0    the command ran and its code was an ok or done code
+  75   skipped: done/halted marker, gate closed, job paused, rollout window,
+       lock busy (a normal outcome; units set SuccessExitStatus=75)
+  78   the gate file is unreadable, malformed or insecure (--gate-fail closed)
+  64   usage error (nothing run, nothing written)
+  70   tickgate could not record the outcome (state/metrics not writable)
+  N    the command's own code when it is a failure or a halt code
+  128+N the command, or tickgate, was ended by signal N
+
+Examples:
+  tickgate run harvest -- /opt/jobs/harvest --since yesterday
+  tickgate run --lock api --ok-codes 3 --done-codes 0 --halt-codes 4 --halt-after 1 \
+      backfill -- /opt/jobs/backfill --batch 500`
+
+func runCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name:        "run",
+		Usage:       "run a job's command under its lock group, the gate and its markers",
+		UsageText:   "tickgate run [flags] JOB -- COMMAND [ARG...]",
+		Description: runHelp,
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "lock", Usage: "lock group `NAME` (default: JOB); jobs sharing a lock never overlap"},
+			&ucli.StringFlag{Name: "lock-wait", Value: "0", Usage: "wait up to `DURATION` for a busy lock (0: skip at once)"},
+			&ucli.StringFlag{Name: "ok-codes", Value: "0", Usage: "comma `LIST` of exit codes meaning success"},
+			&ucli.StringFlag{Name: "done-codes", Usage: "comma `LIST` of exit codes meaning drained: write the done marker"},
+			&ucli.StringFlag{Name: "halt-codes", Usage: "comma `LIST` of exit codes that write the halted marker"},
+			&ucli.IntFlag{Name: "halt-after", Usage: "write the halted marker after `N` consecutive failures (0: never)"},
+			&ucli.StringFlag{Name: "expected-runtime", Value: "0", Usage: "skip when an announced rollout starts within `DURATION`"},
+			&ucli.StringFlag{Name: "timeout", Value: "0", Usage: "SIGTERM the command's process group after `DURATION` (0: none)"},
+			&ucli.StringFlag{Name: "kill-after", Value: "10s", Usage: "SIGKILL the process group `DURATION` after SIGTERM"},
+			&ucli.StringFlag{Name: "gate-fail", Value: "closed", Usage: "an unusable gate file means `closed` (exit 78) or open (run, warn)"},
+		},
+		Action: func(c *ucli.Context) error {
+			cfg, err := runConfig(c, e)
+			if err != nil {
+				return asUsage(err)
+			}
+			out, err := runner.Run(c.Context, cfg)
+			if err != nil {
+				return exitcode.New(exitcode.Software, "%v", err)
+			}
+			if out.ExitCode != 0 {
+				return exitcode.Silent(out.ExitCode)
+			}
+			return nil
+		},
+	}
+}
+
+func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
+	g := getGlobals(c)
+	args := c.Args().Slice()
+	if len(args) == 0 {
+		return runner.Config{}, fmt.Errorf("missing JOB: usage: tickgate run [flags] JOB -- COMMAND [ARG...]")
+	}
+	job := args[0]
+	if len(args) < 2 || args[1] != "--" {
+		if len(args) >= 2 && len(args[1]) > 1 && args[1][0] == '-' {
+			return runner.Config{}, fmt.Errorf("job %s: flag %s after JOB: put flags before JOB", job, args[1])
+		}
+		return runner.Config{}, fmt.Errorf("job %s: missing -- between JOB and COMMAND", job)
+	}
+	argv := args[2:]
+	if len(argv) == 0 || argv[0] == "" {
+		return runner.Config{}, fmt.Errorf("job %s: empty command after --", job)
+	}
+	if err := state.ValidName("job", job); err != nil {
+		return runner.Config{}, err
+	}
+	lock := c.String("lock")
+	if lock == "" {
+		lock = job
+	}
+	if err := state.ValidName("lock", lock); err != nil {
+		return runner.Config{}, fmt.Errorf("job %s: --lock: %v", job, err)
+	}
+	cfg := runner.Config{
+		Job: job, Lock: lock, Argv: argv,
+		StateDir: g.StateDir, LockDir: g.LockDir, GatePath: g.Gate, MetricsDir: g.MetricsDir,
+		HaltAfter: c.Int("halt-after"),
+		Env:       os.Environ(), Stdin: e.stdin, Stdout: e.stdout, Stderr: e.stderr,
+	}
+	if cfg.HaltAfter < 0 {
+		return cfg, fmt.Errorf("job %s: --halt-after: %d is negative", job, cfg.HaltAfter)
+	}
+	var err error
+	for _, d := range []struct {
+		flag string
+		dst  *runner.Codes
+	}{{"ok-codes", &cfg.OK}, {"done-codes", &cfg.Done}, {"halt-codes", &cfg.Halt}} {
+		if *d.dst, err = parseCodes(d.flag, c.String(d.flag)); err != nil {
+			return cfg, fmt.Errorf("job %s: %v", job, err)
+		}
+	}
+	for code := range cfg.OK {
+		if cfg.Done[code] || cfg.Halt[code] {
+			return cfg, fmt.Errorf("job %s: exit code %d is in more than one of --ok-codes, --done-codes, --halt-codes", job, code)
+		}
+	}
+	for code := range cfg.Done {
+		if cfg.Halt[code] {
+			return cfg, fmt.Errorf("job %s: exit code %d is in both --done-codes and --halt-codes", job, code)
+		}
+	}
+	for _, d := range []struct {
+		flag string
+		dst  *time.Duration
+	}{{"lock-wait", &cfg.LockWait}, {"expected-runtime", &cfg.ExpectedRuntime}, {"timeout", &cfg.Timeout}, {"kill-after", &cfg.KillAfter}} {
+		if *d.dst, err = durationFlag(c, d.flag); err != nil {
+			return cfg, fmt.Errorf("job %s: %v", job, err)
+		}
+	}
+	switch c.String("gate-fail") {
+	case "closed":
+	case "open":
+		cfg.GateFailOpen = true
+	default:
+		return cfg, fmt.Errorf("job %s: --gate-fail: %q is neither closed nor open", job, c.String("gate-fail"))
+	}
+	return cfg, nil
+}

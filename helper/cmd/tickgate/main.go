@@ -1,0 +1,26 @@
+// Command tickgate is the helper behind every tickgate-JOB.service: it runs
+// jobs under lock groups, the rollout gate and persistent markers, and gives
+// operators gate/drain/status/clear/halt. See README.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/tickgate/tickgate/helper/cli"
+	"github.com/tickgate/tickgate/helper/exitcode"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	err := cli.Run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	code, print := exitcode.From(err)
+	if print {
+		fmt.Fprintf(os.Stderr, "tickgate: %v\n", err)
+	}
+	os.Exit(code)
+}

@@ -1,0 +1,60 @@
+package lockgroup
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestAcquireBusyAndRelease(t *testing.T) {
+	dir := t.TempDir() + "/locks"
+	ctx := context.Background()
+	f, err := Acquire(ctx, dir, "g", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Acquire(ctx, dir, "g", 0); !errors.Is(err, ErrBusy) {
+		t.Fatalf("second Acquire = %v, want ErrBusy", err)
+	}
+	other, err := Acquire(ctx, dir, "other", 0)
+	if err != nil {
+		t.Fatalf("different group blocked: %v", err)
+	}
+	other.Close()
+
+	// A waiter gets the lock once the holder closes its descriptor.
+	go func() { time.Sleep(150 * time.Millisecond); f.Close() }()
+	g, err := Acquire(ctx, dir, "g", 5*time.Second)
+	if err != nil {
+		t.Fatalf("waiting Acquire = %v", err)
+	}
+	g.Close()
+}
+
+func TestAcquireWaitTimesOut(t *testing.T) {
+	dir := t.TempDir()
+	f, err := Acquire(context.Background(), dir, "g", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	start := time.Now()
+	if _, err := Acquire(context.Background(), dir, "g", 120*time.Millisecond); !errors.Is(err, ErrBusy) {
+		t.Fatalf("got %v, want ErrBusy", err)
+	}
+	if time.Since(start) < 100*time.Millisecond {
+		t.Fatal("returned before the wait elapsed")
+	}
+}
+
+func TestAcquireCancelled(t *testing.T) {
+	dir := t.TempDir()
+	f, _ := Acquire(context.Background(), dir, "g", 0)
+	defer f.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Acquire(ctx, dir, "g", time.Hour); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}

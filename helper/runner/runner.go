@@ -1,0 +1,427 @@
+// Package runner implements `tickgate run`: the ExecStart wrapper that checks
+// markers, the gate and the lock group, runs the job's argv, and records the
+// outcome (state, markers, metrics, journal).
+package runner
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tickgate/tickgate/helper/exitcode"
+	"github.com/tickgate/tickgate/helper/gate"
+	"github.com/tickgate/tickgate/helper/lockgroup"
+	"github.com/tickgate/tickgate/helper/metrics"
+	"github.com/tickgate/tickgate/helper/proc"
+	"github.com/tickgate/tickgate/helper/report"
+	"github.com/tickgate/tickgate/helper/state"
+)
+
+// Codes is a set of exit codes.
+type Codes map[int]bool
+
+// Config is one `tickgate run` invocation, already validated.
+type Config struct {
+	Job, Lock  string
+	Argv       []string
+	StateDir   string
+	LockDir    string
+	GatePath   string
+	MetricsDir string
+
+	LockWait        time.Duration
+	OK, Done, Halt  Codes
+	HaltAfter       int
+	ExpectedRuntime time.Duration
+	Timeout         time.Duration
+	KillAfter       time.Duration
+	GateFailOpen    bool
+
+	Env    []string // base environment for the child (os.Environ())
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// Outcome is how the tick ended.
+type Outcome struct {
+	Result   string
+	Reason   string
+	ExitCode int
+}
+
+type runner struct {
+	c       Config
+	store   state.Store
+	rep     *report.Reporter
+	runID   string
+	started time.Time
+	sigCh   chan os.Signal
+}
+
+// Run performs one tick. The returned error is non-nil only when tickgate
+// itself failed (state not writable, ...); the outcome's ExitCode is what
+// `tickgate run` exits with otherwise.
+func Run(ctx context.Context, c Config) (Outcome, error) {
+	r := &runner{
+		c:       c,
+		store:   state.Store{Dir: c.StateDir},
+		rep:     report.New(c.Stderr),
+		runID:   newRunID(),
+		started: time.Now().UTC(),
+		sigCh:   make(chan os.Signal, 4),
+	}
+	signal.Notify(r.sigCh, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(r.sigCh)
+
+	if err := r.store.EnsureJobDir(c.Job); err != nil {
+		return Outcome{}, fmt.Errorf("job %s: state dir: %w", c.Job, err)
+	}
+
+	// 1. Markers: a drained or halted job stays stopped until an operator clears it.
+	for _, name := range []string{state.MarkerDone, state.MarkerHalted} {
+		m, _ := r.store.ReadMarker(c.Job, name)
+		if m != nil {
+			return r.skip(exitcode.Skipped, name+": "+m.Reason)
+		}
+	}
+
+	// 2. Gate.
+	if out, stop, err := r.checkGate(false); stop {
+		return out, err
+	}
+
+	// 3. Lock group.
+	if c.LockWait > 0 {
+		report.Status("waiting for lock %s (up to %s)", c.Lock, c.LockWait)
+	}
+	lf, err := lockgroup.Acquire(ctx, c.LockDir, c.Lock, c.LockWait)
+	switch {
+	case errors.Is(err, lockgroup.ErrBusy):
+		return r.skip(exitcode.Skipped, fmt.Sprintf("lock-busy: lock group %s is held by another run", c.Lock))
+	case ctx.Err() != nil:
+		sig := r.pendingSignal(100 * time.Millisecond)
+		return r.finishInterrupted(sig, false, 0)
+	case err != nil:
+		return Outcome{}, fmt.Errorf("job %s: %w", c.Job, err)
+	}
+	defer lf.Close()
+
+	// 4. Record "running" (visible to drain), then look at the gate again:
+	// a closure that landed after the first check but before drain looked
+	// must still stop this run. Only in that race does a skip hold the lock,
+	// for the few milliseconds of the re-check.
+	if _, err := r.store.Update(context.Background(), c.Job, func(s *state.State) {
+		s.Lock = c.Lock
+		s.Run = state.Run{RunID: r.runID, Result: state.Running, StartedAt: &r.started}
+		s.PID, s.PIDStart = 0, 0
+		s.HelperPID, s.HelperPIDStart = os.Getpid(), proc.StartTime(os.Getpid())
+	}); err != nil {
+		return Outcome{}, fmt.Errorf("job %s: write state: %w", c.Job, err)
+	}
+	if out, stop, err := r.checkGate(true); stop {
+		return out, err
+	}
+	if sig := r.pendingSignal(0); sig != nil {
+		return r.finishInterrupted(sig, false, 0)
+	}
+
+	// 5. Run the command.
+	return r.execute(lf)
+}
+
+// checkGate applies the gate. own says this run already holds the lock and
+// wrote the running record.
+func (r *runner) checkGate(own bool) (Outcome, bool, error) {
+	g, _, err := gate.Load(r.c.GatePath)
+	if err != nil {
+		if !r.c.GateFailOpen {
+			out, err := r.skip(exitcode.GateBad, "gate-unusable: "+err.Error())
+			return out, true, err
+		}
+		if !own {
+			r.rep.Warn("job=%s: %v; running anyway (--gate-fail open)", r.c.Job, err)
+		}
+		return Outcome{}, false, nil
+	}
+	d := g.Evaluate(r.c.Job, time.Now(), r.c.ExpectedRuntime)
+	if !d.Allowed {
+		out, err := r.skip(exitcode.Skipped, d.Reason)
+		return out, true, err
+	}
+	return Outcome{}, false, nil
+}
+
+// pendingSignal returns a signal already delivered, waiting up to wait.
+func (r *runner) pendingSignal(wait time.Duration) os.Signal {
+	if wait <= 0 {
+		select {
+		case s := <-r.sigCh:
+			return s
+		default:
+			return nil
+		}
+	}
+	select {
+	case s := <-r.sigCh:
+		return s
+	case <-time.After(wait):
+		return syscall.SIGTERM // cancelled without a signal we saw: treat as a stop request
+	}
+}
+
+func (r *runner) childEnv() []string {
+	drop := map[string]bool{"NOTIFY_SOCKET": true, "TICKGATE_JOB": true, "TICKGATE_LOCK": true,
+		"TICKGATE_RUN_ID": true, "TICKGATE_STATE_DIR": true, "TICKGATE_GATE": true, "TICKGATE_LOCK_FD": true}
+	env := make([]string, 0, len(r.c.Env)+6)
+	for _, kv := range r.c.Env {
+		k, _, _ := strings.Cut(kv, "=")
+		if !drop[k] {
+			env = append(env, kv)
+		}
+	}
+	return append(env,
+		"TICKGATE_JOB="+r.c.Job,
+		"TICKGATE_LOCK="+r.c.Lock,
+		"TICKGATE_RUN_ID="+r.runID,
+		"TICKGATE_STATE_DIR="+r.store.JobDir(r.c.Job),
+		"TICKGATE_GATE="+r.c.GatePath,
+		"TICKGATE_LOCK_FD=3",
+	)
+}
+
+func (r *runner) execute(lf *os.File) (Outcome, error) {
+	c := r.c
+	cmd := exec.Command(c.Argv[0], c.Argv[1:]...)
+	cmd.Args = c.Argv
+	cmd.Env = r.childEnv()
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.Stdin, c.Stdout, c.Stderr
+	cmd.ExtraFiles = []*os.File{lf} // fd 3: the child holds the lock too (SIGKILL safety)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		code := 126
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
+			code = 127
+		}
+		return r.finishRun(code, fmt.Sprintf("cannot start %q: %v", c.Argv[0], err), false)
+	}
+	pid := cmd.Process.Pid
+	pidStart := proc.StartTime(pid)
+	if _, err := r.store.Update(context.Background(), c.Job, func(s *state.State) {
+		if s.RunID == r.runID {
+			s.PID, s.PIDStart = pid, pidStart
+		}
+	}); err != nil {
+		r.rep.Warn("job=%s: recording pid %d: %v", c.Job, pid, err)
+	}
+	report.Status("running %s pid %d (lock %s)", c.Job, pid, c.Lock)
+
+	waitCh := make(chan error, 1)
+	go func() { waitCh <- cmd.Wait() }()
+
+	var timeoutC, killC <-chan time.Time
+	if c.Timeout > 0 {
+		t := time.NewTimer(c.Timeout)
+		defer t.Stop()
+		timeoutC = t.C
+	}
+	var gotSig os.Signal
+	timedOut := false
+	startKill := func(sig syscall.Signal) {
+		_ = syscall.Kill(-pid, sig)
+		if killC == nil {
+			killC = time.After(c.KillAfter)
+		}
+	}
+	for {
+		select {
+		case err := <-waitCh:
+			code := exitCodeOf(cmd.ProcessState, err)
+			switch {
+			case gotSig != nil:
+				return r.finishInterrupted(gotSig, true, code)
+			case timedOut:
+				return r.finishRun(code, fmt.Sprintf("timeout: stopped after %s", c.Timeout), true)
+			default:
+				return r.finishRun(code, "", false)
+			}
+		case s := <-r.sigCh:
+			if gotSig == nil {
+				gotSig = s
+			}
+			report.Status("stopping %s pid %d: %s", c.Job, pid, s)
+			startKill(s.(syscall.Signal))
+		case <-timeoutC:
+			timedOut = true
+			report.Status("timeout: stopping %s pid %d", c.Job, pid)
+			startKill(syscall.SIGTERM)
+		case <-killC:
+			_ = syscall.Kill(-pid, syscall.SIGKILL)
+			killC = nil
+		}
+	}
+}
+
+func exitCodeOf(ps *os.ProcessState, err error) int {
+	if ps == nil {
+		return 126
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ps.ExitCode()
+}
+
+// finishRun classifies the child's exit code and records it. A non-empty
+// reason explains a failure the code alone does not (cannot start, timeout).
+func (r *runner) finishRun(code int, reason string, timedOut bool) (Outcome, error) {
+	c := r.c
+	now := time.Now().UTC()
+	result := state.Failed
+	exit := code
+	var marker string
+	switch {
+	case timedOut:
+	case c.Done[code]:
+		result, exit, marker = state.Done, 0, state.MarkerDone
+		reason = fmt.Sprintf("done-code %d: job drained; runs again only after `tickgate clear %s`", code, c.Job)
+	case c.OK[code]:
+		result, exit = state.Success, 0
+	case c.Halt[code]:
+		result, marker = state.Halted, state.MarkerHalted
+		reason = fmt.Sprintf("halt-code %d: job halted; runs again only after `tickgate clear %s`", code, c.Job)
+	}
+	if result == state.Failed && reason == "" {
+		reason = fmt.Sprintf("exit code %d is not an ok code", code)
+	}
+	st, err := r.store.Update(context.Background(), c.Job, func(s *state.State) {
+		s.Lock = c.Lock
+		s.RunsTotal++
+		if result == state.Success || result == state.Done {
+			s.ConsecutiveFailures = 0
+			s.LastSuccessAt = &now
+		} else {
+			s.ConsecutiveFailures++
+			s.FailuresTotal++
+			if result == state.Failed && c.HaltAfter > 0 && s.ConsecutiveFailures >= c.HaltAfter {
+				result, marker = state.Halted, state.MarkerHalted
+				reason = fmt.Sprintf("%s; breaker tripped after %d consecutive failures; runs again only after `tickgate clear %s`",
+					reason, s.ConsecutiveFailures, c.Job)
+			}
+		}
+		r.setRun(s, result, reason, now, code)
+	})
+	return r.record(st, err, result, reason, exit, marker, code)
+}
+
+func (r *runner) setRun(s *state.State, result, reason string, now time.Time, code int) {
+	run := state.Run{RunID: r.runID, Result: result, Reason: reason, StartedAt: &r.started,
+		FinishedAt: &now, DurationSeconds: now.Sub(r.started).Seconds(), ExitCode: &code}
+	s.Run = run
+	s.LastRun = &run
+	s.PID, s.PIDStart, s.HelperPID, s.HelperPIDStart = 0, 0, 0, 0
+}
+
+// finishInterrupted records a tick stopped by a signal to the helper. ran says
+// the command had started; childCode is then its exit code.
+func (r *runner) finishInterrupted(sig os.Signal, ran bool, childCode int) (Outcome, error) {
+	signo := 15
+	if s, ok := sig.(syscall.Signal); ok {
+		signo = int(s)
+	}
+	exit := 128 + signo
+	reason := fmt.Sprintf("%s received; forwarded to the job's process group", sig)
+	if !ran {
+		reason = fmt.Sprintf("%s received before the job started", sig)
+	}
+	now := time.Now().UTC()
+	if !ran {
+		childCode = exit
+	}
+	st, err := r.store.Update(context.Background(), r.c.Job, func(s *state.State) {
+		s.Lock = r.c.Lock
+		if ran {
+			s.RunsTotal++
+			r.setRun(s, state.Interrupted, reason, now, childCode)
+		} else {
+			run := state.Run{RunID: r.runID, Result: state.Interrupted, Reason: reason, StartedAt: &r.started, FinishedAt: &now, ExitCode: &exit}
+			if !s.IsRunning() || s.RunID == r.runID {
+				s.Run = run
+				s.PID, s.PIDStart, s.HelperPID, s.HelperPIDStart = 0, 0, 0, 0
+			}
+		}
+	})
+	return r.record(st, err, state.Interrupted, reason, exit, "", childCode)
+}
+
+// skip records a tick that did not run the command.
+func (r *runner) skip(code int, reason string) (Outcome, error) {
+	now := time.Now().UTC()
+	st, err := r.store.Update(context.Background(), r.c.Job, func(s *state.State) {
+		s.Lock = r.c.Lock
+		s.SkipsTotal++
+		s.LastSkip = &state.Skip{At: now, Reason: reason}
+		if s.IsRunning() && s.RunID != r.runID {
+			return // another run of this job is in progress: keep its record
+		}
+		c := code
+		s.Run = state.Run{RunID: r.runID, Result: state.Skipped, Reason: reason, StartedAt: &now, FinishedAt: &now, ExitCode: &c}
+		s.PID, s.PIDStart, s.HelperPID, s.HelperPIDStart = 0, 0, 0, 0
+	})
+	return r.record(st, err, state.Skipped, reason, code, "", code)
+}
+
+// record writes the marker (if any) and metrics, and reports the tick.
+func (r *runner) record(st *state.State, stateErr error, result, reason string, exit int, marker string, childCode int) (Outcome, error) {
+	c := r.c
+	out := Outcome{Result: result, Reason: reason, ExitCode: exit}
+	errs := []error{}
+	if stateErr != nil {
+		errs = append(errs, fmt.Errorf("write state: %w", stateErr))
+	}
+	if marker != "" {
+		cc := childCode
+		if err := r.store.WriteMarker(c.Job, marker, state.Marker{At: time.Now().UTC(), Reason: reason, ExitCode: &cc, RunID: r.runID}); err != nil {
+			errs = append(errs, fmt.Errorf("write %s marker: %w", marker, err))
+		}
+	}
+	if c.MetricsDir != "" && st != nil {
+		if merr := r.writeMetrics(st); merr != nil {
+			errs = append(errs, fmt.Errorf("write metrics: %w", merr))
+		}
+	}
+	r.rep.Tick(report.Entry{Job: c.Job, Lock: c.Lock, Result: result, Reason: reason, RunID: r.runID,
+		ExitCode: exit, DurationSec: time.Since(r.started).Seconds()})
+	if len(errs) > 0 {
+		return out, fmt.Errorf("job %s: %w", c.Job, errors.Join(errs...))
+	}
+	return out, nil
+}
+
+func (r *runner) writeMetrics(st *state.State) error {
+	if err := os.MkdirAll(r.c.MetricsDir, 0o755); err != nil {
+		return err
+	}
+	exists := func(name string) bool {
+		_, err := os.Stat(r.store.MarkerPath(r.c.Job, name))
+		return err == nil
+	}
+	return metrics.Write(r.c.MetricsDir, metrics.Snapshot{State: st, Done: exists(state.MarkerDone),
+		Halted: exists(state.MarkerHalted), Heartbeat: time.Now()})
+}
+
+func newRunID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
