@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -57,24 +58,38 @@ func (p *Problem) Unwrap() error { return p.Err }
 // Load reads and checks the gate file. A missing file yields an open gate and
 // exists=false. Any other failure is a *Problem.
 func Load(path string) (g *Gate, exists bool, err error) {
-	f, err := os.Open(path)
+	// Stat before opening: opening a FIFO or device left at the path would
+	// block or misbehave, and every job tick reads this file.
+	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &Gate{Paused: map[string]Pause{}}, false, nil
 	}
 	if err != nil {
 		return nil, true, &Problem{"unreadable", path, err}
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, true, &Problem{"unreadable", path, err}
-	}
 	if err := checkSecure(fi); err != nil {
 		return nil, true, &Problem{"insecure", path, err}
 	}
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(f); err != nil {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
 		return nil, true, &Problem{"unreadable", path, err}
+	}
+	defer f.Close()
+	if fi2, err := f.Stat(); err != nil || !os.SameFile(fi, fi2) {
+		// Replaced between stat and open: judge the file we actually opened.
+		if err != nil {
+			return nil, true, &Problem{"unreadable", path, err}
+		}
+		if err := checkSecure(fi2); err != nil {
+			return nil, true, &Problem{"insecure", path, err}
+		}
+	}
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(io.LimitReader(f, maxSize+1)); err != nil {
+		return nil, true, &Problem{"unreadable", path, err}
+	}
+	if buf.Len() > maxSize {
+		return nil, true, &Problem{"malformed", path, fmt.Errorf("larger than %d bytes", maxSize)}
 	}
 	g, err = parse(buf.Bytes())
 	if err != nil {
@@ -82,6 +97,9 @@ func Load(path string) (g *Gate, exists bool, err error) {
 	}
 	return g, true, nil
 }
+
+// maxSize bounds what a tick reads: a gate file is a few hundred bytes.
+const maxSize = 1 << 20
 
 func checkSecure(fi fs.FileInfo) error {
 	if !fi.Mode().IsRegular() {

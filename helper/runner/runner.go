@@ -247,6 +247,12 @@ func (r *runner) execute(lf *os.File) (Outcome, error) {
 		select {
 		case err := <-waitCh:
 			code := exitCodeOf(cmd.ProcessState, err)
+			if gotSig != nil || timedOut {
+				// Stragglers of a stopped run (e.g. background jobs that
+				// ignore SIGINT) would keep the lock: they get the rest of
+				// the grace, then SIGKILL.
+				killStragglers(pid, killC)
+			}
 			switch {
 			case gotSig != nil:
 				return r.finishInterrupted(gotSig, true, code)
@@ -268,6 +274,24 @@ func (r *runner) execute(lf *os.File) (Outcome, error) {
 		case <-killC:
 			_ = syscall.Kill(-pid, syscall.SIGKILL)
 			killC = nil
+		}
+	}
+}
+
+// killStragglers waits for the process group to empty until killC fires,
+// then SIGKILLs what is left of it.
+func killStragglers(pgid int, killC <-chan time.Time) {
+	if killC == nil {
+		return // the group has already been SIGKILLed
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for syscall.Kill(-pgid, 0) == nil {
+		select {
+		case <-killC:
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			return
+		case <-tick.C:
 		}
 	}
 }

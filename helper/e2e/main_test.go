@@ -1,0 +1,171 @@
+// Package e2e tests the built tickgate binary with real processes, files,
+// locks and signals.
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tickgate/tickgate/helper/proc"
+	"github.com/tickgate/tickgate/helper/state"
+)
+
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "tickgate-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	bin = filepath.Join(dir, "tickgate")
+	build := exec.Command("go", "build", "-o", bin, "github.com/tickgate/tickgate/helper/cmd/tickgate")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building tickgate:", err)
+		os.Exit(2)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// env is one isolated tickgate installation in a temp dir.
+type env struct {
+	t                                       *testing.T
+	dir, stateDir, lockDir, gate, metricDir string
+	extraEnv                                []string
+}
+
+func newEnv(t *testing.T) *env {
+	d := t.TempDir()
+	return &env{t: t, dir: d, stateDir: d + "/state", lockDir: d + "/lock", gate: d + "/gate.json", metricDir: d + "/metrics"}
+}
+
+func (e *env) cmd(args ...string) *exec.Cmd {
+	c := exec.Command(bin, args...)
+	base := []string{}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TICKGATE_") && !strings.HasPrefix(kv, "JOURNAL_STREAM=") && !strings.HasPrefix(kv, "NOTIFY_SOCKET=") {
+			base = append(base, kv)
+		}
+	}
+	c.Env = append(base, "TICKGATE_STATE_DIR="+e.stateDir, "TICKGATE_LOCK_DIR="+e.lockDir,
+		"TICKGATE_GATE="+e.gate, "TICKGATE_METRICS_DIR="+e.metricDir)
+	c.Env = append(c.Env, e.extraEnv...)
+	return c
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func (e *env) run(args ...string) result {
+	e.t.Helper()
+	c := e.cmd(args...)
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	err := c.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			e.t.Fatalf("running %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return result{code, out.String(), errb.String()}
+}
+
+func (e *env) mustCode(want int, args ...string) result {
+	e.t.Helper()
+	r := e.run(args...)
+	if r.code != want {
+		e.t.Fatalf("tickgate %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, want, r.stdout, r.stderr)
+	}
+	return r
+}
+
+func (e *env) state(job string) *state.State {
+	e.t.Helper()
+	st, err := state.Store{Dir: e.stateDir}.Load(job)
+	if err != nil {
+		e.t.Fatalf("state of %s: %v", job, err)
+	}
+	if st == nil {
+		e.t.Fatalf("no state for %s", job)
+	}
+	return st
+}
+
+func (e *env) writeGate(content string) {
+	e.t.Helper()
+	if err := os.WriteFile(e.gate, []byte(content), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// waitFor polls cond up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// childPID waits until the job's state names a running child and returns it.
+func (e *env) childPID(job string) int {
+	e.t.Helper()
+	var pid int
+	waitFor(e.t, job+" child pid in state.json", func() bool {
+		st, err := state.Store{Dir: e.stateDir}.Load(job)
+		if err == nil && st != nil && st.Result == state.Running && st.PID > 0 {
+			pid = st.PID
+			return true
+		}
+		return false
+	})
+	return pid
+}
+
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ee.ExitCode()
+	}
+	return -1
+}
+
+func groupGone(pgid int) bool {
+	return syscall.Kill(-pgid, 0) == syscall.ESRCH
+}
+
+func alive(pid int) bool { return proc.Alive(pid, 0) }
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		t.Fatalf("%s does not parse: %v\n%s", path, err, data)
+	}
+}
