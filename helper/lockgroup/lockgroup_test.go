@@ -3,6 +3,7 @@ package lockgroup
 import (
 	"context"
 	"errors"
+	"os"
 	"testing"
 	"time"
 )
@@ -56,5 +57,33 @@ func TestAcquireCancelled(t *testing.T) {
 	cancel()
 	if _, err := Acquire(ctx, dir, "g", time.Hour); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
+	}
+}
+
+func TestHeldReadsProcLocks(t *testing.T) {
+	dir := t.TempDir()
+	if h, err := Held(dir); err != nil || len(h) != 0 {
+		t.Fatalf("empty dir: %v %v", h, err)
+	}
+	a, err := Acquire(context.Background(), dir, "a", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Acquire(context.Background(), dir, "b", 0)
+	b.Close() // b's file exists but is free
+	h, err := Held(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != 1 || h[0].Name != "a" || h[0].PID != os.Getpid() {
+		t.Fatalf("Held = %+v, want only a held by pid %d", h, os.Getpid())
+	}
+	// Held must not take the lock: a try-lock after it still fails for a.
+	if _, err := Acquire(context.Background(), dir, "a", 0); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a not busy after Held: %v", err)
+	}
+	a.Close()
+	if h, _ := Held(dir); len(h) != 0 {
+		t.Fatalf("after release: %+v", h)
 	}
 }

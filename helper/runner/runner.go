@@ -90,14 +90,13 @@ func Run(ctx context.Context, c Config) (Outcome, error) {
 
 	// 1. Markers: a drained or halted job stays stopped until an operator clears it.
 	for _, name := range []string{state.MarkerDone, state.MarkerHalted} {
-		m, _ := r.store.ReadMarker(c.Job, name)
-		if m != nil {
+		if m, _ := r.store.ReadMarker(c.Job, name); m != nil {
 			return r.skip(exitcode.Skipped, name+": "+m.Reason)
 		}
 	}
 
 	// 2. Gate.
-	if out, stop, err := r.checkGate(false); stop {
+	if out, stop, err := r.checkGate(true); stop {
 		return out, err
 	}
 
@@ -110,26 +109,17 @@ func Run(ctx context.Context, c Config) (Outcome, error) {
 	case errors.Is(err, lockgroup.ErrBusy):
 		return r.skip(exitcode.Skipped, fmt.Sprintf("lock-busy: lock group %s is held by another run", c.Lock))
 	case ctx.Err() != nil:
-		sig := r.pendingSignal(100 * time.Millisecond)
-		return r.finishInterrupted(sig, false, 0)
+		return r.finishInterrupted(r.pendingSignal(100*time.Millisecond), false, 0)
 	case err != nil:
 		return Outcome{}, fmt.Errorf("job %s: %w", c.Job, err)
 	}
 	defer lf.Close()
 
-	// 4. Record "running" (visible to drain), then look at the gate again:
-	// a closure that landed after the first check but before drain looked
-	// must still stop this run. Only in that race does a skip hold the lock,
-	// for the few milliseconds of the re-check.
-	if _, err := r.store.Update(context.Background(), c.Job, func(s *state.State) {
-		s.Lock = c.Lock
-		s.Run = state.Run{RunID: r.runID, Result: state.Running, StartedAt: &r.started}
-		s.PID, s.PIDStart = 0, 0
-		s.HelperPID, s.HelperPIDStart = os.Getpid(), proc.StartTime(os.Getpid())
-	}); err != nil {
-		return Outcome{}, fmt.Errorf("job %s: write state: %w", c.Job, err)
-	}
-	if out, stop, err := r.checkGate(true); stop {
+	// 4. Look at the gate again now that the lock is held. Drain counts a
+	// held group lock as a running job, so a closure that landed after the
+	// first check either is seen here or drain waits for this run. Only in
+	// that race does a skip hold the lock, for the moment of the re-check.
+	if out, stop, err := r.checkGate(false); stop {
 		return out, err
 	}
 	if sig := r.pendingSignal(0); sig != nil {
@@ -140,29 +130,28 @@ func Run(ctx context.Context, c Config) (Outcome, error) {
 	return r.execute(lf)
 }
 
-// checkGate applies the gate. own says this run already holds the lock and
-// wrote the running record.
-func (r *runner) checkGate(own bool) (Outcome, bool, error) {
+// checkGate applies the gate; warn says to print the --gate-fail open warning.
+func (r *runner) checkGate(warn bool) (Outcome, bool, error) {
 	g, _, err := gate.Load(r.c.GatePath)
 	if err != nil {
 		if !r.c.GateFailOpen {
 			out, err := r.skip(exitcode.GateBad, "gate-unusable: "+err.Error())
 			return out, true, err
 		}
-		if !own {
+		if warn {
 			r.rep.Warn("job=%s: %v; running anyway (--gate-fail open)", r.c.Job, err)
 		}
 		return Outcome{}, false, nil
 	}
-	d := g.Evaluate(r.c.Job, time.Now(), r.c.ExpectedRuntime)
-	if !d.Allowed {
+	if d := g.Evaluate(r.c.Job, time.Now(), r.c.ExpectedRuntime); !d.Allowed {
 		out, err := r.skip(exitcode.Skipped, d.Reason)
 		return out, true, err
 	}
 	return Outcome{}, false, nil
 }
 
-// pendingSignal returns a signal already delivered, waiting up to wait.
+// pendingSignal returns a signal already delivered, waiting up to wait; with
+// wait > 0 and none seen, a cancelled context counts as SIGTERM.
 func (r *runner) pendingSignal(wait time.Duration) os.Signal {
 	if wait <= 0 {
 		select {
@@ -176,7 +165,7 @@ func (r *runner) pendingSignal(wait time.Duration) os.Signal {
 	case s := <-r.sigCh:
 		return s
 	case <-time.After(wait):
-		return syscall.SIGTERM // cancelled without a signal we saw: treat as a stop request
+		return syscall.SIGTERM
 	}
 }
 
@@ -216,14 +205,18 @@ func (r *runner) execute(lf *os.File) (Outcome, error) {
 		return r.finishRun(code, fmt.Sprintf("cannot start %q: %v", c.Argv[0], err), false)
 	}
 	pid := cmd.Process.Pid
-	pidStart := proc.StartTime(pid)
-	if _, err := r.store.Update(context.Background(), c.Job, func(s *state.State) {
-		if s.RunID == r.runID {
-			s.PID, s.PIDStart = pid, pidStart
-		}
-	}); err != nil {
-		r.rep.Warn("job=%s: recording pid %d: %v", c.Job, pid, err)
-	}
+
+	// Record "running" while the command runs, off the critical path.
+	recorded := make(chan error, 1)
+	go func() {
+		_, err := r.store.Update(context.Background(), c.Job, func(s *state.State) {
+			s.Lock = c.Lock
+			s.Run = state.Run{RunID: r.runID, Result: state.Running, StartedAt: &r.started}
+			s.PID, s.PIDStart = pid, proc.StartTime(pid)
+			s.HelperPID, s.HelperPIDStart = os.Getpid(), proc.StartTime(os.Getpid())
+		})
+		recorded <- err
+	}()
 	report.Status("running %s pid %d (lock %s)", c.Job, pid, c.Lock)
 
 	waitCh := make(chan error, 1)
@@ -252,6 +245,9 @@ func (r *runner) execute(lf *os.File) (Outcome, error) {
 				// ignore SIGINT) would keep the lock: they get the rest of
 				// the grace, then SIGKILL.
 				killStragglers(pid, killC)
+			}
+			if err := <-recorded; err != nil {
+				r.rep.Warn("job=%s: recording the running state: %v", c.Job, err)
 			}
 			switch {
 			case gotSig != nil:
@@ -328,8 +324,7 @@ func (r *runner) finishRun(code int, reason string, timedOut bool) (Outcome, err
 	if result == state.Failed && reason == "" {
 		reason = fmt.Sprintf("exit code %d is not an ok code", code)
 	}
-	st, err := r.store.Update(context.Background(), c.Job, func(s *state.State) {
-		s.Lock = c.Lock
+	return r.record(func(s *state.State) {
 		s.RunsTotal++
 		if result == state.Success || result == state.Done {
 			s.ConsecutiveFailures = 0
@@ -344,8 +339,7 @@ func (r *runner) finishRun(code int, reason string, timedOut bool) (Outcome, err
 			}
 		}
 		r.setRun(s, result, reason, now, code)
-	})
-	return r.record(st, err, result, reason, exit, marker, code)
+	}, &result, &reason, &marker, exit, code)
 }
 
 func (r *runner) setRun(s *state.State, result, reason string, now time.Time, code int) {
@@ -359,75 +353,81 @@ func (r *runner) setRun(s *state.State, result, reason string, now time.Time, co
 // finishInterrupted records a tick stopped by a signal to the helper. ran says
 // the command had started; childCode is then its exit code.
 func (r *runner) finishInterrupted(sig os.Signal, ran bool, childCode int) (Outcome, error) {
-	signo := 15
+	signo := int(syscall.SIGTERM)
 	if s, ok := sig.(syscall.Signal); ok {
 		signo = int(s)
 	}
 	exit := 128 + signo
+	result := state.Interrupted
 	reason := fmt.Sprintf("%s received; forwarded to the job's process group", sig)
 	if !ran {
 		reason = fmt.Sprintf("%s received before the job started", sig)
-	}
-	now := time.Now().UTC()
-	if !ran {
 		childCode = exit
 	}
-	st, err := r.store.Update(context.Background(), r.c.Job, func(s *state.State) {
-		s.Lock = r.c.Lock
+	now := time.Now().UTC()
+	noMarker := ""
+	return r.record(func(s *state.State) {
 		if ran {
 			s.RunsTotal++
-			r.setRun(s, state.Interrupted, reason, now, childCode)
-		} else {
-			run := state.Run{RunID: r.runID, Result: state.Interrupted, Reason: reason, StartedAt: &r.started, FinishedAt: &now, ExitCode: &exit}
-			if !s.IsRunning() || s.RunID == r.runID {
-				s.Run = run
-				s.PID, s.PIDStart, s.HelperPID, s.HelperPIDStart = 0, 0, 0, 0
-			}
+			r.setRun(s, result, reason, now, childCode)
+		} else if !s.IsRunning() {
+			s.Run = state.Run{RunID: r.runID, Result: result, Reason: reason, StartedAt: &r.started, FinishedAt: &now, ExitCode: &exit}
 		}
-	})
-	return r.record(st, err, state.Interrupted, reason, exit, "", childCode)
+	}, &result, &reason, &noMarker, exit, childCode)
 }
 
 // skip records a tick that did not run the command.
 func (r *runner) skip(code int, reason string) (Outcome, error) {
 	now := time.Now().UTC()
-	st, err := r.store.Update(context.Background(), r.c.Job, func(s *state.State) {
-		s.Lock = r.c.Lock
+	result, noMarker := state.Skipped, ""
+	return r.record(func(s *state.State) {
 		s.SkipsTotal++
 		s.LastSkip = &state.Skip{At: now, Reason: reason}
-		if s.IsRunning() && s.RunID != r.runID {
+		if s.IsRunning() {
 			return // another run of this job is in progress: keep its record
 		}
 		c := code
 		s.Run = state.Run{RunID: r.runID, Result: state.Skipped, Reason: reason, StartedAt: &now, FinishedAt: &now, ExitCode: &c}
 		s.PID, s.PIDStart, s.HelperPID, s.HelperPIDStart = 0, 0, 0, 0
-	})
-	return r.record(st, err, state.Skipped, reason, code, "", code)
+	}, &result, &reason, &noMarker, code, code)
 }
 
-// record writes the marker (if any) and metrics, and reports the tick.
-func (r *runner) record(st *state.State, stateErr error, result, reason string, exit int, marker string, childCode int) (Outcome, error) {
+// record applies fn to the job's state and writes, in this order: the marker
+// (if fn decided on one), then state.json and the metrics file together. It
+// then reports the tick. result, reason and marker are read after fn ran,
+// which may change them (the breaker).
+func (r *runner) record(fn func(*state.State), result, reason, marker *string, exit, childCode int) (Outcome, error) {
 	c := r.c
-	out := Outcome{Result: result, Reason: reason, ExitCode: exit}
-	errs := []error{}
-	if stateErr != nil {
-		errs = append(errs, fmt.Errorf("write state: %w", stateErr))
+	hooks := state.Hooks{
+		Before: func(*state.State) error {
+			if *marker == "" {
+				return nil
+			}
+			cc := childCode
+			err := r.store.WriteMarker(c.Job, *marker, state.Marker{At: time.Now().UTC(), Reason: *reason, ExitCode: &cc, RunID: r.runID})
+			if err != nil {
+				return fmt.Errorf("write %s marker: %w", *marker, err)
+			}
+			return nil
+		},
 	}
-	if marker != "" {
-		cc := childCode
-		if err := r.store.WriteMarker(c.Job, marker, state.Marker{At: time.Now().UTC(), Reason: reason, ExitCode: &cc, RunID: r.runID}); err != nil {
-			errs = append(errs, fmt.Errorf("write %s marker: %w", marker, err))
+	if c.MetricsDir != "" {
+		hooks.Along = func(st *state.State) error {
+			if err := r.writeMetrics(st); err != nil {
+				return fmt.Errorf("write metrics: %w", err)
+			}
+			return nil
 		}
 	}
-	if c.MetricsDir != "" && st != nil {
-		if merr := r.writeMetrics(st); merr != nil {
-			errs = append(errs, fmt.Errorf("write metrics: %w", merr))
-		}
-	}
-	r.rep.Tick(report.Entry{Job: c.Job, Lock: c.Lock, Result: result, Reason: reason, RunID: r.runID,
+	_, err := r.store.UpdateWith(context.Background(), c.Job, func(s *state.State) {
+		s.Lock = c.Lock
+		fn(s)
+	}, hooks)
+	r.rep.Tick(report.Entry{Job: c.Job, Lock: c.Lock, Result: *result, Reason: *reason, RunID: r.runID,
 		ExitCode: exit, DurationSec: time.Since(r.started).Seconds()})
-	if len(errs) > 0 {
-		return out, fmt.Errorf("job %s: %w", c.Job, errors.Join(errs...))
+	out := Outcome{Result: *result, Reason: *reason, ExitCode: exit}
+	if err != nil {
+		return out, fmt.Errorf("job %s: recording the outcome: %w", c.Job, err)
 	}
 	return out, nil
 }

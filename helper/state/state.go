@@ -150,6 +150,21 @@ func (s Store) Load(job string) (*State, error) {
 // Update applies fn to the current state (a fresh one if none) under the
 // job's state lock and writes it atomically.
 func (s Store) Update(ctx context.Context, job string, fn func(*State)) (*State, error) {
+	return s.UpdateWith(ctx, job, fn, Hooks{})
+}
+
+// Hooks run inside UpdateWith, under the job's state lock, on the new state.
+type Hooks struct {
+	// Before runs before state.json is written (e.g. a marker that must be
+	// durable before the state that reports it).
+	Before func(*State) error
+	// Along runs concurrently with the write of state.json (e.g. metrics in
+	// another directory), on a copy of the new state.
+	Along func(*State) error
+}
+
+// UpdateWith is Update with hooks; their errors are joined with the write's.
+func (s Store) UpdateWith(ctx context.Context, job string, fn func(*State), h Hooks) (*State, error) {
 	lk := flock.New(filepath.Join(s.JobDir(job), ".state.lock"), flock.SetPermissions(0o644))
 	if _, err := lk.TryLockContext(ctx, 2*time.Millisecond); err != nil {
 		return nil, fmt.Errorf("state lock for job %s: %w", job, err)
@@ -171,7 +186,20 @@ func (s Store) Update(ctx context.Context, job string, fn func(*State)) (*State,
 	if err != nil {
 		return nil, err
 	}
-	return cur, fsutil.WriteAtomic(s.statePath(job), append(data, '\n'), 0o644, fsutil.NoOwner)
+	if h.Before != nil {
+		if err := h.Before(cur); err != nil {
+			return cur, err
+		}
+	}
+	alongErr := make(chan error, 1)
+	if h.Along != nil {
+		snapshot := *cur
+		go func() { alongErr <- h.Along(&snapshot) }()
+	} else {
+		alongErr <- nil
+	}
+	werr := fsutil.WriteAtomic(s.statePath(job), append(data, '\n'), 0o644, fsutil.NoOwner)
+	return cur, errors.Join(werr, <-alongErr)
 }
 
 // ReadMarker returns the marker, or nil if absent. A marker that exists but
