@@ -77,7 +77,7 @@ through the environment variables shown, as the units do with Environment=.`,
 	}
 	app.Commands = append(app.Commands, opsCommands(e)...)
 	for _, c := range app.Commands {
-		setUsageHandler(c)
+		configure(c)
 	}
 	app.CommandNotFound = func(c *ucli.Context, name string) {}
 	app.Action = func(c *ucli.Context) error {
@@ -89,10 +89,14 @@ through the environment variables shown, as the units do with Environment=.`,
 	return app
 }
 
-func setUsageHandler(c *ucli.Command) {
+// configure gives every command our usage-error mapping and removes the
+// "help"/"h" subcommand urfave/cli would add: with it, a job named "h" or
+// "help" would print help instead of running (--help still works).
+func configure(c *ucli.Command) {
 	c.OnUsageError = usageErr
+	c.HideHelpCommand = true
 	for _, s := range c.Subcommands {
-		setUsageHandler(s)
+		configure(s)
 	}
 }
 

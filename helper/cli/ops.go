@@ -1,5 +1,347 @@
 package cli
 
-import ucli "github.com/urfave/cli/v2"
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
 
-func opsCommands(e *env) []*ucli.Command { return nil }
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/tickgate/tickgate/helper/exitcode"
+	"github.com/tickgate/tickgate/helper/metrics"
+	"github.com/tickgate/tickgate/helper/state"
+	"github.com/tickgate/tickgate/helper/status"
+)
+
+// DrainPoll is how often drain looks again; it reacts within one poll.
+const DrainPoll = 50 * time.Millisecond
+
+func opsCommands(e *env) []*ucli.Command {
+	return []*ucli.Command{gateCommand(e), drainCommand(e), statusCommand(e), clearCommand(e), haltCommand(e)}
+}
+
+func drainCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name:      "drain",
+		Usage:     "wait until no job on this host is running",
+		UsageText: "tickgate drain [--timeout DURATION] [--json]",
+		Description: `Exits 0 once nothing runs (within 50 ms of the last job ending), or 1 at
+the timeout, listing what still runs with pid and how long it has run. A job
+counts as running while its state says so and its process lives, or while its
+lock group's lock is held. Drain takes no lock, so it never makes a job skip;
+close the gate first so that no new job starts.
+Example: tickgate gate close --reason deploy --token $ID && tickgate drain --timeout 10m`,
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "timeout", Value: "0", Usage: "give up after `DURATION` (0: wait forever)"},
+			&ucli.BoolFlag{Name: "json", Usage: `print {"drained": bool, "waited_seconds": n, "running": [...]}`},
+		},
+		Action: func(c *ucli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			timeout, err := durationFlag(c, "timeout")
+			if err != nil {
+				return exitcode.UsageError("%v", err)
+			}
+			g := getGlobals(c)
+			start := time.Now()
+			ctx := c.Context
+			if timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
+			var running []status.Running
+			for {
+				running, err = status.FindRunning(state.Store{Dir: g.StateDir}, g.LockDir, time.Now())
+				if err != nil {
+					return exitcode.New(exitcode.Software, "drain: %v", err)
+				}
+				if len(running) == 0 || ctx.Err() != nil {
+					break
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(DrainPoll):
+				}
+			}
+			drained := len(running) == 0
+			if c.Bool("json") {
+				if err := printJSON(e.stdout, map[string]any{"drained": drained,
+					"waited_seconds": time.Since(start).Seconds(), "running": nonNil(running)}); err != nil {
+					return err
+				}
+			} else if drained {
+				fmt.Fprintf(e.stdout, "drained: no job running (waited %s)\n", time.Since(start).Round(time.Millisecond))
+			} else {
+				fmt.Fprintf(e.stdout, "not drained after %s; still running:\n", time.Since(start).Round(time.Millisecond))
+				for _, r := range running {
+					fmt.Fprintf(e.stdout, "  %s\n", describeRunning(r))
+				}
+			}
+			if !drained {
+				names := make([]string, 0, len(running))
+				for _, r := range running {
+					names = append(names, describeRunning(r))
+				}
+				return exitcode.New(exitcode.Failure, "drain timed out after %s; still running: %s", timeout, strings.Join(names, "; "))
+			}
+			return nil
+		},
+	}
+}
+
+func nonNil(r []status.Running) []status.Running {
+	if r == nil {
+		return []status.Running{}
+	}
+	return r
+}
+
+func describeRunning(r status.Running) string {
+	if r.Job == "" {
+		return fmt.Sprintf("lock group %s held by pid %d", r.Lock, r.PID)
+	}
+	return fmt.Sprintf("%s (pid %d, running %s, lock %s)", r.Job, r.PID, time.Duration(r.RunningSeconds*float64(time.Second)).Round(time.Second), r.Lock)
+}
+
+func statusCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name:      "status",
+		Usage:     "one view of the gate, every job's timer, last result, markers and running pid",
+		UsageText: "tickgate status [--json] [--no-systemd] [JOB...]",
+		Description: `Jobs are those with a state directory and those with a tickgate-JOB.timer
+unit (read from systemd over D-Bus when reachable; without systemd the timer
+columns are empty). --json prints the stable schema documented in README.md.
+Example: tickgate status --json | jq '.jobs[] | select(.halted != null) | .job'`,
+		Flags: []ucli.Flag{
+			&ucli.BoolFlag{Name: "json", Usage: "print JSON (schema 1)"},
+			&ucli.BoolFlag{Name: "no-systemd", Usage: "do not ask systemd for timers"},
+		},
+		Action: func(c *ucli.Context) error {
+			jobs := c.Args().Slice()
+			for _, j := range jobs {
+				if err := checkJobName(j); err != nil {
+					return err
+				}
+			}
+			g := getGlobals(c)
+			rep, err := status.Collect(c.Context, status.Options{Store: state.Store{Dir: g.StateDir}, GatePath: g.Gate, Jobs: jobs, Systemd: !c.Bool("no-systemd")})
+			if err != nil {
+				return exitcode.New(exitcode.Software, "status: %v", err)
+			}
+			if c.Bool("json") {
+				return printJSON(e.stdout, rep)
+			}
+			printStatus(e.stdout, rep)
+			return nil
+		},
+	}
+}
+
+func short(t *time.Time, now time.Time) string {
+	if t == nil || t.IsZero() {
+		return "-"
+	}
+	d := t.Sub(now).Round(time.Second)
+	if d == 0 {
+		return "now"
+	}
+	if d > 0 {
+		return "in " + d.String()
+	}
+	return (-d).String() + " ago"
+}
+
+func printStatus(w io.Writer, rep *status.Report) {
+	now := rep.GeneratedAt
+	printGate(w, rep.Gate, now)
+	if rep.Systemd.Error != "" {
+		fmt.Fprintf(w, "systemd: %s (timer columns empty)\n", rep.Systemd.Error)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "JOB\tNEXT\tLAST RUN\tRESULT\tLAST SUCCESS\tFAILS\tMARKER\tPID\tLOCK\tREASON")
+	for _, j := range rep.Jobs {
+		next := "-"
+		if j.Timer != nil {
+			next = short(j.Timer.NextElapse, now)
+			if j.Timer.ActiveState != "active" {
+				next = "timer " + j.Timer.ActiveState
+			}
+		}
+		var lastRun *time.Time
+		if j.LastRun != nil {
+			lastRun = j.LastRun.StartedAt
+		}
+		marker := "-"
+		switch {
+		case j.Halted != nil:
+			marker = "halted: " + j.Halted.Reason
+		case j.Done != nil:
+			marker = "done"
+		case j.Paused != nil:
+			marker = "paused: " + j.Paused.Reason
+		}
+		pid := "-"
+		if j.PID != nil {
+			pid = fmt.Sprint(*j.PID)
+		}
+		result := orDash(j.Result)
+		if j.ExitCode != nil && j.Result != state.Running {
+			result = fmt.Sprintf("%s (%d)", result, *j.ExitCode)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", j.Job, next, short(lastRun, now), result,
+			short(j.LastSuccessAt, now), j.ConsecutiveFailures, clip(marker, 40), pid, j.Lock, clip(orDash(j.Reason), 60))
+	}
+	tw.Flush()
+	if len(rep.Jobs) == 0 {
+		fmt.Fprintln(w, "(no jobs known: no state under the state dir and no tickgate-*.timer units)")
+	}
+}
+
+func clip(s string, n int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+func knownJob(c *ucli.Context, store state.Store) (string, error) {
+	if c.NArg() != 1 {
+		return "", exitcode.UsageError("give exactly one JOB (flags go before it)")
+	}
+	job := c.Args().First()
+	if err := checkJobName(job); err != nil {
+		return "", err
+	}
+	if !store.Known(job) {
+		return "", exitcode.UsageError("unknown job %q: no %s", job, store.JobDir(job))
+	}
+	return job, nil
+}
+
+func clearCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name:      "clear",
+		Usage:     "re-arm a job: remove its done and/or halted markers",
+		UsageText: "tickgate clear [--done] [--halted] JOB",
+		Description: `Without --done or --halted, removes both. Removing halted also resets the
+consecutive-failure count, so the breaker does not trip again at once.
+Example: tickgate clear --halted backfill`,
+		Flags: []ucli.Flag{
+			&ucli.BoolFlag{Name: "done", Usage: "remove the done marker"},
+			&ucli.BoolFlag{Name: "halted", Usage: "remove the halted marker"},
+		},
+		Action: func(c *ucli.Context) error {
+			g := getGlobals(c)
+			store := state.Store{Dir: g.StateDir}
+			job, err := knownJob(c, store)
+			if err != nil {
+				return err
+			}
+			which := []string{}
+			if c.Bool("done") {
+				which = append(which, state.MarkerDone)
+			}
+			if c.Bool("halted") {
+				which = append(which, state.MarkerHalted)
+			}
+			if len(which) == 0 {
+				which = []string{state.MarkerDone, state.MarkerHalted}
+			}
+			var removed []string
+			for _, m := range which {
+				old, _ := store.ReadMarker(job, m)
+				ok, err := store.RemoveMarker(job, m)
+				if err != nil {
+					return exitcode.New(exitcode.Software, "job %s: remove %s marker: %v", job, m, err)
+				}
+				if ok {
+					desc := m
+					if old != nil && old.Reason != "" {
+						desc += fmt.Sprintf(" (was: %s)", old.Reason)
+					}
+					removed = append(removed, desc)
+				}
+			}
+			if err := afterMarkerChange(c.Context, g, store, job, func(s *state.State) {
+				for _, m := range which {
+					if m == state.MarkerHalted {
+						s.ConsecutiveFailures = 0
+					}
+				}
+			}); err != nil {
+				return err
+			}
+			if len(removed) == 0 {
+				fmt.Fprintf(e.stdout, "job %s: nothing to clear (no %s marker)\n", job, strings.Join(which, " or "))
+				return nil
+			}
+			fmt.Fprintf(e.stdout, "job %s: removed %s\n", job, strings.Join(removed, "; "))
+			return nil
+		},
+	}
+}
+
+func haltCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name:      "halt",
+		Usage:     "trip a job's breaker by hand: it skips until `tickgate clear`",
+		UsageText: "tickgate halt --reason TEXT JOB",
+		Description: `A running job is not stopped; its next tick skips, and 'tickgate gate check'
+inside it answers 75 at its next checkpoint.
+Example: tickgate halt --reason "bad upstream data, see INC-42" backfill`,
+		Flags: []ucli.Flag{&ucli.StringFlag{Name: "reason", Usage: "why (required)"}},
+		Action: func(c *ucli.Context) error {
+			reason, err := required(c, "reason")
+			if err != nil {
+				return err
+			}
+			g := getGlobals(c)
+			store := state.Store{Dir: g.StateDir}
+			job, err := knownJob(c, store)
+			if err != nil {
+				return err
+			}
+			m := state.Marker{At: time.Now().UTC(), Reason: "operator: " + reason}
+			if err := store.WriteMarker(job, state.MarkerHalted, m); err != nil {
+				return exitcode.New(exitcode.Software, "job %s: write halted marker: %v", job, err)
+			}
+			if err := afterMarkerChange(c.Context, g, store, job, func(*state.State) {}); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "job %s: halted (%s); `tickgate clear %s` re-arms it\n", job, reason, job)
+			return nil
+		},
+	}
+}
+
+// afterMarkerChange applies fn to the job's state (if it has one) and
+// rewrites its metrics file, so tickgate_done/halted change at once.
+func afterMarkerChange(ctx context.Context, g globals, store state.Store, job string, fn func(*state.State)) error {
+	st, err := store.Load(job)
+	if err != nil || st == nil {
+		return nil // nothing recorded yet: nothing to update
+	}
+	st, err = store.Update(ctx, job, fn)
+	if err != nil {
+		return exitcode.New(exitcode.Software, "job %s: update state: %v", job, err)
+	}
+	if g.MetricsDir == "" {
+		return nil
+	}
+	exists := func(m string) bool { mk, _ := store.ReadMarker(job, m); return mk != nil }
+	hb := time.Now()
+	if st.FinishedAt != nil {
+		hb = *st.FinishedAt // the heartbeat is the last tick, not this command
+	}
+	if err := metrics.Write(g.MetricsDir, metrics.Snapshot{State: st, Done: exists(state.MarkerDone), Halted: exists(state.MarkerHalted), Heartbeat: hb}); err != nil {
+		return exitcode.New(exitcode.Software, "job %s: write metrics: %v", job, err)
+	}
+	return nil
+}

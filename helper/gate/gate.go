@@ -119,13 +119,13 @@ func checkSecure(fi fs.FileInfo) error {
 }
 
 func parse(data []byte) (*Gate, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
 	g := &Gate{}
-	if err := dec.Decode(g); err != nil {
+	if err := json.Unmarshal(data, g); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return nil, fmt.Errorf("%v (at byte %d)", err, se.Offset)
+		}
 		return nil, err
-	}
-	if dec.More() {
-		return nil, errors.New("trailing data after the JSON object")
 	}
 	if g.Paused == nil {
 		g.Paused = map[string]Pause{}

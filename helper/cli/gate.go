@@ -1,0 +1,390 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/tickgate/tickgate/helper/exitcode"
+	"github.com/tickgate/tickgate/helper/gate"
+	"github.com/tickgate/tickgate/helper/state"
+	"github.com/tickgate/tickgate/helper/status"
+	"github.com/tickgate/tickgate/helper/timespec"
+)
+
+var forceFlag = &ucli.BoolFlag{Name: "force", Usage: "replace a gate file that does not parse"}
+
+func gateCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name:  "gate",
+		Usage: "show or change the rollout gate (close all, pause one, announce a rollout)",
+		Description: `The gate file (--gate, default /etc/tickgate/gate.json) is read by every
+tick of every job. Changes are atomic and serialised, keep unknown fields,
+the file's owner and its mode (0644 or stricter). TIME is RFC3339
+(2026-11-23T18:00:00Z) or relative (+30m, "+1h 30min").`,
+		Subcommands: []*ucli.Command{
+			{
+				Name: "show", Usage: "print the gate state", UsageText: "tickgate gate show [--json]",
+				Description: "Example: tickgate gate show --json | jq .gate.paused",
+				Flags:       []ucli.Flag{&ucli.BoolFlag{Name: "json", Usage: "print JSON (the \"gate\" object of status --json)"}},
+				Action: func(c *ucli.Context) error {
+					if err := noArgs(c); err != nil {
+						return err
+					}
+					v := status.ViewGate(getGlobals(c).Gate, time.Now())
+					if c.Bool("json") {
+						if err := printJSON(e.stdout, v); err != nil {
+							return err
+						}
+					} else {
+						printGate(e.stdout, v, time.Now())
+					}
+					if v.State == "unusable" {
+						return exitcode.New(exitcode.GateBad, "%s", v.Error)
+					}
+					return nil
+				},
+			},
+			{
+				Name: "close", Usage: "close the gate for every job", UsageText: "tickgate gate close --reason TEXT [--token T] [--until TIME] [--force]",
+				Description: `A gate that is already closed stays closed as it is (its reason and token
+are kept), so a deploy never takes over an operator's closure.
+Example: tickgate gate close --reason "db failover" --until +2h`,
+				Flags: []ucli.Flag{
+					&ucli.StringFlag{Name: "reason", Usage: "why (required)"},
+					&ucli.StringFlag{Name: "token", Usage: "`T` lets `gate open --token T` reopen only this closure"},
+					&ucli.StringFlag{Name: "until", Usage: "the closure lapses at `TIME`"},
+					forceFlag,
+				},
+				Action: func(c *ucli.Context) error {
+					reason, err := required(c, "reason")
+					if err != nil {
+						return err
+					}
+					now := time.Now().UTC()
+					var until *time.Time
+					if s := c.String("until"); s != "" {
+						t, err := timespec.ParseTime(s, now)
+						if err != nil {
+							return exitcode.UsageError("--until: %v", err)
+						}
+						t = t.UTC()
+						until = &t
+					}
+					if err := noArgs(c); err != nil {
+						return err
+					}
+					msg := ""
+					err = gate.Update(c.Context, getGlobals(c).Gate, c.Bool("force"), func(g *gate.Gate) error {
+						if g.ClosedNow(now) {
+							msg = fmt.Sprintf("gate already closed (reason %q, token %q); left as it is", g.Reason, g.Token)
+							return nil
+						}
+						g.Closed, g.Reason, g.Token, g.Since, g.Until = true, reason, c.String("token"), &now, until
+						msg = fmt.Sprintf("gate closed: %s", reason)
+						return nil
+					})
+					if err != nil {
+						return gateWriteErr(err)
+					}
+					fmt.Fprintln(e.stdout, msg)
+					return nil
+				},
+			},
+			{
+				Name: "open", Usage: "reopen the gate", UsageText: "tickgate gate open [--token T] [--force]",
+				Description: `With --token, reopens only a closure made with that same token and says
+which happened; exits 0 either way.
+Example: tickgate gate open --token deploy-20261123T1000`,
+				Flags: []ucli.Flag{&ucli.StringFlag{Name: "token", Usage: "reopen only a closure made with token `T`"}, forceFlag},
+				Action: func(c *ucli.Context) error {
+					if err := noArgs(c); err != nil {
+						return err
+					}
+					token := c.String("token")
+					msg := ""
+					err := gate.Update(c.Context, getGlobals(c).Gate, c.Bool("force"), func(g *gate.Gate) error {
+						switch {
+						case !g.Closed:
+							msg = "gate already open"
+							return errUnchanged
+						case c.IsSet("token") && g.Token != token:
+							msg = fmt.Sprintf("gate left closed: it was closed with token %q, not %q (reason %q)", g.Token, token, g.Reason)
+							return errUnchanged
+						}
+						msg = fmt.Sprintf("gate opened (was closed: %s)", g.Reason)
+						g.Closed, g.Reason, g.Token, g.Since, g.Until = false, "", "", nil, nil
+						return nil
+					})
+					if err != nil && !errors.Is(err, errUnchanged) {
+						return gateWriteErr(err)
+					}
+					fmt.Fprintln(e.stdout, msg)
+					return nil
+				},
+			},
+			{
+				Name: "pause", Usage: "pause jobs (they skip until resumed)", UsageText: "tickgate gate pause JOB... --reason TEXT",
+				Description: "Example: tickgate gate pause --reason \"API quota\" harvest backfill",
+				Flags:       []ucli.Flag{&ucli.StringFlag{Name: "reason", Usage: "why (required)"}, forceFlag},
+				Action: func(c *ucli.Context) error {
+					reason, err := required(c, "reason")
+					if err != nil {
+						return err
+					}
+					jobs, err := jobArgs(c)
+					if err != nil {
+						return err
+					}
+					now := time.Now().UTC()
+					err = gate.Update(c.Context, getGlobals(c).Gate, c.Bool("force"), func(g *gate.Gate) error {
+						for _, j := range jobs {
+							g.Paused[j] = gate.Pause{Reason: reason, Since: now}
+						}
+						return nil
+					})
+					if err != nil {
+						return gateWriteErr(err)
+					}
+					fmt.Fprintf(e.stdout, "paused: %s\n", strings.Join(jobs, " "))
+					return nil
+				},
+			},
+			{
+				Name: "resume", Usage: "resume paused jobs", UsageText: "tickgate gate resume JOB... | --all",
+				Description: "Example: tickgate gate resume harvest",
+				Flags:       []ucli.Flag{&ucli.BoolFlag{Name: "all", Usage: "resume every paused job"}, forceFlag},
+				Action: func(c *ucli.Context) error {
+					var jobs []string
+					if !c.Bool("all") {
+						var err error
+						if jobs, err = jobArgs(c); err != nil {
+							return err
+						}
+					} else if c.Args().Present() {
+						return exitcode.UsageError("give JOB names or --all, not both")
+					}
+					var resumed, notPaused []string
+					err := gate.Update(c.Context, getGlobals(c).Gate, c.Bool("force"), func(g *gate.Gate) error {
+						if c.Bool("all") {
+							jobs = g.PausedJobs()
+						}
+						for _, j := range jobs {
+							if _, ok := g.Paused[j]; ok {
+								delete(g.Paused, j)
+								resumed = append(resumed, j)
+							} else {
+								notPaused = append(notPaused, j)
+							}
+						}
+						if len(resumed) == 0 {
+							return errUnchanged
+						}
+						return nil
+					})
+					if err != nil && !errors.Is(err, errUnchanged) {
+						return gateWriteErr(err)
+					}
+					fmt.Fprintf(e.stdout, "resumed: %s\n", orNone(resumed))
+					if len(notPaused) > 0 {
+						fmt.Fprintf(e.stdout, "were not paused: %s\n", strings.Join(notPaused, " "))
+					}
+					return nil
+				},
+			},
+			{
+				Name: "rollout", Usage: "announce (or clear) a rollout window", UsageText: "tickgate gate rollout --at TIME [--reason TEXT] | --clear",
+				Description: `Jobs run with --expected-runtime D skip while the rollout starts before
+now + D; jobs without one ignore the window. Clear it when the rollout is over.
+Example: tickgate gate rollout --at 2026-11-23T18:00:00Z --reason "release 4.2"`,
+				Flags: []ucli.Flag{
+					&ucli.StringFlag{Name: "at", Usage: "the rollout starts at `TIME`"},
+					&ucli.StringFlag{Name: "reason", Usage: "what is rolled out"},
+					&ucli.BoolFlag{Name: "clear", Usage: "remove the announcement"},
+					forceFlag,
+				},
+				Action: func(c *ucli.Context) error {
+					if err := noArgs(c); err != nil {
+						return err
+					}
+					clear := c.Bool("clear")
+					if clear == c.IsSet("at") {
+						return exitcode.UsageError("give exactly one of --at TIME or --clear")
+					}
+					var at *time.Time
+					if !clear {
+						t, err := timespec.ParseTime(c.String("at"), time.Now())
+						if err != nil {
+							return exitcode.UsageError("--at: %v", err)
+						}
+						t = t.UTC()
+						at = &t
+					}
+					err := gate.Update(c.Context, getGlobals(c).Gate, c.Bool("force"), func(g *gate.Gate) error {
+						g.RolloutAt, g.RolloutReason = at, c.String("reason")
+						return nil
+					})
+					if err != nil {
+						return gateWriteErr(err)
+					}
+					if clear {
+						fmt.Fprintln(e.stdout, "rollout announcement cleared")
+					} else {
+						fmt.Fprintf(e.stdout, "rollout announced at %s\n", at.Format(time.RFC3339))
+					}
+					return nil
+				},
+			},
+			{
+				Name: "check", Usage: "exit 0 if JOB may start now, 75 if not", UsageText: "tickgate gate check [--expected-runtime D] [JOB]",
+				Description: `For long jobs to call between batches and stop cleanly at a checkpoint.
+JOB defaults to $TICKGATE_JOB (set by tickgate run). Also 75 when the job's
+halted or done marker is set (an operator's 'tickgate halt' reaches a running
+job this way). 78 when the gate file is unusable.
+Example (in a job's loop): tickgate gate check || exit 3`,
+				Flags: []ucli.Flag{&ucli.StringFlag{Name: "expected-runtime", Value: "0", Usage: "the next batch's `DURATION`, for the rollout window"}},
+				Action: func(c *ucli.Context) error {
+					job := c.Args().First()
+					if job == "" {
+						job = os.Getenv("TICKGATE_JOB")
+					}
+					if job == "" {
+						return exitcode.UsageError("no JOB given and TICKGATE_JOB is not set")
+					}
+					if c.NArg() > 1 {
+						return exitcode.UsageError("one JOB at most")
+					}
+					if err := checkJobName(job); err != nil {
+						return err
+					}
+					d, err := durationFlag(c, "expected-runtime")
+					if err != nil {
+						return exitcode.UsageError("%v", err)
+					}
+					g := getGlobals(c)
+					store := state.Store{Dir: g.StateDir}
+					for _, name := range []string{state.MarkerHalted, state.MarkerDone} {
+						if m, _ := store.ReadMarker(job, name); m != nil {
+							return exitcode.New(exitcode.Skipped, "job %s: %s: %s", job, name, m.Reason)
+						}
+					}
+					gt, _, err := gate.Load(g.Gate)
+					if err != nil {
+						return exitcode.New(exitcode.GateBad, "job %s: %v", job, err)
+					}
+					if dec := gt.Evaluate(job, time.Now(), d); !dec.Allowed {
+						return exitcode.New(exitcode.Skipped, "job %s: %s", job, dec.Reason)
+					}
+					return nil
+				},
+			},
+		},
+	}
+}
+
+var errUnchanged = errors.New("unchanged")
+
+func gateWriteErr(err error) error {
+	var p *gate.Problem
+	if errors.Is(err, gate.ErrMalformed) || errors.As(err, &p) {
+		return exitcode.New(exitcode.GateBad, "%v", err)
+	}
+	return exitcode.New(exitcode.Software, "%v", err)
+}
+
+func required(c *ucli.Context, flag string) (string, error) {
+	v := strings.TrimSpace(c.String(flag))
+	if v == "" {
+		return "", exitcode.UsageError("--%s is required and must not be empty", flag)
+	}
+	return v, nil
+}
+
+func noArgs(c *ucli.Context) error {
+	if c.Args().Present() {
+		return exitcode.UsageError("unexpected argument %q (flags go before arguments)", c.Args().First())
+	}
+	return nil
+}
+
+func jobArgs(c *ucli.Context) ([]string, error) {
+	jobs := c.Args().Slice()
+	if len(jobs) == 0 {
+		return nil, exitcode.UsageError("give at least one JOB")
+	}
+	for _, j := range jobs {
+		if strings.HasPrefix(j, "-") {
+			return nil, exitcode.UsageError("flag %s after JOB: put flags before the job names", j)
+		}
+		if err := checkJobName(j); err != nil {
+			return nil, err
+		}
+	}
+	return jobs, nil
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "(none)"
+	}
+	return strings.Join(s, " ")
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func fmtTime(t *time.Time, now time.Time) string {
+	if t == nil || t.IsZero() {
+		return "-"
+	}
+	d := t.Sub(now).Round(time.Second)
+	rel := "in " + d.String()
+	if d < 0 {
+		rel = (-d).String() + " ago"
+	}
+	return t.UTC().Format(time.RFC3339) + " (" + rel + ")"
+}
+
+func printGate(w io.Writer, v status.GateView, now time.Time) {
+	if v.State == "unusable" {
+		fmt.Fprintf(w, "gate: UNUSABLE: %s\n", v.Error)
+		return
+	}
+	g := v.Gate
+	switch {
+	case v.State == "closed":
+		fmt.Fprintf(w, "gate: closed: %s\n", orDash(g.Reason))
+		fmt.Fprintf(w, "  since: %s  until: %s  token: %s\n", fmtTime(g.Since, now), fmtTime(g.Until, now), orDash(g.Token))
+	case g.Closed:
+		fmt.Fprintf(w, "gate: open (closure %q lapsed %s)\n", g.Reason, fmtTime(g.Until, now))
+	default:
+		fmt.Fprintln(w, "gate: open")
+	}
+	if g.RolloutAt != nil {
+		note := ""
+		if g.RolloutAt.Before(now) {
+			note = "  [past: jobs with --expected-runtime skip until `tickgate gate rollout --clear`]"
+		}
+		fmt.Fprintf(w, "  rollout: %s %s%s\n", fmtTime(g.RolloutAt, now), g.RolloutReason, note)
+	}
+	for _, j := range g.PausedJobs() {
+		p := g.Paused[j]
+		fmt.Fprintf(w, "  paused: %s: %s (since %s)\n", j, orDash(p.Reason), fmtTime(&p.Since, now))
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,197 @@
+// Package status joins what tickgate knows about each job — state.json,
+// markers, process liveness, held group locks, the gate — with systemd's
+// timers, for `tickgate status` and `tickgate drain`. It takes no lock and
+// writes nothing, so it never makes a starting job skip.
+package status
+
+import (
+	"context"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/tickgate/tickgate/helper/gate"
+	"github.com/tickgate/tickgate/helper/lockgroup"
+	"github.com/tickgate/tickgate/helper/state"
+	"github.com/tickgate/tickgate/helper/systemd"
+)
+
+// Schema is the version of the JSON that `status --json` prints.
+const Schema = 1
+
+// Running is a job (or a lock group) with a live process.
+type Running struct {
+	Job            string     `json:"job"` // empty when only a held lock is known
+	Lock           string     `json:"lock"`
+	PID            int        `json:"pid"`
+	StartedAt      *time.Time `json:"started_at"`
+	RunningSeconds float64    `json:"running_seconds"`
+}
+
+// FindRunning lists running jobs: a state record that says running with a
+// live child or helper, and any group lock held in lockDir (which covers a
+// run whose helper was SIGKILLed and a run between lock and record).
+func FindRunning(store state.Store, lockDir string, now time.Time) ([]Running, error) {
+	jobs, err := store.Jobs()
+	if err != nil {
+		return nil, err
+	}
+	var out []Running
+	locks := map[string]bool{}
+	for _, j := range jobs {
+		st, err := store.Load(j)
+		if err != nil || !st.IsRunning() {
+			continue
+		}
+		r := Running{Job: j, Lock: st.Lock, PID: st.ActivePID(), StartedAt: st.StartedAt}
+		if st.StartedAt != nil {
+			r.RunningSeconds = now.Sub(*st.StartedAt).Seconds()
+		}
+		out = append(out, r)
+		locks[st.Lock] = true
+	}
+	held, err := lockgroup.Held(lockDir)
+	if err != nil && !os.IsNotExist(err) {
+		return out, err
+	}
+	for _, h := range held {
+		if !locks[h.Name] {
+			out = append(out, Running{Lock: h.Name, PID: h.PID})
+		}
+	}
+	return out, nil
+}
+
+// Marker is a marker as status shows it.
+type Marker = state.Marker
+
+// Job is one row of the status view.
+type Job struct {
+	Job                 string         `json:"job"`
+	Lock                string         `json:"lock"`
+	Timer               *systemd.Timer `json:"timer"`
+	Result              string         `json:"result"`
+	Reason              string         `json:"reason"`
+	ExitCode            *int           `json:"exit_code"`
+	StartedAt           *time.Time     `json:"started_at"`
+	FinishedAt          *time.Time     `json:"finished_at"`
+	LastRun             *state.Run     `json:"last_run"`
+	LastSuccessAt       *time.Time     `json:"last_success_at"`
+	ConsecutiveFailures int            `json:"consecutive_failures"`
+	Running             bool           `json:"running"`
+	PID                 *int           `json:"pid"`
+	Done                *Marker        `json:"done"`
+	Halted              *Marker        `json:"halted"`
+	Paused              *gate.Pause    `json:"paused"`
+}
+
+// GateView is the gate as status and `gate show --json` print it.
+type GateView struct {
+	State  string     `json:"state"` // open | closed | unusable
+	Exists bool       `json:"exists"`
+	Error  string     `json:"error,omitempty"`
+	Gate   *gate.Gate `json:"gate"`
+}
+
+// ViewGate loads the gate file for display.
+func ViewGate(path string, now time.Time) GateView {
+	g, exists, err := gate.Load(path)
+	if err != nil {
+		return GateView{State: "unusable", Exists: exists, Error: err.Error()}
+	}
+	st := "open"
+	if g.ClosedNow(now) {
+		st = "closed"
+	}
+	return GateView{State: st, Exists: exists, Gate: g}
+}
+
+// Report is the whole status view.
+type Report struct {
+	Schema      int       `json:"schema"`
+	Host        string    `json:"host"`
+	GeneratedAt time.Time `json:"generated_at"`
+	Gate        GateView  `json:"gate"`
+	Systemd     struct {
+		Reachable bool   `json:"reachable"`
+		Error     string `json:"error,omitempty"`
+	} `json:"systemd"`
+	Jobs []Job `json:"jobs"`
+}
+
+// Options select what Collect reads.
+type Options struct {
+	Store    state.Store
+	GatePath string
+	Jobs     []string // empty: all known
+	Systemd  bool     // ask systemd for timers
+}
+
+// Collect builds the status view.
+func Collect(ctx context.Context, o Options) (*Report, error) {
+	now := time.Now().UTC()
+	rep := &Report{Schema: Schema, GeneratedAt: now, Gate: ViewGate(o.GatePath, now)}
+	rep.Host, _ = os.Hostname()
+	var timers map[string]systemd.Timer
+	if o.Systemd {
+		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		t, err := systemd.Timers(tctx)
+		cancel()
+		timers = t
+		rep.Systemd.Reachable = t != nil
+		if err != nil {
+			rep.Systemd.Error = err.Error()
+		}
+	}
+	names := map[string]bool{}
+	known, err := o.Store.Jobs()
+	if err != nil {
+		return nil, err
+	}
+	for _, j := range known {
+		names[j] = true
+	}
+	for j := range timers {
+		names[j] = true
+	}
+	want := o.Jobs
+	if len(want) == 0 {
+		for j := range names {
+			want = append(want, j)
+		}
+		sort.Strings(want)
+	}
+	rep.Jobs = make([]Job, 0, len(want))
+	for _, name := range want {
+		row := Job{Job: name, Lock: name}
+		if t, ok := timers[name]; ok {
+			t := t
+			row.Timer = &t
+		}
+		if st, err := o.Store.Load(name); err == nil && st != nil {
+			row.Lock = st.Lock
+			row.Result, row.Reason, row.ExitCode = st.Result, st.Reason, st.ExitCode
+			row.StartedAt, row.FinishedAt = st.StartedAt, st.FinishedAt
+			row.LastRun, row.LastSuccessAt = st.LastRun, st.LastSuccessAt
+			row.ConsecutiveFailures = st.ConsecutiveFailures
+			if st.IsRunning() {
+				row.Running = true
+				pid := st.ActivePID()
+				row.PID = &pid
+			} else if st.Result == state.Running {
+				row.Result = "stale"
+				row.Reason = "state says running but its processes are gone (helper killed?)"
+			}
+		}
+		row.Done, _ = o.Store.ReadMarker(name, state.MarkerDone)
+		row.Halted, _ = o.Store.ReadMarker(name, state.MarkerHalted)
+		if g := rep.Gate.Gate; g != nil {
+			if p, ok := g.Paused[name]; ok {
+				p := p
+				row.Paused = &p
+			}
+		}
+		rep.Jobs = append(rep.Jobs, row)
+	}
+	return rep, nil
+}
