@@ -60,7 +60,10 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *ucli.App {
 operator's tool for the gate, drains and status. Global flags can also be set
 through the environment variables shown, as the units do with Environment=.`,
 		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "state-dir", Value: "/var/lib/tickgate", EnvVars: []string{"TICKGATE_STATE_DIR"}, Usage: "job state and markers live in `DIR`/JOB/"},
+			// Inside a job TICKGATE_STATE_DIR is the job's own directory (for its
+			// checkpoint cursor); TICKGATE_STATE_ROOT, set beside it, keeps
+			// tickgate commands run by the job pointed at the real state dir.
+			&ucli.StringFlag{Name: "state-dir", Value: "/var/lib/tickgate", EnvVars: []string{"TICKGATE_STATE_ROOT", "TICKGATE_STATE_DIR"}, Usage: "job state and markers live in `DIR`/JOB/"},
 			&ucli.StringFlag{Name: "lock-dir", Value: "/run/lock/tickgate", EnvVars: []string{"TICKGATE_LOCK_DIR"}, Usage: "lock group files `DIR`/NAME.lock"},
 			&ucli.StringFlag{Name: "gate", Value: "/etc/tickgate/gate.json", EnvVars: []string{"TICKGATE_GATE"}, Usage: "the gate `FILE`"},
 			&ucli.StringFlag{Name: "metrics-dir", EnvVars: []string{"TICKGATE_METRICS_DIR"}, Usage: "write Prometheus textfiles to `DIR` (empty: none)"},

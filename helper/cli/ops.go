@@ -335,12 +335,11 @@ func afterMarkerChange(ctx context.Context, g globals, store state.Store, job st
 	if g.MetricsDir == "" {
 		return nil
 	}
-	exists := func(m string) bool { mk, _ := store.ReadMarker(job, m); return mk != nil }
 	hb := time.Now()
 	if st.FinishedAt != nil {
 		hb = *st.FinishedAt // the heartbeat is the last tick, not this command
 	}
-	if err := metrics.Write(g.MetricsDir, metrics.Snapshot{State: st, Done: exists(state.MarkerDone), Halted: exists(state.MarkerHalted), Heartbeat: hb}); err != nil {
+	if err := metrics.WriteJob(g.MetricsDir, store, st, hb); err != nil {
 		return exitcode.New(exitcode.Software, "job %s: write metrics: %v", job, err)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -248,4 +249,22 @@ func TestStatusEmpty(t *testing.T) {
 	if !strings.Contains(r.stdout, "no jobs known") {
 		t.Fatalf("stdout %q", r.stdout)
 	}
+}
+
+// A long job calling `tickgate gate check` between batches sees an
+// operator's halt (and the gate) with nothing but the environment tickgate
+// run gave it, and stops at its checkpoint.
+func TestGateCheckInsideJobSeesOperatorHalt(t *testing.T) {
+	e := newEnv(t)
+	e.extraEnv = []string{"PATH=" + filepath.Dir(bin) + ":" + os.Getenv("PATH")}
+	script := `tickgate gate check || exit 9
+tickgate halt --reason "stop at next checkpoint" "$TICKGATE_JOB" >/dev/null || exit 8
+tickgate gate check 2>"$TICKGATE_STATE_DIR/why" && exit 7
+exit 3`
+	e.mustCode(0, "run", "--ok-codes", "3", "--done-codes", "0", "loop", "--", "sh", "-c", script)
+	why, _ := os.ReadFile(filepath.Join(e.stateDir, "loop", "why"))
+	if !strings.Contains(string(why), "job loop: halted: operator: stop at next checkpoint") {
+		t.Fatalf("gate check inside the job said %q", why)
+	}
+	e.mustCode(75, "run", "--ok-codes", "3", "loop", "--", "true")
 }

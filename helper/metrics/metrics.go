@@ -9,6 +9,7 @@ package metrics
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -88,7 +89,20 @@ func quote(s string) string {
 	return `"` + r.Replace(s) + `"`
 }
 
-// Write writes the job's file atomically (mode 0644 for node_exporter).
+// Write writes the job's file atomically (mode 0644 for node_exporter),
+// creating dir if needed.
 func Write(dir string, s Snapshot) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
 	return fsutil.WriteAtomic(Path(dir, s.State.Job), Render(s), 0o644, fsutil.NoOwner)
+}
+
+// WriteJob writes the file for a job's state, reading its markers from store.
+func WriteJob(dir string, store state.Store, st *state.State, heartbeat time.Time) error {
+	exists := func(name string) bool {
+		_, err := os.Stat(store.MarkerPath(st.Job, name))
+		return err == nil
+	}
+	return Write(dir, Snapshot{State: st, Done: exists(state.MarkerDone), Halted: exists(state.MarkerHalted), Heartbeat: heartbeat})
 }

@@ -171,7 +171,7 @@ func (r *runner) pendingSignal(wait time.Duration) os.Signal {
 
 func (r *runner) childEnv() []string {
 	drop := map[string]bool{"NOTIFY_SOCKET": true, "TICKGATE_JOB": true, "TICKGATE_LOCK": true,
-		"TICKGATE_RUN_ID": true, "TICKGATE_STATE_DIR": true, "TICKGATE_GATE": true, "TICKGATE_LOCK_FD": true}
+		"TICKGATE_RUN_ID": true, "TICKGATE_STATE_DIR": true, "TICKGATE_STATE_ROOT": true, "TICKGATE_GATE": true, "TICKGATE_LOCK_FD": true}
 	env := make([]string, 0, len(r.c.Env)+6)
 	for _, kv := range r.c.Env {
 		k, _, _ := strings.Cut(kv, "=")
@@ -184,6 +184,7 @@ func (r *runner) childEnv() []string {
 		"TICKGATE_LOCK="+r.c.Lock,
 		"TICKGATE_RUN_ID="+r.runID,
 		"TICKGATE_STATE_DIR="+r.store.JobDir(r.c.Job),
+		"TICKGATE_STATE_ROOT="+r.c.StateDir,
 		"TICKGATE_GATE="+r.c.GatePath,
 		"TICKGATE_LOCK_FD=3",
 	)
@@ -413,7 +414,7 @@ func (r *runner) record(fn func(*state.State), result, reason, marker *string, e
 	}
 	if c.MetricsDir != "" {
 		hooks.Along = func(st *state.State) error {
-			if err := r.writeMetrics(st); err != nil {
+			if err := metrics.WriteJob(c.MetricsDir, r.store, st, time.Now()); err != nil {
 				return fmt.Errorf("write metrics: %w", err)
 			}
 			return nil
@@ -430,18 +431,6 @@ func (r *runner) record(fn func(*state.State), result, reason, marker *string, e
 		return out, fmt.Errorf("job %s: recording the outcome: %w", c.Job, err)
 	}
 	return out, nil
-}
-
-func (r *runner) writeMetrics(st *state.State) error {
-	if err := os.MkdirAll(r.c.MetricsDir, 0o755); err != nil {
-		return err
-	}
-	exists := func(name string) bool {
-		_, err := os.Stat(r.store.MarkerPath(r.c.Job, name))
-		return err == nil
-	}
-	return metrics.Write(r.c.MetricsDir, metrics.Snapshot{State: st, Done: exists(state.MarkerDone),
-		Halted: exists(state.MarkerHalted), Heartbeat: time.Now()})
 }
 
 func newRunID() string {

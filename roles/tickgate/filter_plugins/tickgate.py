@@ -1,0 +1,315 @@
+# -*- coding: utf-8 -*-
+"""Filters for the tickgate role.
+
+systemd_exec_arg / systemd_exec_line: quote an argv so that systemd passes
+every element to the process byte for byte (systemd.service(5) "COMMAND
+LINES", systemd.unit(5) "SPECIFIERS"): each argument is double-quoted,
+backslash and double quote are C-escaped, control characters become C
+escapes, "%" becomes "%%" (specifiers) and "$" becomes "$$" (environment
+variable substitution). An empty string becomes "" (an empty argument).
+
+systemd_env_assignment: one Environment= assignment, quoted the same way
+("%" -> "%%"; Environment= does not expand "$").
+
+tickgate_normalize_jobs / tickgate_job_errors: resolve per-job defaults and
+the mode's exit-code contract, and validate jobs with messages that name the
+job and the field.
+"""
+
+from __future__ import annotations
+
+import re
+
+try:
+    from ansible.errors import AnsibleFilterError
+except ImportError:  # unit tests run without ansible installed
+    class AnsibleFilterError(Exception):
+        pass
+
+_C_ESCAPES = {
+    "\\": "\\\\",
+    '"': '\\"',
+    "\n": "\\n",
+    "\t": "\\t",
+    "\r": "\\r",
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\v": "\\v",
+}
+
+
+def _quote(value, dollar):
+    if not isinstance(value, str):
+        raise AnsibleFilterError("systemd quoting expects a string, got %r" % (value,))
+    out = []
+    for ch in value:
+        if ch in _C_ESCAPES:
+            out.append(_C_ESCAPES[ch])
+        elif ch == "%":
+            out.append("%%")
+        elif ch == "$" and dollar:
+            out.append("$$")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append("\\x%02x" % ord(ch))
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def systemd_exec_arg(value):
+    """One ExecStart= argument, quoted so systemd passes it unchanged."""
+    if "\x00" in value:
+        raise AnsibleFilterError("an argument cannot contain a NUL byte: %r" % (value,))
+    return _quote(value, dollar=True)
+
+
+def systemd_exec_line(argv):
+    """An argv list as an ExecStart= command line (no shell involved)."""
+    if not isinstance(argv, (list, tuple)):
+        raise AnsibleFilterError("systemd_exec_line expects a list, got %r" % (argv,))
+    return " ".join(systemd_exec_arg(a) for a in argv)
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def systemd_env_assignment(name, value):
+    """A quoted Environment= assignment NAME=VALUE."""
+    if not isinstance(name, str) or not _ENV_NAME.match(name):
+        raise AnsibleFilterError("invalid environment variable name %r" % (name,))
+    value = "" if value is None else str(value)
+    if "\x00" in value:
+        raise AnsibleFilterError("environment value of %s contains a NUL byte" % name)
+    return _quote(name + "=" + value, dollar=False)
+
+
+_JOB_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+_LOCK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
+_SPAN = re.compile(
+    r"^\s*(?:\d+(?:\.\d+)?\s*(?:us|usec|ms|msec|s|sec|second|seconds|m|min|minute|minutes|h|hr|hour|hours|d|day|days|w|week|weeks)?\s*)+$"
+)
+_MODES = {
+    "recurring": {"ok_codes": [0], "done_codes": [], "halt_codes": [], "halt_after": 0},
+    # regluit's backfill contract: 3 = checkpoint (more to do), 0 = drained, 4 = halt.
+    "drain": {"ok_codes": [3], "done_codes": [0], "halt_codes": [4], "halt_after": 1},
+}
+_KNOWN = {
+    "name", "command", "schedule", "description", "user", "group", "working_directory", "environment",
+    "lock", "lock_wait", "mode", "ok_codes", "done_codes", "halt_codes", "halt_after", "expected_runtime",
+    "timeout", "randomized_delay", "persistent", "accuracy", "nice", "io_class", "cpu_quota", "memory_max",
+    "on_failure", "singleton", "enabled", "state", "gate_fail", "read_write_paths",
+}
+
+
+def _is_span(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 or isinstance(v, str) and bool(_SPAN.match(v))
+
+
+def _codes_ok(v):
+    return isinstance(v, list) and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in v)
+
+
+def tickgate_job_errors(jobs):
+    """Every problem in a tickgate_jobs list, each naming the job and field."""
+    errors = []
+    if not isinstance(jobs, list):
+        return ["tickgate_jobs: must be a list of job dicts, got %s" % type(jobs).__name__]
+    seen = {}
+    for i, job in enumerate(jobs):
+        if not isinstance(job, dict):
+            errors.append("tickgate_jobs[%d]: must be a dict, got %s" % (i, type(job).__name__))
+            continue
+        name = job.get("name")
+        label = "job %s" % name if isinstance(name, str) and name else "tickgate_jobs[%d]" % i
+
+        def err(field, msg, label=label):
+            errors.append("%s: %s: %s" % (label, field, msg))
+
+        if not isinstance(name, str) or not _JOB_NAME.match(name):
+            err("name", "required, must match ^[a-z0-9][a-z0-9_.-]*$ (got %r)" % (name,))
+        elif name in seen:
+            err("name", "duplicate of tickgate_jobs[%d]" % seen[name])
+        else:
+            seen[name] = i
+        for key in sorted(set(job) - _KNOWN):
+            err(key, "unknown field (known: %s)" % ", ".join(sorted(_KNOWN)))
+        state = job.get("state", "present")
+        if state not in ("present", "absent"):
+            err("state", "must be present or absent (got %r)" % (state,))
+        if state == "absent":
+            continue
+        cmd = job.get("command")
+        if isinstance(cmd, str):
+            err("command", "must be an argv list, not a string (no shell is involved): write [%r, ...]" % cmd.split(" ")[0])
+        elif not isinstance(cmd, list) or not cmd:
+            err("command", "required: a non-empty argv list of strings")
+        elif not all(isinstance(a, str) for a in cmd):
+            err("command", "every argv element must be a string (quote numbers): %r" % (cmd,))
+        elif cmd[0] == "":
+            err("command", "the program (first element) must not be empty")
+        elif any("\x00" in a for a in cmd):
+            err("command", "an argument contains a NUL byte")
+        sched = job.get("schedule")
+        scheds = sched if isinstance(sched, list) else [sched]
+        if sched is None or sched == [] or not all(isinstance(s, str) and s.strip() for s in scheds):
+            err("schedule", "required: an OnCalendar expression or a list of them")
+        for field in ("lock_wait", "expected_runtime", "timeout", "randomized_delay", "accuracy"):
+            if job.get(field) is not None and not _is_span(job[field]):
+                err(field, "not a time span (e.g. 90s, 5min, 1h 30min): %r" % (job[field],))
+        for field in ("ok_codes", "done_codes", "halt_codes"):
+            if job.get(field) is not None and not _codes_ok(job[field]):
+                err(field, "must be a list of exit codes 0-255: %r" % (job[field],))
+        ha = job.get("halt_after")
+        if ha is not None and (not isinstance(ha, int) or isinstance(ha, bool) or ha < 0):
+            err("halt_after", "must be a whole number >= 0: %r" % (ha,))
+        mode = job.get("mode", "recurring")
+        if mode not in _MODES:
+            err("mode", "must be recurring or drain (got %r)" % (mode,))
+        if job.get("gate_fail", "closed") not in ("closed", "open"):
+            err("gate_fail", "must be closed or open (got %r)" % (job.get("gate_fail"),))
+        if job.get("io_class") not in (None, "realtime", "best-effort", "idle"):
+            err("io_class", "must be realtime, best-effort or idle (got %r)" % (job.get("io_class"),))
+        nice = job.get("nice")
+        if nice is not None and (not isinstance(nice, int) or isinstance(nice, bool) or not -20 <= nice <= 19):
+            err("nice", "must be a whole number from -20 to 19: %r" % (nice,))
+        env = job.get("environment")
+        if env is not None:
+            if not isinstance(env, dict):
+                err("environment", "must be a dict of NAME: value")
+            else:
+                for k in env:
+                    if not isinstance(k, str) or not _ENV_NAME.match(k):
+                        err("environment", "invalid variable name %r" % (k,))
+        lock = job.get("lock")
+        if lock is not None and (not isinstance(lock, str) or not _LOCK_NAME.match(lock)):
+            err("lock", "must match ^[A-Za-z0-9][A-Za-z0-9_.@-]*$ (got %r)" % (lock,))
+        rwp = job.get("read_write_paths")
+        if rwp is not None and (not isinstance(rwp, list) or not all(isinstance(p, str) and p.startswith("/") for p in rwp)):
+            err("read_write_paths", "must be a list of absolute paths: %r" % (rwp,))
+        wd = job.get("working_directory")
+        if wd is not None and (not isinstance(wd, str) or not wd.startswith("/")):
+            err("working_directory", "must be an absolute path: %r" % (wd,))
+        codes = {}
+        resolved = dict(_MODES.get(mode, _MODES["recurring"]))
+        for f in ("ok_codes", "done_codes", "halt_codes"):
+            if _codes_ok(job.get(f)):
+                resolved[f] = job[f]
+        for f in ("ok_codes", "done_codes", "halt_codes"):
+            for c in resolved[f]:
+                if c in codes and codes[c] != f:
+                    err(f, "exit code %d is also in %s" % (c, codes[c]))
+                codes.setdefault(c, f)
+        for flag in ("singleton", "enabled", "persistent"):
+            if job.get(flag) is not None and not isinstance(job[flag], bool):
+                err(flag, "must be true or false: %r" % (job[flag],))
+    return errors
+
+
+_UNIT_SECONDS = {
+    "us": 1e-6, "usec": 1e-6, "ms": 1e-3, "msec": 1e-3, "": 1, "s": 1, "sec": 1, "second": 1, "seconds": 1,
+    "m": 60, "min": 60, "minute": 60, "minutes": 60, "h": 3600, "hr": 3600, "hour": 3600, "hours": 3600,
+    "d": 86400, "day": 86400, "days": 86400, "w": 604800, "week": 604800, "weeks": 604800,
+}
+
+
+def span_seconds(value):
+    """Seconds in a time span (systemd syntax; a bare number is seconds)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    total = 0.0
+    for num, unit in re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]*)", str(value)):
+        total += float(num) * _UNIT_SECONDS[unit]
+    return total
+
+
+def _codes(v):
+    return ",".join(str(c) for c in v)
+
+
+def tickgate_normalize_jobs(jobs, defaults, settings):
+    """Jobs with every field resolved from the job, the defaults and the
+    mode, plus what the unit templates need: argv (the helper's command line
+    followed by the job's), env, rw_paths and the stop/runtime limits.
+
+    settings: bin, state_dir, lock_dir, gate, metrics_dir, kill_after.
+    """
+    out = []
+    for job in jobs:
+        j = dict(defaults)
+        j.update({k: v for k, v in job.items() if v is not None})
+        j.setdefault("state", "present")
+        mode = _MODES[j.get("mode") or "recurring"]
+        for f in ("ok_codes", "done_codes", "halt_codes", "halt_after"):
+            if job.get(f) is None:
+                j[f] = mode[f]
+        if not j.get("lock"):
+            j["lock"] = j["name"]
+        if isinstance(j.get("schedule"), str):
+            j["schedule"] = [j["schedule"]]
+        j["unit"] = "tickgate-%s" % j["name"]
+        if j["state"] == "absent":
+            out.append(j)
+            continue
+        kill_after = settings.get("kill_after") or "10s"
+        argv = [settings["bin"], "run", "--lock", j["lock"],
+                "--ok-codes", _codes(j["ok_codes"]), "--done-codes", _codes(j["done_codes"]),
+                "--halt-codes", _codes(j["halt_codes"]), "--halt-after", str(j["halt_after"]),
+                "--gate-fail", j.get("gate_fail") or "closed", "--kill-after", tickgate_span(kill_after)]
+        for flag, field in (("--lock-wait", "lock_wait"), ("--expected-runtime", "expected_runtime"), ("--timeout", "timeout")):
+            if j.get(field):
+                argv += [flag, tickgate_span(j[field])]
+        j["argv"] = argv + [j["name"], "--"] + list(j["command"])
+        env = [["TICKGATE_STATE_DIR", settings["state_dir"]], ["TICKGATE_LOCK_DIR", settings["lock_dir"]],
+               ["TICKGATE_GATE", settings["gate"]]]
+        if settings.get("metrics_dir"):
+            env.append(["TICKGATE_METRICS_DIR", settings["metrics_dir"]])
+        env += [[k, "" if v is None else str(v)] for k, v in sorted((j.get("environment") or {}).items())]
+        j["env"] = env
+        rw = ["%s/%s" % (settings["state_dir"].rstrip("/"), j["name"]), settings["lock_dir"]]
+        if settings.get("metrics_dir"):
+            rw.append(settings["metrics_dir"])
+        j["rw_paths"] = rw + list(j.get("read_write_paths") or [])
+        j["stop_timeout"] = "%gs" % (span_seconds(kill_after) + 20)
+        if j.get("timeout"):
+            j["runtime_max"] = "%gs" % (span_seconds(j["timeout"]) + span_seconds(kill_after) + 30)
+        out.append(j)
+    return out
+
+
+def tickgate_singleton_errors(hostvars, hosts, jobs_var="tickgate_jobs"):
+    """Each singleton job must be present and enabled on exactly one host."""
+    where = {}
+    for h in hosts:
+        for job in hostvars[h].get(jobs_var) or []:
+            if isinstance(job, dict) and job.get("singleton") and job.get("state", "present") == "present" \
+                    and job.get("enabled", True):
+                where.setdefault(job.get("name"), []).append(h)
+    # A job marked singleton on one host only counts everywhere it is armed.
+    for h in hosts:
+        for job in hostvars[h].get(jobs_var) or []:
+            if isinstance(job, dict) and not job.get("singleton") and job.get("name") in where \
+                    and job.get("state", "present") == "present" and job.get("enabled", True) and h not in where[job["name"]]:
+                where[job["name"]].append(h)
+    return ["job %s: singleton: armed on %d hosts (%s); it must be present and enabled on exactly one"
+            % (name, len(hs), ", ".join(sorted(hs))) for name, hs in sorted(where.items()) if len(hs) != 1]
+
+
+def tickgate_span(value):
+    """A time span for systemd and the helper: numbers are seconds."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return "%gs" % value
+    return str(value).strip()
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "systemd_exec_arg": systemd_exec_arg,
+            "systemd_exec_line": systemd_exec_line,
+            "systemd_env_assignment": systemd_env_assignment,
+            "tickgate_job_errors": tickgate_job_errors,
+            "tickgate_normalize_jobs": tickgate_normalize_jobs,
+            "tickgate_span": tickgate_span,
+            "tickgate_singleton_errors": tickgate_singleton_errors,
+        }

@@ -1,0 +1,278 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+"""Batched systemd unit management for the tickgate role (one SSH round trip
+per host instead of one per unit: see README "Scale")."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: tickgate_units
+short_description: Validate, write, prune and arm tickgate's systemd units in one call
+description:
+  - C(validate) renders nothing itself; it writes the given units into a
+    temporary directory under their real names, runs C(systemd-analyze verify)
+    on them, checks every schedule with C(systemd-analyze calendar) and that
+    job users and groups exist. It never changes the system.
+  - C(write) writes changed units atomically, stops, disables and removes
+    C(tickgate-*) units that are not given (prune), creates the jobs' state
+    directories, and runs one C(systemctl daemon-reload) when anything changed.
+  - C(arm) enables and starts the timers in I(enabled) and stops and disables
+    those in I(disabled); it never starts a job's service.
+options:
+  action:
+    description: What to do.
+    type: str
+    required: true
+    choices: [validate, write, arm]
+  units:
+    description: Unit file name to content.
+    type: dict
+    default: {}
+  unit_dir:
+    description: Where units live.
+    type: path
+    default: /etc/systemd/system
+  prefix:
+    description: Units whose name starts with this are tickgate's (pruned when not given).
+    type: str
+    default: tickgate-
+  schedules:
+    description: For validate, dicts with job and calendar.
+    type: list
+    elements: dict
+    default: []
+  accounts:
+    description: For validate, dicts with job, field (user or group) and name.
+    type: list
+    elements: dict
+    default: []
+  ignore_missing:
+    description: For validate, executables that may not exist yet (installed later).
+    type: list
+    elements: str
+    default: []
+  state_dirs:
+    description: For write, dicts with path, owner, group (created 0755 if missing; owner fixed).
+    type: list
+    elements: dict
+    default: []
+  enabled:
+    description: For arm, timer units to enable and start.
+    type: list
+    elements: str
+    default: []
+  disabled:
+    description: For arm, timer units to stop and disable.
+    type: list
+    elements: str
+    default: []
+author: tickgate
+"""
+
+RETURN = r"""
+errors: {description: validate problems, each naming the job and field, type: list, returned: always}
+written: {description: unit files written (or that would be), type: list, returned: always}
+removed: {description: unit files pruned (or that would be), type: list, returned: always}
+armed: {description: timers enabled/started, type: list, returned: always}
+disarmed: {description: timers stopped/disabled, type: list, returned: always}
+"""
+
+import grp
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+UNIT_RE = re.compile(r"^[A-Za-z0-9:_.@-]+\.(service|timer)$")
+
+
+def run(cmd, check=True):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    if check and p.returncode != 0:
+        raise RuntimeError("%s failed (%d): %s" % (" ".join(cmd), p.returncode, (p.stderr or p.stdout).strip()))
+    return p
+
+
+def job_of(unit, prefix):
+    return re.sub(r"\.(service|timer)$", "", unit)[len(prefix):]
+
+
+def validate(module, p):
+    errors = []
+    tmp = tempfile.mkdtemp(prefix="tickgate-verify-")
+    try:
+        names = []
+        for name, content in sorted(p["units"].items()):
+            if not UNIT_RE.match(name):
+                errors.append("unit %s: invalid unit file name" % name)
+                continue
+            with open(os.path.join(tmp, name), "w") as f:
+                f.write(content)
+            names.append(name)
+        # Verify in batches (one systemd-analyze per 100 units), then map each
+        # complaint back to its job.
+        for i in range(0, len(names), 100):
+            batch = [os.path.join(tmp, n) for n in names[i:i + 100]]
+            r = run(["systemd-analyze", "verify", "--man=no"] + batch, check=False)
+            lines = [l for l in (r.stderr + r.stdout).splitlines() if l.strip()]
+            lines = [l for l in lines if not any(("Command %s is not executable" % m) in l or ("%s: No such file" % m) in l
+                                                 for m in p["ignore_missing"])]
+            for line in lines:
+                where = next((n for n in names[i:i + 100] if n in line), None)
+                label = ("job %s: unit %s" % (job_of(where, p["prefix"]), where)) if where else "systemd-analyze verify"
+                errors.append("%s: %s" % (label, line.replace(tmp + "/", "")))
+            if r.returncode != 0 and not lines and r.returncode != 0:
+                errors.append("systemd-analyze verify exited %d" % r.returncode)
+        for s in p["schedules"]:
+            r = run(["systemd-analyze", "calendar", "--", s["calendar"]], check=False)
+            if r.returncode != 0:
+                msg = (r.stderr or r.stdout).strip().splitlines()
+                errors.append("job %s: schedule: %r is not a valid OnCalendar expression (%s)"
+                              % (s["job"], s["calendar"], msg[-1] if msg else "rejected"))
+        for a in p["accounts"]:
+            try:
+                (pwd.getpwnam if a["field"] == "user" else grp.getgrnam)(a["name"])
+            except KeyError:
+                errors.append("job %s: %s: %s %r does not exist on this host" % (a["job"], a["field"], a["field"], a["name"]))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return errors
+
+
+def current_units(unit_dir, prefix):
+    try:
+        return sorted(n for n in os.listdir(unit_dir) if n.startswith(prefix) and UNIT_RE.match(n))
+    except FileNotFoundError:
+        return []
+
+
+def write_atomic(path, content):
+    d = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=d)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(content)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, path)
+    except Exception:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write(module, p):
+    unit_dir, prefix, check = p["unit_dir"], p["prefix"], module.check_mode
+    written, removed, dirs = [], [], []
+    for name, content in sorted(p["units"].items()):
+        path = os.path.join(unit_dir, name)
+        try:
+            with open(path) as f:
+                same = f.read() == content
+        except FileNotFoundError:
+            same = False
+        if not same:
+            written.append(name)
+            if not check:
+                write_atomic(path, content)
+    stale = [n for n in current_units(unit_dir, prefix) if n not in p["units"]]
+    if stale:
+        timers = [n for n in stale if n.endswith(".timer")]
+        removed = stale
+        if not check:
+            if timers:
+                run(["systemctl", "disable", "--now", "--no-block"] + timers, check=False)
+            for n in stale:
+                os.unlink(os.path.join(unit_dir, n))
+    for d in p["state_dirs"]:
+        path = d["path"]
+        uid = pwd.getpwnam(d.get("owner") or "root").pw_uid
+        gid = grp.getgrnam(d["group"]).gr_gid if d.get("group") else pwd.getpwnam(d.get("owner") or "root").pw_gid
+        try:
+            st = os.stat(path)
+            if (st.st_uid, st.st_gid) != (uid, gid):
+                dirs.append(path)
+                if not check:
+                    os.chown(path, uid, gid)
+        except FileNotFoundError:
+            dirs.append(path)
+            if not check:
+                os.makedirs(path, 0o755)
+                os.chown(path, uid, gid)
+    if (written or removed) and not check:
+        run(["systemctl", "daemon-reload"])
+        run(["systemctl", "reset-failed"] + [n for n in removed if n.endswith(".service")], check=False)
+    return written, removed, dirs
+
+
+def timer_states(timers):
+    if not timers:
+        return {}
+    r = run(["systemctl", "show", "--property=Id,UnitFileState,ActiveState"] + timers)
+    states, cur = {}, {}
+    for line in r.stdout.splitlines() + [""]:
+        if not line.strip():
+            if cur.get("Id"):
+                states[cur["Id"]] = cur
+            cur = {}
+            continue
+        k, _, v = line.partition("=")
+        cur[k] = v
+    return states
+
+
+def arm(module, p):
+    check = module.check_mode
+    st = timer_states(p["enabled"] + p["disabled"])
+    to_arm = [t for t in p["enabled"] if st.get(t, {}).get("UnitFileState") != "enabled" or st.get(t, {}).get("ActiveState") != "active"]
+    to_disarm = [t for t in p["disabled"] if st.get(t, {}).get("UnitFileState") == "enabled" or st.get(t, {}).get("ActiveState") in ("active", "activating")]
+    if not check:
+        if to_arm:
+            run(["systemctl", "enable", "--now"] + to_arm)
+        if to_disarm:
+            run(["systemctl", "disable", "--now"] + to_disarm)
+    return to_arm, to_disarm
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            action=dict(type="str", required=True, choices=["validate", "write", "arm"]),
+            units=dict(type="dict", default={}),
+            unit_dir=dict(type="path", default="/etc/systemd/system"),
+            prefix=dict(type="str", default="tickgate-"),
+            schedules=dict(type="list", elements="dict", default=[]),
+            accounts=dict(type="list", elements="dict", default=[]),
+            ignore_missing=dict(type="list", elements="str", default=[]),
+            state_dirs=dict(type="list", elements="dict", default=[]),
+            enabled=dict(type="list", elements="str", default=[]),
+            disabled=dict(type="list", elements="str", default=[]),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    res = dict(changed=False, errors=[], written=[], removed=[], state_dirs=[], armed=[], disarmed=[])
+    try:
+        if p["action"] == "validate":
+            res["errors"] = validate(module, p)
+            if res["errors"]:
+                module.fail_json(msg="tickgate preflight: %d problem(s):\n%s" % (len(res["errors"]), "\n".join(res["errors"])), **res)
+        elif p["action"] == "write":
+            res["written"], res["removed"], res["state_dirs"] = write(module, p)
+            res["changed"] = bool(res["written"] or res["removed"] or res["state_dirs"])
+        else:
+            res["armed"], res["disarmed"] = arm(module, p)
+            res["changed"] = bool(res["armed"] or res["disarmed"])
+    except (RuntimeError, OSError, KeyError) as e:
+        module.fail_json(msg="tickgate_units %s: %s" % (p["action"], e), **res)
+    module.exit_json(**res)
+
+
+if __name__ == "__main__":
+    main()
