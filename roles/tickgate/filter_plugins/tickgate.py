@@ -59,6 +59,8 @@ def _quote(value, dollar):
 
 def systemd_exec_arg(value):
     """One ExecStart= argument, quoted so systemd passes it unchanged."""
+    if not isinstance(value, str):
+        raise AnsibleFilterError("an ExecStart= argument must be a string, got %r" % (value,))
     if "\x00" in value:
         raise AnsibleFilterError("an argument cannot contain a NUL byte: %r" % (value,))
     return _quote(value, dollar=True)

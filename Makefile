@@ -1,0 +1,96 @@
+# tickgate — `make test` installs what it needs on a fresh Debian machine
+# (as root) and runs every check; `make demo` boots a throwaway systemd host
+# and deploys inventory/demo to it. See README.md.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV        := .venv
+VENV_BIN    := $(VENV)/bin
+export PATH := $(CURDIR)/$(VENV_BIN):$(PATH)
+GO          ?= go
+BUILD_FLAGS := -tags urfave_cli_no_docs -trimpath -buildvcs=false -ldflags "-s -w"
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+APT_PACKAGES := debootstrap systemd-container openssh-client python3-venv util-linux time gcc libc6-dev
+STEPS       := scripts/run-steps
+
+.PHONY: help
+help:
+	@echo "make test        install what is missing, then every check (Go, filters, lint, molecule on nspawn hosts)"
+	@echo "make test-go     go vet, staticcheck, go test -race"
+	@echo "make lint        ansible-lint (production) and yamllint"
+	@echo "make molecule    molecule test --all (real systemd hosts)"
+	@echo "make bench       helper and deploy benchmarks (figures, no pass/fail)"
+	@echo "make demo        boot a demo host, deploy inventory/demo, run each job once"
+	@echo "make demo-clean  stop and remove the demo host"
+	@echo "make build       dist/tickgate (static)"
+
+# --- installs ---------------------------------------------------------------
+.PHONY: deps apt-deps venv go-deps
+deps: apt-deps venv go-deps
+
+apt-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV_BIN)/pip install -q --disable-pip-version-check -r requirements.txt
+	touch $@
+
+go-deps:
+	$(GO) mod download
+
+# --- build ------------------------------------------------------------------
+.PHONY: build
+build: dist/tickgate
+dist/tickgate: go.mod go.sum $(shell find helper -name '*.go' -not -name '*_test.go')
+	mkdir -p dist
+	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o $@ ./helper/cmd/tickgate
+
+# --- checks -----------------------------------------------------------------
+.PHONY: test test-go test-filters lint molecule
+test: deps
+	@$(STEPS) \
+	  "gofmt"            "test -z \"\$$(gofmt -l \$$(git ls-files '*.go' 2>/dev/null || find helper -name '*.go'))\" || { gofmt -l helper; false; }" \
+	  "go vet"           "$(GO) vet ./..." \
+	  "staticcheck"      "$(GO) run $(STATICCHECK) ./..." \
+	  "go test -race"    "$(GO) test -race -count=1 ./..." \
+	  "filter tests"     "$(VENV_BIN)/python -m unittest discover -s roles/tickgate/tests -v" \
+	  "yamllint"         "$(VENV_BIN)/yamllint --strict ." \
+	  "ansible-lint"     "$(VENV_BIN)/ansible-lint" \
+	  "molecule"         "$(MAKE) --no-print-directory molecule"
+
+test-go: go-deps
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) test -race -count=1 ./...
+
+test-filters: venv
+	$(VENV_BIN)/python -m unittest discover -s roles/tickgate/tests -v
+
+lint: venv
+	$(VENV_BIN)/yamllint --strict .
+	$(VENV_BIN)/ansible-lint
+
+molecule: venv build
+	scripts/testhost rootfs
+	$(VENV_BIN)/molecule test --all
+
+# --- benchmarks ---------------------------------------------------------------
+.PHONY: bench
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchtime 300x ./helper/e2e/ | grep -E '^(Benchmark|ok|FAIL)'
+	scripts/bench-deploy
+
+# --- demo ---------------------------------------------------------------------
+.PHONY: demo demo-clean
+demo: deps build
+	scripts/demo up
+
+demo-clean:
+	scripts/demo down

@@ -1,0 +1,162 @@
+"""Unit tests for roles/tickgate/filter_plugins/tickgate.py.
+
+What systemd actually does with these strings is proven on a real host by
+molecule/default (the argv job); these pin the exact encoding."""
+
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "filter_plugins"))
+import tickgate as t  # noqa: E402
+
+
+class ExecEscaping(unittest.TestCase):
+    def test_arguments(self):
+        cases = [
+            ("plain", '"plain"'),
+            ("it's", '"it\'s"'),
+            ("100%", '"100%%"'),
+            ("$HOME", '"$$HOME"'),
+            ("${X}", '"$${X}"'),
+            ("a b", '"a b"'),
+            ('"q"', '"\\"q\\""'),
+            ("back\\slash", '"back\\\\slash"'),
+            (";", '";"'),
+            ("", '""'),
+            ("tab\there", '"tab\\there"'),
+            ("line\nbreak", '"line\\nbreak"'),
+            ("bell\x07", '"bell\\a"'),
+            ("esc\x1b", '"esc\\x1b"'),
+            ("é", '"é"'),
+            ("%n%%", '"%%n%%%%"'),
+        ]
+        for arg, want in cases:
+            with self.subTest(arg=arg):
+                self.assertEqual(t.systemd_exec_arg(arg), want)
+
+    def test_line_joins_quoted_arguments(self):
+        self.assertEqual(t.systemd_exec_line(["/bin/echo", "a b", ""]), '"/bin/echo" "a b" ""')
+
+    def test_rejects_non_strings_and_nul(self):
+        with self.assertRaises(t.AnsibleFilterError):
+            t.systemd_exec_line("echo hi")
+        with self.assertRaises(t.AnsibleFilterError):
+            t.systemd_exec_arg(3)
+        with self.assertRaises(t.AnsibleFilterError):
+            t.systemd_exec_arg("a\x00b")
+
+
+class EnvEscaping(unittest.TestCase):
+    def test_assignment(self):
+        self.assertEqual(t.systemd_env_assignment("A", "x $y 50%"), '"A=x $y 50%%"')
+        self.assertEqual(t.systemd_env_assignment("Q", 'say "hi" \\ ;'), '"Q=say \\"hi\\" \\\\ ;"')
+        self.assertEqual(t.systemd_env_assignment("EMPTY", ""), '"EMPTY="')
+        self.assertEqual(t.systemd_env_assignment("N", 5), '"N=5"')
+
+    def test_bad_names(self):
+        for name in ["", "1A", "A-B", "A B", None]:
+            with self.subTest(name=name), self.assertRaises(t.AnsibleFilterError):
+                t.systemd_env_assignment(name, "v")
+
+
+class JobErrors(unittest.TestCase):
+    def ok(self, **kw):
+        job = {"name": "j", "command": ["/bin/true"], "schedule": "daily"}
+        job.update(kw)
+        return job
+
+    def test_valid_jobs_have_no_errors(self):
+        self.assertEqual(t.tickgate_job_errors([self.ok(), self.ok(name="k", mode="drain", lock="api", timeout="1h 30min")]), [])
+        self.assertEqual(t.tickgate_job_errors([{"name": "gone", "state": "absent"}]), [])
+
+    def test_each_problem_names_job_and_field(self):
+        cases = [
+            (self.ok(command="echo hi"), "job j: command: must be an argv list, not a string"),
+            (self.ok(command=[]), "job j: command: required"),
+            (self.ok(command=["/bin/x", 3]), "job j: command: every argv element must be a string"),
+            (self.ok(schedule=None), "job j: schedule: required"),
+            (self.ok(name="Bad Name"), "job Bad Name: name: required, must match"),
+            (self.ok(timeout="5 parsecs"), "job j: timeout: not a time span"),
+            (self.ok(ok_codes=[0, 256]), "job j: ok_codes: must be a list of exit codes"),
+            (self.ok(ok_codes=[0], done_codes=[0]), "job j: done_codes: exit code 0 is also in ok_codes"),
+            (self.ok(mode="sometimes"), "job j: mode: must be recurring or drain"),
+            (self.ok(environment={"A-B": "x"}), "job j: environment: invalid variable name"),
+            (self.ok(lock="a/b"), "job j: lock: must match"),
+            (self.ok(nice=40), "job j: nice: must be a whole number from -20 to 19"),
+            (self.ok(frobnicate=1), "job j: frobnicate: unknown field"),
+            (self.ok(singleton="yes"), "job j: singleton: must be true or false"),
+            (self.ok(working_directory="relative"), "job j: working_directory: must be an absolute path"),
+        ]
+        for job, want in cases:
+            with self.subTest(want=want):
+                errors = t.tickgate_job_errors([job])
+                self.assertTrue(any(e.startswith(want) for e in errors), errors)
+
+    def test_duplicate_names(self):
+        errors = t.tickgate_job_errors([self.ok(), self.ok()])
+        self.assertIn("job j: name: duplicate of tickgate_jobs[0]", errors)
+
+    def test_not_a_list(self):
+        self.assertEqual(len(t.tickgate_job_errors({"name": "j"})), 1)
+
+
+class Normalize(unittest.TestCase):
+    settings = {"bin": "/usr/local/bin/tickgate", "state_dir": "/var/lib/tickgate", "lock_dir": "/run/lock/tickgate",
+                "gate": "/etc/tickgate/gate.json", "metrics_dir": "/m", "kill_after": "10s"}
+    defaults = {"lock": "", "mode": "recurring", "environment": {}, "read_write_paths": [], "timeout": 0, "gate_fail": "closed"}
+
+    def norm(self, **kw):
+        job = {"name": "backfill", "command": ["/opt/b", "--x"], "schedule": "hourly"}
+        job.update(kw)
+        return t.tickgate_normalize_jobs([job], self.defaults, self.settings)[0]
+
+    def test_drain_mode_contract_and_argv(self):
+        j = self.norm(mode="drain", lock="api", timeout="25min", environment={"B": "2", "A": "1"})
+        self.assertEqual(j["argv"][:16], ["/usr/local/bin/tickgate", "run", "--lock", "api", "--ok-codes", "3", "--done-codes", "0",
+                                          "--halt-codes", "4", "--halt-after", "1", "--gate-fail", "closed", "--kill-after", "10s"])
+        self.assertEqual(j["argv"][-4:], ["backfill", "--", "/opt/b", "--x"])
+        self.assertIn("--timeout", j["argv"])
+        self.assertEqual(j["env"][-2:], [["A", "1"], ["B", "2"]])
+        self.assertEqual(j["runtime_max"], "1540s")  # 25 min + 10 s + 30 s
+        self.assertEqual(j["stop_timeout"], "30s")
+        self.assertEqual(j["schedule"], ["hourly"])
+        self.assertEqual(j["rw_paths"], ["/var/lib/tickgate/backfill", "/run/lock/tickgate", "/m"])
+
+    def test_job_codes_override_the_mode(self):
+        j = self.norm(mode="drain", halt_after=0, ok_codes=[3, 5])
+        self.assertEqual((j["ok_codes"], j["done_codes"], j["halt_after"]), ([3, 5], [0], 0))
+
+    def test_lock_defaults_to_name(self):
+        self.assertEqual(self.norm()["lock"], "backfill")
+
+
+class Singletons(unittest.TestCase):
+    def test_exactly_one_host(self):
+        hv = {"a": {"tickgate_jobs": [{"name": "s", "singleton": True}]},
+              "b": {"tickgate_jobs": [{"name": "s", "singleton": True}]},
+              "c": {"tickgate_jobs": [{"name": "s", "singleton": True, "enabled": False}]}}
+        self.assertEqual(t.tickgate_singleton_errors(hv, ["a", "b", "c"]),
+                         ["job s: singleton: armed on 2 hosts (a, b); it must be present and enabled on exactly one"])
+        self.assertEqual(t.tickgate_singleton_errors(hv, ["a", "c"]), [])
+        hv["b"]["tickgate_jobs"][0]["state"] = "absent"
+        self.assertEqual(t.tickgate_singleton_errors(hv, ["a", "b"]), [])
+
+    def test_same_job_not_marked_singleton_elsewhere_counts(self):
+        hv = {"a": {"tickgate_jobs": [{"name": "s", "singleton": True}]}, "b": {"tickgate_jobs": [{"name": "s"}]}}
+        self.assertEqual(len(t.tickgate_singleton_errors(hv, ["a", "b"])), 1)
+
+
+class Spans(unittest.TestCase):
+    def test_span_seconds(self):
+        for value, want in [(90, 90), ("90", 90), ("1h 30min", 5400), ("2d", 172800), ("250ms", 0.25), ("1min 30s", 90)]:
+            with self.subTest(value=value):
+                self.assertAlmostEqual(t.span_seconds(value), want)
+
+    def test_tickgate_span(self):
+        self.assertEqual(t.tickgate_span(30), "30s")
+        self.assertEqual(t.tickgate_span(" 5min "), "5min")
+
+
+if __name__ == "__main__":
+    unittest.main()
