@@ -128,6 +128,17 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// startRun starts `tickgate run ARGS...` in the background and waits until
+// job's command runs; it returns the helper's process and the command's pid.
+func (e *env) startRun(job string, args ...string) (*exec.Cmd, int) {
+	e.t.Helper()
+	c := e.cmd(append([]string{"run"}, args...)...)
+	if err := c.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	return c, e.childPID(job)
+}
+
 // childPID waits until the job's state names a running child and returns it.
 func (e *env) childPID(job string) int {
 	e.t.Helper()

@@ -62,11 +62,7 @@ func TestDrainNothingRunning(t *testing.T) {
 // Drain waits for a running job and returns once it has ended.
 func TestDrainWaitsForRunningJob(t *testing.T) {
 	e := newEnv(t)
-	job := e.cmd("run", "publisher", "--", "sleep", "0.7")
-	if err := job.Start(); err != nil {
-		t.Fatal(err)
-	}
-	e.childPID("publisher")
+	job, _ := e.startRun("publisher", "publisher", "--", "sleep", "0.7")
 	d := e.cmd("drain", "--timeout", "30s")
 	if err := d.Start(); err != nil {
 		t.Fatal(err)
@@ -91,11 +87,7 @@ func TestDrainWaitsForRunningJob(t *testing.T) {
 // At the timeout drain exits 1 and names what still runs, with pid and age.
 func TestDrainTimeoutListsRunningJobs(t *testing.T) {
 	e := newEnv(t)
-	job := e.cmd("run", "--lock", "api", "publisher", "--", "sleep", "30")
-	if err := job.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pid := e.childPID("publisher")
+	job, pid := e.startRun("publisher", "--lock", "api", "publisher", "--", "sleep", "30")
 	defer func() { _ = job.Process.Signal(syscall.SIGTERM); _ = job.Wait() }()
 	r := e.mustCode(1, "drain", "--timeout", "300ms")
 	want := fmt.Sprintf("publisher (pid %d, running ", pid)
@@ -123,11 +115,7 @@ func TestDrainTimeoutListsRunningJobs(t *testing.T) {
 // drain waits for it.
 func TestDrainSeesOrphanedChild(t *testing.T) {
 	e := newEnv(t)
-	w := e.cmd("run", "long", "--", "sleep", "30")
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	child := e.childPID("long")
+	w, child := e.startRun("long", "long", "--", "sleep", "30")
 	_ = w.Process.Kill()
 	_ = w.Wait()
 	defer syscall.Kill(-child, syscall.SIGKILL)
@@ -181,12 +169,8 @@ func TestStatusJSON(t *testing.T) {
 	e.mustCode(0, "run", "--done-codes", "0", "--ok-codes", "3", "drained", "--", "true")
 	e.mustCode(0, "run", "--lock", "api", "paused", "--", "true")
 	e.mustCode(0, "gate", "pause", "--reason", "quota", "paused")
-	long := e.cmd("run", "--lock", "api2", "busy", "--", "sleep", "30")
-	if err := long.Start(); err != nil {
-		t.Fatal(err)
-	}
+	long, pid := e.startRun("busy", "--lock", "api2", "busy", "--", "sleep", "30")
 	defer func() { _ = long.Process.Signal(syscall.SIGTERM); _ = long.Wait() }()
-	pid := e.childPID("busy")
 	e.mustCode(0, "gate", "close", "--reason", "deploy", "--token", "t")
 
 	// Without --no-systemd: no system bus here, status still works.

@@ -96,11 +96,7 @@ func TestDifferentJobsOneLockNeverOverlap(t *testing.T) {
 // 2. SIGKILL of the wrapper: the child keeps the lock; no overlap ever.
 func TestSIGKILLWrapperChildKeepsLock(t *testing.T) {
 	e := newEnv(t)
-	w := e.cmd("run", "--lock", "g", "long", "--", "sleep", "30")
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	child := e.childPID("long")
+	w, child := e.startRun("long", "--lock", "g", "long", "--", "sleep", "30")
 	if err := w.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -137,11 +133,7 @@ func TestSignalsForwardedToProcessGroup(t *testing.T) {
 			e := newEnv(t)
 			got := filepath.Join(e.dir, "got")
 			// The grandchild (sleep) is in the same group and gets the signal too.
-			w := e.cmd("run", "j", "--", "sh", "-c", `trap 'echo caught > "$0"; exit 0' TERM INT; sleep 30 & wait`, got)
-			if err := w.Start(); err != nil {
-				t.Fatal(err)
-			}
-			child := e.childPID("j")
+			w, child := e.startRun("j", "j", "--", "sh", "-c", `trap 'echo caught > "$0"; exit 0' TERM INT; sleep 30 & wait`, got)
 			if err := w.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
@@ -166,11 +158,7 @@ func TestSignalsForwardedToProcessGroup(t *testing.T) {
 // 3b. A group that ignores SIGTERM is SIGKILLed after --kill-after.
 func TestKillAfterEscalatesToSIGKILL(t *testing.T) {
 	e := newEnv(t)
-	w := e.cmd("run", "--kill-after", "300ms", "stubborn", "--", "sh", "-c", `trap '' TERM; sleep 30 & wait`)
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	child := e.childPID("stubborn")
+	w, child := e.startRun("stubborn", "--kill-after", "300ms", "stubborn", "--", "sh", "-c", `trap '' TERM; sleep 30 & wait`)
 	start := time.Now()
 	_ = w.Process.Signal(syscall.SIGTERM)
 	code := exitCode(w.Wait())
@@ -429,11 +417,7 @@ func TestLoggingAndNotify(t *testing.T) {
 	defer conn.Close()
 	e.extraEnv = []string{"NOTIFY_SOCKET=" + sock, "JOURNAL_STREAM=1:1"}
 
-	holder := e.cmd("run", "--lock", "g", "holder", "--", "sleep", "0.4")
-	if err := holder.Start(); err != nil {
-		t.Fatal(err)
-	}
-	e.childPID("holder")
+	holder, _ := e.startRun("holder", "--lock", "g", "holder", "--", "sleep", "0.4")
 	r := e.mustCode(0, "run", "--lock", "g", "--lock-wait", "10s", "waiter", "--", "true")
 	_ = holder.Wait()
 	if !strings.HasPrefix(r.stderr, "tickgate: job=waiter result=success exit=0 ") || !strings.Contains(r.stderr, "lock=g") {
