@@ -308,46 +308,51 @@ func exitCodeOf(ps *os.ProcessState, err error) int {
 func (r *runner) finishRun(code int, reason string, timedOut bool) (Outcome, error) {
 	c := r.c
 	now := time.Now().UTC()
-	result := state.Failed
+	t := tick{result: state.Failed, reason: reason}
 	exit := code
-	var marker string
 	switch {
 	case timedOut:
 	case c.Done[code]:
-		result, exit, marker = state.Done, 0, state.MarkerDone
-		reason = fmt.Sprintf("done-code %d: job drained; runs again only after `tickgate clear %s`", code, c.Job)
+		t.result, t.marker, exit = state.Done, state.MarkerDone, 0
+		t.reason = fmt.Sprintf("done-code %d: job drained; runs again only after `tickgate clear %s`", code, c.Job)
 	case c.OK[code]:
-		result, exit = state.Success, 0
+		t.result, exit = state.Success, 0
 	case c.Halt[code]:
-		result, marker = state.Halted, state.MarkerHalted
-		reason = fmt.Sprintf("halt-code %d: job halted; runs again only after `tickgate clear %s`", code, c.Job)
+		t.result, t.marker = state.Halted, state.MarkerHalted
+		t.reason = fmt.Sprintf("halt-code %d: job halted; runs again only after `tickgate clear %s`", code, c.Job)
 	}
-	if result == state.Failed && reason == "" {
-		reason = fmt.Sprintf("exit code %d is not an ok code", code)
+	if t.result == state.Failed && t.reason == "" {
+		t.reason = fmt.Sprintf("exit code %d is not an ok code", code)
 	}
-	return r.record(func(s *state.State) {
+	return r.record(t, exit, code, func(s *state.State, t *tick) {
 		s.RunsTotal++
-		if result == state.Success || result == state.Done {
+		if t.result == state.Success || t.result == state.Done {
 			s.ConsecutiveFailures = 0
 			s.LastSuccessAt = &now
 		} else {
 			s.ConsecutiveFailures++
 			s.FailuresTotal++
-			if result == state.Failed && c.HaltAfter > 0 && s.ConsecutiveFailures >= c.HaltAfter {
-				result, marker = state.Halted, state.MarkerHalted
-				reason = fmt.Sprintf("%s; breaker tripped after %d consecutive failures; runs again only after `tickgate clear %s`",
-					reason, s.ConsecutiveFailures, c.Job)
+			if t.result == state.Failed && c.HaltAfter > 0 && s.ConsecutiveFailures >= c.HaltAfter {
+				t.result, t.marker = state.Halted, state.MarkerHalted
+				t.reason = fmt.Sprintf("%s; breaker tripped after %d consecutive failures; runs again only after `tickgate clear %s`",
+					t.reason, s.ConsecutiveFailures, c.Job)
 			}
 		}
-		r.setRun(s, result, reason, now, code)
-	}, &result, &reason, &marker, exit, code)
+		r.setRun(s, t.result, t.reason, now, code)
+	})
 }
 
+// setRun records a run of the command as the latest tick and the last run.
 func (r *runner) setRun(s *state.State, result, reason string, now time.Time, code int) {
 	run := state.Run{RunID: r.runID, Result: result, Reason: reason, StartedAt: &r.started,
 		FinishedAt: &now, DurationSeconds: now.Sub(r.started).Seconds(), ExitCode: &code}
-	s.Run = run
+	endTick(s, run)
 	s.LastRun = &run
+}
+
+// endTick makes run the latest tick; nothing of this job runs any more.
+func endTick(s *state.State, run state.Run) {
+	s.Run = run
 	s.PID, s.PIDStart, s.HelperPID, s.HelperPIDStart = 0, 0, 0, 0
 }
 
@@ -359,55 +364,54 @@ func (r *runner) finishInterrupted(sig os.Signal, ran bool, childCode int) (Outc
 		signo = int(s)
 	}
 	exit := 128 + signo
-	result := state.Interrupted
-	reason := fmt.Sprintf("%s received; forwarded to the job's process group", sig)
+	t := tick{result: state.Interrupted, reason: fmt.Sprintf("%s received; forwarded to the job's process group", sig)}
 	if !ran {
-		reason = fmt.Sprintf("%s received before the job started", sig)
+		t.reason = fmt.Sprintf("%s received before the job started", sig)
 		childCode = exit
 	}
 	now := time.Now().UTC()
-	noMarker := ""
-	return r.record(func(s *state.State) {
+	return r.record(t, exit, childCode, func(s *state.State, t *tick) {
 		if ran {
 			s.RunsTotal++
-			r.setRun(s, result, reason, now, childCode)
+			r.setRun(s, t.result, t.reason, now, childCode)
 		} else if !s.IsRunning() {
-			s.Run = state.Run{RunID: r.runID, Result: result, Reason: reason, StartedAt: &r.started, FinishedAt: &now, ExitCode: &exit}
+			endTick(s, state.Run{RunID: r.runID, Result: t.result, Reason: t.reason, StartedAt: &r.started, FinishedAt: &now, ExitCode: &exit})
 		}
-	}, &result, &reason, &noMarker, exit, childCode)
+	})
 }
 
 // skip records a tick that did not run the command.
 func (r *runner) skip(code int, reason string) (Outcome, error) {
 	now := time.Now().UTC()
-	result, noMarker := state.Skipped, ""
-	return r.record(func(s *state.State) {
+	return r.record(tick{result: state.Skipped, reason: reason}, code, code, func(s *state.State, t *tick) {
 		s.SkipsTotal++
-		s.LastSkip = &state.Skip{At: now, Reason: reason}
+		s.LastSkip = &state.Skip{At: now, Reason: t.reason}
 		if s.IsRunning() {
 			return // another run of this job is in progress: keep its record
 		}
 		c := code
-		s.Run = state.Run{RunID: r.runID, Result: state.Skipped, Reason: reason, StartedAt: &now, FinishedAt: &now, ExitCode: &c}
-		s.PID, s.PIDStart, s.HelperPID, s.HelperPIDStart = 0, 0, 0, 0
-	}, &result, &reason, &noMarker, code, code)
+		endTick(s, state.Run{RunID: r.runID, Result: t.result, Reason: t.reason, StartedAt: &now, FinishedAt: &now, ExitCode: &c})
+	})
 }
 
-// record applies fn to the job's state and writes, in this order: the marker
-// (if fn decided on one), then state.json and the metrics file together. It
-// then reports the tick. result, reason and marker are read after fn ran,
-// which may change them (the breaker).
-func (r *runner) record(fn func(*state.State), result, reason, marker *string, exit, childCode int) (Outcome, error) {
+// tick is a tick's outcome: its result, reason, and the marker it writes.
+type tick struct{ result, reason, marker string }
+
+// record applies fn to the job's state under its state lock and writes, in
+// this order: the marker (if the tick has one), then state.json and the
+// metrics file together. It then reports the tick. fn may change t (the
+// breaker turns a failure into a halt).
+func (r *runner) record(t tick, exit, childCode int, fn func(*state.State, *tick)) (Outcome, error) {
 	c := r.c
 	hooks := state.Hooks{
 		Before: func(*state.State) error {
-			if *marker == "" {
+			if t.marker == "" {
 				return nil
 			}
 			cc := childCode
-			err := r.store.WriteMarker(c.Job, *marker, state.Marker{At: time.Now().UTC(), Reason: *reason, ExitCode: &cc, RunID: r.runID})
+			err := r.store.WriteMarker(c.Job, t.marker, state.Marker{At: time.Now().UTC(), Reason: t.reason, ExitCode: &cc, RunID: r.runID})
 			if err != nil {
-				return fmt.Errorf("write %s marker: %w", *marker, err)
+				return fmt.Errorf("write %s marker: %w", t.marker, err)
 			}
 			return nil
 		},
@@ -422,11 +426,11 @@ func (r *runner) record(fn func(*state.State), result, reason, marker *string, e
 	}
 	_, err := r.store.UpdateWith(context.Background(), c.Job, func(s *state.State) {
 		s.Lock = c.Lock
-		fn(s)
+		fn(s, &t)
 	}, hooks)
-	r.rep.Tick(report.Entry{Job: c.Job, Lock: c.Lock, Result: *result, Reason: *reason, RunID: r.runID,
+	r.rep.Tick(report.Entry{Job: c.Job, Lock: c.Lock, Result: t.result, Reason: t.reason, RunID: r.runID,
 		ExitCode: exit, DurationSec: time.Since(r.started).Seconds()})
-	out := Outcome{Result: *result, Reason: *reason, ExitCode: exit}
+	out := Outcome{Result: t.result, Reason: t.reason, ExitCode: exit}
 	if err != nil {
 		return out, fmt.Errorf("job %s: recording the outcome: %w", c.Job, err)
 	}
