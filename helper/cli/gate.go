@@ -69,13 +69,10 @@ Example: tickgate gate close --reason "db failover" --until +2h`,
 					}
 					now := time.Now().UTC()
 					var until *time.Time
-					if s := c.String("until"); s != "" {
-						t, err := timespec.ParseTime(s, now)
-						if err != nil {
-							return exitcode.UsageError("--until: %v", err)
+					if c.String("until") != "" {
+						if until, err = timeFlag(c, "until", now); err != nil {
+							return err
 						}
-						t = t.UTC()
-						until = &t
 					}
 					if err := noArgs(c); err != nil {
 						return err
@@ -219,12 +216,10 @@ Example: tickgate gate rollout --at 2026-11-23T18:00:00Z --reason "release 4.2"`
 					}
 					var at *time.Time
 					if !clear {
-						t, err := timespec.ParseTime(c.String("at"), time.Now())
-						if err != nil {
-							return exitcode.UsageError("--at: %v", err)
+						var err error
+						if at, err = timeFlag(c, "at", time.Now()); err != nil {
+							return err
 						}
-						t = t.UTC()
-						at = &t
 					}
 					err := gate.Update(c.Context, getGlobals(c).Gate, c.Bool("force"), func(g *gate.Gate) error {
 						g.RolloutAt, g.RolloutReason = at, c.String("reason")
@@ -342,16 +337,22 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// timeFlag parses a TIME flag (RFC3339 or +DURATION from now), in UTC.
+func timeFlag(c *ucli.Context, flag string, now time.Time) (*time.Time, error) {
+	t, err := timespec.ParseTime(c.String(flag), now)
+	if err != nil {
+		return nil, exitcode.UsageError("--%s: %v", flag, err)
+	}
+	t = t.UTC()
+	return &t, nil
+}
+
+// fmtTime is an absolute time with its distance from now.
 func fmtTime(t *time.Time, now time.Time) string {
 	if t == nil || t.IsZero() {
 		return "-"
 	}
-	d := t.Sub(now).Round(time.Second)
-	rel := "in " + d.String()
-	if d < 0 {
-		rel = (-d).String() + " ago"
-	}
-	return t.UTC().Format(time.RFC3339) + " (" + rel + ")"
+	return t.UTC().Format(time.RFC3339) + " (" + short(t, now) + ")"
 }
 
 func printGate(w io.Writer, v status.GateView, now time.Time) {

@@ -142,6 +142,7 @@ Example: tickgate status --json | jq '.jobs[] | select(.halted != null) | .job'`
 	}
 }
 
+// short is a time's distance from now: "in 5m0s", "2h0m0s ago", "now".
 func short(t *time.Time, now time.Time) string {
 	if t == nil || t.IsZero() {
 		return "-"
