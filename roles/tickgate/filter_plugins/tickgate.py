@@ -112,8 +112,24 @@ def _codes_ok(v):
     return isinstance(v, list) and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c <= 255 for c in v)
 
 
-def tickgate_job_errors(jobs):
-    """Every problem in a tickgate_jobs list, each naming the job and field."""
+def _contract(job, mode):
+    """The job's exit-code contract: its mode's, overridden field by field by
+    the job's own values where they are well-formed (bad ones are reported by
+    tickgate_job_errors)."""
+    out = dict(_MODES.get(mode, _MODES["recurring"]))
+    for f in ("ok_codes", "done_codes", "halt_codes"):
+        if _codes_ok(job.get(f)):
+            out[f] = job[f]
+    ha = job.get("halt_after")
+    if isinstance(ha, int) and not isinstance(ha, bool) and ha >= 0:
+        out["halt_after"] = ha
+    return out
+
+
+def tickgate_job_errors(jobs, defaults=None):
+    """Every problem in a tickgate_jobs list, each naming the job and field.
+    defaults are tickgate_job_defaults (a job's mode may come from them)."""
+    defaults = defaults or {}
     errors = []
     if not isinstance(jobs, list):
         return ["tickgate_jobs: must be a list of job dicts, got %s" % type(jobs).__name__]
@@ -165,7 +181,7 @@ def tickgate_job_errors(jobs):
         ha = job.get("halt_after")
         if ha is not None and (not isinstance(ha, int) or isinstance(ha, bool) or ha < 0):
             err("halt_after", "must be a whole number >= 0: %r" % (ha,))
-        mode = job.get("mode", "recurring")
+        mode = job.get("mode") or defaults.get("mode") or "recurring"
         if mode not in _MODES:
             err("mode", "must be recurring or drain (got %r)" % (mode,))
         if job.get("gate_fail", "closed") not in ("closed", "open"):
@@ -193,10 +209,7 @@ def tickgate_job_errors(jobs):
         if wd is not None and (not isinstance(wd, str) or not wd.startswith("/")):
             err("working_directory", "must be an absolute path: %r" % (wd,))
         codes = {}
-        resolved = dict(_MODES.get(mode, _MODES["recurring"]))
-        for f in ("ok_codes", "done_codes", "halt_codes"):
-            if _codes_ok(job.get(f)):
-                resolved[f] = job[f]
+        resolved = _contract(job, mode)
         for f in ("ok_codes", "done_codes", "halt_codes"):
             for c in resolved[f]:
                 if c in codes and codes[c] != f:
@@ -241,10 +254,7 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
         j = dict(defaults)
         j.update({k: v for k, v in job.items() if v is not None})
         j.setdefault("state", "present")
-        mode = _MODES[j.get("mode") or "recurring"]
-        for f in ("ok_codes", "done_codes", "halt_codes", "halt_after"):
-            if job.get(f) is None:
-                j[f] = mode[f]
+        j.update(_contract(job, j.get("mode") or "recurring"))
         if not j.get("lock"):
             j["lock"] = j["name"]
         if isinstance(j.get("schedule"), str):

@@ -93,6 +93,14 @@ class JobErrors(unittest.TestCase):
                 errors = t.tickgate_job_errors([job])
                 self.assertTrue(any(e.startswith(want) for e in errors), errors)
 
+    def test_mode_from_defaults_counts_for_the_contract(self):
+        # drain from tickgate_job_defaults: done 0 clashes with the job's ok 0,
+        # exactly as tickgate_normalize_jobs would resolve it.
+        errors = t.tickgate_job_errors([self.ok(ok_codes=[0])], {"mode": "drain"})
+        self.assertIn("job j: done_codes: exit code 0 is also in ok_codes", errors)
+        self.assertEqual(t.tickgate_job_errors([self.ok(ok_codes=[0])]), [])
+        self.assertTrue(any(e.startswith("job j: mode:") for e in t.tickgate_job_errors([self.ok()], {"mode": "often"})))
+
     def test_duplicate_names(self):
         errors = t.tickgate_job_errors([self.ok(), self.ok()])
         self.assertIn("job j: name: duplicate of tickgate_jobs[0]", errors)
