@@ -14,6 +14,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/tickgate/tickgate/helper/exitcode"
+	"github.com/tickgate/tickgate/helper/safefs"
 	"github.com/tickgate/tickgate/helper/state"
 	"github.com/tickgate/tickgate/helper/timespec"
 )
@@ -34,7 +35,8 @@ type env struct {
 
 // globals are the flags every command shares.
 type globals struct {
-	StateDir, LockDir, Gate, MetricsDir string
+	StateDir, LockDir, Gate, MetricsDir, DataDir string
+	Owners                                       *safefs.Owners
 }
 
 func getGlobals(c *ucli.Context) globals {
@@ -43,7 +45,22 @@ func getGlobals(c *ucli.Context) globals {
 		LockDir:    c.String("lock-dir"),
 		Gate:       c.String("gate"),
 		MetricsDir: c.String("metrics-dir"),
+		DataDir:    c.String("data-dir"),
+		Owners:     safefs.NewOwners(c.String("supervisor")),
 	}
+}
+
+func (g globals) store() state.Store { return state.Store{Dir: g.StateDir, Owners: g.Owners} }
+
+// checkGlobals refuses an empty path where tickgate keeps its facts: an
+// empty --state-dir would put job state in the working directory.
+func checkGlobals(c *ucli.Context) error {
+	for _, f := range []string{"state-dir", "lock-dir", "gate"} {
+		if strings.TrimSpace(c.String(f)) == "" {
+			return exitcode.UsageError("--%s must not be empty", f)
+		}
+	}
+	return nil
 }
 
 func usageErr(_ *ucli.Context, err error, _ bool) error {
@@ -60,14 +77,18 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *ucli.App {
 operator's tool for the gate, drains and status. Global flags can also be set
 through the environment variables shown, as the units do with Environment=.`,
 		Flags: []ucli.Flag{
-			// Inside a job TICKGATE_STATE_DIR is the job's own directory (for its
-			// checkpoint cursor); TICKGATE_STATE_ROOT, set beside it, keeps
-			// tickgate commands run by the job pointed at the real state dir.
+			// TICKGATE_STATE_ROOT is the state dir everywhere. TICKGATE_STATE_DIR
+			// is read too, as units before 0.2 set it; inside a job it names
+			// the job's own data dir, but TICKGATE_STATE_ROOT is set there
+			// and read first.
 			&ucli.StringFlag{Name: "state-dir", Value: "/var/lib/tickgate", EnvVars: []string{"TICKGATE_STATE_ROOT", "TICKGATE_STATE_DIR"}, Usage: "job state and markers live in `DIR`/JOB/"},
 			&ucli.StringFlag{Name: "lock-dir", Value: "/run/lock/tickgate", EnvVars: []string{"TICKGATE_LOCK_DIR"}, Usage: "lock group files `DIR`/NAME.lock"},
 			&ucli.StringFlag{Name: "gate", Value: "/etc/tickgate/gate.json", EnvVars: []string{"TICKGATE_GATE"}, Usage: "the gate `FILE`"},
 			&ucli.StringFlag{Name: "metrics-dir", EnvVars: []string{"TICKGATE_METRICS_DIR"}, Usage: "write Prometheus textfiles to `DIR` (empty: none)"},
+			&ucli.StringFlag{Name: "data-dir", Value: "/var/lib/tickgate-data", EnvVars: []string{"TICKGATE_DATA_ROOT"}, Usage: "each job's own writable dir is `DIR`/JOB (TICKGATE_DATA_DIR in the job)"},
+			&ucli.StringFlag{Name: "supervisor", Value: "tickgate", EnvVars: []string{"TICKGATE_SUPERVISOR"}, Usage: "the `ACCOUNT` that owns tickgate's directories (trusted beside root)"},
 		},
+		Before:          checkGlobals,
 		Reader:          stdin,
 		Writer:          stdout,
 		ErrWriter:       stderr,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -72,6 +73,9 @@ Example: tickgate gate close --reason "db failover" --until +2h`,
 					if c.String("until") != "" {
 						if until, err = timeFlag(c, "until", now); err != nil {
 							return err
+						}
+						if until.Before(now.Add(time.Second)) {
+							return exitcode.UsageError("--until %s: %s is not in the future (a closure must last at least 1s)", c.String("until"), until.Format(time.RFC3339Nano))
 						}
 					}
 					if err := noArgs(c); err != nil {
@@ -263,11 +267,16 @@ Example (in a job's loop): tickgate gate check || exit 3`,
 						return exitcode.UsageError("%v", err)
 					}
 					g := getGlobals(c)
-					store := state.Store{Dir: g.StateDir}
-					for _, name := range []string{state.MarkerHalted, state.MarkerDone} {
-						if m, _ := store.ReadMarker(job, name); m != nil {
-							return exitcode.New(exitcode.Skipped, "job %s: %s: %s", job, name, m.Reason)
+					if j, err := g.store().Job(job, false); err == nil {
+						for _, name := range []string{state.MarkerHalted, state.MarkerDone} {
+							if m, _ := j.ReadMarker(name); m != nil {
+								j.Close()
+								return exitcode.New(exitcode.Skipped, "job %s: %s: %s", job, name, m.Reason)
+							}
 						}
+						j.Close()
+					} else if !errors.Is(err, fs.ErrNotExist) {
+						return exitcode.New(exitcode.GateBad, "job %s: %v", job, err)
 					}
 					gt, _, err := gate.Load(g.Gate)
 					if err != nil {

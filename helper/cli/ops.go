@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -56,7 +58,7 @@ Example: tickgate gate close --reason deploy --token $ID && tickgate drain --tim
 			}
 			var running []status.Running
 			for {
-				running, err = status.FindRunning(state.Store{Dir: g.StateDir}, g.LockDir, time.Now())
+				running, err = status.FindRunning(g.store(), g.LockDir, time.Now())
 				if err != nil {
 					return exitcode.New(exitcode.Software, "drain: %v", err)
 				}
@@ -129,14 +131,26 @@ Example: tickgate status --json | jq '.jobs[] | select(.halted != null) | .job'`
 				}
 			}
 			g := getGlobals(c)
-			rep, err := status.Collect(c.Context, status.Options{Store: state.Store{Dir: g.StateDir}, GatePath: g.Gate, Jobs: jobs, Systemd: !c.Bool("no-systemd")})
+			rep, err := status.Collect(c.Context, status.Options{Store: g.store(), GatePath: g.Gate, Jobs: jobs, Systemd: !c.Bool("no-systemd")})
 			if err != nil {
 				return exitcode.New(exitcode.Software, "status: %v", err)
 			}
 			if c.Bool("json") {
-				return printJSON(e.stdout, rep)
+				if err := printJSON(e.stdout, rep); err != nil {
+					return err
+				}
+			} else {
+				printStatus(e.stdout, rep)
 			}
-			printStatus(e.stdout, rep)
+			var bad []string
+			for _, j := range rep.Jobs {
+				if j.Error != "" {
+					bad = append(bad, j.Job+": "+j.Error)
+				}
+			}
+			if len(bad) > 0 {
+				return exitcode.New(exitcode.Failure, "status: %d job(s) could not be read: %s", len(bad), strings.Join(bad, "; "))
+			}
 			return nil
 		},
 	}
@@ -195,8 +209,12 @@ func printStatus(w io.Writer, rep *status.Report) {
 		if j.ExitCode != nil && j.Result != state.Running {
 			result = fmt.Sprintf("%s (%d)", result, *j.ExitCode)
 		}
+		reason := orDash(j.Reason)
+		if j.Error != "" {
+			reason = "ERROR: " + j.Error
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", j.Job, next, short(lastRun, now), result,
-			short(j.LastSuccessAt, now), j.ConsecutiveFailures, clip(marker, 40), pid, j.Lock, clip(orDash(j.Reason), 60))
+			short(j.LastSuccessAt, now), j.ConsecutiveFailures, clip(marker, 40), pid, j.Lock, clip(reason, 60))
 	}
 	tw.Flush()
 	if len(rep.Jobs) == 0 {
@@ -212,18 +230,24 @@ func clip(s string, n int) string {
 	return s[:n-1] + "…"
 }
 
-func knownJob(c *ucli.Context, store state.Store) (string, error) {
+// knownJob opens the one JOB argument's state dir; a job without one is a
+// usage error.
+func knownJob(c *ucli.Context, g globals) (*state.Job, error) {
 	if c.NArg() != 1 {
-		return "", exitcode.UsageError("give exactly one JOB (flags go before it)")
+		return nil, exitcode.UsageError("give exactly one JOB (flags go before it)")
 	}
-	job := c.Args().First()
-	if err := checkJobName(job); err != nil {
-		return "", err
+	name := c.Args().First()
+	if err := checkJobName(name); err != nil {
+		return nil, err
 	}
-	if !store.Known(job) {
-		return "", exitcode.UsageError("unknown job %q: no %s", job, store.JobDir(job))
+	j, err := g.store().Job(name, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, exitcode.UsageError("unknown job %q: no %s", name, g.store().JobDir(name))
 	}
-	return job, nil
+	if err != nil {
+		return nil, exitcode.New(exitcode.Software, "job %s: %v", name, err)
+	}
+	return j, nil
 }
 
 func clearCommand(e *env) *ucli.Command {
@@ -240,11 +264,11 @@ Example: tickgate clear --halted backfill`,
 		},
 		Action: func(c *ucli.Context) error {
 			g := getGlobals(c)
-			store := state.Store{Dir: g.StateDir}
-			job, err := knownJob(c, store)
+			j, err := knownJob(c, g)
 			if err != nil {
 				return err
 			}
+			defer j.Close()
 			which := []string{}
 			if c.Bool("done") {
 				which = append(which, state.MarkerDone)
@@ -256,34 +280,40 @@ Example: tickgate clear --halted backfill`,
 				which = []string{state.MarkerDone, state.MarkerHalted}
 			}
 			var removed []string
-			for _, m := range which {
-				old, _ := store.ReadMarker(job, m)
-				ok, err := store.RemoveMarker(job, m)
-				if err != nil {
-					return exitcode.New(exitcode.Software, "job %s: remove %s marker: %v", job, m, err)
-				}
-				if ok {
-					desc := m
-					if old != nil && old.Reason != "" {
-						desc += fmt.Sprintf(" (was: %s)", old.Reason)
+			err = j.Locked(c.Context, func() error {
+				for _, m := range which {
+					old, _ := j.ReadMarker(m)
+					ok, err := j.RemoveMarker(m)
+					if err != nil {
+						return fmt.Errorf("remove %s marker: %w", m, err)
 					}
-					removed = append(removed, desc)
+					if ok {
+						desc := m
+						if old != nil && old.Reason != "" {
+							desc += fmt.Sprintf(" (was: %s)", old.Reason)
+						}
+						removed = append(removed, desc)
+					}
 				}
+				return nil
+			})
+			if err != nil {
+				return exitcode.New(exitcode.Software, "job %s: %v", j.Name, err)
 			}
-			if err := afterMarkerChange(c.Context, g, store, job, func(s *state.State) {
+			if err := afterMarkerChange(c.Context, g, j, func(s *state.State) {
 				for _, m := range which {
 					if m == state.MarkerHalted {
 						s.ConsecutiveFailures = 0
 					}
 				}
 			}); err != nil {
-				return err
+				return exitcode.New(exitcode.Software, "job %s: markers cleared, but %v", j.Name, err)
 			}
 			if len(removed) == 0 {
-				fmt.Fprintf(e.stdout, "job %s: nothing to clear (no %s marker)\n", job, strings.Join(which, " or "))
+				fmt.Fprintf(e.stdout, "job %s: nothing to clear (no %s marker)\n", j.Name, strings.Join(which, " or "))
 				return nil
 			}
-			fmt.Fprintf(e.stdout, "job %s: removed %s\n", job, strings.Join(removed, "; "))
+			fmt.Fprintf(e.stdout, "job %s: removed %s\n", j.Name, strings.Join(removed, "; "))
 			return nil
 		},
 	}
@@ -295,7 +325,8 @@ func haltCommand(e *env) *ucli.Command {
 		Usage:     "trip a job's breaker by hand: it skips until `tickgate clear`",
 		UsageText: "tickgate halt --reason TEXT JOB",
 		Description: `A running job is not stopped; its next tick skips, and 'tickgate gate check'
-inside it answers 75 at its next checkpoint.
+inside it answers 75 at its next checkpoint. Exits 0 once the marker is
+written, even if refreshing the state or metrics afterwards fails (a warning).
 Example: tickgate halt --reason "bad upstream data, see INC-42" backfill`,
 		Flags: []ucli.Flag{&ucli.StringFlag{Name: "reason", Usage: "why (required)"}},
 		Action: func(c *ucli.Context) error {
@@ -304,19 +335,19 @@ Example: tickgate halt --reason "bad upstream data, see INC-42" backfill`,
 				return err
 			}
 			g := getGlobals(c)
-			store := state.Store{Dir: g.StateDir}
-			job, err := knownJob(c, store)
+			j, err := knownJob(c, g)
 			if err != nil {
 				return err
 			}
+			defer j.Close()
 			m := state.Marker{At: time.Now().UTC(), Reason: "operator: " + reason}
-			if err := store.WriteMarker(job, state.MarkerHalted, m); err != nil {
-				return exitcode.New(exitcode.Software, "job %s: write halted marker: %v", job, err)
+			if err := j.Locked(c.Context, func() error { return j.WriteMarker(state.MarkerHalted, m) }); err != nil {
+				return exitcode.New(exitcode.Software, "job %s: write halted marker: %v", j.Name, err)
 			}
-			if err := afterMarkerChange(c.Context, g, store, job, func(*state.State) {}); err != nil {
-				return err
+			fmt.Fprintf(e.stdout, "job %s: halted (%s); `tickgate clear %s` re-arms it\n", j.Name, reason, j.Name)
+			if err := afterMarkerChange(c.Context, g, j, func(*state.State) {}); err != nil {
+				fmt.Fprintf(e.stderr, "tickgate: warning: job %s: halted, but %v\n", j.Name, err)
 			}
-			fmt.Fprintf(e.stdout, "job %s: halted (%s); `tickgate clear %s` re-arms it\n", job, reason, job)
 			return nil
 		},
 	}
@@ -324,24 +355,26 @@ Example: tickgate halt --reason "bad upstream data, see INC-42" backfill`,
 
 // afterMarkerChange applies fn to the job's state (if it has one) and
 // rewrites its metrics file, so tickgate_done/halted change at once.
-func afterMarkerChange(ctx context.Context, g globals, store state.Store, job string, fn func(*state.State)) error {
-	st, err := store.Load(job)
-	if err != nil || st == nil {
+func afterMarkerChange(ctx context.Context, g globals, j *state.Job, fn func(*state.State)) error {
+	st, err := j.Load()
+	if err != nil {
+		return fmt.Errorf("state not updated: %w", err)
+	}
+	if st == nil {
 		return nil // nothing recorded yet: nothing to update
 	}
-	st, err = store.Update(ctx, job, fn)
-	if err != nil {
-		return exitcode.New(exitcode.Software, "job %s: update state: %v", job, err)
+	var hooks state.Hooks
+	if g.MetricsDir != "" {
+		hooks.Along = func(st *state.State) error {
+			hb := time.Now()
+			if st.FinishedAt != nil {
+				hb = *st.FinishedAt // the heartbeat is the last tick, not this command
+			}
+			return metrics.WriteJob(g.MetricsDir, j, st, hb, g.Owners)
+		}
 	}
-	if g.MetricsDir == "" {
-		return nil
-	}
-	hb := time.Now()
-	if st.FinishedAt != nil {
-		hb = *st.FinishedAt // the heartbeat is the last tick, not this command
-	}
-	if err := metrics.WriteJob(g.MetricsDir, store, st, hb); err != nil {
-		return exitcode.New(exitcode.Software, "job %s: write metrics: %v", job, err)
+	if _, err := j.Update(ctx, fn, hooks); err != nil {
+		return fmt.Errorf("state or metrics not updated: %w", err)
 	}
 	return nil
 }

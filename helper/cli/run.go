@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 	"os"
+	"os/user"
+	"strconv"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -53,6 +55,9 @@ func runCommand(e *env) *ucli.Command {
 			&ucli.StringFlag{Name: "timeout", Value: "0", Usage: "SIGTERM the command's process group after `DURATION` (0: none)"},
 			&ucli.StringFlag{Name: "kill-after", Value: "10s", Usage: "SIGKILL the process group `DURATION` after SIGTERM"},
 			&ucli.StringFlag{Name: "gate-fail", Value: "closed", Usage: "an unusable gate file means `closed` (exit 78) or open (run, warn)"},
+			&ucli.StringFlag{Name: "user", Usage: "run the command as `USER` (name or uid); tickgate itself stays the supervisor"},
+			&ucli.StringFlag{Name: "group", Usage: "the command's primary `GROUP` (default: the user's)"},
+			&ucli.StringFlag{Name: "workdir", Usage: "the command's working `DIR` (entered as the job's user)"},
 		},
 		Action: func(c *ucli.Context) error {
 			cfg, err := runConfig(c, e)
@@ -101,6 +106,7 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 	cfg := runner.Config{
 		Job: job, Lock: lock, Argv: argv,
 		StateDir: g.StateDir, LockDir: g.LockDir, GatePath: g.Gate, MetricsDir: g.MetricsDir,
+		DataDir: g.DataDir, Owners: g.Owners, WorkDir: c.String("workdir"),
 		HaltAfter: c.Int("halt-after"),
 		Env:       os.Environ(), Stdin: e.stdin, Stdout: e.stdout, Stderr: e.stderr,
 	}
@@ -134,6 +140,9 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 			return cfg, fmt.Errorf("job %s: %v", job, err)
 		}
 	}
+	if cfg.Cred, err = credential(c.String("user"), c.String("group")); err != nil {
+		return cfg, fmt.Errorf("job %s: %v", job, err)
+	}
 	switch c.String("gate-fail") {
 	case "closed":
 	case "open":
@@ -142,4 +151,61 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 		return cfg, fmt.Errorf("job %s: --gate-fail: %q is neither closed nor open", job, c.String("gate-fail"))
 	}
 	return cfg, nil
+}
+
+// credential resolves --user/--group (names or numbers) the way systemd's
+// User=/Group= do: the user's primary group unless --group, and the user's
+// supplementary groups from /etc/group. Nil when neither is given.
+func credential(userArg, groupArg string) (*runner.Credential, error) {
+	if userArg == "" && groupArg == "" {
+		return nil, nil
+	}
+	if userArg == "" {
+		return nil, fmt.Errorf("--group needs --user")
+	}
+	u, err := user.Lookup(userArg)
+	if err != nil {
+		if _, nerr := strconv.Atoi(userArg); nerr != nil {
+			return nil, fmt.Errorf("--user: %v", err)
+		}
+		if u, err = user.LookupId(userArg); err != nil {
+			return nil, fmt.Errorf("--user: %v", err)
+		}
+	}
+	cr := &runner.Credential{Name: u.Username, Home: u.HomeDir}
+	uid, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("--user %s: uid %q: %v", userArg, u.Uid, err)
+	}
+	gidStr := u.Gid
+	if groupArg != "" {
+		g, err := user.LookupGroup(groupArg)
+		if err != nil {
+			if _, nerr := strconv.Atoi(groupArg); nerr != nil {
+				return nil, fmt.Errorf("--group: %v", err)
+			}
+			if g, err = user.LookupGroupId(groupArg); err != nil {
+				return nil, fmt.Errorf("--group: %v", err)
+			}
+		}
+		gidStr = g.Gid
+	}
+	gid, err := strconv.ParseUint(gidStr, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("--group: gid %q: %v", gidStr, err)
+	}
+	cr.UID, cr.GID = uint32(uid), uint32(gid)
+	ids, err := u.GroupIds()
+	if err != nil {
+		return nil, fmt.Errorf("--user %s: supplementary groups: %v", userArg, err)
+	}
+	for _, id := range ids {
+		if n, err := strconv.ParseUint(id, 10, 32); err == nil {
+			cr.Groups = append(cr.Groups, uint32(n))
+		}
+	}
+	if cr.SelfExecutable, err = os.Executable(); err != nil {
+		return nil, fmt.Errorf("locating tickgate itself: %v", err)
+	}
+	return cr, nil
 }

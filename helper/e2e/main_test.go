@@ -60,7 +60,7 @@ func (e *env) cmd(args ...string) *exec.Cmd {
 			base = append(base, kv)
 		}
 	}
-	c.Env = append(base, "TICKGATE_STATE_DIR="+e.stateDir, "TICKGATE_LOCK_DIR="+e.lockDir,
+	c.Env = append(base, "TICKGATE_STATE_ROOT="+e.stateDir, "TICKGATE_DATA_ROOT="+e.dir+"/data", "TICKGATE_LOCK_DIR="+e.lockDir,
 		"TICKGATE_GATE="+e.gate, "TICKGATE_METRICS_DIR="+e.metricDir)
 	c.Env = append(c.Env, e.extraEnv...)
 	return c

@@ -246,7 +246,7 @@ tickgate halt --reason "stop at next checkpoint" "$TICKGATE_JOB" >/dev/null || e
 tickgate gate check 2>"$TICKGATE_STATE_DIR/why" && exit 7
 exit 3`
 	e.mustCode(0, "run", "--ok-codes", "3", "--done-codes", "0", "loop", "--", "sh", "-c", script)
-	why, _ := os.ReadFile(filepath.Join(e.stateDir, "loop", "why"))
+	why, _ := os.ReadFile(filepath.Join(e.dir, "data", "loop", "why"))
 	if !strings.Contains(string(why), "job loop: halted: operator: stop at next checkpoint") {
 		t.Fatalf("gate check inside the job said %q", why)
 	}

@@ -384,12 +384,12 @@ func TestChildArgvEnvAndLockFD(t *testing.T) {
 	envData, _ := os.ReadFile(out + ".env")
 	st := e.state("argv")
 	for _, kv := range []string{"TICKGATE_JOB=argv", "TICKGATE_LOCK=grp", "TICKGATE_RUN_ID=" + st.RunID,
-		"TICKGATE_STATE_DIR=" + filepath.Join(e.stateDir, "argv"), "TICKGATE_GATE=" + e.gate} {
+		"TICKGATE_STATE_DIR=" + filepath.Join(e.dir, "data", "argv"), "TICKGATE_DATA_DIR=" + filepath.Join(e.dir, "data", "argv"), "TICKGATE_GATE=" + e.gate} {
 		if !strings.Contains(string(envData), kv+"\n") {
 			t.Errorf("child env lacks %s:\n%s", kv, envData)
 		}
 	}
-	if fd, _ := os.ReadFile(out + ".fd"); strings.TrimSpace(string(fd)) != filepath.Join(e.lockDir, "grp.lock") {
+	if fd, _ := os.ReadFile(out + ".fd"); strings.TrimSpace(string(fd)) != filepath.Join(e.lockDir, "grp.pin") {
 		t.Fatalf("fd 3 = %q, want the lock file", fd)
 	}
 }

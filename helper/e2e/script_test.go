@@ -16,7 +16,8 @@ func TestScripts(t *testing.T) {
 		Dir: filepath.Join("..", "testdata", "script"),
 		Setup: func(e *testscript.Env) error {
 			e.Setenv("PATH", filepath.Dir(bin)+string(os.PathListSeparator)+e.Getenv("PATH"))
-			e.Setenv("TICKGATE_STATE_DIR", e.WorkDir+"/state")
+			e.Setenv("TICKGATE_STATE_ROOT", e.WorkDir+"/state")
+			e.Setenv("TICKGATE_DATA_ROOT", e.WorkDir+"/data")
 			e.Setenv("TICKGATE_LOCK_DIR", e.WorkDir+"/lock")
 			e.Setenv("TICKGATE_GATE", e.WorkDir+"/etc/gate.json")
 			e.Setenv("TICKGATE_METRICS_DIR", e.WorkDir+"/metrics")

@@ -14,17 +14,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
-	"syscall"
+	"strings"
 	"time"
+	"unicode/utf8"
 
-	"github.com/gofrs/flock"
+	"golang.org/x/sys/unix"
 
-	"github.com/tickgate/tickgate/helper/fsutil"
+	"github.com/tickgate/tickgate/helper/safefs"
 )
 
 // Pause is one job's pause switch.
@@ -56,81 +56,231 @@ func (p *Problem) Error() string { return fmt.Sprintf("gate file %s is %s: %v", 
 func (p *Problem) Unwrap() error { return p.Err }
 
 // Load reads and checks the gate file. A missing file yields an open gate and
-// exists=false. Any other failure is a *Problem.
+// exists=false. Any other failure is a *Problem. The file is opened without
+// following a link or blocking, must be a regular file owned by root (or the
+// helper's own user) that no one else can write, and is read with a cap.
 func Load(path string) (g *Gate, exists bool, err error) {
-	// Stat before opening: opening a FIFO or device left at the path would
-	// block or misbehave, and every job tick reads this file.
-	fi, err := os.Stat(path)
+	data, _, err := read(path, true)
 	if errors.Is(err, fs.ErrNotExist) {
 		return &Gate{Paused: map[string]Pause{}}, false, nil
 	}
 	if err != nil {
-		return nil, true, &Problem{"unreadable", path, err}
+		return nil, true, err
 	}
-	if err := checkSecure(fi); err != nil {
-		return nil, true, &Problem{"insecure", path, err}
-	}
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, true, &Problem{"unreadable", path, err}
-	}
-	defer f.Close()
-	if fi2, err := f.Stat(); err != nil || !os.SameFile(fi, fi2) {
-		// Replaced between stat and open: judge the file we actually opened.
-		if err != nil {
-			return nil, true, &Problem{"unreadable", path, err}
-		}
-		if err := checkSecure(fi2); err != nil {
-			return nil, true, &Problem{"insecure", path, err}
-		}
-	}
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(io.LimitReader(f, maxSize+1)); err != nil {
-		return nil, true, &Problem{"unreadable", path, err}
-	}
-	if buf.Len() > maxSize {
-		return nil, true, &Problem{"malformed", path, fmt.Errorf("larger than %d bytes", maxSize)}
-	}
-	g, err = parse(buf.Bytes())
+	g, err = Parse(data)
 	if err != nil {
 		return nil, true, &Problem{"malformed", path, err}
 	}
 	return g, true, nil
 }
 
+// read reads the gate file; strictMode also refuses a group- or
+// other-writable one (a writer instead tightens it).
+func read(path string, strictMode bool) ([]byte, safefs.FileInfo, error) {
+	if path == "" {
+		return nil, safefs.FileInfo{}, &Problem{"unreadable", path, errors.New("empty gate path")}
+	}
+	d, err := safefs.OpenRoot(filepath.Dir(path), false, 0)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, safefs.FileInfo{}, err
+		}
+		return nil, safefs.FileInfo{}, &Problem{"unreadable", path, err}
+	}
+	defer d.Close()
+	data, fi, err := d.ReadOwned(filepath.Base(path), maxSize, nil, strictMode)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fi, err
+	case errors.Is(err, safefs.ErrTooLarge):
+		return nil, fi, &Problem{"malformed", path, fmt.Errorf("larger than %d bytes", maxSize)}
+	case errors.Is(err, safefs.ErrUntrusted), errors.Is(err, safefs.ErrNotRegular), errors.Is(err, unix.ELOOP):
+		return nil, fi, &Problem{"insecure", path, unwrapPath(err)}
+	case err != nil:
+		return nil, fi, &Problem{"unreadable", path, unwrapPath(err)}
+	}
+	return data, fi, nil
+}
+
+// unwrapPath drops the *PathError's own path: Problem names the file.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
 // maxSize bounds what a tick reads: a gate file is a few hundred bytes.
 const maxSize = 1 << 20
 
-func checkSecure(fi fs.FileInfo) error {
-	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+// Parse reads a gate file's content strictly: valid UTF-8, one JSON object,
+// no key twice in any object, no key that differs from a known one only in
+// case, every known field of its type, and null only for a time that may be
+// absent. Unknown keys are allowed (and kept by Update).
+func Parse(data []byte) (*Gate, error) {
+	if !utf8.Valid(data) {
+		return nil, errors.New("not valid UTF-8")
 	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("mode %04o is writable by group or others (want 0644 or stricter)", fi.Mode().Perm())
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil
-	}
-	if uid := int(st.Uid); uid != 0 && uid != os.Geteuid() {
-		return fmt.Errorf("owned by uid %d (want root or uid %d)", uid, os.Geteuid())
-	}
-	return nil
-}
-
-func parse(data []byte) (*Gate, error) {
-	g := &Gate{}
-	if err := json.Unmarshal(data, g); err != nil {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(data, &top); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
 			return nil, fmt.Errorf("%v (at byte %d)", err, se.Offset)
 		}
+		return nil, fmt.Errorf("the gate must be a JSON object: %v", err)
+	}
+	if top == nil {
+		return nil, errors.New("the gate must be a JSON object, not null")
+	}
+	if err := noDuplicateKeys(data); err != nil {
 		return nil, err
 	}
-	if g.Paused == nil {
-		g.Paused = map[string]Pause{}
+	g := &Gate{Paused: map[string]Pause{}}
+	err := decodeFields("", top, []field{
+		{"closed", kindBool, &g.Closed}, {"reason", kindString, &g.Reason}, {"token", kindString, &g.Token},
+		{"since", kindTimeOrNull, &g.Since}, {"until", kindTimeOrNull, &g.Until},
+		{"rollout_at", kindTimeOrNull, &g.RolloutAt}, {"rollout_reason", kindString, &g.RolloutReason},
+		{"paused", kindObject, nil},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if raw, ok := top["paused"]; ok {
+		var jobs map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &jobs); err != nil {
+			return nil, fmt.Errorf("paused: %v", err)
+		}
+		for job, raw := range jobs {
+			var obj map[string]json.RawMessage
+			if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
+				return nil, fmt.Errorf("paused.%s: must be an object {\"reason\", \"since\"}", job)
+			}
+			var p Pause
+			if err := decodeFields("paused."+job+".", obj, []field{{"reason", kindString, &p.Reason}, {"since", kindTime, &p.Since}}); err != nil {
+				return nil, err
+			}
+			g.Paused[job] = p
+		}
 	}
 	return g, nil
+}
+
+type kind int
+
+const (
+	kindBool kind = iota
+	kindString
+	kindTime
+	kindTimeOrNull
+	kindObject
+)
+
+var kindName = map[kind]string{kindBool: "true or false", kindString: "a string", kindTime: "an RFC3339 time",
+	kindTimeOrNull: "an RFC3339 time or null", kindObject: "an object"}
+
+type field struct {
+	key  string
+	kind kind
+	dst  any
+}
+
+// decodeFields decodes known keys by their exact name (never by Go's
+// case-insensitive matching) and rejects near-misses of them.
+func decodeFields(prefix string, obj map[string]json.RawMessage, fields []field) error {
+	byFold := map[string]string{}
+	for _, f := range fields {
+		byFold[strings.ToLower(f.key)] = f.key
+	}
+	for k := range obj {
+		known := false
+		for _, f := range fields {
+			known = known || f.key == k
+		}
+		if canon, ok := byFold[strings.ToLower(k)]; ok && !known {
+			return fmt.Errorf("key %q differs from %q only in case", prefix+k, prefix+canon)
+		}
+	}
+	for _, f := range fields {
+		raw, ok := obj[f.key]
+		if !ok {
+			continue
+		}
+		v := bytes.TrimSpace(raw)
+		isNull := string(v) == "null"
+		okType := false
+		switch f.kind {
+		case kindBool:
+			okType = string(v) == "true" || string(v) == "false"
+		case kindString, kindTime:
+			okType = len(v) > 0 && v[0] == '"'
+		case kindTimeOrNull:
+			okType = isNull || len(v) > 0 && v[0] == '"'
+		case kindObject:
+			okType = len(v) > 0 && v[0] == '{'
+		}
+		if !okType {
+			return fmt.Errorf("%s%s: must be %s, not %s", prefix, f.key, kindName[f.kind], clip(string(v)))
+		}
+		if f.dst == nil || isNull {
+			continue
+		}
+		if err := json.Unmarshal(v, f.dst); err != nil {
+			return fmt.Errorf("%s%s: %v", prefix, f.key, err)
+		}
+	}
+	return nil
+}
+
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}
+
+// noDuplicateKeys walks every object of a syntactically valid document.
+func noDuplicateKeys(data []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var walk func(path string) error
+	walk = func(path string) error {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		d, ok := t.(json.Delim)
+		if !ok {
+			return nil
+		}
+		switch d {
+		case '{':
+			seen := map[string]bool{}
+			for dec.More() {
+				kt, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				k, _ := kt.(string)
+				if seen[k] {
+					return fmt.Errorf("key %q appears twice", path+k)
+				}
+				seen[k] = true
+				if err := walk(path + k + "."); err != nil {
+					return err
+				}
+			}
+		case '[':
+			for dec.More() {
+				if err := walk(path); err != nil {
+					return err
+				}
+			}
+		}
+		_, err = dec.Token() // the closing delimiter
+		return err
+	}
+	return walk("")
 }
 
 // Decision is the gate's answer for one job at one moment.
@@ -181,36 +331,50 @@ func orDash(s string) string {
 // and force was not given.
 var ErrMalformed = errors.New("refusing to overwrite a malformed gate file (use --force to replace it)")
 
+// LockBound is the longest a writer waits for the gate's sidecar lock.
+const LockBound = 10 * time.Second
+
 // Update applies fn to the current gate under the sidecar lock and writes the
-// result atomically, keeping unknown fields, the file's owner, and its mode
-// (made no looser than 0644). fn returning an error aborts without writing.
-// With force, an unparsable file is replaced by fn applied to an open gate.
+// result atomically, keeping unknown fields and the file's mode (made no
+// looser than 0644). fn returning an error aborts without writing. With
+// force, an unparsable file is replaced by fn applied to an open gate.
 func Update(ctx context.Context, path string, force bool, fn func(*Gate) error) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if path == "" {
+		return errors.New("empty gate path")
+	}
+	d, err := safefs.OpenRoot(filepath.Dir(path), true, 0o755)
+	if err != nil {
 		return err
 	}
-	lk := flock.New(path+".lock", flock.SetPermissions(0o600))
-	if _, err := lk.TryLockContext(ctx, 10*time.Millisecond); err != nil {
-		return fmt.Errorf("lock %s: %w", path+".lock", err)
+	defer d.Close()
+	name := filepath.Base(path)
+	lf, err := d.OpenLock(name+".lock", 0o600, nil)
+	if err != nil {
+		return err
 	}
-	defer lk.Unlock()
+	defer lf.Close()
+	lctx, cancel := context.WithTimeout(ctx, LockBound)
+	defer cancel()
+	if err := safefs.Flock(lctx, lf, 10*time.Millisecond); err != nil {
+		return fmt.Errorf("gate lock not taken within %s: %w", LockBound, err)
+	}
+	d.CleanTemps(name, 0)
 
-	perm, owner := os.FileMode(0o644), fsutil.NoOwner
+	perm, uid, gid := os.FileMode(0o644), -1, -1
 	raw := map[string]json.RawMessage{}
 	g := &Gate{Paused: map[string]Pause{}}
-	data, err := os.ReadFile(path)
+	data, fi, err := read(path, false)
+	var p *Problem
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+	case errors.As(err, &p) && p.Kind == "insecure" && !force:
+		return err
+	case err != nil && !force:
+		return fmt.Errorf("%v: %w", err, ErrMalformed)
 	case err != nil:
-		return &Problem{"unreadable", path, err}
 	default:
-		if fi, err := os.Stat(path); err == nil {
-			perm = fi.Mode().Perm() & 0o644
-			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-				owner = fsutil.Owner{UID: int(st.Uid), GID: int(st.Gid)}
-			}
-		}
-		parsed, perr := parse(data)
+		perm, uid, gid = fi.Mode&0o644, fi.UID, fi.GID
+		parsed, perr := Parse(data)
 		if perr == nil {
 			perr = json.Unmarshal(data, &raw)
 		}
@@ -244,5 +408,5 @@ func Update(ctx context.Context, path string, force bool, fn func(*Gate) error) 
 	if err != nil {
 		return err
 	}
-	return fsutil.WriteAtomic(path, append(out, '\n'), perm, owner)
+	return d.WriteAtomicAs(name, append(out, '\n'), perm, uid, gid)
 }

@@ -23,24 +23,27 @@ type fileID struct {
 	ino          uint64
 }
 
-// Held lists the lock groups in dir whose lock is held, from /proc/locks.
-// It takes no lock itself, so it never makes a starting job skip.
+// Held lists the lock groups in dir whose lock or pin is held, from
+// /proc/locks (a held pin alone is the child of a SIGKILLed helper). It takes
+// no lock itself, so it never makes a starting job skip.
 func Held(dir string) ([]Holder, error) {
-	matches, err := filepath.Glob(filepath.Join(dir, "*.lock"))
-	if err != nil {
-		return nil, err
-	}
-	if len(matches) == 0 {
-		return nil, nil
-	}
 	byID := map[fileID]string{}
-	for _, m := range matches {
-		var st syscall.Stat_t
-		if err := syscall.Stat(m, &st); err != nil {
-			continue
+	for _, pattern := range []string{"*.lock", "*.pin"} {
+		matches, err := filepath.Glob(filepath.Join(dir, pattern))
+		if err != nil {
+			return nil, err
 		}
-		id := fileID{unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino}
-		byID[id] = strings.TrimSuffix(filepath.Base(m), ".lock")
+		for _, m := range matches {
+			var st syscall.Stat_t
+			if err := syscall.Lstat(m, &st); err != nil {
+				continue
+			}
+			id := fileID{unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino}
+			byID[id] = strings.TrimSuffix(strings.TrimSuffix(filepath.Base(m), ".lock"), ".pin")
+		}
+	}
+	if len(byID) == 0 {
+		return nil, nil
 	}
 	f, err := os.Open("/proc/locks")
 	if err != nil {

@@ -11,14 +11,14 @@ import (
 func TestAcquireBusyAndRelease(t *testing.T) {
 	dir := t.TempDir() + "/locks"
 	ctx := context.Background()
-	f, err := Acquire(ctx, dir, "g", 0)
+	f, err := Acquire(ctx, dir, "g", 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Acquire(ctx, dir, "g", 0); !errors.Is(err, ErrBusy) {
+	if _, err := Acquire(ctx, dir, "g", 0, nil); !errors.Is(err, ErrBusy) {
 		t.Fatalf("second Acquire = %v, want ErrBusy", err)
 	}
-	other, err := Acquire(ctx, dir, "other", 0)
+	other, err := Acquire(ctx, dir, "other", 0, nil)
 	if err != nil {
 		t.Fatalf("different group blocked: %v", err)
 	}
@@ -26,7 +26,7 @@ func TestAcquireBusyAndRelease(t *testing.T) {
 
 	// A waiter gets the lock once the holder closes its descriptor.
 	go func() { time.Sleep(150 * time.Millisecond); f.Close() }()
-	g, err := Acquire(ctx, dir, "g", 5*time.Second)
+	g, err := Acquire(ctx, dir, "g", 5*time.Second, nil)
 	if err != nil {
 		t.Fatalf("waiting Acquire = %v", err)
 	}
@@ -35,13 +35,13 @@ func TestAcquireBusyAndRelease(t *testing.T) {
 
 func TestAcquireWaitTimesOut(t *testing.T) {
 	dir := t.TempDir()
-	f, err := Acquire(context.Background(), dir, "g", 0)
+	f, err := Acquire(context.Background(), dir, "g", 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	start := time.Now()
-	if _, err := Acquire(context.Background(), dir, "g", 120*time.Millisecond); !errors.Is(err, ErrBusy) {
+	if _, err := Acquire(context.Background(), dir, "g", 120*time.Millisecond, nil); !errors.Is(err, ErrBusy) {
 		t.Fatalf("got %v, want ErrBusy", err)
 	}
 	if time.Since(start) < 100*time.Millisecond {
@@ -51,11 +51,11 @@ func TestAcquireWaitTimesOut(t *testing.T) {
 
 func TestAcquireCancelled(t *testing.T) {
 	dir := t.TempDir()
-	f, _ := Acquire(context.Background(), dir, "g", 0)
+	f, _ := Acquire(context.Background(), dir, "g", 0, nil)
 	defer f.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := Acquire(ctx, dir, "g", time.Hour); !errors.Is(err, context.Canceled) {
+	if _, err := Acquire(ctx, dir, "g", time.Hour, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
 }
@@ -65,11 +65,11 @@ func TestHeldReadsProcLocks(t *testing.T) {
 	if h, err := Held(dir); err != nil || len(h) != 0 {
 		t.Fatalf("empty dir: %v %v", h, err)
 	}
-	a, err := Acquire(context.Background(), dir, "a", 0)
+	a, err := Acquire(context.Background(), dir, "a", 0, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := Acquire(context.Background(), dir, "b", 0)
+	b, _ := Acquire(context.Background(), dir, "b", 0, nil)
 	b.Close() // b's file exists but is free
 	h, err := Held(dir)
 	if err != nil {
@@ -79,7 +79,7 @@ func TestHeldReadsProcLocks(t *testing.T) {
 		t.Fatalf("Held = %+v, want only a held by pid %d", h, os.Getpid())
 	}
 	// Held must not take the lock: a try-lock after it still fails for a.
-	if _, err := Acquire(context.Background(), dir, "a", 0); !errors.Is(err, ErrBusy) {
+	if _, err := Acquire(context.Background(), dir, "a", 0, nil); !errors.Is(err, ErrBusy) {
 		t.Fatalf("a not busy after Held: %v", err)
 	}
 	a.Close()

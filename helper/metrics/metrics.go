@@ -9,13 +9,12 @@ package metrics
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/tickgate/tickgate/helper/fsutil"
+	"github.com/tickgate/tickgate/helper/safefs"
 	"github.com/tickgate/tickgate/helper/state"
 )
 
@@ -24,6 +23,7 @@ func Path(dir, job string) string { return filepath.Join(dir, "tickgate_"+job+".
 
 // Snapshot is what one file reports.
 type Snapshot struct {
+	Job       string // the job's name as the caller knows it, never state content
 	State     *state.State
 	Done      bool
 	Halted    bool
@@ -74,7 +74,7 @@ func Render(s Snapshot) []byte {
 		{"tickgate_failures_total", "Failed runs of the command.", "counter", float64(st.FailuresTotal)},
 		{"tickgate_skips_total", "Ticks that did not run the command.", "counter", float64(st.SkipsTotal)},
 	}
-	labels := fmt.Sprintf(`{job=%s,lock=%s}`, quote(st.Job), quote(st.Lock))
+	labels := fmt.Sprintf(`{job=%s,lock=%s}`, quote(s.Job), quote(st.Lock))
 	var b strings.Builder
 	for _, m := range ms {
 		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s %s\n%s%s %s\n", m.name, m.help, m.name, m.typ, m.name, labels,
@@ -90,19 +90,29 @@ func quote(s string) string {
 }
 
 // Write writes the job's file atomically (mode 0644 for node_exporter),
-// creating dir if needed.
-func Write(dir string, s Snapshot) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// creating dir if needed. The directory must be one no job's user can write
+// to. Call it under the job's state lock: it removes temp files a SIGKILLed
+// writer of this job's file left.
+func Write(dir string, s Snapshot, owners *safefs.Owners) error {
+	if err := state.ValidName("job", s.Job); err != nil {
 		return err
 	}
-	return fsutil.WriteAtomic(Path(dir, s.State.Job), Render(s), 0o644, fsutil.NoOwner)
+	d, err := safefs.OpenRoot(dir, true, 0o755)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Trusted(owners); err != nil {
+		return err
+	}
+	name := filepath.Base(Path(dir, s.Job))
+	d.CleanTemps(name, 0)
+	return d.WriteAtomic(name, Render(s), 0o644)
 }
 
-// WriteJob writes the file for a job's state, reading its markers from store.
-func WriteJob(dir string, store state.Store, st *state.State, heartbeat time.Time) error {
-	exists := func(name string) bool {
-		_, err := os.Stat(store.MarkerPath(st.Job, name))
-		return err == nil
-	}
-	return Write(dir, Snapshot{State: st, Done: exists(state.MarkerDone), Halted: exists(state.MarkerHalted), Heartbeat: heartbeat})
+// WriteJob writes the file for a job's state, reading its markers from the
+// job's directory.
+func WriteJob(dir string, job *state.Job, st *state.State, heartbeat time.Time, owners *safefs.Owners) error {
+	return Write(dir, Snapshot{Job: job.Name, State: st, Done: job.HasMarker(state.MarkerDone),
+		Halted: job.HasMarker(state.MarkerHalted), Heartbeat: heartbeat}, owners)
 }

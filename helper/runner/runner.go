@@ -14,16 +14,19 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/tickgate/tickgate/helper/execshim"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/gate"
 	"github.com/tickgate/tickgate/helper/lockgroup"
 	"github.com/tickgate/tickgate/helper/metrics"
 	"github.com/tickgate/tickgate/helper/proc"
 	"github.com/tickgate/tickgate/helper/report"
+	"github.com/tickgate/tickgate/helper/safefs"
 	"github.com/tickgate/tickgate/helper/state"
 )
 
@@ -38,6 +41,13 @@ type Config struct {
 	LockDir    string
 	GatePath   string
 	MetricsDir string
+	DataDir    string         // root of the jobs' own writable dirs: the child gets DataDir/JOB
+	Owners     *safefs.Owners // who may own tickgate's directories besides root and us
+
+	// Cred, when set, is the job's user: the command runs as it (through
+	// the execshim when this process is not root), never tickgate itself.
+	Cred    *Credential
+	WorkDir string // the command's working directory ("" = inherited)
 
 	LockWait        time.Duration
 	OK, Done, Halt  Codes
@@ -60,9 +70,18 @@ type Outcome struct {
 	ExitCode int
 }
 
+// Credential is the user a job's command runs as.
+type Credential struct {
+	UID, GID       uint32
+	Groups         []uint32
+	Name, Home     string
+	SelfExecutable string // this binary, for the execshim
+}
+
 type runner struct {
 	c       Config
 	store   state.Store
+	job     *state.Job
 	rep     *report.Reporter
 	runID   string
 	started time.Time
@@ -75,7 +94,7 @@ type runner struct {
 func Run(ctx context.Context, c Config) (Outcome, error) {
 	r := &runner{
 		c:       c,
-		store:   state.Store{Dir: c.StateDir},
+		store:   state.Store{Dir: c.StateDir, Owners: c.Owners},
 		rep:     report.New(c.Stderr),
 		runID:   newRunID(),
 		started: time.Now().UTC(),
@@ -84,15 +103,16 @@ func Run(ctx context.Context, c Config) (Outcome, error) {
 	signal.Notify(r.sigCh, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(r.sigCh)
 
-	if err := r.store.EnsureJobDir(c.Job); err != nil {
+	job, err := r.store.Job(c.Job, true)
+	if err != nil {
 		return Outcome{}, fmt.Errorf("job %s: state dir: %w", c.Job, err)
 	}
+	defer job.Close()
+	r.job = job
 
 	// 1. Markers: a drained or halted job stays stopped until an operator clears it.
-	for _, name := range []string{state.MarkerDone, state.MarkerHalted} {
-		if m, _ := r.store.ReadMarker(c.Job, name); m != nil {
-			return r.skip(exitcode.Skipped, name+": "+m.Reason)
-		}
+	if name, m := r.marker(); m != nil {
+		return r.skip(exitcode.Skipped, name+": "+m.Reason)
 	}
 
 	// 2. Gate.
@@ -104,7 +124,7 @@ func Run(ctx context.Context, c Config) (Outcome, error) {
 	if c.LockWait > 0 {
 		report.Status("waiting for lock %s (up to %s)", c.Lock, c.LockWait)
 	}
-	lf, err := lockgroup.Acquire(ctx, c.LockDir, c.Lock, c.LockWait)
+	lf, err := lockgroup.Acquire(ctx, c.LockDir, c.Lock, c.LockWait, c.Owners)
 	switch {
 	case errors.Is(err, lockgroup.ErrBusy):
 		return r.skip(exitcode.Skipped, fmt.Sprintf("lock-busy: lock group %s is held by another run", c.Lock))
@@ -128,6 +148,17 @@ func Run(ctx context.Context, c Config) (Outcome, error) {
 
 	// 5. Run the command.
 	return r.execute(lf)
+}
+
+// marker returns the first stop marker set (done, then halted); one that
+// cannot be read still stops the job, its reason says why.
+func (r *runner) marker() (string, *state.Marker) {
+	for _, name := range []string{state.MarkerDone, state.MarkerHalted} {
+		if m, _ := r.job.ReadMarker(name); m != nil {
+			return name, m
+		}
+	}
+	return "", nil
 }
 
 // checkGate applies the gate; warn says to print the --gate-fail open warning.
@@ -171,33 +202,86 @@ func (r *runner) pendingSignal(wait time.Duration) os.Signal {
 
 func (r *runner) childEnv() []string {
 	drop := map[string]bool{"NOTIFY_SOCKET": true, "TICKGATE_JOB": true, "TICKGATE_LOCK": true,
-		"TICKGATE_RUN_ID": true, "TICKGATE_STATE_DIR": true, "TICKGATE_STATE_ROOT": true, "TICKGATE_GATE": true, "TICKGATE_LOCK_FD": true}
-	env := make([]string, 0, len(r.c.Env)+6)
+		"TICKGATE_RUN_ID": true, "TICKGATE_STATE_DIR": true, "TICKGATE_STATE_ROOT": true, "TICKGATE_GATE": true,
+		"TICKGATE_LOCK_FD": true, "TICKGATE_DATA_DIR": true, "TICKGATE_DATA_ROOT": true}
+	if r.c.Cred != nil {
+		for _, k := range []string{"HOME", "USER", "LOGNAME"} {
+			drop[k] = true
+		}
+	}
+	env := make([]string, 0, len(r.c.Env)+10)
 	for _, kv := range r.c.Env {
 		k, _, _ := strings.Cut(kv, "=")
 		if !drop[k] {
 			env = append(env, kv)
 		}
 	}
-	return append(env,
+	data := r.dataDir()
+	env = append(env,
 		"TICKGATE_JOB="+r.c.Job,
 		"TICKGATE_LOCK="+r.c.Lock,
 		"TICKGATE_RUN_ID="+r.runID,
-		"TICKGATE_STATE_DIR="+r.store.JobDir(r.c.Job),
+		"TICKGATE_DATA_DIR="+data,
+		"TICKGATE_STATE_DIR="+data, // the name before 0.2: the job's own writable dir
 		"TICKGATE_STATE_ROOT="+r.c.StateDir,
 		"TICKGATE_GATE="+r.c.GatePath,
 		"TICKGATE_LOCK_FD=3",
 	)
+	if cr := r.c.Cred; cr != nil {
+		env = append(env, "HOME="+cr.Home, "USER="+cr.Name, "LOGNAME="+cr.Name)
+	}
+	return env
 }
 
-func (r *runner) execute(lf *os.File) (Outcome, error) {
+// dataDir is the job's own writable directory (tickgate never reads it).
+func (r *runner) dataDir() string {
+	if r.c.DataDir == "" {
+		return ""
+	}
+	return filepath.Join(r.c.DataDir, r.c.Job)
+}
+
+// command builds the child: the exact argv, in its own process group, with
+// the group's pin on fd 3, as the job's user when one is set.
+func (r *runner) command(pin *os.File) (*exec.Cmd, error) {
 	c := r.c
 	cmd := exec.Command(c.Argv[0], c.Argv[1:]...)
 	cmd.Args = c.Argv
 	cmd.Env = r.childEnv()
+	cmd.Dir = c.WorkDir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.Stdin, c.Stdout, c.Stderr
-	cmd.ExtraFiles = []*os.File{lf} // fd 3: the child holds the lock too (SIGKILL safety)
+	cmd.ExtraFiles = []*os.File{pin} // fd 3: the child pins the group too (SIGKILL safety)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cr := c.Cred
+	if cr == nil {
+		if d := r.dataDir(); d != "" {
+			if err := os.MkdirAll(d, 0o700); err != nil {
+				return nil, fmt.Errorf("job %s: data dir: %w", c.Job, err)
+			}
+		}
+		return cmd, nil
+	}
+	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: cr.UID, Gid: cr.GID, Groups: cr.Groups}
+	if os.Geteuid() != 0 {
+		// The supervisor account keeps its capabilities across setuid: the
+		// child must start with none (no ambient set) and shed the rest in
+		// the execshim before the job's program runs.
+		if err := execshim.ClearAmbient(); err != nil {
+			return nil, fmt.Errorf("job %s: %w", c.Job, err)
+		}
+		cmd.Path = cr.SelfExecutable
+		cmd.Args = append([]string{"tickgate", execshim.Arg, "--"}, c.Argv...)
+		cmd.Err = nil
+	}
+	return cmd, nil
+}
+
+func (r *runner) execute(lg *lockgroup.Group) (Outcome, error) {
+	c := r.c
+	cmd, err := r.command(lg.Pin())
+	if err != nil {
+		return Outcome{}, err
+	}
 	if err := cmd.Start(); err != nil {
 		code := 126
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
@@ -210,12 +294,12 @@ func (r *runner) execute(lf *os.File) (Outcome, error) {
 	// Record "running" while the command runs, off the critical path.
 	recorded := make(chan error, 1)
 	go func() {
-		_, err := r.store.Update(context.Background(), c.Job, func(s *state.State) {
+		_, err := r.job.Update(context.Background(), func(s *state.State) {
 			s.Lock = c.Lock
 			s.Run = state.Run{RunID: r.runID, Result: state.Running, StartedAt: &r.started}
 			s.PID, s.PIDStart = pid, proc.StartTime(pid)
 			s.HelperPID, s.HelperPIDStart = os.Getpid(), proc.StartTime(os.Getpid())
-		})
+		}, state.Hooks{})
 		recorded <- err
 	}()
 	report.Status("running %s pid %d (lock %s)", c.Job, pid, c.Lock)
@@ -397,6 +481,11 @@ func (r *runner) skip(code int, reason string) (Outcome, error) {
 // tick is a tick's outcome: its result, reason, and the marker it writes.
 type tick struct{ result, reason, marker string }
 
+// MarkerTries is how often a done/halted marker write is tried before the
+// tick fails loudly (exit 70): a marker that is not written means the job
+// would run again at its next tick.
+var MarkerTries = []time.Duration{0, 100 * time.Millisecond, 400 * time.Millisecond}
+
 // record applies fn to the job's state under its state lock and writes, in
 // this order: the marker (if the tick has one), then state.json and the
 // metrics file together. It then reports the tick. fn may change t (the
@@ -404,30 +493,40 @@ type tick struct{ result, reason, marker string }
 func (r *runner) record(t tick, exit, childCode int, fn func(*state.State, *tick)) (Outcome, error) {
 	c := r.c
 	hooks := state.Hooks{
-		Before: func(*state.State) error {
+		Before: func(j *state.Job, _ *state.State) error {
 			if t.marker == "" {
 				return nil
 			}
 			cc := childCode
-			err := r.store.WriteMarker(c.Job, t.marker, state.Marker{At: time.Now().UTC(), Reason: t.reason, ExitCode: &cc, RunID: r.runID})
-			if err != nil {
-				return fmt.Errorf("write %s marker: %w", t.marker, err)
+			m := state.Marker{At: time.Now().UTC(), Reason: t.reason, ExitCode: &cc, RunID: r.runID}
+			var err error
+			for _, wait := range MarkerTries {
+				time.Sleep(wait)
+				if err = j.WriteMarker(t.marker, m); err == nil {
+					return nil
+				}
 			}
-			return nil
+			return fmt.Errorf("the %s marker was NOT written (%d tries): %w; the job will run again at its next tick unless an operator runs `tickgate halt %s`",
+				t.marker, len(MarkerTries), err, c.Job)
 		},
 	}
 	if c.MetricsDir != "" {
 		hooks.Along = func(st *state.State) error {
-			if err := metrics.WriteJob(c.MetricsDir, r.store, st, time.Now()); err != nil {
+			if err := metrics.WriteJob(c.MetricsDir, r.job, st, time.Now(), c.Owners); err != nil {
 				return fmt.Errorf("write metrics: %w", err)
 			}
 			return nil
 		}
 	}
-	_, err := r.store.UpdateWith(context.Background(), c.Job, func(s *state.State) {
+	_, err := r.job.Update(context.Background(), func(s *state.State) {
 		s.Lock = c.Lock
 		fn(s, &t)
 	}, hooks)
+	// A failure must not look like success to systemd: exit 0 (an exit code
+	// that is not an ok code) and 75 (a skip, SuccessExitStatus=) become 1.
+	if (t.result == state.Failed || t.result == state.Halted) && (exit == 0 || exit == exitcode.Skipped) {
+		exit = exitcode.Failure
+	}
 	r.rep.Tick(report.Entry{Job: c.Job, Lock: c.Lock, Result: t.result, Reason: t.reason, RunID: r.runID,
 		ExitCode: exit, DurationSec: time.Since(r.started).Seconds()})
 	out := Outcome{Result: t.result, Reason: t.reason, ExitCode: exit}

@@ -2,9 +2,12 @@
 // state.json (the last tick and the last real run), and the done/halted
 // markers that stop a job for good until an operator clears them.
 //
-// Every file is replaced atomically. Read-modify-write of state.json is
-// serialised per job by a sidecar lock (STATE_DIR/JOB/.state.lock) held for
-// microseconds; readers (status, drain) take no lock at all.
+// Every file is replaced atomically through an open, trusted directory
+// descriptor (package safefs): nothing is followed, nothing blocks, nothing
+// is read without a cap, and the job's name comes from the directory, never
+// from file content. Every write in a job's directory is serialised by a
+// sidecar lock (STATE_DIR/JOB/.state.lock) held for microseconds and waited
+// for at most LockBound; readers (status, drain) take no lock at all.
 package state
 
 import (
@@ -13,16 +16,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
 	"time"
 
-	"github.com/gofrs/flock"
-
-	"github.com/tickgate/tickgate/helper/fsutil"
 	"github.com/tickgate/tickgate/helper/proc"
+	"github.com/tickgate/tickgate/helper/safefs"
 )
 
 // Results of a tick.
@@ -115,25 +115,133 @@ type Marker struct {
 	RunID    string    `json:"run_id"`
 }
 
-// Store is a state directory.
-type Store struct{ Dir string }
+// Read caps: state.json and markers are a few hundred bytes.
+const (
+	MaxStateSize  = 1 << 20
+	MaxMarkerSize = 64 << 10
+)
 
-// JobDir is STATE_DIR/JOB.
-func (s Store) JobDir(job string) string { return filepath.Join(s.Dir, job) }
+// LockBound is the longest a writer waits for a job's state lock.
+const LockBound = 5 * time.Second
 
-func (s Store) statePath(job string) string { return filepath.Join(s.JobDir(job), "state.json") }
+const (
+	stateFile = "state.json"
+	lockFile  = ".state.lock"
+)
 
-// MarkerPath is STATE_DIR/JOB/NAME for a marker.
-func (s Store) MarkerPath(job, name string) string { return filepath.Join(s.JobDir(job), name) }
-
-// EnsureJobDir creates STATE_DIR/JOB (0755) if missing.
-func (s Store) EnsureJobDir(job string) error {
-	return os.MkdirAll(s.JobDir(job), 0o755)
+// CorruptError is a state.json that exists and was read but does not parse.
+type CorruptError struct {
+	Path string
+	Err  error
 }
 
-// Load reads state.json; a missing file yields (nil, nil).
+func (e *CorruptError) Error() string { return fmt.Sprintf("%s does not parse: %v", e.Path, e.Err) }
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// Store is a state directory. Owners says whom its directories may belong to.
+type Store struct {
+	Dir    string
+	Owners *safefs.Owners
+}
+
+// JobDir is STATE_DIR/JOB (for messages and the environment only: files are
+// opened through Job).
+func (s Store) JobDir(job string) string { return filepath.Join(s.Dir, job) }
+
+// root opens the state dir and checks that no job's user can write to it.
+func (s Store) root(create bool) (*safefs.Dir, error) {
+	if s.Dir == "" {
+		return nil, errors.New("empty state dir")
+	}
+	d, err := safefs.OpenRoot(s.Dir, create, 0o755)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Trusted(s.Owners); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Job opens STATE_DIR/JOB (create: making it and the state dir if missing)
+// and checks that it, too, is trusted. Close the Job when done.
+func (s Store) Job(job string, create bool) (*Job, error) {
+	if err := ValidName("job", job); err != nil {
+		return nil, err
+	}
+	root, err := s.root(create)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	d, err := root.Sub(job, create, 0o755)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Trusted(s.Owners); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return &Job{Name: job, Dir: d, owners: s.Owners}, nil
+}
+
+// Jobs lists the job directories under the state dir, sorted. A missing
+// state dir has no jobs; links are not followed.
+func (s Store) Jobs() ([]string, error) {
+	root, err := s.root(false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	names, err := root.Names()
+	if err != nil {
+		return nil, err
+	}
+	var jobs []string
+	for _, n := range names {
+		if ValidName("job", n) == nil && root.IsDir(n) {
+			jobs = append(jobs, n)
+		}
+	}
+	sort.Strings(jobs)
+	return jobs, nil
+}
+
+// Load reads one job's state.json: (nil, nil) when the job has no directory
+// or no state yet.
 func (s Store) Load(job string) (*State, error) {
-	data, err := os.ReadFile(s.statePath(job))
+	j, err := s.Job(job, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer j.Close()
+	return j.Load()
+}
+
+// Job is one job's open, trusted state directory.
+type Job struct {
+	Name   string
+	Dir    *safefs.Dir
+	owners *safefs.Owners
+}
+
+// Close releases the directory.
+func (j *Job) Close() error { return j.Dir.Close() }
+
+// Path of a file in the job's directory, for messages.
+func (j *Job) Path(name string) string { return filepath.Join(j.Dir.Path(), name) }
+
+// Load reads state.json: (nil, nil) if missing, a *CorruptError if it does
+// not parse, any other error if it cannot be read (never treated as empty).
+func (j *Job) Load() (*State, error) {
+	data, err := j.Dir.ReadFile(stateFile, MaxStateSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -142,70 +250,96 @@ func (s Store) Load(job string) (*State, error) {
 	}
 	st := &State{}
 	if err := json.Unmarshal(data, st); err != nil {
-		return nil, fmt.Errorf("%s: %w", s.statePath(job), err)
+		return nil, &CorruptError{Path: j.Path(stateFile), Err: err}
 	}
+	st.Job = j.Name // the directory names the job, never the content
 	return st, nil
 }
 
-// Update applies fn to the current state (a fresh one if none) under the
-// job's state lock and writes it atomically.
-func (s Store) Update(ctx context.Context, job string, fn func(*State)) (*State, error) {
-	return s.UpdateWith(ctx, job, fn, Hooks{})
-}
-
-// Hooks run inside UpdateWith, under the job's state lock, on the new state.
+// Hooks run inside Update, under the job's state lock, on the new state.
 type Hooks struct {
 	// Before runs before state.json is written (e.g. a marker that must be
 	// durable before the state that reports it).
-	Before func(*State) error
+	Before func(*Job, *State) error
 	// Along runs concurrently with the write of state.json (e.g. metrics in
 	// another directory), on a copy of the new state.
 	Along func(*State) error
 }
 
-// UpdateWith is Update with hooks; their errors are joined with the write's.
-func (s Store) UpdateWith(ctx context.Context, job string, fn func(*State), h Hooks) (*State, error) {
-	lk := flock.New(filepath.Join(s.JobDir(job), ".state.lock"), flock.SetPermissions(0o644))
-	if _, err := lk.TryLockContext(ctx, 2*time.Millisecond); err != nil {
-		return nil, fmt.Errorf("state lock for job %s: %w", job, err)
-	}
-	defer lk.Unlock()
-	cur, err := s.Load(job)
+// Locked runs fn under the job's state lock, waiting at most LockBound (and
+// less if ctx ends first). Temp files of a SIGKILLed writer are removed
+// first: under the lock no other writer can be using them.
+func (j *Job) Locked(ctx context.Context, fn func() error) error {
+	lf, err := j.Dir.OpenLock(lockFile, 0o600, j.owners)
 	if err != nil {
-		// A state.json that does not parse was not written by us (writes are
-		// atomic): keep it aside for inspection rather than lose it.
-		_ = os.Rename(s.statePath(job), s.statePath(job)+".corrupt")
-		cur = nil
+		return fmt.Errorf("job %s: state lock: %w", j.Name, err)
 	}
-	if cur == nil {
-		cur = &State{Job: job}
+	defer lf.Close()
+	ctx, cancel := context.WithTimeout(ctx, LockBound)
+	defer cancel()
+	if err := safefs.Flock(ctx, lf, 2*time.Millisecond); err != nil {
+		return fmt.Errorf("job %s: state lock not taken within %s: %w", j.Name, LockBound, err)
 	}
-	fn(cur)
-	cur.UpdatedAt = time.Now().UTC()
-	data, err := json.MarshalIndent(cur, "", "  ")
-	if err != nil {
-		return nil, err
+	for _, n := range []string{stateFile, MarkerDone, MarkerHalted} {
+		j.Dir.CleanTemps(n, 0)
 	}
-	if h.Before != nil {
-		if err := h.Before(cur); err != nil {
-			return cur, err
-		}
-	}
-	alongErr := make(chan error, 1)
-	if h.Along != nil {
-		snapshot := *cur
-		go func() { alongErr <- h.Along(&snapshot) }()
-	} else {
-		alongErr <- nil
-	}
-	werr := fsutil.WriteAtomic(s.statePath(job), append(data, '\n'), 0o644, fsutil.NoOwner)
-	return cur, errors.Join(werr, <-alongErr)
+	return fn()
 }
 
-// ReadMarker returns the marker, or nil if absent. A marker that exists but
-// does not parse still counts: it is returned with its error as the reason.
-func (s Store) ReadMarker(job, name string) (*Marker, error) {
-	data, err := os.ReadFile(s.MarkerPath(job, name))
+// Update applies fn to the current state (a fresh one if none) under the
+// job's state lock and writes it atomically. A state.json that does not
+// parse is moved aside to state.json.corrupt first; one that cannot be read
+// fails the update, so a read error never resets the record.
+func (j *Job) Update(ctx context.Context, fn func(*State), h Hooks) (*State, error) {
+	var cur *State
+	err := j.Locked(ctx, func() error {
+		var err error
+		cur, err = j.Load()
+		var ce *CorruptError
+		if errors.As(err, &ce) {
+			// Writes are atomic, so this was not written by tickgate: keep it
+			// for inspection rather than lose it.
+			if rerr := j.Dir.Rename(stateFile, stateFile+".corrupt"); rerr != nil {
+				return fmt.Errorf("%v; moving it aside: %w", err, rerr)
+			}
+			cur, err = nil, nil
+		}
+		if err != nil {
+			return fmt.Errorf("job %s: %w", j.Name, err)
+		}
+		if cur == nil {
+			cur = &State{}
+		}
+		cur.Job = j.Name
+		fn(cur)
+		cur.UpdatedAt = time.Now().UTC()
+		data, err := json.MarshalIndent(cur, "", "  ")
+		if err != nil {
+			return err
+		}
+		if h.Before != nil {
+			if err := h.Before(j, cur); err != nil {
+				return err
+			}
+		}
+		alongErr := make(chan error, 1)
+		if h.Along != nil {
+			snapshot := *cur
+			go func() { alongErr <- h.Along(&snapshot) }()
+		} else {
+			alongErr <- nil
+		}
+		werr := j.Dir.WriteAtomic(stateFile, append(data, '\n'), 0o644)
+		return errors.Join(werr, <-alongErr)
+	})
+	return cur, err
+}
+
+// ReadMarker returns the marker, or (nil, nil) if absent. A marker that
+// exists but cannot be read or parsed still counts: it is returned with a
+// reason saying so, and the error.
+func (j *Job) ReadMarker(name string) (*Marker, error) {
+	data, err := j.Dir.ReadFile(name, MaxMarkerSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -214,47 +348,29 @@ func (s Store) ReadMarker(job, name string) (*Marker, error) {
 	}
 	m := &Marker{}
 	if err := json.Unmarshal(data, m); err != nil {
-		return &Marker{Reason: fmt.Sprintf("unparsable marker: %v", err)}, nil
+		err = fmt.Errorf("%s does not parse: %w", j.Path(name), err)
+		return &Marker{Reason: fmt.Sprintf("unparsable marker: %v", err)}, err
 	}
 	return m, nil
 }
 
-// WriteMarker writes a marker atomically.
-func (s Store) WriteMarker(job, name string, m Marker) error {
+// HasMarker reports whether the marker exists (as anything at all).
+func (j *Job) HasMarker(name string) bool {
+	ok, err := j.Dir.Exists(name)
+	return ok || err != nil
+}
+
+// WriteMarker writes a marker atomically. Call it under Locked (or from a
+// Before hook).
+func (j *Job) WriteMarker(name string, m Marker) error {
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
 	}
-	return fsutil.WriteAtomic(s.MarkerPath(job, name), append(data, '\n'), 0o644, fsutil.NoOwner)
+	return j.Dir.WriteAtomic(name, append(data, '\n'), 0o644)
 }
 
 // RemoveMarker removes a marker; it reports whether one was there.
-func (s Store) RemoveMarker(job, name string) (bool, error) {
-	return fsutil.RemoveDurably(s.MarkerPath(job, name))
-}
-
-// Jobs lists the job directories under the state dir, sorted. A missing
-// state dir has no jobs.
-func (s Store) Jobs() ([]string, error) {
-	entries, err := os.ReadDir(s.Dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var jobs []string
-	for _, e := range entries {
-		if e.IsDir() && ValidName("job", e.Name()) == nil {
-			jobs = append(jobs, e.Name())
-		}
-	}
-	sort.Strings(jobs)
-	return jobs, nil
-}
-
-// Known reports whether the state dir has a directory for job.
-func (s Store) Known(job string) bool {
-	fi, err := os.Stat(s.JobDir(job))
-	return err == nil && fi.IsDir()
+func (j *Job) RemoveMarker(name string) (bool, error) {
+	return j.Dir.Remove(name)
 }

@@ -6,8 +6,11 @@ package status
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/tickgate/tickgate/helper/gate"
@@ -39,8 +42,10 @@ func FindRunning(store state.Store, lockDir string, now time.Time) ([]Running, e
 	var out []Running
 	locks := map[string]bool{}
 	for _, j := range jobs {
-		st, err := store.Load(j)
-		if err != nil || !st.IsRunning() {
+		// A record that cannot be opened or read is not trusted for pids;
+		// its lock group, below, still shows whether it runs.
+		st, _ := store.Load(j)
+		if !st.IsRunning() {
 			continue
 		}
 		r := Running{Job: j, Lock: st.Lock, PID: st.ActivePID(), StartedAt: st.StartedAt}
@@ -83,6 +88,7 @@ type Job struct {
 	Done                *Marker        `json:"done"`
 	Halted              *Marker        `json:"halted"`
 	Paused              *gate.Pause    `json:"paused"`
+	Error               string         `json:"error,omitempty"` // what could not be read for this job
 }
 
 // GateView is the gate as status and `gate show --json` print it.
@@ -168,7 +174,18 @@ func Collect(ctx context.Context, o Options) (*Report, error) {
 			t := t
 			row.Timer = &t
 		}
-		if st, err := o.Store.Load(name); err == nil && st != nil {
+		var problems []string
+		j, err := o.Store.Job(name, false)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			problems = append(problems, err.Error())
+		}
+		var st *state.State
+		if j != nil {
+			if st, err = j.Load(); err != nil {
+				problems = append(problems, err.Error())
+			}
+		}
+		if st != nil {
 			row.Lock = st.Lock
 			row.Result, row.Reason, row.ExitCode = st.Result, st.Reason, st.ExitCode
 			row.StartedAt, row.FinishedAt = st.StartedAt, st.FinishedAt
@@ -183,8 +200,18 @@ func Collect(ctx context.Context, o Options) (*Report, error) {
 				row.Reason = "state says running but its processes are gone (helper killed?)"
 			}
 		}
-		row.Done, _ = o.Store.ReadMarker(name, state.MarkerDone)
-		row.Halted, _ = o.Store.ReadMarker(name, state.MarkerHalted)
+		if j != nil {
+			var derr, herr error
+			row.Done, derr = j.ReadMarker(state.MarkerDone)
+			row.Halted, herr = j.ReadMarker(state.MarkerHalted)
+			for _, e := range []error{derr, herr} {
+				if e != nil {
+					problems = append(problems, e.Error())
+				}
+			}
+			j.Close()
+		}
+		row.Error = strings.Join(problems, "; ")
 		if g := rep.Gate.Gate; g != nil {
 			if p, ok := g.Paused[name]; ok {
 				p := p

@@ -11,10 +11,17 @@ import (
 	"syscall"
 
 	"github.com/tickgate/tickgate/helper/cli"
+	"github.com/tickgate/tickgate/helper/execshim"
 	"github.com/tickgate/tickgate/helper/exitcode"
 )
 
 func main() {
+	if execshim.Is(os.Args) {
+		// The supervisor's last step before a job's own program (internal).
+		code, err := execshim.Main(os.Args)
+		fmt.Fprintf(os.Stderr, "tickgate: %v\n", err)
+		os.Exit(code)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	err := cli.Run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
 	stop()
