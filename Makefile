@@ -12,6 +12,9 @@ BUILD_FLAGS := -tags urfave_cli_no_docs -trimpath -buildvcs=false -ldflags "-s -
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 APT_PACKAGES := debootstrap systemd-container openssh-client python3-venv util-linux time gcc libc6-dev
 STEPS       := scripts/run-steps
+# Go native fuzz targets (package:Target); make test runs each briefly.
+FUZZ_TARGETS := gate:FuzzParse state:FuzzParseState state:FuzzParseMarker timespec:FuzzParseDuration timespec:FuzzParseTime cli:FuzzParseCodes
+FUZZTIME    ?= 60s
 
 .PHONY: help
 help:
@@ -19,6 +22,7 @@ help:
 	@echo "make test-go     go vet, staticcheck, go test -race"
 	@echo "make lint        ansible-lint (production) and yamllint"
 	@echo "make molecule    molecule test --all (real systemd hosts)"
+	@echo "make fuzz        each Go fuzz target for FUZZTIME (default 60s)"
 	@echo "make bench       helper and deploy benchmarks (figures, no pass/fail)"
 	@echo "make demo        boot a demo host, deploy inventory/demo, run each job once"
 	@echo "make demo-clean  stop and remove the demo host"
@@ -53,13 +57,14 @@ dist/tickgate: go.mod go.sum $(shell find helper -name '*.go' -not -name '*_test
 	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o $@ ./helper/cmd/tickgate
 
 # --- checks -----------------------------------------------------------------
-.PHONY: test test-go test-filters lint molecule
+.PHONY: test test-go test-filters lint molecule fuzz
 test: deps
 	@$(STEPS) \
 	  "gofmt"            "test -z \"\$$(gofmt -l \$$(git ls-files '*.go' 2>/dev/null || find helper -name '*.go'))\" || { gofmt -l helper; false; }" \
 	  "go vet"           "$(GO) vet ./..." \
 	  "staticcheck"      "$(GO) run $(STATICCHECK) ./..." \
 	  "go test -race"    "$(GO) test -race -count=1 ./..." \
+	  "fuzz (brief)"     "$(MAKE) --no-print-directory fuzz FUZZTIME=3s" \
 	  "filter tests"     "$(VENV_BIN)/python -m unittest discover -s roles/tickgate/tests -v" \
 	  "yamllint"         "$(VENV_BIN)/yamllint --strict ." \
 	  "ansible-lint"     "$(VENV_BIN)/ansible-lint" \
@@ -69,6 +74,13 @@ test-go: go-deps
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) test -race -count=1 ./...
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t#*:}; \
+	  echo "fuzz $$name ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./helper/$$pkg | grep -v '^fuzz: elapsed'; \
+	done
 
 test-filters: venv
 	$(VENV_BIN)/python -m unittest discover -s roles/tickgate/tests -v

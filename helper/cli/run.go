@@ -165,11 +165,13 @@ func credential(userArg, groupArg string) (*runner.Credential, error) {
 	}
 	u, err := user.Lookup(userArg)
 	if err != nil {
-		if _, nerr := strconv.Atoi(userArg); nerr != nil {
+		if _, nerr := strconv.ParseUint(userArg, 10, 32); nerr != nil {
 			return nil, fmt.Errorf("--user: %v", err)
 		}
 		if u, err = user.LookupId(userArg); err != nil {
-			return nil, fmt.Errorf("--user: %v", err)
+			// A bare uid with no passwd entry, as systemd's User= allows:
+			// its own group, no supplementary groups, HOME=/.
+			u = &user.User{Uid: userArg, Gid: userArg, Username: userArg, HomeDir: "/"}
 		}
 	}
 	cr := &runner.Credential{Name: u.Username, Home: u.HomeDir}
@@ -181,11 +183,11 @@ func credential(userArg, groupArg string) (*runner.Credential, error) {
 	if groupArg != "" {
 		g, err := user.LookupGroup(groupArg)
 		if err != nil {
-			if _, nerr := strconv.Atoi(groupArg); nerr != nil {
+			if _, nerr := strconv.ParseUint(groupArg, 10, 32); nerr != nil {
 				return nil, fmt.Errorf("--group: %v", err)
 			}
 			if g, err = user.LookupGroupId(groupArg); err != nil {
-				return nil, fmt.Errorf("--group: %v", err)
+				g = &user.Group{Gid: groupArg} // a bare gid, as Group= allows
 			}
 		}
 		gidStr = g.Gid
@@ -196,7 +198,7 @@ func credential(userArg, groupArg string) (*runner.Credential, error) {
 	}
 	cr.UID, cr.GID = uint32(uid), uint32(gid)
 	ids, err := u.GroupIds()
-	if err != nil {
+	if err != nil && u.Username != userArg {
 		return nil, fmt.Errorf("--user %s: supplementary groups: %v", userArg, err)
 	}
 	for _, id := range ids {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tickgate/tickgate/helper/proc"
+	"github.com/tickgate/tickgate/helper/safefs"
 	"github.com/tickgate/tickgate/helper/state"
 )
 
@@ -26,6 +27,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	bin = filepath.Join(dir, "tickgate")
+	_ = os.Chmod(dir, 0o755) // the security suite runs it as other users
 	// The same flags as `make build`: a static binary without urfave/cli's
 	// man-page generator (it costs ~0.5 ms of init per tick).
 	build := exec.Command("go", "build", "-tags", "urfave_cli_no_docs", "-trimpath", "-o", bin, "github.com/tickgate/tickgate/helper/cmd/tickgate")
@@ -45,6 +47,7 @@ type env struct {
 	t                                       *testing.T
 	dir, stateDir, lockDir, gate, metricDir string
 	extraEnv                                []string
+	owners                                  *safefs.Owners // trusted besides root (the supervisor)
 }
 
 func newEnv(t *testing.T) *env {
@@ -99,7 +102,7 @@ func (e *env) mustCode(want int, args ...string) result {
 
 func (e *env) state(job string) *state.State {
 	e.t.Helper()
-	st, err := state.Store{Dir: e.stateDir}.Load(job)
+	st, err := state.Store{Dir: e.stateDir, Owners: e.owners}.Load(job)
 	if err != nil {
 		e.t.Fatalf("state of %s: %v", job, err)
 	}

@@ -207,6 +207,11 @@ func TestExitCodeContractAndMarkers(t *testing.T) {
 		{"drain: checkpoints then done", drain, []step{{3, 0, state.Success}, {3, 0, state.Success}, {0, 0, state.Done}, {-1, 75, state.Skipped}, {-1, 75, state.Skipped}}, state.MarkerDone},
 		{"drain: halt code", drain, []step{{3, 0, state.Success}, {4, 4, state.Halted}, {-1, 75, state.Skipped}}, state.MarkerHalted},
 		{"drain: any failure halts after 1", drain, []step{{1, 1, state.Halted}, {-1, 75, state.Skipped}}, state.MarkerHalted},
+		// A failure never looks like success to systemd (OnFailure= must fire):
+		// exit 0 that is not an ok code, and the skip code 75, exit 1.
+		{"exit 0 not an ok code", []string{"--ok-codes", "3"}, []step{{0, 1, state.Failed}, {3, 0, state.Success}}, ""},
+		{"exit 75 is a failure, not a skip", nil, []step{{75, 1, state.Failed}}, ""},
+		{"halt code 0", []string{"--ok-codes", "3", "--halt-codes", "0"}, []step{{0, 1, state.Halted}, {-1, 75, state.Skipped}}, state.MarkerHalted},
 		{"halt-after 3", []string{"--halt-after", "3"}, []step{{1, 1, state.Failed}, {0, 0, state.Success}, {1, 1, state.Failed}, {1, 1, state.Failed}, {2, 2, state.Halted}, {-1, 75, state.Skipped}}, state.MarkerHalted},
 	}
 	for _, tt := range tests {

@@ -78,6 +78,25 @@ func TestLoadProblems(t *testing.T) {
 		{"malformed json", "malformed", func() { write(t, p, `{"closed": tru`, 0o644) }},
 		{"wrong type", "malformed", func() { write(t, p, `{"closed": "yes"}`, 0o644) }},
 		{"trailing data", "malformed", func() { write(t, p, `{} {}`, 0o644) }},
+		{"null document", "malformed", func() { write(t, p, `null`, 0o644) }},
+		{"an array", "malformed", func() { write(t, p, `[]`, 0o644) }},
+		{"duplicate key", "malformed", func() { write(t, p, `{"closed":true,"closed":false}`, 0o644) }},
+		{"duplicate nested key", "malformed", func() { write(t, p, `{"paused":{"a":{"reason":"x","reason":"y","since":"2026-01-01T00:00:00Z"}}}`, 0o644) }},
+		{"key of another case", "malformed", func() { write(t, p, `{"Closed":true}`, 0o644) }},
+		{"nested key of another case", "malformed", func() { write(t, p, `{"paused":{"a":{"REASON":"x","since":"2026-01-01T00:00:00Z"}}}`, 0o644) }},
+		{"null closed", "malformed", func() { write(t, p, `{"closed":null}`, 0o644) }},
+		{"null reason", "malformed", func() { write(t, p, `{"reason":null}`, 0o644) }},
+		{"null paused", "malformed", func() { write(t, p, `{"paused":null}`, 0o644) }},
+		{"null pause", "malformed", func() { write(t, p, `{"paused":{"a":null}}`, 0o644) }},
+		{"bad time", "malformed", func() { write(t, p, `{"until":"tomorrow"}`, 0o644) }},
+		{"invalid utf-8", "malformed", func() { write(t, p, "{\"reason\":\"\xff\"}", 0o644) }},
+		{"too large", "malformed", func() { write(t, p, `{"reason":"`+strings.Repeat("x", 1<<20)+`"}`, 0o644) }},
+		{"symlink", "insecure", func() {
+			write(t, p+".real", `{}`, 0o644)
+			if err := os.Symlink(p+".real", p); err != nil {
+				t.Fatal(err)
+			}
+		}},
 		{"group writable", "insecure", func() { write(t, p, `{}`, 0o664) }},
 		{"world writable", "insecure", func() { write(t, p, `{}`, 0o646) }},
 		{"foreign owner", "insecure", func() {
@@ -107,6 +126,41 @@ func TestLoadProblems(t *testing.T) {
 				t.Fatalf("error %q does not name the file", err)
 			}
 		})
+	}
+}
+
+// Fields the strict parser still accepts: unknown keys (kept by writers),
+// null for an absent time, and an expired closure.
+func TestParseAccepts(t *testing.T) {
+	for _, doc := range []string{
+		`{}`, `{"closed": false, "until": null, "since": null, "rollout_at": null, "paused": {}}`,
+		`{"closed": true, "reason": "r", "until": "2020-01-01T00:00:00Z", "future_field": {"x": [1, 1]}}`,
+		`{"paused": {"a": {"reason": "q", "since": "2026-11-23T10:00:00Z"}}, "rollout_reason": "v2"}`,
+	} {
+		if _, err := Parse([]byte(doc)); err != nil {
+			t.Errorf("Parse(%s) = %v", doc, err)
+		}
+	}
+	g, _ := Parse([]byte(`{"closed":true,"Extra":1}`))
+	if !g.Closed {
+		t.Fatal("closed lost")
+	}
+}
+
+// A null gate made 'gate close' panic (a nil map write): writers refuse it
+// like any malformed file, and --force replaces it.
+func TestUpdateNullGate(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "gate.json")
+	write(t, p, "null", 0o644)
+	err := Update(context.Background(), p, false, func(g *Gate) error { g.Closed = true; return nil })
+	if !errors.Is(err, ErrMalformed) {
+		t.Fatalf("Update on null = %v, want ErrMalformed", err)
+	}
+	if err := Update(context.Background(), p, true, func(g *Gate) error { g.Closed = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if g, _, err := Load(p); err != nil || !g.Closed {
+		t.Fatalf("after --force: %+v %v", g, err)
 	}
 }
 

@@ -86,6 +86,8 @@ type runner struct {
 	runID   string
 	started time.Time
 	sigCh   chan os.Signal
+	// stopWatch ends the signal watch of the record in progress.
+	stopWatch context.CancelFunc
 }
 
 // Run performs one tick. The returned error is non-nil only when tickgate
@@ -293,8 +295,10 @@ func (r *runner) execute(lg *lockgroup.Group) (Outcome, error) {
 
 	// Record "running" while the command runs, off the critical path.
 	recorded := make(chan error, 1)
+	runningCtx, stopRecording := context.WithCancel(context.Background())
+	defer stopRecording()
 	go func() {
-		_, err := r.job.Update(context.Background(), func(s *state.State) {
+		_, err := r.job.Update(runningCtx, func(s *state.State) {
 			s.Lock = c.Lock
 			s.Run = state.Run{RunID: r.runID, Result: state.Running, StartedAt: &r.started}
 			s.PID, s.PIDStart = pid, proc.StartTime(pid)
@@ -331,7 +335,8 @@ func (r *runner) execute(lg *lockgroup.Group) (Outcome, error) {
 				// the grace, then SIGKILL.
 				killStragglers(pid, killC)
 			}
-			if err := <-recorded; err != nil {
+			stopRecording() // the run is over: its "running" record no longer matters
+			if err := <-recorded; err != nil && runningCtx.Err() == nil {
 				r.rep.Warn("job=%s: recording the running state: %v", c.Job, err)
 			}
 			switch {
@@ -518,7 +523,7 @@ func (r *runner) record(t tick, exit, childCode int, fn func(*state.State, *tick
 			return nil
 		}
 	}
-	_, err := r.job.Update(context.Background(), func(s *state.State) {
+	_, err := r.job.Update(r.untilSignal(), func(s *state.State) {
 		s.Lock = c.Lock
 		fn(s, &t)
 	}, hooks)
@@ -529,11 +534,29 @@ func (r *runner) record(t tick, exit, childCode int, fn func(*state.State, *tick
 	}
 	r.rep.Tick(report.Entry{Job: c.Job, Lock: c.Lock, Result: t.result, Reason: t.reason, RunID: r.runID,
 		ExitCode: exit, DurationSec: time.Since(r.started).Seconds()})
+	r.stopWatch()
 	out := Outcome{Result: t.result, Reason: t.reason, ExitCode: exit}
 	if err != nil {
 		return out, fmt.Errorf("job %s: recording the outcome: %w", c.Job, err)
 	}
 	return out, nil
+}
+
+// untilSignal is a context that ends when a signal reaches the helper from
+// now on (the state lock's own bound applies too): systemd stopping a tick
+// that waits to record must not wait for it.
+func (r *runner) untilSignal() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case s := <-r.sigCh:
+			r.rep.Warn("job=%s: %s received while recording the outcome; giving up on it", r.c.Job, s)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	r.stopWatch = cancel
+	return ctx
 }
 
 func newRunID() string {

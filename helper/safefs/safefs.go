@@ -73,6 +73,8 @@ func (o *Owners) ok(uid uint32) bool {
 			if n, err := strconv.Atoi(u.Uid); err == nil {
 				o.uid = n
 			}
+		} else if n, err := strconv.ParseUint(o.Supervisor, 10, 31); err == nil {
+			o.uid = int(n) // a bare uid
 		}
 	})
 	return o.uid >= 0 && int(uid) == o.uid

@@ -248,12 +248,30 @@ func (j *Job) Load() (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &State{}
-	if err := json.Unmarshal(data, st); err != nil {
+	st, err := Parse(data)
+	if err != nil {
 		return nil, &CorruptError{Path: j.Path(stateFile), Err: err}
 	}
 	st.Job = j.Name // the directory names the job, never the content
 	return st, nil
+}
+
+// Parse reads state.json's content.
+func Parse(data []byte) (*State, error) {
+	st := &State{}
+	if err := json.Unmarshal(data, st); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// ParseMarker reads a marker's content.
+func ParseMarker(data []byte) (*Marker, error) {
+	m := &Marker{}
+	if err := json.Unmarshal(data, m); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // Hooks run inside Update, under the job's state lock, on the new state.
@@ -346,8 +364,8 @@ func (j *Job) ReadMarker(name string) (*Marker, error) {
 	if err != nil {
 		return &Marker{Reason: fmt.Sprintf("unreadable marker: %v", err)}, err
 	}
-	m := &Marker{}
-	if err := json.Unmarshal(data, m); err != nil {
+	m, err := ParseMarker(data)
+	if err != nil {
 		err = fmt.Errorf("%s does not parse: %w", j.Path(name), err)
 		return &Marker{Reason: fmt.Sprintf("unparsable marker: %v", err)}, err
 	}

@@ -1,0 +1,43 @@
+package timespec
+
+import (
+	"testing"
+	"time"
+)
+
+// Durations: never negative, never a panic, and a parsed span written back
+// in Go's form parses to the same value.
+func FuzzParseDuration(f *testing.F) {
+	for _, s := range []string{"90", "90s", "5min", "1h 30m", "1h 30", "5ns", "2d", "1h30m0s", "", " ", "-1s", "1e9", "9999999999999h", "1.5h", "0"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ParseDuration(s)
+		if err != nil {
+			return
+		}
+		if d < 0 {
+			t.Fatalf("ParseDuration(%q) = %v < 0", s, d)
+		}
+		d2, err := ParseDuration(d.String())
+		if err != nil || d2 != d {
+			t.Fatalf("ParseDuration(%q) = %v, but %q gives %v, %v", s, d, d.String(), d2, err)
+		}
+	})
+}
+
+func FuzzParseTime(f *testing.F) {
+	for _, s := range []string{"now", "+30m", "+1h 30min", "2026-11-23T18:00:00Z", "2026-11-23T18:00:00+01:00", "+", "+-1s", "tomorrow"} {
+		f.Add(s)
+	}
+	now := time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, s string) {
+		tm, err := ParseTime(s, now)
+		if err != nil {
+			return
+		}
+		if len(s) > 0 && s[0] == '+' && tm.Before(now) {
+			t.Fatalf("ParseTime(%q) = %v, before now", s, tm)
+		}
+	})
+}
