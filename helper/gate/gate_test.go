@@ -81,7 +81,9 @@ func TestLoadProblems(t *testing.T) {
 		{"null document", "malformed", func() { write(t, p, `null`, 0o644) }},
 		{"an array", "malformed", func() { write(t, p, `[]`, 0o644) }},
 		{"duplicate key", "malformed", func() { write(t, p, `{"closed":true,"closed":false}`, 0o644) }},
-		{"duplicate nested key", "malformed", func() { write(t, p, `{"paused":{"a":{"reason":"x","reason":"y","since":"2026-01-01T00:00:00Z"}}}`, 0o644) }},
+		{"duplicate nested key", "malformed", func() {
+			write(t, p, `{"paused":{"a":{"reason":"x","reason":"y","since":"2026-01-01T00:00:00Z"}}}`, 0o644)
+		}},
 		{"key of another case", "malformed", func() { write(t, p, `{"Closed":true}`, 0o644) }},
 		{"nested key of another case", "malformed", func() { write(t, p, `{"paused":{"a":{"REASON":"x","since":"2026-01-01T00:00:00Z"}}}`, 0o644) }},
 		{"null closed", "malformed", func() { write(t, p, `{"closed":null}`, 0o644) }},
