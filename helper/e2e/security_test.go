@@ -445,3 +445,19 @@ func TestHaltWithUnreadableStateStillHalts(t *testing.T) {
 		t.Fatal("no halted marker")
 	}
 }
+
+// What a job must still do from inside works without write access to
+// tickgate's files: 'tickgate gate check' as the job's user reads the gate
+// and its markers in the supervisor's directories.
+func TestGateCheckAsJobUser(t *testing.T) {
+	s := newSecEnv(t)
+	s.extraEnv = append(s.extraEnv, "PATH="+filepath.Dir(bin)+":/usr/bin:/bin")
+	if r, _ := s.root("gate", "rollout", "--at", "+1h", "--reason", "release"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	script := `tickgate gate check; echo "now=$?"; tickgate gate check --expected-runtime 2h 2>&1; echo "long=$?"`
+	r := s.tick(t, "a", 0, "/bin/sh", "-c", script)
+	if !strings.Contains(r.stdout, "now=0") || !strings.Contains(r.stdout, "long=75") || !strings.Contains(r.stdout, "rollout-window") {
+		t.Fatalf("gate check inside the job as uid %d: %s", uidA, r.stdout)
+	}
+}

@@ -1,14 +1,14 @@
 #!/bin/sh
 # Demo: a catch-up backfill with the drain contract.
 #   exit 3 = checkpoint, more to do; 0 = worklist drained; 4 = halt (bad data).
-# The cursor lives in $TICKGATE_STATE_DIR (the job's own state dir). A file
+# The cursor lives in $TICKGATE_DATA_DIR (the job's own data dir). A file
 # named "poison" there makes the next batch fail hard (exit 4).
 set -eu
 batches=4
 [ "${1:-}" = "--batches" ] && batches=$2
-cursor_file="$TICKGATE_STATE_DIR/cursor"
+cursor_file="$TICKGATE_DATA_DIR/cursor"
 cursor=$(cat "$cursor_file" 2>/dev/null || echo 0)
-if [ -e "$TICKGATE_STATE_DIR/poison" ]; then
+if [ -e "$TICKGATE_DATA_DIR/poison" ]; then
   echo "backfill: batch $((cursor + 1)) has bad data; halting" >&2
   exit 4
 fi

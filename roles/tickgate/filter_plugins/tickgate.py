@@ -126,9 +126,11 @@ def _contract(job, mode):
     return out
 
 
-def tickgate_job_errors(jobs, defaults=None):
+def tickgate_job_errors(jobs, defaults=None, supervisor=None):
     """Every problem in a tickgate_jobs list, each naming the job and field.
-    defaults are tickgate_job_defaults (a job's mode may come from them)."""
+    defaults are tickgate_job_defaults (a job's mode may come from them);
+    supervisor is the account that owns tickgate's files (no job may run as
+    it)."""
     defaults = defaults or {}
     errors = []
     if not isinstance(jobs, list):
@@ -205,6 +207,10 @@ def tickgate_job_errors(jobs, defaults=None):
         rwp = job.get("read_write_paths")
         if rwp is not None and (not isinstance(rwp, list) or not all(isinstance(p, str) and p.startswith("/") for p in rwp)):
             err("read_write_paths", "must be a list of absolute paths: %r" % (rwp,))
+        if supervisor and supervisor in (job.get("user"), job.get("group")):
+            field = "user" if job.get("user") == supervisor else "group"
+            err(field, "%r is tickgate's supervisor account, which owns every job's state, locks and metrics: "
+                       "a job running as it could rewrite them; give the job its own user" % supervisor)
         wd = job.get("working_directory")
         if wd is not None and (not isinstance(wd, str) or not wd.startswith("/")):
             err("working_directory", "must be an absolute path: %r" % (wd,))
@@ -247,7 +253,8 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
     mode, plus what the unit templates need: argv (the helper's command line
     followed by the job's), env, rw_paths and the stop/runtime limits.
 
-    settings: bin, state_dir, lock_dir, gate, metrics_dir, kill_after.
+    settings: bin, state_dir, lock_dir, gate, metrics_dir, data_dir,
+    supervisor, kill_after.
     """
     out = []
     for job in jobs:
@@ -271,14 +278,26 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
         for flag, field in (("--lock-wait", "lock_wait"), ("--expected-runtime", "expected_runtime"), ("--timeout", "timeout")):
             if j.get(field):
                 argv += [flag, tickgate_span(j[field])]
+        # The helper stays the supervisor; only the command runs as the job's
+        # user (README "Security model"). A root job's unit runs as root.
+        j["nonroot"] = bool(j.get("user")) and j["user"] != "root"
+        if j["nonroot"]:
+            argv += ["--user", j["user"]]
+            if j.get("group"):
+                argv += ["--group", j["group"]]
+        if j.get("working_directory"):
+            argv += ["--workdir", j["working_directory"]]
         j["argv"] = argv + [j["name"], "--"] + list(j["command"])
-        env = [["TICKGATE_STATE_DIR", settings["state_dir"]], ["TICKGATE_LOCK_DIR", settings["lock_dir"]],
-               ["TICKGATE_GATE", settings["gate"]]]
+        env = [["TICKGATE_STATE_ROOT", settings["state_dir"]], ["TICKGATE_LOCK_DIR", settings["lock_dir"]],
+               ["TICKGATE_GATE", settings["gate"]], ["TICKGATE_DATA_ROOT", settings["data_dir"]],
+               ["TICKGATE_SUPERVISOR", settings["supervisor"]]]
         if settings.get("metrics_dir"):
             env.append(["TICKGATE_METRICS_DIR", settings["metrics_dir"]])
         env += [[k, "" if v is None else str(v)] for k, v in sorted((j.get("environment") or {}).items())]
         j["env"] = env
-        rw = ["%s/%s" % (settings["state_dir"].rstrip("/"), j["name"]), settings["lock_dir"]]
+        j["state_path"] = "%s/%s" % (settings["state_dir"].rstrip("/"), j["name"])
+        j["data_path"] = "%s/%s" % (settings["data_dir"].rstrip("/"), j["name"])
+        rw = [j["state_path"], settings["lock_dir"], j["data_path"]]
         if settings.get("metrics_dir"):
             rw.append(settings["metrics_dir"])
         j["rw_paths"] = rw + list(j.get("read_write_paths") or [])

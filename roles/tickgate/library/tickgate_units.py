@@ -14,9 +14,16 @@ description:
     temporary directory under their real names, runs C(systemd-analyze verify)
     on them, checks every schedule with C(systemd-analyze calendar) and that
     job users and groups exist. It never changes the system.
+  - C(layout) creates or fixes tickgate's directories (I(dirs)) and each
+    job's state and data directory (I(job_dirs)), never following a link. A
+    job state directory from before the trust boundary (owned by the job's
+    user) is taken back first, then its files are sorted: tickgate's own
+    regular files stay, everything else (the job's cursor, checkpoints) moves
+    to the job's data directory. When anything changes, active tickgate
+    timers are stopped first (C(arm) starts them again).
   - C(write) writes changed units atomically, stops, disables and removes
-    C(tickgate-*) units that are not given (prune), creates the jobs' state
-    directories, and runs one C(systemctl daemon-reload) when anything changed.
+    C(tickgate-*) units that are not given (prune), and runs one
+    C(systemctl daemon-reload) when anything changed.
   - C(arm) enables and starts the timers in I(enabled) and stops and disables
     those in I(disabled); it never starts a job's service.
 options:
@@ -24,7 +31,7 @@ options:
     description: What to do.
     type: str
     required: true
-    choices: [validate, write, arm]
+    choices: [validate, layout, write, arm]
   units:
     description: Unit file name to content.
     type: dict
@@ -52,8 +59,13 @@ options:
     type: list
     elements: str
     default: []
-  state_dirs:
-    description: For write, dicts with path, owner, group (created 0755 if missing; owner fixed).
+  dirs:
+    description: For layout, dicts with path, owner, group, mode (tickgate's root directories).
+    type: list
+    elements: dict
+    default: []
+  job_dirs:
+    description: For layout, dicts with job, state_dir, data_dir, supervisor, group, user, user_group.
     type: list
     elements: dict
     default: []
@@ -73,6 +85,8 @@ author: tickgate
 RETURN = r"""
 errors: {description: validate problems, each naming the job and field, type: list, returned: always}
 written: {description: unit files written (or that would be), type: list, returned: always}
+layout: {description: directories created, fixed or migrated (or that would be), type: list, returned: always}
+moved: {description: job files moved from a state directory to the job's data directory, type: list, returned: always}
 removed: {description: unit files pruned (or that would be), type: list, returned: always}
 armed: {description: timers enabled/started, type: list, returned: always}
 disarmed: {description: timers stopped/disabled, type: list, returned: always}
@@ -83,6 +97,7 @@ import os
 import pwd
 import re
 import shutil
+import stat
 import subprocess
 import tempfile
 
@@ -170,7 +185,7 @@ def write_atomic(path, content):
 
 def write(module, p):
     unit_dir, prefix, check = p["unit_dir"], p["prefix"], module.check_mode
-    written, removed, dirs = [], [], []
+    written, removed = [], []
     for name, content in sorted(p["units"].items()):
         path = os.path.join(unit_dir, name)
         try:
@@ -191,25 +206,134 @@ def write(module, p):
                 run(["systemctl", "disable", "--now", "--no-block"] + timers, check=False)
             for n in stale:
                 os.unlink(os.path.join(unit_dir, n))
-    for d in p["state_dirs"]:
-        path = d["path"]
-        uid = pwd.getpwnam(d.get("owner") or "root").pw_uid
-        gid = grp.getgrnam(d["group"]).gr_gid if d.get("group") else pwd.getpwnam(d.get("owner") or "root").pw_gid
-        try:
-            st = os.stat(path)
-            if (st.st_uid, st.st_gid) != (uid, gid):
-                dirs.append(path)
-                if not check:
-                    os.chown(path, uid, gid)
-        except FileNotFoundError:
-            dirs.append(path)
-            if not check:
-                os.makedirs(path, 0o755)
-                os.chown(path, uid, gid)
     if (written or removed) and not check:
         run(["systemctl", "daemon-reload"])
         run(["systemctl", "reset-failed"] + [n for n in removed if n.endswith(".service")], check=False)
-    return written, removed, dirs
+    return written, removed
+
+
+# tickgate's own files in a job's state directory (everything else there
+# before the trust boundary was the job's).
+TICKGATE_FILES = {"state.json", "state.json.corrupt", "done", "halted"}
+
+
+def _ids(owner, group):
+    uid = pwd.getpwnam(owner).pw_uid
+    gid = grp.getgrnam(group).gr_gid if group else pwd.getpwnam(owner).pw_gid
+    return uid, gid
+
+
+def _ensure_dir(path, uid, gid, mode, check, changes):
+    """Create path (one level) or fix its owner and mode, never through a link."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        changes.append("create %s" % path)
+        if not check:
+            os.mkdir(path, mode)
+            os.chown(path, uid, gid, follow_symlinks=False)
+            os.chmod(path, mode)
+        return
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise LayoutError("%s is not a directory (it is %s): tickgate will not use or follow it; move it away"
+                          % (path, "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a directory"))
+    if (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) != (uid, gid, mode):
+        changes.append("fix %s (uid %d gid %d mode %04o -> uid %d gid %d mode %04o)"
+                       % (path, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), uid, gid, mode))
+        if not check:
+            os.chown(path, uid, gid, follow_symlinks=False)
+            os.chmod(path, mode)
+
+
+class LayoutError(Exception):
+    pass
+
+
+def _migrate(job, state_dir, data_dir, uid, gid, check, changes, moved):
+    """Sort the entries of a state dir a job's user could write: the caller
+    has already taken the directory back, so nothing can change under us."""
+    for name in sorted(os.listdir(state_dir)):
+        path = os.path.join(state_dir, name)
+        st = os.lstat(path)
+        ours = name in TICKGATE_FILES and stat.S_ISREG(st.st_mode) and st.st_nlink == 1
+        if name == ".state.lock" or name.startswith(".") and ".tmp-" in name:
+            if stat.S_ISDIR(st.st_mode):
+                continue
+            changes.append("remove %s" % path)  # the helper recreates its lock; temps are leftovers
+            if not check:
+                os.unlink(path)
+            continue
+        if ours:
+            if (st.st_uid, st.st_gid) != (uid, gid):
+                changes.append("chown %s" % path)
+                if not check:
+                    os.chown(path, uid, gid, follow_symlinks=False)
+                    os.chmod(path, 0o644)
+            continue
+        # The job's data, or a tickgate name that is not a plain file of its
+        # own (a link, a FIFO, a hard link): it belongs to the job, not to us.
+        dest_name = name if name not in TICKGATE_FILES else name + ".untrusted"
+        dest = os.path.join(data_dir, dest_name)
+        if os.path.lexists(dest):
+            dest = dest + ".from-state-dir"
+        moved.append("%s -> %s" % (path, dest))
+        if not check:
+            try:
+                os.rename(path, dest)
+            except OSError as e:
+                raise LayoutError("job %s: cannot move %s to %s (%s); move it by hand, then deploy again"
+                                  % (job, path, dest, e))
+
+
+def layout(module, p):
+    plans = []
+    for d in p["dirs"]:
+        uid, gid = _ids(d["owner"], d.get("group"))
+        plans.append((d["path"], uid, gid, int(str(d["mode"]), 8)))
+
+    def apply(check):
+        changes, moved = [], []
+        try:
+            for path, uid, gid, mode in plans:
+                _ensure_dir(path, uid, gid, mode, check, changes)
+            for j in p["job_dirs"]:
+                _plan_job(j, check, changes, moved)
+        except LayoutError as e:
+            module.fail_json(msg=str(e), layout=changes, moved=moved)
+        return changes, moved
+
+    # Dry run first: if anything is to change, stop the timers before changing it.
+    changes, moved = apply(True)
+    if module.check_mode or not (changes or moved):
+        return changes, moved
+    timers = [n for n in current_units(p["unit_dir"], p["prefix"]) if n.endswith(".timer")]
+    if timers:
+        run(["systemctl", "stop"] + timers, check=False)
+    return apply(False)
+
+
+def _plan_job(j, check, changes, moved):
+    sup_uid, sup_gid = _ids(j["supervisor"], j.get("group"))
+    user_uid, user_gid = _ids(j.get("user") or "root", j.get("user_group"))
+    state_dir, data_dir = j["state_dir"], j["data_dir"]
+    _ensure_dir(data_dir, user_uid, user_gid, 0o700, check, changes)
+    try:
+        st = os.lstat(state_dir)
+    except FileNotFoundError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode) and not stat.S_ISLNK(st.st_mode) \
+            and (st.st_uid, st.st_gid) != (sup_uid, sup_gid):
+        # Take the directory back first: from here on its old owner can
+        # neither add, remove nor swap an entry while we sort them.
+        _ensure_dir(state_dir, sup_uid, sup_gid, 0o755, check, changes)
+        if check:
+            for name in sorted(os.listdir(state_dir)):
+                if name not in TICKGATE_FILES and not name.startswith("."):
+                    moved.append("%s -> %s" % (os.path.join(state_dir, name), os.path.join(data_dir, name)))
+            return
+        _migrate(j["job"], state_dir, data_dir, sup_uid, sup_gid, check, changes, moved)
+        return
+    _ensure_dir(state_dir, sup_uid, sup_gid, 0o755, check, changes)
 
 
 def timer_states(timers):
@@ -244,29 +368,33 @@ def arm(module, p):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            action=dict(type="str", required=True, choices=["validate", "write", "arm"]),
+            action=dict(type="str", required=True, choices=["validate", "layout", "write", "arm"]),
             units=dict(type="dict", default={}),
             unit_dir=dict(type="path", default="/etc/systemd/system"),
             prefix=dict(type="str", default="tickgate-"),
             schedules=dict(type="list", elements="dict", default=[]),
             accounts=dict(type="list", elements="dict", default=[]),
             ignore_missing=dict(type="list", elements="str", default=[]),
-            state_dirs=dict(type="list", elements="dict", default=[]),
+            dirs=dict(type="list", elements="dict", default=[]),
+            job_dirs=dict(type="list", elements="dict", default=[]),
             enabled=dict(type="list", elements="str", default=[]),
             disabled=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )
     p = module.params
-    res = dict(changed=False, errors=[], written=[], removed=[], state_dirs=[], armed=[], disarmed=[])
+    res = dict(changed=False, errors=[], written=[], removed=[], layout=[], moved=[], armed=[], disarmed=[])
     try:
         if p["action"] == "validate":
             res["errors"] = validate(module, p)
             if res["errors"]:
                 module.fail_json(msg="tickgate preflight: %d problem(s):\n%s" % (len(res["errors"]), "\n".join(res["errors"])), **res)
         elif p["action"] == "write":
-            res["written"], res["removed"], res["state_dirs"] = write(module, p)
-            res["changed"] = bool(res["written"] or res["removed"] or res["state_dirs"])
+            res["written"], res["removed"] = write(module, p)
+            res["changed"] = bool(res["written"] or res["removed"])
+        elif p["action"] == "layout":
+            res["layout"], res["moved"] = layout(module, p)
+            res["changed"] = bool(res["layout"] or res["moved"])
         else:
             res["armed"], res["disarmed"] = arm(module, p)
             res["changed"] = bool(res["armed"] or res["disarmed"])

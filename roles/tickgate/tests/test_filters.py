@@ -105,13 +105,21 @@ class JobErrors(unittest.TestCase):
         errors = t.tickgate_job_errors([self.ok(), self.ok()])
         self.assertIn("job j: name: duplicate of tickgate_jobs[0]", errors)
 
+    def test_supervisor_account_is_not_a_job_user(self):
+        errs = t.tickgate_job_errors([{"name": "j", "command": ["/x"], "schedule": "hourly", "user": "tickgate"}], {}, "tickgate")
+        self.assertEqual(len(errs), 1)
+        self.assertIn("job j: user: 'tickgate' is tickgate's supervisor account", errs[0])
+        errs = t.tickgate_job_errors([{"name": "j", "command": ["/x"], "schedule": "hourly", "group": "tickgate"}], {}, "tickgate")
+        self.assertIn("job j: group:", errs[0])
+
     def test_not_a_list(self):
         self.assertEqual(len(t.tickgate_job_errors({"name": "j"})), 1)
 
 
 class Normalize(unittest.TestCase):
     settings = {"bin": "/usr/local/bin/tickgate", "state_dir": "/var/lib/tickgate", "lock_dir": "/run/lock/tickgate",
-                "gate": "/etc/tickgate/gate.json", "metrics_dir": "/m", "kill_after": "10s"}
+                "gate": "/etc/tickgate/gate.json", "metrics_dir": "/m", "kill_after": "10s",
+                "data_dir": "/var/lib/tickgate-data", "supervisor": "tickgate"}
     defaults = {"lock": "", "mode": "recurring", "environment": {}, "read_write_paths": [], "timeout": 0, "gate_fail": "closed"}
 
     def norm(self, **kw):
@@ -129,7 +137,20 @@ class Normalize(unittest.TestCase):
         self.assertEqual(j["runtime_max"], "1540s")  # 25 min + 10 s + 30 s
         self.assertEqual(j["stop_timeout"], "30s")
         self.assertEqual(j["schedule"], ["hourly"])
-        self.assertEqual(j["rw_paths"], ["/var/lib/tickgate/backfill", "/run/lock/tickgate", "/m"])
+        self.assertEqual(j["rw_paths"], ["/var/lib/tickgate/backfill", "/run/lock/tickgate", "/var/lib/tickgate-data/backfill", "/m"])
+        self.assertFalse(j["nonroot"])
+        self.assertNotIn("--user", j["argv"])
+        self.assertEqual(dict(j["env"][:5]), {"TICKGATE_STATE_ROOT": "/var/lib/tickgate", "TICKGATE_LOCK_DIR": "/run/lock/tickgate",
+                                             "TICKGATE_GATE": "/etc/tickgate/gate.json", "TICKGATE_DATA_ROOT": "/var/lib/tickgate-data",
+                                             "TICKGATE_SUPERVISOR": "tickgate"})
+
+    def test_nonroot_job_runs_only_its_command_as_its_user(self):
+        j = self.norm(user="svc", group="svcg", working_directory="/srv/x")
+        self.assertTrue(j["nonroot"])
+        i = j["argv"].index("--user")
+        self.assertEqual(j["argv"][i:i + 6], ["--user", "svc", "--group", "svcg", "--workdir", "/srv/x"])
+        self.assertEqual(j["argv"][-4:], ["backfill", "--", "/opt/b", "--x"])
+        self.assertFalse(self.norm(user="root")["nonroot"])
 
     def test_job_codes_override_the_mode(self):
         j = self.norm(mode="drain", halt_after=0, ok_codes=[3, 5])
