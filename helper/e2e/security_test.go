@@ -16,7 +16,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -299,7 +298,7 @@ func TestAttackPlantedLockSymlinkAndFIFO(t *testing.T) {
 func TestAttackJobFieldSteersRootWrites(t *testing.T) {
 	s := newSecEnv(t)
 	s.attackFails(t, "rewrite a's state", "echo '{}' > "+s.stateDir+"/a/state.json")
-	planted := fmt.Sprintf(`{"job": "../../outside/node", "lock": "a", "result": "failed"}`)
+	planted := `{"job": "../../outside/node", "lock": "a", "result": "failed"}`
 	must(t, os.WriteFile(s.stateDir+"/a/state.json", []byte(planted), 0o644))
 	for _, args := range [][]string{{"clear", "a"}, {"halt", "--reason", "x", "a"}} {
 		if r, _ := s.root(args...); r.code != 0 {
