@@ -25,7 +25,7 @@ var Version = "dev"
 // Run runs the command line args (args[0] is the program name).
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	app := newApp(stdin, stdout, stderr)
-	return app.RunContext(ctx, args)
+	return app.RunContext(ctx, interspersed(app, args))
 }
 
 type env struct {
@@ -135,6 +135,9 @@ func parseCodes(flag, s string) (map[int]bool, error) {
 		n, err := strconv.Atoi(strings.TrimSpace(part))
 		if err != nil || n < 0 || n > 255 {
 			return nil, fmt.Errorf("--%s: %q is not an exit code (0-255) in the comma list %q", flag, part, s)
+		}
+		if why, ok := exitcode.Reserved[n]; ok {
+			return nil, fmt.Errorf("--%s: exit code %d is tickgate's own (%s); a job's command must not use it", flag, n, why)
 		}
 		set[n] = true
 	}

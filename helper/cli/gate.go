@@ -312,7 +312,7 @@ func required(c *ucli.Context, flag string) (string, error) {
 
 func noArgs(c *ucli.Context) error {
 	if c.Args().Present() {
-		return exitcode.UsageError("unexpected argument %q (flags go before arguments)", c.Args().First())
+		return exitcode.UsageError("unexpected argument %q", c.Args().First())
 	}
 	return nil
 }
@@ -323,9 +323,6 @@ func jobArgs(c *ucli.Context) ([]string, error) {
 		return nil, exitcode.UsageError("give at least one JOB")
 	}
 	for _, j := range jobs {
-		if strings.HasPrefix(j, "-") {
-			return nil, exitcode.UsageError("flag %s after JOB: put flags before the job names", j)
-		}
 		if err := checkJobName(j); err != nil {
 			return nil, err
 		}

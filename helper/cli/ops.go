@@ -234,7 +234,7 @@ func clip(s string, n int) string {
 // usage error.
 func knownJob(c *ucli.Context, g globals) (*state.Job, error) {
 	if c.NArg() != 1 {
-		return nil, exitcode.UsageError("give exactly one JOB (flags go before it)")
+		return nil, exitcode.UsageError("give exactly one JOB")
 	}
 	name := c.Args().First()
 	if err := checkJobName(name); err != nil {

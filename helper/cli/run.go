@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"slices"
 	"strconv"
 	"time"
 
@@ -84,8 +85,8 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 	}
 	job := args[0]
 	if len(args) < 2 || args[1] != "--" {
-		if len(args) >= 2 && len(args[1]) > 1 && args[1][0] == '-' {
-			return runner.Config{}, fmt.Errorf("job %s: flag %s after JOB: put flags before JOB", job, args[1])
+		if slices.Contains(args, "--") {
+			return runner.Config{}, fmt.Errorf("job %s: unexpected argument %q before -- (one JOB, then -- COMMAND)", job, args[1])
 		}
 		return runner.Config{}, fmt.Errorf("job %s: missing -- between JOB and COMMAND", job)
 	}

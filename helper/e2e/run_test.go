@@ -352,7 +352,8 @@ func TestBadInput(t *testing.T) {
 		{[]string{"run", "--ok-codes", "0", "--done-codes", "0", "j", "--", "true"}, "more than one"},
 		{[]string{"run", "--halt-after", "-2", "j", "--", "true"}, "--halt-after"},
 		{[]string{"run", "--gate-fail", "maybe", "j", "--", "true"}, "--gate-fail"},
-		{[]string{"run", "j", "--lock", "x", "--", "true"}, "put flags before JOB"},
+		{[]string{"run", "j", "extra", "--", "true"}, `job j: unexpected argument "extra" before --`},
+		{[]string{"run", "j", "--lock", "a b", "--", "true"}, "--lock"}, // flags after JOB are flags
 		{[]string{"frobnicate"}, "unknown command"},
 	}
 	for _, tt := range tests {

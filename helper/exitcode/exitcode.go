@@ -17,6 +17,10 @@ const (
 	GateBad  = 78 // EX_CONFIG: gate file unusable under --gate-fail closed
 )
 
+// Reserved are the codes tickgate itself exits with for its own reasons: a
+// job's contract (ok, done, halt codes) must not use them.
+var Reserved = map[int]string{Usage: "64: usage error", Software: "70: could not record", Skipped: "75: skipped", GateBad: "78: gate unusable"}
+
 // Error carries an exit code. Silent errors have already been reported to the
 // user (e.g. a skip line) and main prints nothing more for them.
 type Error struct {

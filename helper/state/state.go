@@ -42,12 +42,26 @@ const (
 	MarkerHalted = "halted"
 )
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]*$`)
+// Names (helper/testdata/contract.json holds the cases the role's preflight
+// shares). A job name is part of unit names (tickgate-NAME.service), so it is
+// lower case and has no "@" (a template unit's separator).
+var (
+	jobNameRE  = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
+	lockNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]*$`)
+)
 
-// ValidName checks a job or lock group name; what names the error is kind.
+// MaxNameLen bounds job and lock names.
+const MaxNameLen = 200
+
+// ValidName checks a job name (kind "job") or a lock group name (any other
+// kind, which also names the error).
 func ValidName(kind, name string) error {
-	if len(name) > 200 || !nameRE.MatchString(name) {
-		return fmt.Errorf("invalid %s name %q: want [A-Za-z0-9][A-Za-z0-9_.@-]*, at most 200 characters", kind, name)
+	re, want := lockNameRE, "[A-Za-z0-9][A-Za-z0-9_.@-]*"
+	if kind == "job" {
+		re, want = jobNameRE, "[a-z0-9][a-z0-9_.-]*"
+	}
+	if len(name) > MaxNameLen || !re.MatchString(name) {
+		return fmt.Errorf("invalid %s name %q: want %s, at most %d characters", kind, name, want, MaxNameLen)
 	}
 	return nil
 }

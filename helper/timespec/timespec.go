@@ -10,13 +10,13 @@ package timespec
 import (
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 )
 
 var units = map[string]time.Duration{
-	"ns": time.Nanosecond, "nsec": time.Nanosecond,
 	"us": time.Microsecond, "usec": time.Microsecond, "µs": time.Microsecond,
 	"ms": time.Millisecond, "msec": time.Millisecond,
 	"s": time.Second, "sec": time.Second, "second": time.Second, "seconds": time.Second,
@@ -26,51 +26,48 @@ var units = map[string]time.Duration{
 	"w": 7 * 24 * time.Hour, "week": 7 * 24 * time.Hour, "weeks": 7 * 24 * time.Hour,
 }
 
+// The grammar the role's preflight shares (helper/testdata/contract.json):
+// a bare number of seconds, or one or more NUMBER UNIT parts separated by
+// spaces; NUMBER is digits with an optional fraction. systemd reads the same
+// values (AccuracySec=, RandomizedDelaySec=), so only units both know.
+var (
+	bareRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
+	partRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?) *([a-zµ]+) *`)
+)
+
 // ParseDuration parses a non-negative systemd/Go style time span.
 func ParseDuration(s string) (time.Duration, error) {
-	in := strings.TrimSpace(s)
+	in := strings.Trim(s, " ")
 	if in == "" {
 		return 0, fmt.Errorf("invalid duration %q: empty", s)
 	}
-	if n, err := strconv.ParseFloat(in, 64); err == nil && !strings.ContainsAny(in, "eExXpP") {
-		if n < 0 || math.IsNaN(n) || n > math.MaxInt64/float64(time.Second) {
+	if bareRE.MatchString(in) {
+		n, _ := strconv.ParseFloat(in, 64)
+		if n > math.MaxInt64/float64(time.Second) {
 			return 0, fmt.Errorf("invalid duration %q: out of range", s)
 		}
 		return time.Duration(n * float64(time.Second)), nil
 	}
 	var total time.Duration
-	rest := in
-	for rest != "" {
-		rest = strings.TrimLeft(rest, " ")
-		i := 0
-		for i < len(rest) && (rest[i] >= '0' && rest[i] <= '9' || rest[i] == '.') {
-			i++
-		}
-		if i == 0 {
-			return 0, fmt.Errorf("invalid duration %q: expected a number at %q", s, rest)
-		}
-		num, err := strconv.ParseFloat(rest[:i], 64)
-		if err != nil {
-			return 0, fmt.Errorf("invalid duration %q: bad number %q", s, rest[:i])
-		}
-		rest = strings.TrimLeft(rest[i:], " ")
-		j := 0
-		for j < len(rest) && !(rest[j] >= '0' && rest[j] <= '9' || rest[j] == '.' || rest[j] == ' ') {
-			j++
-		}
-		unit, ok := units[rest[:j]]
-		if !ok {
-			if rest[:j] == "" {
-				return 0, fmt.Errorf("invalid duration %q: number without a unit in a multi-part span", s)
+	for rest := in; rest != ""; {
+		m := partRE.FindStringSubmatch(rest)
+		if m == nil {
+			if bareRE.MatchString(rest) {
+				return 0, fmt.Errorf("invalid duration %q: %q has no unit (in a span of several parts, write e.g. 1h 30min)", s, rest)
 			}
-			return 0, fmt.Errorf("invalid duration %q: unknown unit %q", s, rest[:j])
+			return 0, fmt.Errorf("invalid duration %q: expected NUMBER UNIT at %q (e.g. 90s, 5min, 1h 30min)", s, rest)
 		}
+		unit, ok := units[m[2]]
+		if !ok {
+			return 0, fmt.Errorf("invalid duration %q: unknown unit %q (us, ms, s, min, h, d, w)", s, m[2])
+		}
+		num, _ := strconv.ParseFloat(m[1], 64)
 		part := num * float64(unit)
 		if part > float64(math.MaxInt64)-float64(total) {
 			return 0, fmt.Errorf("invalid duration %q: out of range", s)
 		}
 		total += time.Duration(part)
-		rest = rest[j:]
+		rest = rest[len(m[0]):]
 	}
 	return total, nil
 }

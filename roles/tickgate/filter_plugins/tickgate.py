@@ -18,7 +18,11 @@ job and the field.
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
+
+import yaml
 
 try:
     from ansible.errors import AnsibleFilterError
@@ -86,26 +90,70 @@ def systemd_env_assignment(name, value):
     return _quote(name + "=" + value, dollar=False)
 
 
-_JOB_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-_LOCK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
-_SPAN = re.compile(
-    r"^\s*(?:\d+(?:\.\d+)?\s*(?:us|usec|ms|msec|s|sec|second|seconds|m|min|minute|minutes|h|hr|hour|hours|d|day|days|w|week|weeks)?\s*)+$"
-)
+# The job contract. Its cases live in helper/testdata/contract.json, which this
+# role's tests and the helper's Go tests both run (test_contract.py).
+_JOB_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+_LOCK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]*")
+_MAX_NAME = 200
+# Durations: a bare number of seconds, or NUMBER UNIT parts separated by
+# spaces (helper/timespec); units that both systemd and the helper know.
+_UNITS = {
+    "us": 1e-6, "usec": 1e-6, "\u00b5s": 1e-6, "ms": 1e-3, "msec": 1e-3,
+    "s": 1, "sec": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "minute": 60, "minutes": 60,
+    "h": 3600, "hr": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400,
+    "w": 604800, "week": 604800, "weeks": 604800,
+}
+_BARE = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?) *([a-z\u00b5]+) *")
+_MAX_SECONDS = (2 ** 63 - 1) / 1e9  # the helper counts nanoseconds in an int64
+# Exit codes tickgate itself uses: a job's contract must not (helper/exitcode).
+_RESERVED_CODES = {64: "usage error", 70: "could not record", 75: "skipped", 78: "gate unusable"}
 _MODES = {
     "recurring": {"ok_codes": [0], "done_codes": [], "halt_codes": [], "halt_after": 0},
     # regluit's backfill contract: 3 = checkpoint (more to do), 0 = drained, 4 = halt.
     "drain": {"ok_codes": [3], "done_codes": [0], "halt_codes": [4], "halt_after": 1},
 }
-_KNOWN = {
-    "name", "command", "schedule", "description", "user", "group", "working_directory", "environment",
-    "lock", "lock_wait", "mode", "ok_codes", "done_codes", "halt_codes", "halt_after", "expected_runtime",
-    "timeout", "randomized_delay", "persistent", "accuracy", "nice", "io_class", "cpu_quota", "memory_max",
-    "on_failure", "singleton", "enabled", "state", "gate_fail", "read_write_paths",
-}
+_SPECS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "meta", "argument_specs.yml")
+
+
+def _known_fields():
+    """The job fields meta/argument_specs.yml describes: one list of them."""
+    with open(_SPECS, encoding="utf-8") as f:
+        specs = yaml.safe_load(f)
+    return frozenset(specs["argument_specs"]["main"]["options"]["tickgate_jobs"]["options"])
+
+
+_KNOWN = _known_fields()
+
+
+def _name_ok(regex, v):
+    return isinstance(v, str) and len(v) <= _MAX_NAME and regex.fullmatch(v) is not None
+
+
+def _span_seconds_strict(v):
+    """Seconds in a duration of the contract's grammar, or None if it is not one."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        return None
+    if not isinstance(v, str):
+        return float(v) if 0 <= v <= _MAX_SECONDS else None
+    rest = v.strip(" ")
+    if _BARE.fullmatch(rest):
+        total = float(rest)
+    else:
+        total = 0.0
+        while rest:
+            m = _PART.match(rest)
+            if not m or m.group(2) not in _UNITS:
+                return None
+            total += float(m.group(1)) * _UNITS[m.group(2)]
+            rest = rest[m.end():]
+        if not v.strip(" "):
+            return None
+    return total if total <= _MAX_SECONDS else None
 
 
 def _is_span(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 or isinstance(v, str) and bool(_SPAN.match(v))
+    return _span_seconds_strict(v) is not None
 
 
 def _codes_ok(v):
@@ -146,14 +194,15 @@ def tickgate_job_errors(jobs, defaults=None, supervisor=None):
         def err(field, msg, label=label):
             errors.append("%s: %s: %s" % (label, field, msg))
 
-        if not isinstance(name, str) or not _JOB_NAME.match(name):
-            err("name", "required, must match ^[a-z0-9][a-z0-9_.-]*$ (got %r)" % (name,))
+        if not _name_ok(_JOB_NAME, name):
+            err("name", "required, must match ^[a-z0-9][a-z0-9_.-]*$, at most %d characters (got %r)" % (_MAX_NAME, name))
         elif name in seen:
             err("name", "duplicate of tickgate_jobs[%d]" % seen[name])
         else:
             seen[name] = i
-        for key in sorted(set(job) - _KNOWN):
-            err(key, "unknown field (known: %s)" % ", ".join(sorted(_KNOWN)))
+        for key in sorted(set(job) - _KNOWN, key=str):
+            near = difflib.get_close_matches(str(key), sorted(_KNOWN), n=1)
+            err(key, "unknown field" + (" (did you mean %s?)" % near[0] if near else " (see meta/argument_specs.yml)"))
         state = job.get("state", "present")
         if state not in ("present", "absent"):
             err("state", "must be present or absent (got %r)" % (state,))
@@ -176,10 +225,15 @@ def tickgate_job_errors(jobs, defaults=None, supervisor=None):
             err("schedule", "required: an OnCalendar expression or a list of them")
         for field in ("lock_wait", "expected_runtime", "timeout", "randomized_delay", "accuracy"):
             if job.get(field) is not None and not _is_span(job[field]):
-                err(field, "not a time span (e.g. 90s, 5min, 1h 30min): %r" % (job[field],))
+                err(field, "not a time span (a number of seconds, or parts like 90s, 5min, 1h 30min; units us ms s min h d w): %r"
+                    % (job[field],))
         for field in ("ok_codes", "done_codes", "halt_codes"):
             if job.get(field) is not None and not _codes_ok(job[field]):
                 err(field, "must be a list of exit codes 0-255: %r" % (job[field],))
+            elif job.get(field):
+                for c in job[field]:
+                    if c in _RESERVED_CODES:
+                        err(field, "exit code %d is tickgate's own (%s); a job's command must not use it" % (c, _RESERVED_CODES[c]))
         ha = job.get("halt_after")
         if ha is not None and (not isinstance(ha, int) or isinstance(ha, bool) or ha < 0):
             err("halt_after", "must be a whole number >= 0: %r" % (ha,))
@@ -202,8 +256,8 @@ def tickgate_job_errors(jobs, defaults=None, supervisor=None):
                     if not isinstance(k, str) or not _ENV_NAME.match(k):
                         err("environment", "invalid variable name %r" % (k,))
         lock = job.get("lock")
-        if lock is not None and (not isinstance(lock, str) or not _LOCK_NAME.match(lock)):
-            err("lock", "must match ^[A-Za-z0-9][A-Za-z0-9_.@-]*$ (got %r)" % (lock,))
+        if lock is not None and lock != "" and not _name_ok(_LOCK_NAME, lock):
+            err("lock", "must match ^[A-Za-z0-9][A-Za-z0-9_.@-]*$, at most %d characters (got %r)" % (_MAX_NAME, lock))
         rwp = job.get("read_write_paths")
         if rwp is not None and (not isinstance(rwp, list) or not all(isinstance(p, str) and p.startswith("/") for p in rwp)):
             err("read_write_paths", "must be a list of absolute paths: %r" % (rwp,))

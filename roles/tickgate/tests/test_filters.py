@@ -105,6 +105,14 @@ class JobErrors(unittest.TestCase):
         errors = t.tickgate_job_errors([self.ok(), self.ok()])
         self.assertIn("job j: name: duplicate of tickgate_jobs[0]", errors)
 
+    def test_unknown_field_names_the_nearest(self):
+        errs = t.tickgate_job_errors([{"name": "j", "command": ["/x"], "schedule": "hourly", "lock_wiat": "5s"}])
+        self.assertEqual(errs, ["job j: lock_wiat: unknown field (did you mean lock_wait?)"])
+
+    def test_known_fields_are_the_argument_specs(self):
+        self.assertIn("read_write_paths", t._KNOWN)
+        self.assertIn("gate_fail", t._KNOWN)
+
     def test_supervisor_account_is_not_a_job_user(self):
         errs = t.tickgate_job_errors([{"name": "j", "command": ["/x"], "schedule": "hourly", "user": "tickgate"}], {}, "tickgate")
         self.assertEqual(len(errs), 1)
