@@ -8,7 +8,8 @@ VENV        := .venv
 VENV_BIN    := $(VENV)/bin
 export PATH := $(CURDIR)/$(VENV_BIN):$(PATH)
 GO          ?= go
-BUILD_FLAGS := -tags urfave_cli_no_docs -trimpath -buildvcs=false -ldflags "-s -w"
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+BUILD_FLAGS := -tags urfave_cli_no_docs -trimpath -buildvcs=false -ldflags "-s -w -X github.com/tickgate/tickgate/helper/cli.Version=$(VERSION)"
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 APT_PACKAGES := debootstrap systemd-container openssh-client python3-venv util-linux time gcc libc6-dev
 STEPS       := scripts/run-steps
@@ -50,9 +51,11 @@ go-deps:
 	$(GO) mod download
 
 # --- build ------------------------------------------------------------------
-.PHONY: build
+# Always rebuilt (Go's cache makes it cheap): the version stamp changes with
+# every commit, not only with the Go files.
+.PHONY: build dist/tickgate
 build: dist/tickgate
-dist/tickgate: go.mod go.sum $(shell find helper -name '*.go' -not -name '*_test.go')
+dist/tickgate:
 	mkdir -p dist
 	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o $@ ./helper/cmd/tickgate
 

@@ -131,7 +131,7 @@ Example: tickgate status --json | jq '.jobs[] | select(.halted != null) | .job'`
 				}
 			}
 			g := getGlobals(c)
-			rep, err := status.Collect(c.Context, status.Options{Store: g.store(), GatePath: g.Gate, Jobs: jobs, Systemd: !c.Bool("no-systemd")})
+			rep, err := status.Collect(c.Context, status.Options{Version: Version, Store: g.store(), GatePath: g.Gate, Jobs: jobs, Systemd: !c.Bool("no-systemd")})
 			if err != nil {
 				return exitcode.New(exitcode.Software, "status: %v", err)
 			}
@@ -173,6 +173,7 @@ func short(t *time.Time, now time.Time) string {
 
 func printStatus(w io.Writer, rep *status.Report) {
 	now := rep.GeneratedAt
+	fmt.Fprintf(w, "tickgate %s on %s\n", rep.Version, rep.Host)
 	printGate(w, rep.Gate, now)
 	if rep.Systemd.Error != "" {
 		fmt.Fprintf(w, "systemd: %s (timer columns empty)\n", rep.Systemd.Error)

@@ -116,6 +116,7 @@ func ViewGate(path string, now time.Time) GateView {
 type Report struct {
 	Schema      int       `json:"schema"`
 	Host        string    `json:"host"`
+	Version     string    `json:"version"` // the helper's own version
 	GeneratedAt time.Time `json:"generated_at"`
 	Gate        GateView  `json:"gate"`
 	Systemd     struct {
@@ -127,6 +128,7 @@ type Report struct {
 
 // Options select what Collect reads.
 type Options struct {
+	Version  string // the helper's version, reported as is
 	Store    state.Store
 	GatePath string
 	Jobs     []string // empty: all known
@@ -136,7 +138,7 @@ type Options struct {
 // Collect builds the status view.
 func Collect(ctx context.Context, o Options) (*Report, error) {
 	now := time.Now().UTC()
-	rep := &Report{Schema: Schema, GeneratedAt: now, Gate: ViewGate(o.GatePath, now)}
+	rep := &Report{Schema: Schema, Version: o.Version, GeneratedAt: now, Gate: ViewGate(o.GatePath, now)}
 	rep.Host, _ = os.Hostname()
 	var timers map[string]systemd.Timer
 	if o.Systemd {
