@@ -1,7 +1,7 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 """Batched systemd unit management for the tickgate role (one SSH round trip
-per host instead of one per unit: see README "Scale")."""
+per host instead of one per unit: see README "Benchmarks")."""
 
 from __future__ import annotations
 
