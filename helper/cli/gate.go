@@ -12,9 +12,9 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/tickgate/tickgate/helper/admit"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/gate"
-	"github.com/tickgate/tickgate/helper/state"
 	"github.com/tickgate/tickgate/helper/status"
 	"github.com/tickgate/tickgate/helper/timespec"
 )
@@ -30,265 +30,311 @@ tick of every job. Changes are atomic and serialised, keep unknown fields,
 the file's owner and its mode (0644 or stricter). TIME is RFC3339
 (2026-11-23T18:00:00Z) or relative (+30m, "+1h 30min").`,
 		Subcommands: []*ucli.Command{
-			{
-				Name: "show", Usage: "print the gate state", UsageText: "tickgate gate show [--json]",
-				Description: "Example: tickgate gate show --json | jq .gate.paused",
-				Flags:       []ucli.Flag{&ucli.BoolFlag{Name: "json", Usage: "print JSON (the \"gate\" object of status --json)"}},
-				Action: func(c *ucli.Context) error {
-					if err := noArgs(c); err != nil {
-						return err
-					}
-					v := status.ViewGate(getGlobals(c).Gate, time.Now())
-					if c.Bool("json") {
-						if err := printJSON(e.stdout, v); err != nil {
-							return err
-						}
-					} else {
-						printGate(e.stdout, v, time.Now())
-					}
-					if v.State == "unusable" {
-						return exitcode.New(exitcode.GateBad, "%s", v.Error)
-					}
-					return nil
-				},
-			},
-			{
-				Name: "close", Usage: "close the gate for every job", UsageText: "tickgate gate close --reason TEXT [--token T] [--until TIME] [--force]",
-				Description: `A gate that is already closed stays closed as it is (its reason and token
+			gateShowCommand(e),
+			gateCloseCommand(e),
+			gateOpenCommand(e),
+			gatePauseCommand(e),
+			gateResumeCommand(e),
+			gateRolloutCommand(e),
+			gateCheckCommand(e),
+		},
+	}
+}
+
+func gateShowCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name: "show", Usage: "print the gate state", UsageText: "tickgate gate show [--json]",
+		Description: "Example: tickgate gate show --json | jq .gate.paused",
+		Flags:       []ucli.Flag{&ucli.BoolFlag{Name: "json", Usage: "print JSON (the \"gate\" object of status --json)"}},
+		Action: func(c *ucli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			v := status.ViewGate(getGlobals(c).Gate, time.Now())
+			if c.Bool("json") {
+				if err := printJSON(e.stdout, v); err != nil {
+					return err
+				}
+			} else {
+				printGate(e.stdout, v, time.Now())
+			}
+			if v.State == "unusable" {
+				return exitcode.New(exitcode.GateBad, "%s", v.Error)
+			}
+			return nil
+		},
+	}
+}
+
+func gateCloseCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name: "close", Usage: "close the gate for every job", UsageText: "tickgate gate close --reason TEXT [--token T] [--until TIME] [--force]",
+		Description: `A gate that is already closed stays closed as it is (its reason and token
 are kept), so a deploy never takes over an operator's closure.
 Example: tickgate gate close --reason "db failover" --until +2h`,
-				Flags: []ucli.Flag{
-					&ucli.StringFlag{Name: "reason", Usage: "why (required)"},
-					&ucli.StringFlag{Name: "token", Usage: "`T` lets `gate open --token T` reopen only this closure"},
-					&ucli.StringFlag{Name: "until", Usage: "the closure lapses at `TIME`"},
-					forceFlag,
-				},
-				Action: func(c *ucli.Context) error {
-					reason, err := required(c, "reason")
-					if err != nil {
-						return err
-					}
-					now := time.Now().UTC()
-					var until *time.Time
-					if c.String("until") != "" {
-						if until, err = timeFlag(c, "until", now); err != nil {
-							return err
-						}
-						if until.Before(now.Add(time.Second)) {
-							return exitcode.UsageError("--until %s: %s is not in the future (a closure must last at least 1s)", c.String("until"), until.Format(time.RFC3339Nano))
-						}
-					}
-					if err := noArgs(c); err != nil {
-						return err
-					}
-					msg := ""
-					err = gate.Update(c.Context, getGlobals(c).Gate, c.Bool("force"), func(g *gate.Gate) error {
-						if g.ClosedNow(now) {
-							msg = fmt.Sprintf("gate already closed (reason %q, token %q); left as it is", g.Reason, g.Token)
-							return nil
-						}
-						g.Closed, g.Reason, g.Token, g.Since, g.Until = true, reason, c.String("token"), &now, until
-						msg = fmt.Sprintf("gate closed: %s", reason)
-						return nil
-					})
-					if err != nil {
-						return gateWriteErr(err)
-					}
-					fmt.Fprintln(e.stdout, msg)
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "reason", Usage: "why (required)"},
+			&ucli.StringFlag{Name: "token", Usage: "`T` lets `gate open --token T` reopen only this closure"},
+			&ucli.StringFlag{Name: "until", Usage: "the closure lapses at `TIME`"},
+			forceFlag,
+		},
+		Action: func(c *ucli.Context) error {
+			reason, err := required(c, "reason")
+			if err != nil {
+				return err
+			}
+			now := time.Now().UTC()
+			var until *time.Time
+			if c.String("until") != "" {
+				if until, err = timeFlag(c, "until", now); err != nil {
+					return err
+				}
+				if until.Before(now.Add(time.Second)) {
+					return exitcode.UsageError("--until %s: %s is not in the future (a closure must last at least 1s)", c.String("until"), until.Format(time.RFC3339Nano))
+				}
+			}
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			msg := ""
+			err = gate.Update(c.Context, getGlobals(c).Gate, c.Bool("force"), func(g *gate.Gate) error {
+				if g.ClosedNow(now) {
+					msg = fmt.Sprintf("gate already closed (reason %q, token %q); left as it is", g.Reason, g.Token)
 					return nil
-				},
-			},
-			{
-				Name: "open", Usage: "reopen the gate", UsageText: "tickgate gate open [--token T] [--force]",
-				Description: `With --token, reopens only a closure made with that same token and says
+				}
+				g.Closed, g.Reason, g.Token, g.Since, g.Until = true, reason, c.String("token"), &now, until
+				msg = fmt.Sprintf("gate closed: %s", reason)
+				return nil
+			})
+			if err != nil {
+				return gateWriteErr(err)
+			}
+			fmt.Fprintln(e.stdout, msg)
+			return nil
+		},
+	}
+}
+
+func gateOpenCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name: "open", Usage: "reopen the gate", UsageText: "tickgate gate open [--token T] [--force]",
+		Description: `With --token, reopens only a closure made with that same token and says
 which happened; exits 0 either way.
 Example: tickgate gate open --token deploy-20261123T1000`,
-				Flags: []ucli.Flag{&ucli.StringFlag{Name: "token", Usage: "reopen only a closure made with token `T`"}, forceFlag},
-				Action: func(c *ucli.Context) error {
-					if err := noArgs(c); err != nil {
-						return err
+		Flags: []ucli.Flag{&ucli.StringFlag{Name: "token", Usage: "reopen only a closure made with token `T`"}, forceFlag},
+		Action: func(c *ucli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			token := c.String("token")
+			msg := ""
+			err := gate.Update(c.Context, getGlobals(c).Gate, c.Bool("force"), func(g *gate.Gate) error {
+				switch {
+				case !g.Closed:
+					msg = "gate already open"
+					return errUnchanged
+				case c.IsSet("token") && g.Token != token:
+					msg = fmt.Sprintf("gate left closed: it was closed with token %q, not %q (reason %q)", g.Token, token, g.Reason)
+					return errUnchanged
+				}
+				msg = fmt.Sprintf("gate opened (was closed: %s)", g.Reason)
+				g.Closed, g.Reason, g.Token, g.Since, g.Until = false, "", "", nil, nil
+				return nil
+			})
+			if err != nil && !errors.Is(err, errUnchanged) {
+				return gateWriteErr(err)
+			}
+			fmt.Fprintln(e.stdout, msg)
+			return nil
+		},
+	}
+}
+
+func gatePauseCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name: "pause", Usage: "pause jobs (they skip until resumed)", UsageText: "tickgate gate pause JOB... --reason TEXT",
+		Description: "Example: tickgate gate pause --reason \"API quota\" harvest backfill",
+		Flags:       []ucli.Flag{&ucli.StringFlag{Name: "reason", Usage: "why (required)"}, forceFlag},
+		Action: func(c *ucli.Context) error {
+			reason, err := required(c, "reason")
+			if err != nil {
+				return err
+			}
+			jobs, err := jobArgs(c)
+			if err != nil {
+				return err
+			}
+			now := time.Now().UTC()
+			err = gate.Update(c.Context, getGlobals(c).Gate, c.Bool("force"), func(g *gate.Gate) error {
+				for _, j := range jobs {
+					g.Paused[j] = gate.Pause{Reason: reason, Since: now}
+				}
+				return nil
+			})
+			if err != nil {
+				return gateWriteErr(err)
+			}
+			fmt.Fprintf(e.stdout, "paused: %s\n", strings.Join(jobs, " "))
+			return nil
+		},
+	}
+}
+
+func gateResumeCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name: "resume", Usage: "resume paused jobs", UsageText: "tickgate gate resume JOB... | --all",
+		Description: "Example: tickgate gate resume harvest",
+		Flags:       []ucli.Flag{&ucli.BoolFlag{Name: "all", Usage: "resume every paused job"}, forceFlag},
+		Action: func(c *ucli.Context) error {
+			var jobs []string
+			if !c.Bool("all") {
+				var err error
+				if jobs, err = jobArgs(c); err != nil {
+					return err
+				}
+			} else if c.Args().Present() {
+				return exitcode.UsageError("give JOB names or --all, not both")
+			}
+			var resumed, notPaused []string
+			err := gate.Update(c.Context, getGlobals(c).Gate, c.Bool("force"), func(g *gate.Gate) error {
+				if c.Bool("all") {
+					jobs = g.PausedJobs()
+				}
+				for _, j := range jobs {
+					if _, ok := g.Paused[j]; ok {
+						delete(g.Paused, j)
+						resumed = append(resumed, j)
+					} else {
+						notPaused = append(notPaused, j)
 					}
-					token := c.String("token")
-					msg := ""
-					err := gate.Update(c.Context, getGlobals(c).Gate, c.Bool("force"), func(g *gate.Gate) error {
-						switch {
-						case !g.Closed:
-							msg = "gate already open"
-							return errUnchanged
-						case c.IsSet("token") && g.Token != token:
-							msg = fmt.Sprintf("gate left closed: it was closed with token %q, not %q (reason %q)", g.Token, token, g.Reason)
-							return errUnchanged
-						}
-						msg = fmt.Sprintf("gate opened (was closed: %s)", g.Reason)
-						g.Closed, g.Reason, g.Token, g.Since, g.Until = false, "", "", nil, nil
-						return nil
-					})
-					if err != nil && !errors.Is(err, errUnchanged) {
-						return gateWriteErr(err)
-					}
-					fmt.Fprintln(e.stdout, msg)
-					return nil
-				},
-			},
-			{
-				Name: "pause", Usage: "pause jobs (they skip until resumed)", UsageText: "tickgate gate pause JOB... --reason TEXT",
-				Description: "Example: tickgate gate pause --reason \"API quota\" harvest backfill",
-				Flags:       []ucli.Flag{&ucli.StringFlag{Name: "reason", Usage: "why (required)"}, forceFlag},
-				Action: func(c *ucli.Context) error {
-					reason, err := required(c, "reason")
-					if err != nil {
-						return err
-					}
-					jobs, err := jobArgs(c)
-					if err != nil {
-						return err
-					}
-					now := time.Now().UTC()
-					err = gate.Update(c.Context, getGlobals(c).Gate, c.Bool("force"), func(g *gate.Gate) error {
-						for _, j := range jobs {
-							g.Paused[j] = gate.Pause{Reason: reason, Since: now}
-						}
-						return nil
-					})
-					if err != nil {
-						return gateWriteErr(err)
-					}
-					fmt.Fprintf(e.stdout, "paused: %s\n", strings.Join(jobs, " "))
-					return nil
-				},
-			},
-			{
-				Name: "resume", Usage: "resume paused jobs", UsageText: "tickgate gate resume JOB... | --all",
-				Description: "Example: tickgate gate resume harvest",
-				Flags:       []ucli.Flag{&ucli.BoolFlag{Name: "all", Usage: "resume every paused job"}, forceFlag},
-				Action: func(c *ucli.Context) error {
-					var jobs []string
-					if !c.Bool("all") {
-						var err error
-						if jobs, err = jobArgs(c); err != nil {
-							return err
-						}
-					} else if c.Args().Present() {
-						return exitcode.UsageError("give JOB names or --all, not both")
-					}
-					var resumed, notPaused []string
-					err := gate.Update(c.Context, getGlobals(c).Gate, c.Bool("force"), func(g *gate.Gate) error {
-						if c.Bool("all") {
-							jobs = g.PausedJobs()
-						}
-						for _, j := range jobs {
-							if _, ok := g.Paused[j]; ok {
-								delete(g.Paused, j)
-								resumed = append(resumed, j)
-							} else {
-								notPaused = append(notPaused, j)
-							}
-						}
-						if len(resumed) == 0 {
-							return errUnchanged
-						}
-						return nil
-					})
-					if err != nil && !errors.Is(err, errUnchanged) {
-						return gateWriteErr(err)
-					}
-					fmt.Fprintf(e.stdout, "resumed: %s\n", orNone(resumed))
-					if len(notPaused) > 0 {
-						fmt.Fprintf(e.stdout, "were not paused: %s\n", strings.Join(notPaused, " "))
-					}
-					return nil
-				},
-			},
-			{
-				Name: "rollout", Usage: "announce (or clear) a rollout window", UsageText: "tickgate gate rollout --at TIME [--reason TEXT] | --clear",
-				Description: `Jobs run with --expected-runtime D skip while the rollout starts before
+				}
+				if len(resumed) == 0 {
+					return errUnchanged
+				}
+				return nil
+			})
+			if err != nil && !errors.Is(err, errUnchanged) {
+				return gateWriteErr(err)
+			}
+			fmt.Fprintf(e.stdout, "resumed: %s\n", orNone(resumed))
+			if len(notPaused) > 0 {
+				fmt.Fprintf(e.stdout, "were not paused: %s\n", strings.Join(notPaused, " "))
+			}
+			return nil
+		},
+	}
+}
+
+func gateRolloutCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name: "rollout", Usage: "announce (or clear) a rollout window", UsageText: "tickgate gate rollout --at TIME [--reason TEXT] | --clear",
+		Description: `Jobs run with --expected-runtime D skip while the rollout starts before
 now + D; jobs without one ignore the window. Clear it when the rollout is over.
 Example: tickgate gate rollout --at 2026-11-23T18:00:00Z --reason "release 4.2"`,
-				Flags: []ucli.Flag{
-					&ucli.StringFlag{Name: "at", Usage: "the rollout starts at `TIME`"},
-					&ucli.StringFlag{Name: "reason", Usage: "what is rolled out"},
-					&ucli.BoolFlag{Name: "clear", Usage: "remove the announcement"},
-					forceFlag,
-				},
-				Action: func(c *ucli.Context) error {
-					if err := noArgs(c); err != nil {
-						return err
-					}
-					clear := c.Bool("clear")
-					if clear == c.IsSet("at") {
-						return exitcode.UsageError("give exactly one of --at TIME or --clear")
-					}
-					var at *time.Time
-					if !clear {
-						var err error
-						if at, err = timeFlag(c, "at", time.Now()); err != nil {
-							return err
-						}
-					}
-					err := gate.Update(c.Context, getGlobals(c).Gate, c.Bool("force"), func(g *gate.Gate) error {
-						g.RolloutAt, g.RolloutReason = at, c.String("reason")
-						return nil
-					})
-					if err != nil {
-						return gateWriteErr(err)
-					}
-					if clear {
-						fmt.Fprintln(e.stdout, "rollout announcement cleared")
-					} else {
-						fmt.Fprintf(e.stdout, "rollout announced at %s\n", at.Format(time.RFC3339))
-					}
-					return nil
-				},
-			},
-			{
-				Name: "check", Usage: "exit 0 if JOB may start now, 75 if not", UsageText: "tickgate gate check [--expected-runtime D] [JOB]",
-				Description: `For long jobs to call between batches and stop cleanly at a checkpoint.
-JOB defaults to $TICKGATE_JOB (set by tickgate run). Also 75 when the job's
-halted or done marker is set (an operator's 'tickgate halt' reaches a running
-job this way). 78 when the gate file is unusable.
-Example (in a job's loop): tickgate gate check || exit 3`,
-				Flags: []ucli.Flag{&ucli.StringFlag{Name: "expected-runtime", Value: "0", Usage: "the next batch's `DURATION`, for the rollout window"}},
-				Action: func(c *ucli.Context) error {
-					job := c.Args().First()
-					if job == "" {
-						job = os.Getenv("TICKGATE_JOB")
-					}
-					if job == "" {
-						return exitcode.UsageError("no JOB given and TICKGATE_JOB is not set")
-					}
-					if c.NArg() > 1 {
-						return exitcode.UsageError("one JOB at most")
-					}
-					if err := checkJobName(job); err != nil {
-						return err
-					}
-					d, err := durationFlag(c, "expected-runtime")
-					if err != nil {
-						return exitcode.UsageError("%v", err)
-					}
-					g := getGlobals(c)
-					if j, err := g.store().Job(job, false); err == nil {
-						for _, name := range []string{state.MarkerHalted, state.MarkerDone} {
-							if m, _ := j.ReadMarker(name); m != nil {
-								j.Close()
-								return exitcode.New(exitcode.Skipped, "job %s: %s: %s", job, name, m.Reason)
-							}
-						}
-						j.Close()
-					} else if !errors.Is(err, fs.ErrNotExist) {
-						return exitcode.New(exitcode.GateBad, "job %s: %v", job, err)
-					}
-					gt, _, err := gate.Load(g.Gate)
-					if err != nil {
-						return exitcode.New(exitcode.GateBad, "job %s: %v", job, err)
-					}
-					if dec := gt.Evaluate(job, time.Now(), d); !dec.Allowed {
-						return exitcode.New(exitcode.Skipped, "job %s: %s", job, dec.Reason)
-					}
-					return nil
-				},
-			},
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "at", Usage: "the rollout starts at `TIME`"},
+			&ucli.StringFlag{Name: "reason", Usage: "what is rolled out"},
+			&ucli.BoolFlag{Name: "clear", Usage: "remove the announcement"},
+			forceFlag,
 		},
+		Action: func(c *ucli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			clear := c.Bool("clear")
+			if clear == c.IsSet("at") {
+				return exitcode.UsageError("give exactly one of --at TIME or --clear")
+			}
+			var at *time.Time
+			if !clear {
+				var err error
+				if at, err = timeFlag(c, "at", time.Now()); err != nil {
+					return err
+				}
+			}
+			err := gate.Update(c.Context, getGlobals(c).Gate, c.Bool("force"), func(g *gate.Gate) error {
+				g.RolloutAt, g.RolloutReason = at, c.String("reason")
+				return nil
+			})
+			if err != nil {
+				return gateWriteErr(err)
+			}
+			if clear {
+				fmt.Fprintln(e.stdout, "rollout announcement cleared")
+			} else {
+				fmt.Fprintf(e.stdout, "rollout announced at %s\n", at.Format(time.RFC3339))
+			}
+			return nil
+		},
+	}
+}
+
+func gateCheckCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name: "check", Usage: "exit 0 if JOB may start now, 75 if not", UsageText: "tickgate gate check [--expected-runtime D] [--gate-fail closed|open] [JOB]",
+		Description: `For long jobs to call between batches and stop cleanly at a checkpoint.
+The same answer a tick gets (package admit): 75 when the job's done or halted
+marker is set (an operator's 'tickgate halt' reaches a running job this way),
+the gate is closed, the job paused, or an announced rollout overlaps
+--expected-runtime; 78 when the gate file is unusable under --gate-fail
+closed. JOB defaults to $TICKGATE_JOB and --gate-fail to $TICKGATE_GATE_FAIL,
+both set by tickgate run.
+Example (in a job's loop): tickgate gate check || exit 3`,
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "expected-runtime", Value: "0", Usage: "the next batch's `DURATION`, for the rollout window"},
+			&ucli.StringFlag{Name: "gate-fail", Value: "closed", EnvVars: []string{"TICKGATE_GATE_FAIL"}, Usage: "an unusable gate file means `closed` (78) or open (0, with a warning)"},
+		},
+		Action: func(c *ucli.Context) error {
+			job := c.Args().First()
+			if job == "" {
+				job = os.Getenv("TICKGATE_JOB")
+			}
+			if job == "" {
+				return exitcode.UsageError("no JOB given and TICKGATE_JOB is not set")
+			}
+			if c.NArg() > 1 {
+				return exitcode.UsageError("one JOB at most")
+			}
+			if err := checkJobName(job); err != nil {
+				return err
+			}
+			p := admit.Policy{}
+			var err error
+			if p.ExpectedRuntime, err = durationFlag(c, "expected-runtime"); err != nil {
+				return exitcode.UsageError("%v", err)
+			}
+			if p.GateFailOpen, err = gateFailFlag(c); err != nil {
+				return exitcode.UsageError("%v", err)
+			}
+			g := getGlobals(c)
+			j, err := g.store().Job(job, false)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return exitcode.New(exitcode.GateBad, "job %s: %v", job, err)
+			}
+			if j != nil {
+				defer j.Close()
+			}
+			d := admit.Check(job, j, g.Gate, time.Now(), p)
+			if !d.Allowed {
+				return exitcode.New(d.Code, "job %s: %s", job, d.Reason)
+			}
+			if d.Warning != "" {
+				fmt.Fprintf(e.stderr, "tickgate: warning: job %s: %s\n", job, d.Warning)
+			}
+			return nil
+		},
+	}
+}
+
+// gateFailFlag reads --gate-fail: true for open.
+func gateFailFlag(c *ucli.Context) (bool, error) {
+	switch v := c.String("gate-fail"); v {
+	case "closed":
+		return false, nil
+	case "open":
+		return true, nil
+	default:
+		return false, fmt.Errorf("--gate-fail: %q is neither closed nor open", v)
 	}
 }
 

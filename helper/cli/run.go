@@ -65,7 +65,7 @@ func runCommand(e *env) *ucli.Command {
 			if err != nil {
 				return asUsage(err)
 			}
-			out, err := runner.Run(c.Context, cfg)
+			out, err := runner.Run(cfg)
 			if err != nil {
 				return exitcode.New(exitcode.Software, "%v", err)
 			}
@@ -144,12 +144,8 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 	if cfg.Cred, err = credential(c.String("user"), c.String("group")); err != nil {
 		return cfg, fmt.Errorf("job %s: %v", job, err)
 	}
-	switch c.String("gate-fail") {
-	case "closed":
-	case "open":
-		cfg.GateFailOpen = true
-	default:
-		return cfg, fmt.Errorf("job %s: --gate-fail: %q is neither closed nor open", job, c.String("gate-fail"))
+	if cfg.GateFailOpen, err = gateFailFlag(c); err != nil {
+		return cfg, fmt.Errorf("job %s: %v", job, err)
 	}
 	return cfg, nil
 }

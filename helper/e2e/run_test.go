@@ -293,15 +293,15 @@ func TestGate(t *testing.T) {
 		ran      bool
 		reason   string
 	}{
-		{"missing", "", 0, nil, 0, true, ""},
-		{"open", `{"closed": false}`, 0o644, nil, 0, true, ""},
+		{"missing", "", 0, nil, 0, true, "result=success"},
+		{"open", `{"closed": false}`, 0o644, nil, 0, true, "result=success"},
 		{"closed", `{"closed": true, "reason": "deploy 9"}`, 0o644, nil, 75, false, "gate-closed: deploy 9"},
 		{"closed until future", `{"closed": true, "until": "` + future + `"}`, 0o644, nil, 75, false, "gate-closed"},
-		{"closure expired", `{"closed": true, "until": "` + past + `"}`, 0o644, nil, 0, true, ""},
+		{"closure expired", `{"closed": true, "until": "` + past + `"}`, 0o644, nil, 0, true, "result=success"},
 		{"paused", `{"paused": {"j": {"reason": "db", "since": "` + past + `"}}}`, 0o644, nil, 75, false, "job-paused: db"},
-		{"other paused", `{"paused": {"k": {"reason": "db", "since": "` + past + `"}}}`, 0o644, nil, 0, true, ""},
+		{"other paused", `{"paused": {"k": {"reason": "db", "since": "` + past + `"}}}`, 0o644, nil, 0, true, "result=success"},
 		{"rollout overlaps", `{"rollout_at": "` + soon + `"}`, 0o644, []string{"--expected-runtime", "30m"}, 75, false, "rollout-window"},
-		{"rollout clear of runtime", `{"rollout_at": "` + soon + `"}`, 0o644, []string{"--expected-runtime", "5m"}, 0, true, ""},
+		{"rollout clear of runtime", `{"rollout_at": "` + soon + `"}`, 0o644, []string{"--expected-runtime", "5m"}, 0, true, "result=success"},
 		{"malformed, fail closed", `{"closed": `, 0o644, nil, 78, false, "malformed"},
 		{"malformed, fail open", `{"closed": `, 0o644, []string{"--gate-fail", "open"}, 0, true, "warning"},
 		{"insecure, fail closed", `{}`, 0o666, nil, 78, false, "insecure"},
@@ -320,8 +320,11 @@ func TestGate(t *testing.T) {
 			if fileExists(ran) != tt.ran {
 				t.Fatalf("child ran=%v, want %v", fileExists(ran), tt.ran)
 			}
-			if !strings.Contains(r.stderr, tt.reason) {
+			if tt.reason == "" || !strings.Contains(r.stderr, tt.reason) {
 				t.Fatalf("stderr %q lacks %q", r.stderr, tt.reason)
+			}
+			if tt.reason == "result=success" && strings.Contains(r.stderr, "reason=") {
+				t.Fatalf("an allowed run gave a reason: %q", r.stderr)
 			}
 			if !tt.ran && fileExists(filepath.Join(e.lockDir, "j.lock")) {
 				t.Fatal("a skip took the lock (lock file created)")

@@ -24,6 +24,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tickgate/tickgate/helper/reason"
 	"github.com/tickgate/tickgate/helper/safefs"
 )
 
@@ -292,14 +293,14 @@ type Decision struct {
 // Evaluate decides whether job may start at now. expected is the job's
 // declared runtime; a rollout window applies only to jobs that declare one.
 func (g *Gate) Evaluate(job string, now time.Time, expected time.Duration) Decision {
-	if g.Closed && (g.Until == nil || now.Before(*g.Until)) {
-		return Decision{false, "gate-closed: " + orDash(g.Reason)}
+	if g.ClosedNow(now) {
+		return Decision{false, reason.F(reason.GateClosed, "%s", orDash(g.Reason))}
 	}
 	if p, ok := g.Paused[job]; ok {
-		return Decision{false, "job-paused: " + orDash(p.Reason)}
+		return Decision{false, reason.F(reason.JobPaused, "%s", orDash(p.Reason))}
 	}
 	if g.RolloutAt != nil && expected > 0 && g.RolloutAt.Before(now.Add(expected)) {
-		return Decision{false, fmt.Sprintf("rollout-window: rollout at %s overlaps expected runtime %s",
+		return Decision{false, reason.F(reason.RolloutWindow, "rollout at %s overlaps expected runtime %s",
 			g.RolloutAt.UTC().Format(time.RFC3339), expected)}
 	}
 	return Decision{Allowed: true}

@@ -40,7 +40,8 @@ func TestEvaluate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			d := tt.g.Evaluate(tt.job, now, tt.expected)
-			if d.Allowed != tt.allowed || !strings.HasPrefix(d.Reason, tt.prefix) {
+			// An allowed start has no reason at all; a refusal has the prefix.
+			if d.Allowed != tt.allowed || (tt.allowed && d.Reason != "") || (!tt.allowed && (tt.prefix == "" || !strings.HasPrefix(d.Reason, tt.prefix))) {
 				t.Fatalf("Evaluate = %+v, want allowed=%v reason prefix %q", d, tt.allowed, tt.prefix)
 			}
 		})

@@ -19,12 +19,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tickgate/tickgate/helper/admit"
 	"github.com/tickgate/tickgate/helper/execshim"
 	"github.com/tickgate/tickgate/helper/exitcode"
-	"github.com/tickgate/tickgate/helper/gate"
 	"github.com/tickgate/tickgate/helper/lockgroup"
 	"github.com/tickgate/tickgate/helper/metrics"
 	"github.com/tickgate/tickgate/helper/proc"
+	"github.com/tickgate/tickgate/helper/reason"
 	"github.com/tickgate/tickgate/helper/report"
 	"github.com/tickgate/tickgate/helper/safefs"
 	"github.com/tickgate/tickgate/helper/state"
@@ -92,8 +93,10 @@ type runner struct {
 
 // Run performs one tick. The returned error is non-nil only when tickgate
 // itself failed (state not writable, ...); the outcome's ExitCode is what
-// `tickgate run` exits with otherwise.
-func Run(ctx context.Context, c Config) (Outcome, error) {
+// `tickgate run` exits with otherwise. Run subscribes to SIGTERM, SIGINT and
+// SIGHUP itself: during a tick its channel is the one source of signals (it
+// ends a lock wait, is forwarded to the command, ends a stuck record).
+func Run(c Config) (Outcome, error) {
 	r := &runner{
 		c:       c,
 		store:   state.Store{Dir: c.StateDir, Owners: c.Owners},
@@ -112,100 +115,98 @@ func Run(ctx context.Context, c Config) (Outcome, error) {
 	defer job.Close()
 	r.job = job
 
-	// 1. Markers: a drained or halted job stays stopped until an operator clears it.
-	if name, m := r.marker(); m != nil {
-		return r.skip(exitcode.Skipped, name+": "+m.Reason)
-	}
-
-	// 2. Gate.
-	if out, stop, err := r.checkGate(true); stop {
+	// 1. May the job start? Its markers (a drained or halted job stays
+	// stopped until an operator clears it), then the gate.
+	if out, stop, err := r.admit(true); stop {
 		return out, err
 	}
 
-	// 3. Lock group.
+	// 2. Lock group.
 	if c.LockWait > 0 {
 		report.Status("waiting for lock %s (up to %s)", c.Lock, c.LockWait)
 	}
-	lf, err := lockgroup.Acquire(ctx, c.LockDir, c.Lock, c.LockWait, c.Owners)
+	lg, sig, err := r.acquire()
 	switch {
+	case sig != nil:
+		return r.finishInterrupted(sig, false, 0)
 	case errors.Is(err, lockgroup.ErrBusy):
-		return r.skip(exitcode.Skipped, fmt.Sprintf("lock-busy: lock group %s is held by another run", c.Lock))
-	case ctx.Err() != nil:
-		return r.finishInterrupted(r.pendingSignal(100*time.Millisecond), false, 0)
+		return r.skip(exitcode.Skipped, reason.F(reason.LockBusy, "lock group %s is held by another run", c.Lock))
 	case err != nil:
 		return Outcome{}, fmt.Errorf("job %s: %w", c.Job, err)
 	}
-	defer lf.Close()
+	defer lg.Close()
 
-	// 4. Look at the gate again now that the lock is held. Drain counts a
-	// held group lock as a running job, so a closure that landed after the
-	// first check either is seen here or drain waits for this run. Only in
-	// that race does a skip hold the lock, for the moment of the re-check.
-	if out, stop, err := r.checkGate(false); stop {
+	// 3. Ask again now that the lock is held. Drain counts a held group lock
+	// as a running job, so a closure (or a halt) that landed after the first
+	// check either is seen here or drain waits for this run. Only in that
+	// race does a skip hold the lock, for the moment of the re-check.
+	if out, stop, err := r.admit(false); stop {
 		return out, err
 	}
-	if sig := r.pendingSignal(0); sig != nil {
+	if sig := r.pendingSignal(); sig != nil {
 		return r.finishInterrupted(sig, false, 0)
 	}
 
-	// 5. Run the command.
-	return r.execute(lf)
+	// 4. Run the command.
+	return r.execute(lg)
 }
 
-// marker returns the first stop marker set (done, then halted); one that
-// cannot be read still stops the job, its reason says why.
-func (r *runner) marker() (string, *state.Marker) {
-	for _, name := range []string{state.MarkerDone, state.MarkerHalted} {
-		if m, _ := r.job.ReadMarker(name); m != nil {
-			return name, m
-		}
-	}
-	return "", nil
-}
-
-// checkGate applies the gate; warn says to print the --gate-fail open warning.
-func (r *runner) checkGate(warn bool) (Outcome, bool, error) {
-	g, _, err := gate.Load(r.c.GatePath)
-	if err != nil {
-		if !r.c.GateFailOpen {
-			out, err := r.skip(exitcode.GateBad, "gate-unusable: "+err.Error())
-			return out, true, err
-		}
-		if warn {
-			r.rep.Warn("job=%s: %v; running anyway (--gate-fail open)", r.c.Job, err)
+// admit records a skip when the job may not start; warn says to print the
+// --gate-fail open warning (once per tick).
+func (r *runner) admit(warn bool) (Outcome, bool, error) {
+	d := admit.Check(r.c.Job, r.job, r.c.GatePath, time.Now(),
+		admit.Policy{ExpectedRuntime: r.c.ExpectedRuntime, GateFailOpen: r.c.GateFailOpen})
+	if d.Allowed {
+		if warn && d.Warning != "" {
+			r.rep.Warn("job=%s: %s", r.c.Job, d.Warning)
 		}
 		return Outcome{}, false, nil
 	}
-	if d := g.Evaluate(r.c.Job, time.Now(), r.c.ExpectedRuntime); !d.Allowed {
-		out, err := r.skip(exitcode.Skipped, d.Reason)
-		return out, true, err
-	}
-	return Outcome{}, false, nil
+	out, err := r.skip(d.Code, d.Reason)
+	return out, true, err
 }
 
-// pendingSignal returns a signal already delivered, waiting up to wait; with
-// wait > 0 and none seen, a cancelled context counts as SIGTERM.
-func (r *runner) pendingSignal(wait time.Duration) os.Signal {
-	if wait <= 0 {
+// acquire takes the lock group, waiting up to --lock-wait; a signal during
+// the wait ends it and is returned.
+func (r *runner) acquire() (*lockgroup.Group, os.Signal, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var got os.Signal
+	stop, watched := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watched)
 		select {
-		case s := <-r.sigCh:
-			return s
-		default:
-			return nil
+		case got = <-r.sigCh:
+			cancel()
+		case <-stop:
 		}
+	}()
+	lg, err := lockgroup.Acquire(ctx, r.c.LockDir, r.c.Lock, r.c.LockWait, r.c.Owners)
+	close(stop)
+	<-watched
+	if got != nil {
+		if lg != nil {
+			lg.Close()
+		}
+		return nil, got, nil
 	}
+	return lg, nil, err
+}
+
+// pendingSignal returns a signal already delivered, if any.
+func (r *runner) pendingSignal() os.Signal {
 	select {
 	case s := <-r.sigCh:
 		return s
-	case <-time.After(wait):
-		return syscall.SIGTERM
+	default:
+		return nil
 	}
 }
 
 func (r *runner) childEnv() []string {
 	drop := map[string]bool{"NOTIFY_SOCKET": true, "TICKGATE_JOB": true, "TICKGATE_LOCK": true,
 		"TICKGATE_RUN_ID": true, "TICKGATE_STATE_DIR": true, "TICKGATE_STATE_ROOT": true, "TICKGATE_GATE": true,
-		"TICKGATE_LOCK_FD": true, "TICKGATE_DATA_DIR": true, "TICKGATE_DATA_ROOT": true}
+		"TICKGATE_LOCK_FD": true, "TICKGATE_DATA_DIR": true, "TICKGATE_DATA_ROOT": true, "TICKGATE_GATE_FAIL": true}
 	if r.c.Cred != nil {
 		for _, k := range []string{"HOME", "USER", "LOGNAME"} {
 			drop[k] = true
@@ -228,6 +229,7 @@ func (r *runner) childEnv() []string {
 		"TICKGATE_STATE_ROOT="+r.c.StateDir,
 		"TICKGATE_GATE="+r.c.GatePath,
 		"TICKGATE_LOCK_FD=3",
+		"TICKGATE_GATE_FAIL="+map[bool]string{false: "closed", true: "open"}[r.c.GateFailOpen],
 	)
 	if cr := r.c.Cred; cr != nil {
 		env = append(env, "HOME="+cr.Home, "USER="+cr.Name, "LOGNAME="+cr.Name)
@@ -308,107 +310,38 @@ func (r *runner) execute(lg *lockgroup.Group) (Outcome, error) {
 	}()
 	report.Status("running %s pid %d (lock %s)", c.Job, pid, c.Lock)
 
-	waitCh := make(chan error, 1)
-	go func() { waitCh <- cmd.Wait() }()
-
-	var timeoutC, killC <-chan time.Time
-	if c.Timeout > 0 {
-		t := time.NewTimer(c.Timeout)
-		defer t.Stop()
-		timeoutC = t.C
+	end := r.supervise(cmd, pid)
+	stopRecording() // the run is over: its "running" record no longer matters
+	if err := <-recorded; err != nil && runningCtx.Err() == nil {
+		r.rep.Warn("job=%s: recording the running state: %v", c.Job, err)
 	}
-	var gotSig os.Signal
-	timedOut := false
-	startKill := func(sig syscall.Signal) {
-		_ = syscall.Kill(-pid, sig)
-		if killC == nil {
-			killC = time.After(c.KillAfter)
-		}
+	switch {
+	case end.sig != nil:
+		return r.finishInterrupted(end.sig, true, end.code)
+	case end.timedOut:
+		return r.finishRun(end.code, reason.F(reason.Timeout, "stopped after %s", c.Timeout), true)
+	default:
+		return r.finishRun(end.code, "", false)
 	}
-	for {
-		select {
-		case err := <-waitCh:
-			code := exitCodeOf(cmd.ProcessState, err)
-			if gotSig != nil || timedOut {
-				// Stragglers of a stopped run (e.g. background jobs that
-				// ignore SIGINT) would keep the lock: they get the rest of
-				// the grace, then SIGKILL.
-				killStragglers(pid, killC)
-			}
-			stopRecording() // the run is over: its "running" record no longer matters
-			if err := <-recorded; err != nil && runningCtx.Err() == nil {
-				r.rep.Warn("job=%s: recording the running state: %v", c.Job, err)
-			}
-			switch {
-			case gotSig != nil:
-				return r.finishInterrupted(gotSig, true, code)
-			case timedOut:
-				return r.finishRun(code, fmt.Sprintf("timeout: stopped after %s", c.Timeout), true)
-			default:
-				return r.finishRun(code, "", false)
-			}
-		case s := <-r.sigCh:
-			if gotSig == nil {
-				gotSig = s
-			}
-			report.Status("stopping %s pid %d: %s", c.Job, pid, s)
-			startKill(s.(syscall.Signal))
-		case <-timeoutC:
-			timedOut = true
-			report.Status("timeout: stopping %s pid %d", c.Job, pid)
-			startKill(syscall.SIGTERM)
-		case <-killC:
-			_ = syscall.Kill(-pid, syscall.SIGKILL)
-			killC = nil
-		}
-	}
-}
-
-// killStragglers waits for the process group to empty until killC fires,
-// then SIGKILLs what is left of it.
-func killStragglers(pgid int, killC <-chan time.Time) {
-	if killC == nil {
-		return // the group has already been SIGKILLed
-	}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for syscall.Kill(-pgid, 0) == nil {
-		select {
-		case <-killC:
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			return
-		case <-tick.C:
-		}
-	}
-}
-
-func exitCodeOf(ps *os.ProcessState, err error) int {
-	if ps == nil {
-		return 126
-	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int(ws.Signal())
-	}
-	return ps.ExitCode()
 }
 
 // finishRun classifies the child's exit code and records it. A non-empty
-// reason explains a failure the code alone does not (cannot start, timeout).
-func (r *runner) finishRun(code int, reason string, timedOut bool) (Outcome, error) {
+// why explains a failure the code alone does not (cannot start, timeout).
+func (r *runner) finishRun(code int, why string, timedOut bool) (Outcome, error) {
 	c := r.c
 	now := time.Now().UTC()
-	t := tick{result: state.Failed, reason: reason}
+	t := tick{result: state.Failed, reason: why}
 	exit := code
 	switch {
 	case timedOut:
 	case c.Done[code]:
 		t.result, t.marker, exit = state.Done, state.MarkerDone, 0
-		t.reason = fmt.Sprintf("done-code %d: job drained; runs again only after `tickgate clear %s`", code, c.Job)
+		t.reason = fmt.Sprintf("%s %d: job drained; runs again only after `tickgate clear %s`", reason.DoneCode, code, c.Job)
 	case c.OK[code]:
 		t.result, exit = state.Success, 0
 	case c.Halt[code]:
 		t.result, t.marker = state.Halted, state.MarkerHalted
-		t.reason = fmt.Sprintf("halt-code %d: job halted; runs again only after `tickgate clear %s`", code, c.Job)
+		t.reason = fmt.Sprintf("%s %d: job halted; runs again only after `tickgate clear %s`", reason.HaltCode, code, c.Job)
 	}
 	if t.result == state.Failed && t.reason == "" {
 		t.reason = fmt.Sprintf("exit code %d is not an ok code", code)

@@ -1,0 +1,25 @@
+// Package reason names the prefixes of the reasons tickgate records and
+// prints ("gate-closed: deploy 42"). Tests, molecule checks and users grep
+// for them, so they are constants here and listed in README "Reasons".
+package reason
+
+import "fmt"
+
+// Why a tick did not run its command, or how a run ended.
+const (
+	Done          = "done"           // the done marker is set (skipped)
+	Halted        = "halted"         // the halted marker is set (skipped)
+	GateClosed    = "gate-closed"    // the gate is closed (skipped)
+	JobPaused     = "job-paused"     // the job is paused (skipped)
+	RolloutWindow = "rollout-window" // an announced rollout overlaps the expected runtime (skipped)
+	GateUnusable  = "gate-unusable"  // the gate file is unreadable, malformed or insecure (78, or a warning)
+	LockBusy      = "lock-busy"      // the lock group is held by another run (skipped)
+	DoneCode      = "done-code"      // the command exited with a done code (done marker written)
+	HaltCode      = "halt-code"      // the command exited with a halt code (halted marker written)
+	Timeout       = "timeout"        // the command ran past --timeout and was stopped
+)
+
+// F formats "PREFIX: detail".
+func F(prefix, format string, a ...any) string {
+	return prefix + ": " + fmt.Sprintf(format, a...)
+}
