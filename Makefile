@@ -13,6 +13,8 @@ BUILD_FLAGS := -tags urfave_cli_no_docs -trimpath -buildvcs=false -ldflags "-s -
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 APT_PACKAGES := debootstrap systemd-container openssh-client python3-venv util-linux time gcc libc6-dev
 STEPS       := scripts/run-steps
+# The role's Python (filter plugin, module, tests) is formatted with black.
+BLACK_FLAGS := --line-length 130
 # Go native fuzz targets (package:Target); make test runs each briefly.
 FUZZ_TARGETS := gate:FuzzParse state:FuzzParseState state:FuzzParseMarker timespec:FuzzParseDuration timespec:FuzzParseTime cli:FuzzParseCodes
 FUZZTIME    ?= 60s
@@ -69,6 +71,7 @@ test: deps
 	  "go test -race"    "$(GO) test -race -count=1 ./..." \
 	  "fuzz (brief)"     "$(MAKE) --no-print-directory fuzz FUZZTIME=3s" \
 	  "filter tests"     "$(VENV_BIN)/python -m unittest discover -s roles/tickgate/tests -v" \
+	  "black"            "$(VENV_BIN)/black --check --diff $(BLACK_FLAGS) roles" \
 	  "yamllint"         "$(VENV_BIN)/yamllint --strict ." \
 	  "ansible-lint"     "$(VENV_BIN)/ansible-lint" \
 	  "molecule"         "$(MAKE) --no-print-directory molecule"

@@ -27,8 +27,10 @@ import yaml
 try:
     from ansible.errors import AnsibleFilterError
 except ImportError:  # unit tests run without ansible installed
+
     class AnsibleFilterError(Exception):
         pass
+
 
 _C_ESCAPES = {
     "\\": "\\\\",
@@ -98,14 +100,33 @@ _MAX_NAME = 200
 # Durations: a bare number of seconds, or NUMBER UNIT parts separated by
 # spaces (helper/timespec); units that both systemd and the helper know.
 _UNITS = {
-    "us": 1e-6, "usec": 1e-6, "\u00b5s": 1e-6, "ms": 1e-3, "msec": 1e-3,
-    "s": 1, "sec": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "minute": 60, "minutes": 60,
-    "h": 3600, "hr": 3600, "hour": 3600, "hours": 3600, "d": 86400, "day": 86400, "days": 86400,
-    "w": 604800, "week": 604800, "weeks": 604800,
+    "us": 1e-6,
+    "usec": 1e-6,
+    "\u00b5s": 1e-6,
+    "ms": 1e-3,
+    "msec": 1e-3,
+    "s": 1,
+    "sec": 1,
+    "second": 1,
+    "seconds": 1,
+    "m": 60,
+    "min": 60,
+    "minute": 60,
+    "minutes": 60,
+    "h": 3600,
+    "hr": 3600,
+    "hour": 3600,
+    "hours": 3600,
+    "d": 86400,
+    "day": 86400,
+    "days": 86400,
+    "w": 604800,
+    "week": 604800,
+    "weeks": 604800,
 }
 _BARE = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 _PART = re.compile(r"([0-9]+(?:\.[0-9]+)?) *([a-z\u00b5]+) *")
-_MAX_SECONDS = (2 ** 63 - 1) / 1e9  # the helper counts nanoseconds in an int64
+_MAX_SECONDS = (2**63 - 1) / 1e9  # the helper counts nanoseconds in an int64
 # Exit codes tickgate itself uses: a job's contract must not (helper/exitcode).
 _RESERVED_CODES = {64: "usage error", 70: "could not record", 75: "skipped", 78: "gate unusable"}
 _MODES = {
@@ -146,7 +167,7 @@ def _span_seconds_strict(v):
             if not m or m.group(2) not in _UNITS:
                 return None
             total += float(m.group(1)) * _UNITS[m.group(2)]
-            rest = rest[m.end():]
+            rest = rest[m.end() :]
         if not v.strip(" "):
             return None
     return total if total <= _MAX_SECONDS else None
@@ -225,15 +246,21 @@ def tickgate_job_errors(jobs, defaults=None, supervisor=None):
             err("schedule", "required: an OnCalendar expression or a list of them")
         for field in ("lock_wait", "expected_runtime", "timeout", "randomized_delay", "accuracy"):
             if job.get(field) is not None and not _is_span(job[field]):
-                err(field, "not a time span (a number of seconds, or parts like 90s, 5min, 1h 30min; units us ms s min h d w): %r"
-                    % (job[field],))
+                err(
+                    field,
+                    "not a time span (a number of seconds, or parts like 90s, 5min, 1h 30min; units us ms s min h d w): %r"
+                    % (job[field],),
+                )
         for field in ("ok_codes", "done_codes", "halt_codes"):
             if job.get(field) is not None and not _codes_ok(job[field]):
                 err(field, "must be a list of exit codes 0-255: %r" % (job[field],))
             elif job.get(field):
                 for c in job[field]:
                     if c in _RESERVED_CODES:
-                        err(field, "exit code %d is tickgate's own (%s); a job's command must not use it" % (c, _RESERVED_CODES[c]))
+                        err(
+                            field,
+                            "exit code %d is tickgate's own (%s); a job's command must not use it" % (c, _RESERVED_CODES[c]),
+                        )
         ha = job.get("halt_after")
         if ha is not None and (not isinstance(ha, int) or isinstance(ha, bool) or ha < 0):
             err("halt_after", "must be a whole number >= 0: %r" % (ha,))
@@ -263,8 +290,11 @@ def tickgate_job_errors(jobs, defaults=None, supervisor=None):
             err("read_write_paths", "must be a list of absolute paths: %r" % (rwp,))
         if supervisor and supervisor in (job.get("user"), job.get("group")):
             field = "user" if job.get("user") == supervisor else "group"
-            err(field, "%r is tickgate's supervisor account, which owns every job's state, locks and metrics: "
-                       "a job running as it could rewrite them; give the job its own user" % supervisor)
+            err(
+                field,
+                "%r is tickgate's supervisor account, which owns every job's state, locks and metrics: "
+                "a job running as it could rewrite them; give the job its own user" % supervisor,
+            )
         wd = job.get("working_directory")
         if wd is not None and (not isinstance(wd, str) or not wd.startswith("/")):
             err("working_directory", "must be an absolute path: %r" % (wd,))
@@ -282,9 +312,29 @@ def tickgate_job_errors(jobs, defaults=None, supervisor=None):
 
 
 _UNIT_SECONDS = {
-    "us": 1e-6, "usec": 1e-6, "ms": 1e-3, "msec": 1e-3, "": 1, "s": 1, "sec": 1, "second": 1, "seconds": 1,
-    "m": 60, "min": 60, "minute": 60, "minutes": 60, "h": 3600, "hr": 3600, "hour": 3600, "hours": 3600,
-    "d": 86400, "day": 86400, "days": 86400, "w": 604800, "week": 604800, "weeks": 604800,
+    "us": 1e-6,
+    "usec": 1e-6,
+    "ms": 1e-3,
+    "msec": 1e-3,
+    "": 1,
+    "s": 1,
+    "sec": 1,
+    "second": 1,
+    "seconds": 1,
+    "m": 60,
+    "min": 60,
+    "minute": 60,
+    "minutes": 60,
+    "h": 3600,
+    "hr": 3600,
+    "hour": 3600,
+    "hours": 3600,
+    "d": 86400,
+    "day": 86400,
+    "days": 86400,
+    "w": 604800,
+    "week": 604800,
+    "weeks": 604800,
 }
 
 
@@ -325,10 +375,24 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
             out.append(j)
             continue
         kill_after = settings.get("kill_after") or "10s"
-        argv = [settings["bin"], "run", "--lock", j["lock"],
-                "--ok-codes", _codes(j["ok_codes"]), "--done-codes", _codes(j["done_codes"]),
-                "--halt-codes", _codes(j["halt_codes"]), "--halt-after", str(j["halt_after"]),
-                "--gate-fail", j.get("gate_fail") or "closed", "--kill-after", tickgate_span(kill_after)]
+        argv = [
+            settings["bin"],
+            "run",
+            "--lock",
+            j["lock"],
+            "--ok-codes",
+            _codes(j["ok_codes"]),
+            "--done-codes",
+            _codes(j["done_codes"]),
+            "--halt-codes",
+            _codes(j["halt_codes"]),
+            "--halt-after",
+            str(j["halt_after"]),
+            "--gate-fail",
+            j.get("gate_fail") or "closed",
+            "--kill-after",
+            tickgate_span(kill_after),
+        ]
         for flag, field in (("--lock-wait", "lock_wait"), ("--expected-runtime", "expected_runtime"), ("--timeout", "timeout")):
             if j.get(field):
                 argv += [flag, tickgate_span(j[field])]
@@ -342,9 +406,13 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
         if j.get("working_directory"):
             argv += ["--workdir", j["working_directory"]]
         j["argv"] = argv + [j["name"], "--"] + list(j["command"])
-        env = [["TICKGATE_STATE_ROOT", settings["state_dir"]], ["TICKGATE_LOCK_DIR", settings["lock_dir"]],
-               ["TICKGATE_GATE", settings["gate"]], ["TICKGATE_DATA_ROOT", settings["data_dir"]],
-               ["TICKGATE_SUPERVISOR", settings["supervisor"]]]
+        env = [
+            ["TICKGATE_STATE_ROOT", settings["state_dir"]],
+            ["TICKGATE_LOCK_DIR", settings["lock_dir"]],
+            ["TICKGATE_GATE", settings["gate"]],
+            ["TICKGATE_DATA_ROOT", settings["data_dir"]],
+            ["TICKGATE_SUPERVISOR", settings["supervisor"]],
+        ]
         if settings.get("metrics_dir"):
             env.append(["TICKGATE_METRICS_DIR", settings["metrics_dir"]])
         env += [[k, "" if v is None else str(v)] for k, v in sorted((j.get("environment") or {}).items())]
@@ -367,17 +435,31 @@ def tickgate_singleton_errors(hostvars, hosts, jobs_var="tickgate_jobs"):
     where = {}
     for h in hosts:
         for job in hostvars[h].get(jobs_var) or []:
-            if isinstance(job, dict) and job.get("singleton") and job.get("state", "present") == "present" \
-                    and job.get("enabled", True):
+            if (
+                isinstance(job, dict)
+                and job.get("singleton")
+                and job.get("state", "present") == "present"
+                and job.get("enabled", True)
+            ):
                 where.setdefault(job.get("name"), []).append(h)
     # A job marked singleton on one host only counts everywhere it is armed.
     for h in hosts:
         for job in hostvars[h].get(jobs_var) or []:
-            if isinstance(job, dict) and not job.get("singleton") and job.get("name") in where \
-                    and job.get("state", "present") == "present" and job.get("enabled", True) and h not in where[job["name"]]:
+            if (
+                isinstance(job, dict)
+                and not job.get("singleton")
+                and job.get("name") in where
+                and job.get("state", "present") == "present"
+                and job.get("enabled", True)
+                and h not in where[job["name"]]
+            ):
                 where[job["name"]].append(h)
-    return ["job %s: singleton: armed on %d hosts (%s); it must be present and enabled on exactly one"
-            % (name, len(hs), ", ".join(sorted(hs))) for name, hs in sorted(where.items()) if len(hs) != 1]
+    return [
+        "job %s: singleton: armed on %d hosts (%s); it must be present and enabled on exactly one"
+        % (name, len(hs), ", ".join(sorted(hs)))
+        for name, hs in sorted(where.items())
+        if len(hs) != 1
+    ]
 
 
 def tickgate_span(value):

@@ -114,7 +114,7 @@ def run(cmd, check=True):
 
 
 def job_of(unit, prefix):
-    return re.sub(r"\.(service|timer)$", "", unit)[len(prefix):]
+    return re.sub(r"\.(service|timer)$", "", unit)[len(prefix) :]
 
 
 def validate(module, p):
@@ -132,13 +132,18 @@ def validate(module, p):
         # Verify in batches (one systemd-analyze per 100 units), then map each
         # complaint back to its job.
         for i in range(0, len(names), 100):
-            batch = [os.path.join(tmp, n) for n in names[i:i + 100]]
+            batch = [os.path.join(tmp, n) for n in names[i : i + 100]]
             r = run(["systemd-analyze", "verify", "--man=no"] + batch, check=False)
             every = [l for l in (r.stderr + r.stdout).splitlines() if l.strip()]
-            lines = [l for l in every if not any(("Command %s is not executable" % m) in l or ("%s: No such file" % m) in l
-                                                 for m in p["ignore_missing"])]
+            lines = [
+                l
+                for l in every
+                if not any(
+                    ("Command %s is not executable" % m) in l or ("%s: No such file" % m) in l for m in p["ignore_missing"]
+                )
+            ]
             for line in lines:
-                where = next((n for n in names[i:i + 100] if n in line), None)
+                where = next((n for n in names[i : i + 100] if n in line), None)
                 label = ("job %s: unit %s" % (job_of(where, p["prefix"]), where)) if where else "systemd-analyze verify"
                 errors.append("%s: %s" % (label, line.replace(tmp + "/", "")))
             if r.returncode != 0 and len(every) == len(lines) and not lines:
@@ -148,8 +153,10 @@ def validate(module, p):
             r = run(["systemd-analyze", "calendar", "--", s["calendar"]], check=False)
             if r.returncode != 0:
                 msg = (r.stderr or r.stdout).strip().splitlines()
-                errors.append("job %s: schedule: %r is not a valid OnCalendar expression (%s)"
-                              % (s["job"], s["calendar"], msg[-1] if msg else "rejected"))
+                errors.append(
+                    "job %s: schedule: %r is not a valid OnCalendar expression (%s)"
+                    % (s["job"], s["calendar"], msg[-1] if msg else "rejected")
+                )
         for a in p["accounts"]:
             try:
                 (pwd.getpwnam if a["field"] == "user" else grp.getgrnam)(a["name"])
@@ -235,11 +242,15 @@ def _ensure_dir(path, uid, gid, mode, check, changes):
             os.chmod(path, mode)
         return
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
-        raise LayoutError("%s is not a directory (it is %s): tickgate will not use or follow it; move it away"
-                          % (path, "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a directory"))
+        raise LayoutError(
+            "%s is not a directory (it is %s): tickgate will not use or follow it; move it away"
+            % (path, "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a directory")
+        )
     if (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) != (uid, gid, mode):
-        changes.append("fix %s (uid %d gid %d mode %04o -> uid %d gid %d mode %04o)"
-                       % (path, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), uid, gid, mode))
+        changes.append(
+            "fix %s (uid %d gid %d mode %04o -> uid %d gid %d mode %04o)"
+            % (path, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), uid, gid, mode)
+        )
         if not check:
             os.chown(path, uid, gid, follow_symlinks=False)
             os.chmod(path, mode)
@@ -281,8 +292,7 @@ def _migrate(job, state_dir, data_dir, uid, gid, check, changes, moved):
             try:
                 os.rename(path, dest)
             except OSError as e:
-                raise LayoutError("job %s: cannot move %s to %s (%s); move it by hand, then deploy again"
-                                  % (job, path, dest, e))
+                raise LayoutError("job %s: cannot move %s to %s (%s); move it by hand, then deploy again" % (job, path, dest, e))
 
 
 def layout(module, p):
@@ -321,8 +331,12 @@ def _plan_job(j, check, changes, moved):
         st = os.lstat(state_dir)
     except FileNotFoundError:
         st = None
-    if st is not None and stat.S_ISDIR(st.st_mode) and not stat.S_ISLNK(st.st_mode) \
-            and (st.st_uid, st.st_gid) != (sup_uid, sup_gid):
+    if (
+        st is not None
+        and stat.S_ISDIR(st.st_mode)
+        and not stat.S_ISLNK(st.st_mode)
+        and (st.st_uid, st.st_gid) != (sup_uid, sup_gid)
+    ):
         # Take the directory back first: from here on its old owner can
         # neither add, remove nor swap an entry while we sort them.
         _ensure_dir(state_dir, sup_uid, sup_gid, 0o755, check, changes)
@@ -355,8 +369,14 @@ def timer_states(timers):
 def arm(module, p):
     check = module.check_mode
     st = timer_states(p["enabled"] + p["disabled"])
-    to_arm = [t for t in p["enabled"] if st.get(t, {}).get("UnitFileState") != "enabled" or st.get(t, {}).get("ActiveState") != "active"]
-    to_disarm = [t for t in p["disabled"] if st.get(t, {}).get("UnitFileState") == "enabled" or st.get(t, {}).get("ActiveState") in ("active", "activating")]
+    to_arm = [
+        t for t in p["enabled"] if st.get(t, {}).get("UnitFileState") != "enabled" or st.get(t, {}).get("ActiveState") != "active"
+    ]
+    to_disarm = [
+        t
+        for t in p["disabled"]
+        if st.get(t, {}).get("UnitFileState") == "enabled" or st.get(t, {}).get("ActiveState") in ("active", "activating")
+    ]
     if not check:
         if to_arm:
             run(["systemctl", "enable", "--now"] + to_arm)
@@ -388,7 +408,9 @@ def main():
         if p["action"] == "validate":
             res["errors"] = validate(module, p)
             if res["errors"]:
-                module.fail_json(msg="tickgate preflight: %d problem(s):\n%s" % (len(res["errors"]), "\n".join(res["errors"])), **res)
+                module.fail_json(
+                    msg="tickgate preflight: %d problem(s):\n%s" % (len(res["errors"]), "\n".join(res["errors"])), **res
+                )
         elif p["action"] == "write":
             res["written"], res["removed"] = write(module, p)
             res["changed"] = bool(res["written"] or res["removed"])

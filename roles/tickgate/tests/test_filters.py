@@ -117,7 +117,9 @@ class JobErrors(unittest.TestCase):
         errs = t.tickgate_job_errors([{"name": "j", "command": ["/x"], "schedule": "hourly", "user": "tickgate"}], {}, "tickgate")
         self.assertEqual(len(errs), 1)
         self.assertIn("job j: user: 'tickgate' is tickgate's supervisor account", errs[0])
-        errs = t.tickgate_job_errors([{"name": "j", "command": ["/x"], "schedule": "hourly", "group": "tickgate"}], {}, "tickgate")
+        errs = t.tickgate_job_errors(
+            [{"name": "j", "command": ["/x"], "schedule": "hourly", "group": "tickgate"}], {}, "tickgate"
+        )
         self.assertIn("job j: group:", errs[0])
 
     def test_not_a_list(self):
@@ -125,9 +127,16 @@ class JobErrors(unittest.TestCase):
 
 
 class Normalize(unittest.TestCase):
-    settings = {"bin": "/usr/local/bin/tickgate", "state_dir": "/var/lib/tickgate", "lock_dir": "/run/lock/tickgate",
-                "gate": "/etc/tickgate/gate.json", "metrics_dir": "/m", "kill_after": "10s",
-                "data_dir": "/var/lib/tickgate-data", "supervisor": "tickgate"}
+    settings = {
+        "bin": "/usr/local/bin/tickgate",
+        "state_dir": "/var/lib/tickgate",
+        "lock_dir": "/run/lock/tickgate",
+        "gate": "/etc/tickgate/gate.json",
+        "metrics_dir": "/m",
+        "kill_after": "10s",
+        "data_dir": "/var/lib/tickgate-data",
+        "supervisor": "tickgate",
+    }
     defaults = {"lock": "", "mode": "recurring", "environment": {}, "read_write_paths": [], "timeout": 0, "gate_fail": "closed"}
 
     def norm(self, **kw):
@@ -137,26 +146,54 @@ class Normalize(unittest.TestCase):
 
     def test_drain_mode_contract_and_argv(self):
         j = self.norm(mode="drain", lock="api", timeout="25min", environment={"B": "2", "A": "1"})
-        self.assertEqual(j["argv"][:16], ["/usr/local/bin/tickgate", "run", "--lock", "api", "--ok-codes", "3", "--done-codes", "0",
-                                          "--halt-codes", "4", "--halt-after", "1", "--gate-fail", "closed", "--kill-after", "10s"])
+        self.assertEqual(
+            j["argv"][:16],
+            [
+                "/usr/local/bin/tickgate",
+                "run",
+                "--lock",
+                "api",
+                "--ok-codes",
+                "3",
+                "--done-codes",
+                "0",
+                "--halt-codes",
+                "4",
+                "--halt-after",
+                "1",
+                "--gate-fail",
+                "closed",
+                "--kill-after",
+                "10s",
+            ],
+        )
         self.assertEqual(j["argv"][-4:], ["backfill", "--", "/opt/b", "--x"])
         self.assertIn("--timeout", j["argv"])
         self.assertEqual(j["env"][-2:], [["A", "1"], ["B", "2"]])
         self.assertEqual(j["runtime_max"], "1540s")  # 25 min + 10 s + 30 s
         self.assertEqual(j["stop_timeout"], "30s")
         self.assertEqual(j["schedule"], ["hourly"])
-        self.assertEqual(j["rw_paths"], ["/var/lib/tickgate/backfill", "/run/lock/tickgate", "/var/lib/tickgate-data/backfill", "/m"])
+        self.assertEqual(
+            j["rw_paths"], ["/var/lib/tickgate/backfill", "/run/lock/tickgate", "/var/lib/tickgate-data/backfill", "/m"]
+        )
         self.assertFalse(j["nonroot"])
         self.assertNotIn("--user", j["argv"])
-        self.assertEqual(dict(j["env"][:5]), {"TICKGATE_STATE_ROOT": "/var/lib/tickgate", "TICKGATE_LOCK_DIR": "/run/lock/tickgate",
-                                             "TICKGATE_GATE": "/etc/tickgate/gate.json", "TICKGATE_DATA_ROOT": "/var/lib/tickgate-data",
-                                             "TICKGATE_SUPERVISOR": "tickgate"})
+        self.assertEqual(
+            dict(j["env"][:5]),
+            {
+                "TICKGATE_STATE_ROOT": "/var/lib/tickgate",
+                "TICKGATE_LOCK_DIR": "/run/lock/tickgate",
+                "TICKGATE_GATE": "/etc/tickgate/gate.json",
+                "TICKGATE_DATA_ROOT": "/var/lib/tickgate-data",
+                "TICKGATE_SUPERVISOR": "tickgate",
+            },
+        )
 
     def test_nonroot_job_runs_only_its_command_as_its_user(self):
         j = self.norm(user="svc", group="svcg", working_directory="/srv/x")
         self.assertTrue(j["nonroot"])
         i = j["argv"].index("--user")
-        self.assertEqual(j["argv"][i:i + 6], ["--user", "svc", "--group", "svcg", "--workdir", "/srv/x"])
+        self.assertEqual(j["argv"][i : i + 6], ["--user", "svc", "--group", "svcg", "--workdir", "/srv/x"])
         self.assertEqual(j["argv"][-4:], ["backfill", "--", "/opt/b", "--x"])
         self.assertFalse(self.norm(user="root")["nonroot"])
 
@@ -170,11 +207,15 @@ class Normalize(unittest.TestCase):
 
 class Singletons(unittest.TestCase):
     def test_exactly_one_host(self):
-        hv = {"a": {"tickgate_jobs": [{"name": "s", "singleton": True}]},
-              "b": {"tickgate_jobs": [{"name": "s", "singleton": True}]},
-              "c": {"tickgate_jobs": [{"name": "s", "singleton": True, "enabled": False}]}}
-        self.assertEqual(t.tickgate_singleton_errors(hv, ["a", "b", "c"]),
-                         ["job s: singleton: armed on 2 hosts (a, b); it must be present and enabled on exactly one"])
+        hv = {
+            "a": {"tickgate_jobs": [{"name": "s", "singleton": True}]},
+            "b": {"tickgate_jobs": [{"name": "s", "singleton": True}]},
+            "c": {"tickgate_jobs": [{"name": "s", "singleton": True, "enabled": False}]},
+        }
+        self.assertEqual(
+            t.tickgate_singleton_errors(hv, ["a", "b", "c"]),
+            ["job s: singleton: armed on 2 hosts (a, b); it must be present and enabled on exactly one"],
+        )
         self.assertEqual(t.tickgate_singleton_errors(hv, ["a", "c"]), [])
         hv["b"]["tickgate_jobs"][0]["state"] = "absent"
         self.assertEqual(t.tickgate_singleton_errors(hv, ["a", "b"]), [])
