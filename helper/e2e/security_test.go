@@ -380,6 +380,14 @@ func TestAttackFIFOAndZeroHangStatusDrain(t *testing.T) {
 	if r := s.tick(t, "a", 70); !strings.Contains(r.stderr, "unreadable marker") || !strings.Contains(r.stderr, "state.json: not a regular file (a FIFO)") {
 		t.Fatalf("tick of a with a FIFO marker: %s", r.stderr)
 	}
+	// A state.json that cannot be read is never moved aside as if corrupt
+	// (the job would start again from an empty record, its breaker reset).
+	if fileMode(t, s.stateDir+"/a/state.json")&os.ModeNamedPipe == 0 {
+		t.Fatal("the unreadable state.json was replaced")
+	}
+	if _, err := os.Lstat(s.stateDir + "/a/state.json.corrupt"); err == nil {
+		t.Fatal("an unreadable state.json was moved aside as corrupt")
+	}
 }
 
 // The metrics dir was group-writable: other jobs' files could be replaced,
