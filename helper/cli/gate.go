@@ -97,7 +97,7 @@ Example: tickgate gate close --reason "db failover" --until +2h`,
 				return err
 			}
 			msg := ""
-			err = gate.Update(c.Context, getGlobals(c).Gate, c.Bool("force"), func(g *gate.Gate) error {
+			if err := changeGate(c, func(g *gate.Gate) error {
 				if g.ClosedNow(now) {
 					msg = fmt.Sprintf("gate already closed (reason %q, token %q); left as it is", g.Reason, g.Token)
 					return nil
@@ -105,9 +105,8 @@ Example: tickgate gate close --reason "db failover" --until +2h`,
 				g.Closed, g.Reason, g.Token, g.Since, g.Until = true, reason, c.String("token"), &now, until
 				msg = fmt.Sprintf("gate closed: %s", reason)
 				return nil
-			})
-			if err != nil {
-				return gateWriteErr(err)
+			}); err != nil {
+				return err
 			}
 			fmt.Fprintln(e.stdout, msg)
 			return nil
@@ -128,7 +127,7 @@ Example: tickgate gate open --token deploy-20261123T1000`,
 			}
 			token := c.String("token")
 			msg := ""
-			err := gate.Update(c.Context, getGlobals(c).Gate, c.Bool("force"), func(g *gate.Gate) error {
+			if err := changeGate(c, func(g *gate.Gate) error {
 				switch {
 				case !g.Closed:
 					msg = "gate already open"
@@ -140,9 +139,8 @@ Example: tickgate gate open --token deploy-20261123T1000`,
 				msg = fmt.Sprintf("gate opened (was closed: %s)", g.Reason)
 				g.Closed, g.Reason, g.Token, g.Since, g.Until = false, "", "", nil, nil
 				return nil
-			})
-			if err != nil && !errors.Is(err, errUnchanged) {
-				return gateWriteErr(err)
+			}); err != nil {
+				return err
 			}
 			fmt.Fprintln(e.stdout, msg)
 			return nil
@@ -165,14 +163,13 @@ func gatePauseCommand(e *env) *ucli.Command {
 				return err
 			}
 			now := time.Now().UTC()
-			err = gate.Update(c.Context, getGlobals(c).Gate, c.Bool("force"), func(g *gate.Gate) error {
+			if err := changeGate(c, func(g *gate.Gate) error {
 				for _, j := range jobs {
 					g.Paused[j] = gate.Pause{Reason: reason, Since: now}
 				}
 				return nil
-			})
-			if err != nil {
-				return gateWriteErr(err)
+			}); err != nil {
+				return err
 			}
 			fmt.Fprintf(e.stdout, "paused: %s\n", strings.Join(jobs, " "))
 			return nil
@@ -196,7 +193,7 @@ func gateResumeCommand(e *env) *ucli.Command {
 				return exitcode.UsageError("give JOB names or --all, not both")
 			}
 			var resumed, notPaused []string
-			err := gate.Update(c.Context, getGlobals(c).Gate, c.Bool("force"), func(g *gate.Gate) error {
+			if err := changeGate(c, func(g *gate.Gate) error {
 				if c.Bool("all") {
 					jobs = g.PausedJobs()
 				}
@@ -212,9 +209,8 @@ func gateResumeCommand(e *env) *ucli.Command {
 					return errUnchanged
 				}
 				return nil
-			})
-			if err != nil && !errors.Is(err, errUnchanged) {
-				return gateWriteErr(err)
+			}); err != nil {
+				return err
 			}
 			fmt.Fprintf(e.stdout, "resumed: %s\n", orNone(resumed))
 			if len(notPaused) > 0 {
@@ -252,12 +248,11 @@ Example: tickgate gate rollout --at 2026-11-23T18:00:00Z --reason "release 4.2"`
 					return err
 				}
 			}
-			err := gate.Update(c.Context, getGlobals(c).Gate, c.Bool("force"), func(g *gate.Gate) error {
+			if err := changeGate(c, func(g *gate.Gate) error {
 				g.RolloutAt, g.RolloutReason = at, c.String("reason")
 				return nil
-			})
-			if err != nil {
-				return gateWriteErr(err)
+			}); err != nil {
+				return err
 			}
 			if clear {
 				fmt.Fprintln(e.stdout, "rollout announcement cleared")
@@ -338,7 +333,18 @@ func gateFailFlag(c *ucli.Context) (bool, error) {
 	}
 }
 
+// errUnchanged, returned by a gate change, means there is nothing to write.
 var errUnchanged = errors.New("unchanged")
+
+// changeGate applies fn to the gate file (gate.Update: serialised, atomic,
+// --force replaces a malformed file) and maps its errors to exit codes.
+func changeGate(c *ucli.Context, fn func(*gate.Gate) error) error {
+	err := gate.Update(c.Context, getGlobals(c).Gate, c.Bool("force"), fn)
+	if err != nil && !errors.Is(err, errUnchanged) {
+		return gateWriteErr(err)
+	}
+	return nil
+}
 
 func gateWriteErr(err error) error {
 	var p *gate.Problem

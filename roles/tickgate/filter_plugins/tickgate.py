@@ -311,41 +311,12 @@ def tickgate_job_errors(jobs, defaults=None, supervisor=None):
     return errors
 
 
-_UNIT_SECONDS = {
-    "us": 1e-6,
-    "usec": 1e-6,
-    "ms": 1e-3,
-    "msec": 1e-3,
-    "": 1,
-    "s": 1,
-    "sec": 1,
-    "second": 1,
-    "seconds": 1,
-    "m": 60,
-    "min": 60,
-    "minute": 60,
-    "minutes": 60,
-    "h": 3600,
-    "hr": 3600,
-    "hour": 3600,
-    "hours": 3600,
-    "d": 86400,
-    "day": 86400,
-    "days": 86400,
-    "w": 604800,
-    "week": 604800,
-    "weeks": 604800,
-}
-
-
 def span_seconds(value):
-    """Seconds in a time span (systemd syntax; a bare number is seconds)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    total = 0.0
-    for num, unit in re.findall(r"(\d+(?:\.\d+)?)\s*([a-z]*)", str(value)):
-        total += float(num) * _UNIT_SECONDS[unit]
-    return total
+    """Seconds in a time span of the job contract (a bare number is seconds)."""
+    seconds = _span_seconds_strict(value)
+    if seconds is None:
+        raise AnsibleFilterError("not a time span of the job contract: %r" % (value,))
+    return seconds
 
 
 def _codes(v):
