@@ -11,7 +11,7 @@ GO          ?= go
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
 BUILD_FLAGS := -tags urfave_cli_no_docs -trimpath -buildvcs=false -ldflags "-s -w -X github.com/tickgate/tickgate/helper/cli.Version=$(VERSION)"
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
-APT_PACKAGES := debootstrap systemd-container openssh-client python3-venv util-linux time gcc libc6-dev
+APT_PACKAGES := debootstrap systemd-container openssh-client python3-venv util-linux time gcc libc6-dev postgresql
 STEPS       := scripts/run-steps
 # The role's Python (filter plugin, module, tests) is formatted with black.
 BLACK_FLAGS := --line-length 130
@@ -68,7 +68,7 @@ test: deps
 	  "gofmt"            "test -z \"\$$(gofmt -l \$$(git ls-files '*.go' 2>/dev/null || find helper -name '*.go'))\" || { gofmt -l helper; false; }" \
 	  "go vet"           "$(GO) vet ./..." \
 	  "staticcheck"      "$(GO) run $(STATICCHECK) ./..." \
-	  "go test -race"    "$(GO) test -race -count=1 ./..." \
+	  "go test -race"    "scripts/pgtest run -- $(GO) test -race -count=1 ./..." \
 	  "fuzz (brief)"     "$(MAKE) --no-print-directory fuzz FUZZTIME=3s" \
 	  "filter tests"     "$(VENV_BIN)/python -m unittest discover -s roles/tickgate/tests -v" \
 	  "black"            "$(VENV_BIN)/black --check --diff $(BLACK_FLAGS) roles" \
@@ -79,7 +79,7 @@ test: deps
 test-go: go-deps
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
-	$(GO) test -race -count=1 ./...
+	scripts/pgtest run -- $(GO) test -race -count=1 ./...
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -1,0 +1,308 @@
+// Package fleet coordinates tickgate across hosts through PostgreSQL (13 or
+// newer): one fleet gate, and lock groups held fleet-wide by session-level
+// advisory locks with a fencing token that only grows. No consensus of our
+// own: the database is the one place.
+//
+// Every call is bounded (Options.Timeout, default 3 s, for connecting and
+// for each query); a held lock is watched (Held.Watch) so that its loss —
+// the connection cut, the backend terminated, the server restarted — is
+// noticed within about ten seconds.
+package fleet
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/sys/unix"
+
+	"github.com/tickgate/tickgate/helper/gate"
+)
+
+// SchemaVersion is the newest schema this helper understands.
+const SchemaVersion = 1
+
+// DefaultTimeout bounds connecting and each query.
+const DefaultTimeout = 3 * time.Second
+
+// ErrBusy means another holder has the fleet lock group.
+var ErrBusy = errors.New("fleet lock busy")
+
+// Options say how to reach the fleet database.
+type Options struct {
+	DSN     string        // libpq URL or key=value; TLS through its own parameters (sslmode, sslrootcert)
+	Timeout time.Duration // connecting and each query (0: DefaultTimeout)
+	AppName string        // application_name, e.g. "tickgate host1 harvest"
+}
+
+func (o Options) timeout() time.Duration {
+	if o.Timeout > 0 {
+		return o.Timeout
+	}
+	return DefaultTimeout
+}
+
+// Client is one connection to the fleet database.
+type Client struct {
+	conn    *pgx.Conn
+	timeout time.Duration
+}
+
+// Connect opens a connection, bounded by the timeout, and checks that the
+// schema is one this helper understands.
+func Connect(ctx context.Context, o Options) (*Client, error) {
+	c, err := dial(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.checkSchema(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func dial(ctx context.Context, o Options) (*Client, error) {
+	cfg, err := pgx.ParseConfig(o.DSN) // pgx redacts the password in its errors
+	if err != nil {
+		return nil, fmt.Errorf("fleet DSN: %w", err)
+	}
+	t := o.timeout()
+	cfg.ConnectTimeout = t
+	if o.AppName != "" {
+		cfg.RuntimeParams["application_name"] = o.AppName
+	}
+	// A cut network is noticed by TCP within ~10 s (keepalives, and a user
+	// timeout for unacknowledged data), not after the kernel's two hours.
+	d := &net.Dialer{
+		Timeout:         t,
+		KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 4 * time.Second, Interval: 2 * time.Second, Count: 3},
+		Control: func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, 10000)
+			})
+			if err != nil {
+				return err
+			}
+			return serr
+		},
+	}
+	cfg.DialFunc = d.DialContext
+	ctx, cancel := context.WithTimeout(ctx, t)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to the fleet database %s: %w", where(cfg), explain(err))
+	}
+	return &Client{conn: conn, timeout: t}, nil
+}
+
+// where names the server without credentials.
+func where(cfg *pgx.ConnConfig) string {
+	return fmt.Sprintf("%s:%d/%s as %s", cfg.Host, cfg.Port, cfg.Database, cfg.User)
+}
+
+// explain keeps what PostgreSQL said, and says "timed out" plainly.
+func explain(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("PostgreSQL said: %s (%s)", pe.Message, pe.Code)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("timed out (%w)", context.DeadlineExceeded)
+	}
+	return err
+}
+
+// Close closes the connection (a held lock is released by the server).
+func (c *Client) Close() {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	_ = c.conn.Close(ctx)
+}
+
+func (c *Client) query(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.timeout)
+}
+
+func (c *Client) checkSchema(ctx context.Context) error {
+	ctx, cancel := c.query(ctx)
+	defer cancel()
+	var v int
+	err := c.conn.QueryRow(ctx, "SELECT version FROM tickgate.meta").Scan(&v)
+	var pe *pgconn.PgError
+	switch {
+	case errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000"):
+		return errors.New("the fleet database has no tickgate schema: run the deploy, which migrates it with tickgate_fleet_admin_dsn")
+	case err != nil:
+		return fmt.Errorf("reading the fleet schema version: %w", explain(err))
+	case v > SchemaVersion:
+		return fmt.Errorf("the fleet schema is version %d, newer than this helper understands (%d): upgrade the helper on this host", v, SchemaVersion)
+	case v < SchemaVersion:
+		return fmt.Errorf("the fleet schema is version %d, older than this helper needs (%d): run the deploy to migrate it", v, SchemaVersion)
+	}
+	return nil
+}
+
+// Gate reads the fleet gate (the same document and rules as the gate file).
+func (c *Client) Gate(ctx context.Context) (*gate.Gate, error) {
+	ctx, cancel := c.query(ctx)
+	defer cancel()
+	var doc []byte
+	if err := c.conn.QueryRow(ctx, "SELECT doc::text FROM tickgate.gate WHERE id = 1").Scan(&doc); err != nil {
+		return nil, fmt.Errorf("reading the fleet gate: %w", explain(err))
+	}
+	g, err := gate.Parse(doc)
+	if err != nil {
+		return nil, fmt.Errorf("the fleet gate is malformed: %w", err)
+	}
+	return g, nil
+}
+
+// UpdateGate applies fn to the fleet gate in one transaction (the row is
+// locked, so concurrent operators lose nothing). It needs the admin role.
+// fn returning an error aborts without writing.
+func (c *Client) UpdateGate(ctx context.Context, fn func(*gate.Gate) error) error {
+	ctx, cancel := c.query(ctx)
+	defer cancel()
+	return pgx.BeginFunc(ctx, c.conn, func(tx pgx.Tx) error {
+		var doc []byte
+		if err := tx.QueryRow(ctx, "SELECT doc::text FROM tickgate.gate WHERE id = 1 FOR UPDATE").Scan(&doc); err != nil {
+			return fmt.Errorf("reading the fleet gate: %w", explain(err))
+		}
+		g, err := gate.Parse(doc)
+		if err != nil {
+			return fmt.Errorf("the fleet gate is malformed: %w", err)
+		}
+		if err := fn(g); err != nil {
+			return err
+		}
+		out, err := json.Marshal(g)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "UPDATE tickgate.gate SET doc = $1::jsonb, updated_at = now(), updated_by = current_user WHERE id = 1", string(out)); err != nil {
+			return fmt.Errorf("writing the fleet gate: %w", explain(err))
+		}
+		return nil
+	})
+}
+
+// Key is the advisory lock key of a lock group: 64 bits of a SHA-256, so two
+// groups never share a key in practice.
+func Key(group string) int64 {
+	sum := sha256.Sum256([]byte("tickgate-lock:" + group))
+	return int64(binary.BigEndian.Uint64(sum[:8]))
+}
+
+// Holder says who holds a lock, for fleet status and for the next holder's
+// "busy" message.
+type Holder struct {
+	Host, Job string
+	PID       int
+}
+
+// Held is a fleet lock group this client holds.
+type Held struct {
+	c     *Client
+	Group string
+	Key   int64
+	Fence int64 // grows with every acquisition of the group
+}
+
+// TryLock takes the fleet lock group without waiting: ErrBusy (wrapped with
+// who holds it, if known) when another session has it. The fencing token is
+// raised in the same breath.
+func (c *Client) TryLock(ctx context.Context, group string, h Holder) (*Held, error) {
+	key := Key(group)
+	qctx, cancel := c.query(ctx)
+	defer cancel()
+	var ok bool
+	if err := c.conn.QueryRow(qctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&ok); err != nil {
+		return nil, fmt.Errorf("fleet lock group %s: %w", group, explain(err))
+	}
+	if !ok {
+		var host, job *string
+		var pid *int
+		var fence int64
+		_ = c.conn.QueryRow(qctx, "SELECT host, job, pid, fence FROM tickgate.locks WHERE lock_group = $1", group).Scan(&host, &job, &pid, &fence)
+		if host != nil && job != nil {
+			return nil, fmt.Errorf("%w: held by job %s on host %s (fence %d)", ErrBusy, *job, *host, fence)
+		}
+		return nil, ErrBusy
+	}
+	var fence int64
+	err := c.conn.QueryRow(qctx, `INSERT INTO tickgate.locks AS l (lock_group, fence, host, job, pid, since)
+		VALUES ($1, 1, $2, $3, $4, now())
+		ON CONFLICT (lock_group) DO UPDATE SET fence = l.fence + 1, host = EXCLUDED.host, job = EXCLUDED.job,
+			pid = EXCLUDED.pid, since = EXCLUDED.since
+		RETURNING fence`, group, h.Host, h.Job, h.PID).Scan(&fence)
+	if err != nil {
+		_, _ = c.conn.Exec(qctx, "SELECT pg_advisory_unlock($1)", key)
+		return nil, fmt.Errorf("fleet lock group %s: raising the fencing token: %w", group, explain(err))
+	}
+	return &Held{c: c, Group: group, Key: key, Fence: fence}, nil
+}
+
+// StillHeld asks the server whether this session still holds the lock.
+func (h *Held) StillHeld(ctx context.Context) error {
+	ctx, cancel := h.c.query(ctx)
+	defer cancel()
+	var held bool
+	u := uint64(h.Key)
+	err := h.c.conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+		AND pid = pg_backend_pid() AND objsubid = 1 AND classid::bigint = $1 AND objid::bigint = $2)`,
+		int64(u>>32), int64(u&0xffffffff)).Scan(&held)
+	if err != nil {
+		return fmt.Errorf("fleet lock group %s lost: %w", h.Group, explain(err))
+	}
+	if !held {
+		return fmt.Errorf("fleet lock group %s lost: the server no longer has it for this session", h.Group)
+	}
+	return nil
+}
+
+// Watch checks every interval that the lock is still held; the channel gets
+// one error when it is not (then nothing more) and is closed when ctx ends.
+func (h *Held) Watch(ctx context.Context, interval time.Duration) <-chan error {
+	lost := make(chan error, 1)
+	go func() {
+		defer close(lost)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := h.StillHeld(ctx); err != nil && ctx.Err() == nil {
+					lost <- err
+					return
+				}
+			}
+		}
+	}()
+	return lost
+}
+
+// Release gives the lock back and clears the holder (keeping the fence).
+func (h *Held) Release(ctx context.Context) error {
+	ctx, cancel := h.c.query(ctx)
+	defer cancel()
+	if _, err := h.c.conn.Exec(ctx, "UPDATE tickgate.locks SET host = NULL, job = NULL, pid = NULL, since = NULL WHERE lock_group = $1 AND fence = $2", h.Group, h.Fence); err != nil {
+		return fmt.Errorf("fleet lock group %s: %w", h.Group, explain(err))
+	}
+	if _, err := h.c.conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", h.Key); err != nil {
+		return fmt.Errorf("fleet lock group %s: %w", h.Group, explain(err))
+	}
+	return nil
+}
