@@ -68,7 +68,7 @@ test: deps
 	  "gofmt"            "test -z \"\$$(gofmt -l \$$(git ls-files '*.go' 2>/dev/null || find helper -name '*.go'))\" || { gofmt -l helper; false; }" \
 	  "go vet"           "$(GO) vet ./..." \
 	  "staticcheck"      "$(GO) run $(STATICCHECK) ./..." \
-	  "go test -race"    "scripts/pgtest run -- $(GO) test -race -count=1 ./..." \
+	  "go test -race"    "scripts/pgtest run -- $(MAKE) --no-print-directory go-test" \
 	  "fuzz (brief)"     "$(MAKE) --no-print-directory fuzz FUZZTIME=3s" \
 	  "filter tests"     "$(VENV_BIN)/python -m unittest discover -s roles/tickgate/tests -v" \
 	  "black"            "$(VENV_BIN)/black --check --diff $(BLACK_FLAGS) roles" \
@@ -79,7 +79,14 @@ test: deps
 test-go: go-deps
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
-	scripts/pgtest run -- $(GO) test -race -count=1 ./...
+	scripts/pgtest run -- $(MAKE) --no-print-directory go-test
+
+# Run inside scripts/pgtest: every package, then alone the test that
+# restarts the server they share.
+.PHONY: go-test
+go-test:
+	$(GO) test -race -count=1 ./...
+	set -o pipefail; $(GO) test -race -count=1 -tags pgrestart -run ServerRestart -v ./helper/fleet | grep -E '^(---|ok|FAIL|    restart_test)'
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/tickgate/tickgate/helper/exitcode"
+	"github.com/tickgate/tickgate/helper/fleet"
 	"github.com/tickgate/tickgate/helper/safefs"
 	"github.com/tickgate/tickgate/helper/state"
 	"github.com/tickgate/tickgate/helper/timespec"
@@ -37,6 +39,7 @@ type env struct {
 type globals struct {
 	StateDir, LockDir, Gate, MetricsDir, DataDir string
 	Owners                                       *safefs.Owners
+	FleetDSNFile, FleetAdminDSNFile              string
 }
 
 func getGlobals(c *ucli.Context) globals {
@@ -47,7 +50,28 @@ func getGlobals(c *ucli.Context) globals {
 		MetricsDir: c.String("metrics-dir"),
 		DataDir:    c.String("data-dir"),
 		Owners:     safefs.NewOwners(c.String("supervisor")),
+
+		FleetDSNFile:      c.String("fleet-dsn-file"),
+		FleetAdminDSNFile: c.String("fleet-admin-dsn-file"),
 	}
+}
+
+// fleetClient connects to the fleet database with the DSN in file.
+func fleetClient(c *ucli.Context, file string) (*fleet.Client, error) {
+	t, err := durationFlag(c, "fleet-timeout")
+	if err != nil {
+		return nil, exitcode.UsageError("%v", err)
+	}
+	dsn, err := fleet.ReadDSN(file, getGlobals(c).Owners)
+	if err != nil {
+		return nil, exitcode.New(exitcode.GateBad, "%v", err)
+	}
+	host, _ := os.Hostname()
+	fc, err := fleet.Connect(c.Context, fleet.Options{DSN: dsn, Timeout: t, AppName: "tickgate " + host + " operator"})
+	if err != nil {
+		return nil, exitcode.New(exitcode.GateBad, "%v", err)
+	}
+	return fc, nil
 }
 
 func (g globals) store() state.Store { return state.Store{Dir: g.StateDir, Owners: g.Owners} }
@@ -87,6 +111,9 @@ through the environment variables shown, as the units do with Environment=.`,
 			&ucli.StringFlag{Name: "metrics-dir", EnvVars: []string{"TICKGATE_METRICS_DIR"}, Usage: "write Prometheus textfiles to `DIR` (empty: none)"},
 			&ucli.StringFlag{Name: "data-dir", Value: "/var/lib/tickgate-data", EnvVars: []string{"TICKGATE_DATA_ROOT"}, Usage: "each job's own writable dir is `DIR`/JOB (TICKGATE_DATA_DIR in the job)"},
 			&ucli.StringFlag{Name: "supervisor", Value: "tickgate", EnvVars: []string{"TICKGATE_SUPERVISOR"}, Usage: "the `ACCOUNT` that owns tickgate's directories (trusted beside root)"},
+			&ucli.StringFlag{Name: "fleet-dsn-file", Value: "/etc/tickgate/fleet-tick.dsn", EnvVars: []string{"TICKGATE_FLEET_DSN_FILE"}, Usage: "the tick role's fleet DSN is in `FILE` (run --fleet, gate show)"},
+			&ucli.StringFlag{Name: "fleet-admin-dsn-file", Value: "/etc/tickgate/fleet-admin.dsn", EnvVars: []string{"TICKGATE_FLEET_ADMIN_DSN_FILE"}, Usage: "the admin role's fleet DSN is in `FILE` (gate ... --fleet)"},
+			&ucli.StringFlag{Name: "fleet-timeout", Value: "3s", EnvVars: []string{"TICKGATE_FLEET_TIMEOUT"}, Usage: "bound connecting to the fleet database and each query to `DURATION`"},
 		},
 		Before:          checkGlobals,
 		Reader:          stdin,

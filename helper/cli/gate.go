@@ -21,6 +21,9 @@ import (
 
 var forceFlag = &ucli.BoolFlag{Name: "force", Usage: "replace a gate file that does not parse"}
 
+// fleetFlag makes a gate change apply to the fleet gate (every host).
+var fleetFlag = &ucli.BoolFlag{Name: "fleet", Usage: "change the fleet gate (every host; the DSN in --fleet-admin-dsn-file)"}
+
 func gateCommand(e *env) *ucli.Command {
 	return &ucli.Command{
 		Name:  "gate",
@@ -43,27 +46,75 @@ the file's owner and its mode (0644 or stricter). TIME is RFC3339
 
 func gateShowCommand(e *env) *ucli.Command {
 	return &ucli.Command{
-		Name: "show", Usage: "print the gate state", UsageText: "tickgate gate show [--json]",
-		Description: "Example: tickgate gate show --json | jq .gate.paused",
-		Flags:       []ucli.Flag{&ucli.BoolFlag{Name: "json", Usage: "print JSON (the \"gate\" object of status --json)"}},
+		Name: "show", Usage: "print the gate state (this host's and the fleet's)", UsageText: "tickgate gate show [--json]",
+		Description: `With a fleet DSN file (--fleet-dsn-file), the fleet gate too, and which
+of the two stops jobs now (a job starts only if both allow it).
+Example: tickgate gate show --json | jq .gate.paused`,
+		Flags: []ucli.Flag{&ucli.BoolFlag{Name: "json", Usage: "print JSON (the \"gate\" object of status --json, with \"fleet\" and \"stopped_by\")"}},
 		Action: func(c *ucli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			v := status.ViewGate(getGlobals(c).Gate, time.Now())
+			now := time.Now()
+			g := getGlobals(c)
+			v := status.ViewGate(g.Gate, now)
+			if _, err := os.Stat(g.FleetDSNFile); err == nil {
+				fv := fleetGateView(c, g.FleetDSNFile, now)
+				v.Fleet = &fv
+			}
+			v.StoppedBy = stoppedBy(v)
 			if c.Bool("json") {
 				if err := printJSON(e.stdout, v); err != nil {
 					return err
 				}
 			} else {
-				printGate(e.stdout, v, time.Now())
+				printGate(e.stdout, v, now)
+				if v.Fleet != nil {
+					fmt.Fprint(e.stdout, "fleet ")
+					printGate(e.stdout, *v.Fleet, now)
+					fmt.Fprintf(e.stdout, "stops jobs: %s\n", orNone(v.StoppedBy))
+				}
 			}
-			if v.State == "unusable" {
-				return exitcode.New(exitcode.GateBad, "%s", v.Error)
+			for _, view := range []*status.GateView{&v, v.Fleet} {
+				if view != nil && view.State == "unusable" {
+					return exitcode.New(exitcode.GateBad, "%s", view.Error)
+				}
 			}
 			return nil
 		},
 	}
+}
+
+// fleetGateView reads the fleet gate with the tick role's DSN.
+func fleetGateView(c *ucli.Context, dsnFile string, now time.Time) status.GateView {
+	fc, err := fleetClient(c, dsnFile)
+	if err != nil {
+		return status.GateView{State: "unusable", Exists: true, Error: "fleet gate: " + err.Error()}
+	}
+	defer fc.Close()
+	fg, err := fc.Gate(c.Context)
+	if err != nil {
+		return status.GateView{State: "unusable", Exists: true, Error: "fleet gate: " + err.Error()}
+	}
+	st := "open"
+	if fg.ClosedNow(now) {
+		st = "closed"
+	}
+	return status.GateView{State: st, Exists: true, Gate: fg}
+}
+
+// stoppedBy names the gates whose closure stops every job now.
+func stoppedBy(v status.GateView) []string {
+	var by []string
+	for _, x := range []struct {
+		name string
+		view *status.GateView
+	}{{"host", &v}, {"fleet", v.Fleet}} {
+		if x.view != nil && (x.view.State == "closed" || x.view.State == "unusable") {
+			by = append(by, x.name)
+		}
+	}
+	return by
 }
 
 func gateCloseCommand(e *env) *ucli.Command {
@@ -76,7 +127,7 @@ Example: tickgate gate close --reason "db failover" --until +2h`,
 			&ucli.StringFlag{Name: "reason", Usage: "why (required)"},
 			&ucli.StringFlag{Name: "token", Usage: "`T` lets `gate open --token T` reopen only this closure"},
 			&ucli.StringFlag{Name: "until", Usage: "the closure lapses at `TIME`"},
-			forceFlag,
+			forceFlag, fleetFlag,
 		},
 		Action: func(c *ucli.Context) error {
 			reason, err := required(c, "reason")
@@ -120,7 +171,7 @@ func gateOpenCommand(e *env) *ucli.Command {
 		Description: `With --token, reopens only a closure made with that same token and says
 which happened; exits 0 either way.
 Example: tickgate gate open --token deploy-20261123T1000`,
-		Flags: []ucli.Flag{&ucli.StringFlag{Name: "token", Usage: "reopen only a closure made with token `T`"}, forceFlag},
+		Flags: []ucli.Flag{&ucli.StringFlag{Name: "token", Usage: "reopen only a closure made with token `T`"}, forceFlag, fleetFlag},
 		Action: func(c *ucli.Context) error {
 			if err := noArgs(c); err != nil {
 				return err
@@ -152,7 +203,7 @@ func gatePauseCommand(e *env) *ucli.Command {
 	return &ucli.Command{
 		Name: "pause", Usage: "pause jobs (they skip until resumed)", UsageText: "tickgate gate pause JOB... --reason TEXT",
 		Description: "Example: tickgate gate pause --reason \"API quota\" harvest backfill",
-		Flags:       []ucli.Flag{&ucli.StringFlag{Name: "reason", Usage: "why (required)"}, forceFlag},
+		Flags:       []ucli.Flag{&ucli.StringFlag{Name: "reason", Usage: "why (required)"}, forceFlag, fleetFlag},
 		Action: func(c *ucli.Context) error {
 			reason, err := required(c, "reason")
 			if err != nil {
@@ -181,7 +232,7 @@ func gateResumeCommand(e *env) *ucli.Command {
 	return &ucli.Command{
 		Name: "resume", Usage: "resume paused jobs", UsageText: "tickgate gate resume JOB... | --all",
 		Description: "Example: tickgate gate resume harvest",
-		Flags:       []ucli.Flag{&ucli.BoolFlag{Name: "all", Usage: "resume every paused job"}, forceFlag},
+		Flags:       []ucli.Flag{&ucli.BoolFlag{Name: "all", Usage: "resume every paused job"}, forceFlag, fleetFlag},
 		Action: func(c *ucli.Context) error {
 			var jobs []string
 			if !c.Bool("all") {
@@ -231,7 +282,7 @@ Example: tickgate gate rollout --at 2026-11-23T18:00:00Z --reason "release 4.2"`
 			&ucli.StringFlag{Name: "at", Usage: "the rollout starts at `TIME`"},
 			&ucli.StringFlag{Name: "reason", Usage: "what is rolled out"},
 			&ucli.BoolFlag{Name: "clear", Usage: "remove the announcement"},
-			forceFlag,
+			forceFlag, fleetFlag,
 		},
 		Action: func(c *ucli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -337,8 +388,20 @@ func gateFailFlag(c *ucli.Context) (bool, error) {
 var errUnchanged = errors.New("unchanged")
 
 // changeGate applies fn to the gate file (gate.Update: serialised, atomic,
-// --force replaces a malformed file) and maps its errors to exit codes.
+// --force replaces a malformed file), or with --fleet to the fleet gate (one
+// transaction, the admin role), and maps its errors to exit codes.
 func changeGate(c *ucli.Context, fn func(*gate.Gate) error) error {
+	if c.Bool("fleet") {
+		fc, err := fleetClient(c, getGlobals(c).FleetAdminDSNFile)
+		if err != nil {
+			return err
+		}
+		defer fc.Close()
+		if err := fc.UpdateGate(c.Context, fn); err != nil && !errors.Is(err, errUnchanged) {
+			return exitcode.New(exitcode.GateBad, "fleet gate: %v", err)
+		}
+		return nil
+	}
 	err := gate.Update(c.Context, getGlobals(c).Gate, c.Bool("force"), fn)
 	if err != nil && !errors.Is(err, errUnchanged) {
 		return gateWriteErr(err)

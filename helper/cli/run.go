@@ -59,6 +59,8 @@ func runCommand(e *env) *ucli.Command {
 			&ucli.StringFlag{Name: "user", Usage: "run the command as `USER` (name or uid); tickgate itself stays the supervisor"},
 			&ucli.StringFlag{Name: "group", Usage: "the command's primary `GROUP` (default: the user's)"},
 			&ucli.StringFlag{Name: "workdir", Usage: "the command's working `DIR` (entered as the job's user)"},
+			&ucli.BoolFlag{Name: "fleet", Usage: "also obey the fleet gate (the DSN in --fleet-dsn-file)"},
+			&ucli.StringFlag{Name: "lock-scope", Value: "host", Usage: "`host`, or fleet: hold the lock group fleet-wide too (implies --fleet)"},
 		},
 		Action: func(c *ucli.Context) error {
 			cfg, err := runConfig(c, e)
@@ -138,6 +140,23 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 		dst  *time.Duration
 	}{{"lock-wait", &cfg.LockWait}, {"expected-runtime", &cfg.ExpectedRuntime}, {"timeout", &cfg.Timeout}, {"kill-after", &cfg.KillAfter}} {
 		if *d.dst, err = durationFlag(c, d.flag); err != nil {
+			return cfg, fmt.Errorf("job %s: %v", job, err)
+		}
+	}
+	switch c.String("lock-scope") {
+	case "host":
+	case "fleet":
+		cfg.Fleet = &runner.FleetConfig{LockScope: true}
+	default:
+		return cfg, fmt.Errorf("job %s: --lock-scope: %q is neither host nor fleet", job, c.String("lock-scope"))
+	}
+	if c.Bool("fleet") && cfg.Fleet == nil {
+		cfg.Fleet = &runner.FleetConfig{}
+	}
+	if cfg.Fleet != nil {
+		cfg.Fleet.DSNFile = g.FleetDSNFile
+		cfg.Fleet.Host, _ = os.Hostname()
+		if cfg.Fleet.Timeout, err = durationFlag(c, "fleet-timeout"); err != nil {
 			return cfg, fmt.Errorf("job %s: %v", job, err)
 		}
 	}

@@ -64,6 +64,7 @@ func (e *env) cmd(args ...string) *exec.Cmd {
 		}
 	}
 	c.Env = append(base, "TICKGATE_STATE_ROOT="+e.stateDir, "TICKGATE_DATA_ROOT="+e.dir+"/data", "TICKGATE_LOCK_DIR="+e.lockDir,
+		"TICKGATE_FLEET_DSN_FILE="+e.dir+"/fleet-tick.dsn", "TICKGATE_FLEET_ADMIN_DSN_FILE="+e.dir+"/fleet-admin.dsn",
 		"TICKGATE_GATE="+e.gate, "TICKGATE_METRICS_DIR="+e.metricDir)
 	c.Env = append(c.Env, e.extraEnv...)
 	return c

@@ -17,6 +17,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -25,6 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tickgate/tickgate/helper/gate"
+	"github.com/tickgate/tickgate/helper/safefs"
 )
 
 // SchemaVersion is the newest schema this helper understands.
@@ -305,4 +308,29 @@ func (h *Held) Release(ctx context.Context) error {
 		return fmt.Errorf("fleet lock group %s: %w", h.Group, explain(err))
 	}
 	return nil
+}
+
+// ReadDSN reads a DSN file: a regular file (not a link) owned by root, the
+// helper's user or the supervisor account, writable by no one else and
+// readable by no one but its owner and group (a job's user must never read
+// it), at most 4 KiB. The DSN never appears on a command line, in a unit or
+// in the environment.
+func ReadDSN(path string, owners *safefs.Owners) (string, error) {
+	d, err := safefs.OpenRoot(filepath.Dir(path), false, 0)
+	if err != nil {
+		return "", fmt.Errorf("fleet DSN file: %w", err)
+	}
+	defer d.Close()
+	data, fi, err := d.ReadOwned(filepath.Base(path), 4096, owners, true)
+	if err != nil {
+		return "", fmt.Errorf("fleet DSN file %s: %w", path, err)
+	}
+	if fi.Mode&0o004 != 0 {
+		return "", fmt.Errorf("fleet DSN file %s has mode %04o: readable by everyone, so by every job's user (chmod o-r)", path, fi.Mode)
+	}
+	dsn := strings.TrimSpace(string(data))
+	if dsn == "" {
+		return "", fmt.Errorf("fleet DSN file %s is empty", path)
+	}
+	return dsn, nil
 }

@@ -7,14 +7,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/tickgate/tickgate/helper/fleet/fleettest"
 	"github.com/tickgate/tickgate/helper/gate"
 )
 
@@ -22,18 +21,11 @@ type dsns struct{ admin, tick, super, ctl string }
 
 func needPG(t *testing.T) dsns {
 	t.Helper()
-	d := dsns{os.Getenv("TICKGATE_TEST_PG_ADMIN_DSN"), os.Getenv("TICKGATE_TEST_PG_TICK_DSN"),
-		os.Getenv("TICKGATE_TEST_PG_SUPER_DSN"), os.Getenv("TICKGATE_TEST_PG_CTL")}
-	if d.admin == "" || d.tick == "" || d.super == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("no test PostgreSQL: run the tests through scripts/pgtest run (make test does)")
-		}
-		t.Skip("no test PostgreSQL (scripts/pgtest run -- go test ./helper/fleet)")
-	}
-	if _, err := Migrate(context.Background(), Options{DSN: d.admin}, "tickgate_tick"); err != nil {
-		t.Fatal(err)
-	}
-	return d
+	d := fleettest.DB(t, "fleetpkg", func(dsn string) error {
+		_, err := Migrate(context.Background(), Options{DSN: dsn}, "tickgate_tick")
+		return err
+	})
+	return dsns{d.Admin, d.Tick, d.Super, d.Ctl}
 }
 
 func connect(t *testing.T, dsn, app string) *Client {
@@ -202,35 +194,6 @@ func TestLockLossTerminateBackend(t *testing.T) {
 	h2, err := b.TryLock(context.Background(), "loss", Holder{Host: "b", Job: "j", PID: 2})
 	if err != nil || h2.Fence <= h.Fence {
 		t.Fatalf("after the loss: %+v, %v", h2, err)
-	}
-}
-
-// A server restart loses every lock; holders notice, and a new session
-// takes the group with a larger fence.
-func TestLockLossServerRestart(t *testing.T) {
-	d := needPG(t)
-	if d.ctl == "" {
-		t.Skip("no pg_ctl given")
-	}
-	a := connect(t, d.tick, "tickgate-restart")
-	h, err := a.TryLock(context.Background(), "restart", Holder{Host: "a", Job: "j", PID: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lost := h.Watch(context.Background(), 100*time.Millisecond)
-	args := strings.Fields(d.ctl)
-	if out, err := exec.Command(args[0], append(args[1:], "-m", "fast", "restart")...).CombinedOutput(); err != nil {
-		t.Fatalf("restart: %v: %s", err, out)
-	}
-	select {
-	case err := <-lost:
-		t.Logf("restart noticed: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("the restart was not noticed within 10 s")
-	}
-	b := connect(t, d.tick, "after-restart")
-	if h2, err := b.TryLock(context.Background(), "restart", Holder{Host: "b", Job: "j", PID: 2}); err != nil || h2.Fence <= h.Fence {
-		t.Fatalf("after the restart: %+v, %v", h2, err)
 	}
 }
 

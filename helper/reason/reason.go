@@ -17,6 +17,10 @@ const (
 	DoneCode      = "done-code"      // the command exited with a done code (done marker written)
 	HaltCode      = "halt-code"      // the command exited with a halt code (halted marker written)
 	Timeout       = "timeout"        // the command ran past --timeout and was stopped
+
+	FleetGateUnreachable = "fleet gate unreachable" // the fleet database did not answer in time (78, or a warning)
+	FleetLockUnavailable = "fleet lock unavailable" // a fleet-scoped lock group could not be asked for (78, never run)
+	FleetLockLost        = "fleet lock lost"        // the fleet lock went while the command ran: it was stopped
 )
 
 // F formats "PREFIX: detail".

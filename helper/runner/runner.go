@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -22,6 +23,7 @@ import (
 	"github.com/tickgate/tickgate/helper/admit"
 	"github.com/tickgate/tickgate/helper/execshim"
 	"github.com/tickgate/tickgate/helper/exitcode"
+	"github.com/tickgate/tickgate/helper/fleet"
 	"github.com/tickgate/tickgate/helper/lockgroup"
 	"github.com/tickgate/tickgate/helper/metrics"
 	"github.com/tickgate/tickgate/helper/proc"
@@ -49,6 +51,10 @@ type Config struct {
 	// the execshim when this process is not root), never tickgate itself.
 	Cred    *Credential
 	WorkDir string // the command's working directory ("" = inherited)
+
+	// Fleet, when set, makes the tick consult the fleet gate and (with
+	// LockScope) hold its lock group fleet-wide too.
+	Fleet *FleetConfig
 
 	LockWait        time.Duration
 	OK, Done, Halt  Codes
@@ -89,6 +95,10 @@ type runner struct {
 	sigCh   chan os.Signal
 	// stopWatch ends the signal watch of the record in progress.
 	stopWatch context.CancelFunc
+
+	fleet        *fleet.Client // the fleet database, while the tick uses it
+	fleetSkipped bool          // the fleet was unusable and --gate-fail open let the tick go on
+	held         *fleet.Held   // the fleet lock, while held
 }
 
 // Run performs one tick. The returned error is non-nil only when tickgate
@@ -114,14 +124,24 @@ func Run(c Config) (Outcome, error) {
 	}
 	defer job.Close()
 	r.job = job
+	defer func() {
+		if r.fleet != nil {
+			r.fleet.Close()
+		}
+	}()
 
 	// 1. May the job start? Its markers (a drained or halted job stays
 	// stopped until an operator clears it), then the gate.
 	if out, stop, err := r.admit(true); stop {
 		return out, err
 	}
+	if c.Fleet != nil {
+		if out, stop, err := r.fleetAdmit(); stop {
+			return out, err
+		}
+	}
 
-	// 2. Lock group.
+	// 2. Lock group: on this host, then fleet-wide.
 	if c.LockWait > 0 {
 		report.Status("waiting for lock %s (up to %s)", c.Lock, c.LockWait)
 	}
@@ -135,6 +155,20 @@ func Run(c Config) (Outcome, error) {
 		return Outcome{}, fmt.Errorf("job %s: %w", c.Job, err)
 	}
 	defer lg.Close()
+	if c.Fleet != nil && c.Fleet.LockScope {
+		h, sig, err := r.fleetLock()
+		switch {
+		case sig != nil:
+			return r.finishInterrupted(sig, false, 0)
+		case errors.Is(err, fleet.ErrBusy):
+			return r.skip(exitcode.Skipped, reason.F(reason.LockBusy, "fleet lock group %s %s", c.Lock, strings.TrimPrefix(err.Error(), fleet.ErrBusy.Error()+": ")))
+		case err != nil:
+			out, _, rerr := r.fleetUnusable(err)
+			return out, rerr
+		}
+		r.held = h
+		defer func() { _ = h.Release(context.Background()) }()
+	}
 
 	// 3. Ask again now that the lock is held. Drain counts a held group lock
 	// as a running job, so a closure (or a halt) that landed after the first
@@ -142,6 +176,11 @@ func Run(c Config) (Outcome, error) {
 	// race does a skip hold the lock, for the moment of the re-check.
 	if out, stop, err := r.admit(false); stop {
 		return out, err
+	}
+	if c.Fleet != nil {
+		if out, stop, err := r.fleetAdmit(); stop {
+			return out, err
+		}
 	}
 	if sig := r.pendingSignal(); sig != nil {
 		return r.finishInterrupted(sig, false, 0)
@@ -206,7 +245,8 @@ func (r *runner) pendingSignal() os.Signal {
 func (r *runner) childEnv() []string {
 	drop := map[string]bool{"NOTIFY_SOCKET": true, "TICKGATE_JOB": true, "TICKGATE_LOCK": true,
 		"TICKGATE_RUN_ID": true, "TICKGATE_STATE_DIR": true, "TICKGATE_STATE_ROOT": true, "TICKGATE_GATE": true,
-		"TICKGATE_LOCK_FD": true, "TICKGATE_DATA_DIR": true, "TICKGATE_DATA_ROOT": true, "TICKGATE_GATE_FAIL": true}
+		"TICKGATE_LOCK_FD": true, "TICKGATE_DATA_DIR": true, "TICKGATE_DATA_ROOT": true, "TICKGATE_GATE_FAIL": true,
+		"TICKGATE_FENCE": true, "TICKGATE_FLEET_DSN_FILE": true, "TICKGATE_FLEET_ADMIN_DSN_FILE": true}
 	if r.c.Cred != nil {
 		for _, k := range []string{"HOME", "USER", "LOGNAME"} {
 			drop[k] = true
@@ -231,6 +271,9 @@ func (r *runner) childEnv() []string {
 		"TICKGATE_LOCK_FD=3",
 		"TICKGATE_GATE_FAIL="+map[bool]string{false: "closed", true: "open"}[r.c.GateFailOpen],
 	)
+	if r.held != nil {
+		env = append(env, fmt.Sprintf("TICKGATE_FENCE=%d", r.held.Fence))
+	}
 	if cr := r.c.Cred; cr != nil {
 		env = append(env, "HOME="+cr.Home, "USER="+cr.Name, "LOGNAME="+cr.Name)
 	}
@@ -256,6 +299,12 @@ func (r *runner) command(pin *os.File) (*exec.Cmd, error) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.Stdin, c.Stdout, c.Stderr
 	cmd.ExtraFiles = []*os.File{pin} // fd 3: the child pins the group too (SIGKILL safety)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if r.held != nil {
+		// The fleet lock lives in this process' connection: if tickgate is
+		// SIGKILLed, the job must not run on without it. (The forking
+		// thread must outlive the child: execute locks it.)
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	}
 	cr := c.Cred
 	if cr == nil {
 		if d := r.dataDir(); d != "" {
@@ -286,6 +335,8 @@ func (r *runner) execute(lg *lockgroup.Group) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
+	runtime.LockOSThread() // Pdeathsig follows the thread that forked the child
+	defer runtime.UnlockOSThread()
 	if err := cmd.Start(); err != nil {
 		code := 126
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
@@ -305,6 +356,7 @@ func (r *runner) execute(lg *lockgroup.Group) (Outcome, error) {
 			s.Run = state.Run{RunID: r.runID, Result: state.Running, StartedAt: &r.started}
 			s.PID, s.PIDStart = pid, proc.StartTime(pid)
 			s.HelperPID, s.HelperPIDStart = os.Getpid(), proc.StartTime(os.Getpid())
+			s.Fence = r.fence()
 		}, state.Hooks{})
 		recorded <- err
 	}()
@@ -316,6 +368,8 @@ func (r *runner) execute(lg *lockgroup.Group) (Outcome, error) {
 		r.rep.Warn("job=%s: recording the running state: %v", c.Job, err)
 	}
 	switch {
+	case end.lost != nil:
+		return r.finishLost(end.lost, end.code)
 	case end.sig != nil:
 		return r.finishInterrupted(end.sig, true, end.code)
 	case end.timedOut:
@@ -367,9 +421,29 @@ func (r *runner) finishRun(code int, why string, timedOut bool) (Outcome, error)
 // setRun records a run of the command as the latest tick and the last run.
 func (r *runner) setRun(s *state.State, result, reason string, now time.Time, code int) {
 	run := state.Run{RunID: r.runID, Result: result, Reason: reason, StartedAt: &r.started,
-		FinishedAt: &now, DurationSeconds: now.Sub(r.started).Seconds(), ExitCode: &code}
+		FinishedAt: &now, DurationSeconds: now.Sub(r.started).Seconds(), ExitCode: &code, Fence: r.fence()}
 	endTick(s, run)
 	s.LastRun = &run
+}
+
+// fence is the fencing token of the fleet lock this run holds (0: none).
+func (r *runner) fence() int64 {
+	if r.held == nil {
+		return 0
+	}
+	return r.held.Fence
+}
+
+// finishLost records a run stopped because its fleet lock went: like an
+// interruption (it does not move the breaker), naming the lost lock.
+func (r *runner) finishLost(lost error, childCode int) (Outcome, error) {
+	exit := 128 + int(syscall.SIGTERM)
+	t := tick{result: state.Interrupted, reason: reason.F(reason.FleetLockLost, "%v; the job's process group was stopped", lost)}
+	now := time.Now().UTC()
+	return r.record(t, exit, childCode, func(s *state.State, t *tick) {
+		s.RunsTotal++
+		r.setRun(s, t.result, t.reason, now, childCode)
+	})
 }
 
 // endTick makes run the latest tick; nothing of this job runs any more.
@@ -403,9 +477,9 @@ func (r *runner) finishInterrupted(sig os.Signal, ran bool, childCode int) (Outc
 }
 
 // skip records a tick that did not run the command.
-func (r *runner) skip(code int, reason string) (Outcome, error) {
+func (r *runner) skip(code int, why string) (Outcome, error) {
 	now := time.Now().UTC()
-	return r.record(tick{result: state.Skipped, reason: reason}, code, code, func(s *state.State, t *tick) {
+	return r.record(tick{result: state.Skipped, reason: why}, code, code, func(s *state.State, t *tick) {
 		s.SkipsTotal++
 		s.LastSkip = &state.Skip{At: now, Reason: t.reason}
 		if s.IsRunning() {

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"syscall"
@@ -14,6 +15,7 @@ type ending struct {
 	code     int       // its exit code (128+N for signal N)
 	sig      os.Signal // the signal that stopped it, forwarded from the helper
 	timedOut bool      // stopped at --timeout
+	lost     error     // its fleet lock went, so it was stopped
 }
 
 // supervise waits for the started command (pid leads its process group).
@@ -31,6 +33,12 @@ func (r *runner) supervise(cmd *exec.Cmd, pid int) ending {
 		t := time.NewTimer(c.Timeout)
 		defer t.Stop()
 		timeoutC = t.C
+	}
+	var lost <-chan error
+	if r.held != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		lost = r.held.Watch(ctx, WatchInterval)
 	}
 	var end ending
 	stop := func(sig syscall.Signal) {
@@ -53,6 +61,13 @@ func (r *runner) supervise(cmd *exec.Cmd, pid int) ending {
 			}
 			report.Status("stopping %s pid %d: %s", c.Job, pid, s)
 			stop(s.(syscall.Signal))
+		case err, ok := <-lost:
+			lost = nil
+			if ok && end.lost == nil && end.sig == nil {
+				end.lost = err
+				report.Status("%v: stopping %s pid %d", err, c.Job, pid)
+				stop(syscall.SIGTERM)
+			}
 		case <-timeoutC:
 			end.timedOut = true
 			report.Status("timeout: stopping %s pid %d", c.Job, pid)

@@ -75,6 +75,7 @@ type Run struct {
 	FinishedAt      *time.Time `json:"finished_at"`
 	DurationSeconds float64    `json:"duration_seconds"`
 	ExitCode        *int       `json:"exit_code"`
+	Fence           int64      `json:"fence,omitempty"` // the fleet lock's fencing token the run held
 }
 
 // Skip is the last tick that did not run the command.

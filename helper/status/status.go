@@ -97,6 +97,10 @@ type GateView struct {
 	Exists bool       `json:"exists"`
 	Error  string     `json:"error,omitempty"`
 	Gate   *gate.Gate `json:"gate"`
+
+	// gate show only: the fleet gate, and which gates stop every job now.
+	Fleet     *GateView `json:"fleet,omitempty"`
+	StoppedBy []string  `json:"stopped_by,omitempty"`
 }
 
 // ViewGate loads the gate file for display.

@@ -1,0 +1,221 @@
+package e2e
+
+// Fleet coordination through the built binary, against the real PostgreSQL
+// `make test` starts (scripts/pgtest). Two envs stand for two hosts: each has
+// its own state, lock dir and gate file, and they share the fleet database.
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tickgate/tickgate/helper/fleet"
+	"github.com/tickgate/tickgate/helper/fleet/fleettest"
+)
+
+func fleetEnvs(t *testing.T, n int) []*env {
+	t.Helper()
+	d := fleettest.DB(t, "e2e", func(dsn string) error {
+		_, err := fleet.Migrate(context.Background(), fleet.Options{DSN: dsn}, "tickgate_tick")
+		return err
+	})
+	admin, tick := d.Admin, d.Tick
+	superDSN = d.Super
+	var envs []*env
+	for i := 0; i < n; i++ {
+		e := newEnv(t)
+		for file, dsn := range map[string]string{"fleet-tick.dsn": tick, "fleet-admin.dsn": admin} {
+			if err := os.WriteFile(filepath.Join(e.dir, file), []byte(dsn+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		envs = append(envs, e)
+	}
+	t.Cleanup(func() { // leave the fleet gate open for the next test
+		envs[0].run("gate", "open", "--fleet", "--force")
+		envs[0].run("gate", "resume", "--all", "--fleet")
+	})
+	return envs
+}
+
+// One 'gate close --fleet' stops new starts on every host, with no deploy;
+// gate show names the gate that stops them; reopening lets them run.
+func TestFleetGateStopsEveryHost(t *testing.T) {
+	hosts := fleetEnvs(t, 2)
+	start := time.Now()
+	hosts[0].mustCode(0, "gate", "close", "--fleet", "--reason", "release 4.2")
+	for i, h := range hosts {
+		r := h.mustCode(75, "run", "--fleet", "j", "--", "true")
+		if !strings.Contains(r.stderr, `reason="gate-closed: fleet: release 4.2"`) {
+			t.Fatalf("host %d: %s", i, r.stderr)
+		}
+	}
+	t.Logf("fleet close to every host refusing: %s", time.Since(start).Round(time.Millisecond))
+	show := hosts[1].mustCode(0, "gate", "show")
+	if !strings.Contains(show.stdout, "gate: open") || !strings.Contains(show.stdout, "fleet gate: closed: release 4.2") || !strings.Contains(show.stdout, "stops jobs: fleet") {
+		t.Fatalf("gate show:\n%s", show.stdout)
+	}
+	// A host-only tick (no --fleet) is not a fleet member.
+	hosts[1].mustCode(0, "run", "local", "--", "true")
+	hosts[0].mustCode(0, "gate", "pause", "j", "--fleet", "--reason", "quota")
+	hosts[0].mustCode(0, "gate", "open", "--fleet")
+	if r := hosts[1].mustCode(75, "run", "--fleet", "j", "--", "true"); !strings.Contains(r.stderr, "job-paused: fleet: quota") {
+		t.Fatalf("fleet pause: %s", r.stderr)
+	}
+	hosts[0].mustCode(0, "gate", "resume", "j", "--fleet")
+	hosts[1].mustCode(0, "run", "--fleet", "j", "--", "true")
+	// The tick role cannot change the fleet gate.
+	if r := hosts[0].run("--fleet-admin-dsn-file", hosts[0].dir+"/fleet-tick.dsn", "gate", "close", "--fleet", "--reason", "x"); r.code != 78 || !strings.Contains(r.stderr, "permission denied") {
+		t.Fatalf("close with the tick role: %d %s", r.code, r.stderr)
+	}
+}
+
+// The engine unreachable: a tick never hangs; the job's gate_fail policy
+// decides, and a fleet-scoped lock group never runs without its lock.
+func TestFleetUnreachable(t *testing.T) {
+	h := fleetEnvs(t, 1)[0]
+	if err := os.WriteFile(h.dir+"/fleet-tick.dsn", []byte("postgresql://tickgate_tick:pw@127.0.0.1:1/tickgate?sslmode=disable"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ran := h.dir + "/ran"
+	cases := []struct {
+		flags []string
+		code  int
+		ran   bool
+		want  string
+	}{
+		{[]string{"--fleet"}, 78, false, `reason="fleet gate unreachable: connecting to the fleet database 127.0.0.1:1/tickgate as tickgate_tick`},
+		{[]string{"--fleet", "--gate-fail", "open"}, 0, true, "warning: job=j: fleet gate unreachable"},
+		{[]string{"--lock-scope", "fleet", "--gate-fail", "open"}, 78, false, "fleet lock unavailable"},
+	}
+	for _, c := range cases {
+		os.Remove(ran)
+		start := time.Now()
+		r := h.mustCode(c.code, append(append([]string{"run", "--fleet-timeout", "1s"}, c.flags...), "j", "--", "touch", ran)...)
+		if fileExists(ran) != c.ran || !strings.Contains(r.stderr, c.want) || strings.Contains(r.stderr, ":pw@") {
+			t.Fatalf("%v: ran=%v\n%s", c.flags, fileExists(ran), r.stderr)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Fatalf("%v took %s", c.flags, took)
+		}
+	}
+}
+
+// Two helpers on two hosts racing one fleet lock group at the same instant,
+// 200 times: never two at once; the fencing token reaches the job and state,
+// and grows.
+func TestFleetLockRaces(t *testing.T) {
+	hosts := fleetEnvs(t, 2)
+	shared := t.TempDir()
+	mutex := filepath.Join(shared, "mutex")
+	script := `mkdir "$0" 2>/dev/null || { echo OVERLAP; exit 9; }; echo "$TICKGATE_FENCE" >>"$1"; sleep 0.01; rmdir "$0"`
+	var wins, overlaps int
+	for round := 0; round < 200; round++ {
+		cmds := make([]*exec.Cmd, len(hosts))
+		outs := make([]*strings.Builder, len(hosts))
+		for i, h := range hosts {
+			cmds[i] = h.cmd("run", "--lock-scope", "fleet", "--lock", "api", "j"+strconv.Itoa(i), "--", "sh", "-c", script, mutex, filepath.Join(shared, "fences"))
+			outs[i] = &strings.Builder{}
+			cmds[i].Stdout, cmds[i].Stderr = outs[i], outs[i]
+		}
+		for _, c := range cmds {
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, c := range cmds {
+			err := c.Wait()
+			switch code := c.ProcessState.ExitCode(); {
+			case code == 0:
+				wins++
+			case code == 75 && strings.Contains(outs[i].String(), "lock-busy: fleet lock group api"):
+			default:
+				t.Fatalf("round %d host %d: %v %s", round, i, err, outs[i])
+			}
+			if strings.Contains(outs[i].String(), "OVERLAP") {
+				overlaps++
+			}
+		}
+	}
+	data, _ := os.ReadFile(filepath.Join(shared, "fences"))
+	fences := strings.Fields(string(data))
+	t.Logf("200 races of 2 helpers: %d runs, %d overlaps", wins, overlaps)
+	if overlaps != 0 || wins < 200 || len(fences) != wins {
+		t.Fatalf("%d overlaps, %d runs, %d fences", overlaps, wins, len(fences))
+	}
+	prev := int64(0)
+	for _, f := range fences {
+		n, _ := strconv.ParseInt(f, 10, 64)
+		if n <= prev {
+			t.Fatalf("fence %d after %d: not growing", n, prev)
+		}
+		prev = n
+	}
+	if st := hosts[0].state("j0"); st.LastRun == nil || st.LastRun.Fence == 0 {
+		t.Fatalf("no fence recorded: %+v", st.LastRun)
+	}
+}
+
+// A holder whose fleet connection is terminated stops its job (SIGTERM, then
+// SIGKILL) and records why; the lock can then be taken elsewhere.
+func TestFleetLockLoss(t *testing.T) {
+	hosts := fleetEnvs(t, 2)
+	c := hosts[0].cmd("run", "--lock-scope", "fleet", "--kill-after", "1s", "victim", "--", "sleep", "60")
+	var out strings.Builder
+	c.Stderr = &out
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the victim to run", func() bool {
+		st, _ := os.ReadFile(hosts[0].stateDir + "/victim/state.json")
+		return strings.Contains(string(st), `"result": "running"`)
+	})
+	host, _ := os.Hostname()
+	start := time.Now()
+	psql(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tickgate "+host+" victim'")
+	err := c.Wait()
+	took := time.Since(start)
+	if c.ProcessState.ExitCode() != 143 || took > 10*time.Second {
+		t.Fatalf("exit %d after %s (%v): %s", c.ProcessState.ExitCode(), took, err, out.String())
+	}
+	st := hosts[0].state("victim")
+	if st.Result != "interrupted" || !strings.HasPrefix(st.Reason, "fleet lock lost: fleet lock group victim lost") {
+		t.Fatalf("state: %s / %s", st.Result, st.Reason)
+	}
+	t.Logf("loss noticed and the job stopped %s after pg_terminate_backend", took.Round(time.Millisecond))
+	hosts[1].mustCode(0, "run", "--lock-scope", "fleet", "--lock", "victim", "other", "--", "true")
+}
+
+// If tickgate itself is SIGKILLed, its fleet lock goes with its connection,
+// and the job goes with it (parent-death signal): it never runs on unlocked.
+func TestFleetHelperSIGKILL(t *testing.T) {
+	hosts := fleetEnvs(t, 2)
+	pidFile := hosts[0].dir + "/child.pid"
+	c := hosts[0].cmd("run", "--lock-scope", "fleet", "orphan", "--", "sh", "-c", `echo $$ >"$0"; exec sleep 60`, pidFile)
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the child pid", func() bool { b, _ := os.ReadFile(pidFile); return len(strings.TrimSpace(string(b))) > 0 })
+	b, _ := os.ReadFile(pidFile)
+	child, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	_ = c.Process.Signal(syscall.SIGKILL)
+	_ = c.Wait()
+	waitFor(t, "the child to die with its helper", func() bool { return syscall.Kill(child, 0) != nil })
+	hosts[1].mustCode(0, "run", "--lock-scope", "fleet", "--lock", "orphan", "next", "--", "true")
+}
+
+// superDSN is a superuser's DSN for this package's fleet database.
+var superDSN string
+
+func psql(t *testing.T, sql string) {
+	t.Helper()
+	if out, err := exec.Command("psql", "-tAc", sql, superDSN).CombinedOutput(); err != nil {
+		t.Fatalf("psql: %v: %s", err, out)
+	}
+}

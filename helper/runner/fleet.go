@@ -1,0 +1,94 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/tickgate/tickgate/helper/exitcode"
+	"github.com/tickgate/tickgate/helper/fleet"
+	"github.com/tickgate/tickgate/helper/reason"
+)
+
+// FleetConfig is a tick's part in fleet coordination (package fleet).
+type FleetConfig struct {
+	DSNFile   string        // the tick role's DSN (never on a command line)
+	Timeout   time.Duration // connecting and each query
+	LockScope bool          // the lock group is held fleet-wide too
+	Host      string        // this host's name, for holders and messages
+}
+
+// WatchInterval is how often a held fleet lock is confirmed while the
+// command runs; with the query timeout, a loss is noticed within ~5 s.
+var WatchInterval = 2 * time.Second
+
+// fleetAdmit applies the fleet gate, connecting first if need be. A skip is
+// recorded and returned with stop=true.
+func (r *runner) fleetAdmit() (Outcome, bool, error) {
+	fc := r.c.Fleet
+	if r.fleet == nil {
+		if r.fleetSkipped {
+			return Outcome{}, false, nil // unusable under --gate-fail open: host rules only
+		}
+		dsn, err := fleet.ReadDSN(fc.DSNFile, r.c.Owners)
+		if err == nil {
+			r.fleet, err = fleet.Connect(context.Background(), fleet.Options{DSN: dsn, Timeout: fc.Timeout,
+				AppName: fmt.Sprintf("tickgate %s %s", fc.Host, r.c.Job)})
+		}
+		if err != nil {
+			return r.fleetUnusable(err)
+		}
+	}
+	g, err := r.fleet.Gate(context.Background())
+	if err != nil {
+		return r.fleetUnusable(err)
+	}
+	if d := g.Evaluate(r.c.Job, time.Now(), r.c.ExpectedRuntime); !d.Allowed {
+		// "gate-closed: fleet: deploy 42": the same prefixes, saying which gate.
+		prefix, detail, _ := strings.Cut(d.Reason, ": ")
+		out, err := r.skip(exitcode.Skipped, reason.F(prefix, "fleet: %s", detail))
+		return out, true, err
+	}
+	return Outcome{}, false, nil
+}
+
+// fleetUnusable applies the job's policy to a fleet database it cannot use:
+// --gate-fail closed (or a fleet-scoped lock group) does not run (78).
+func (r *runner) fleetUnusable(err error) (Outcome, bool, error) {
+	if r.fleet != nil {
+		r.fleet.Close()
+		r.fleet = nil
+	}
+	if r.c.Fleet.LockScope {
+		out, err := r.skip(exitcode.GateBad, reason.F(reason.FleetLockUnavailable, "%v (a fleet-scoped lock group never runs without its fleet lock)", err))
+		return out, true, err
+	}
+	if r.c.GateFailOpen {
+		r.rep.Warn("job=%s: %s; running anyway (--gate-fail open)", r.c.Job, reason.F(reason.FleetGateUnreachable, "%v", err))
+		r.fleetSkipped = true
+		return Outcome{}, false, nil
+	}
+	out, err := r.skip(exitcode.GateBad, reason.F(reason.FleetGateUnreachable, "%v", err))
+	return out, true, err
+}
+
+// fleetLock takes the lock group fleet-wide, retrying up to --lock-wait; a
+// signal during the wait ends it and is returned.
+func (r *runner) fleetLock() (*fleet.Held, os.Signal, error) {
+	deadline := time.Now().Add(r.c.LockWait)
+	holder := fleet.Holder{Host: r.c.Fleet.Host, Job: r.c.Job, PID: os.Getpid()}
+	for {
+		h, err := r.fleet.TryLock(context.Background(), r.c.Lock, holder)
+		if err == nil || !errors.Is(err, fleet.ErrBusy) || !time.Now().Before(deadline) {
+			return h, nil, err
+		}
+		select {
+		case s := <-r.sigCh:
+			return nil, s, nil
+		case <-time.After(min(200*time.Millisecond, time.Until(deadline))):
+		}
+	}
+}
