@@ -102,9 +102,10 @@ lint: venv
 	$(VENV_BIN)/yamllint --strict .
 	$(VENV_BIN)/ansible-lint
 
+# The fleet scenario's hosts reach scripts/pgtest's server on 127.0.0.1.
 molecule: venv build
 	scripts/testhost rootfs
-	$(VENV_BIN)/molecule test --all
+	scripts/pgtest run -- $(VENV_BIN)/molecule test --all
 
 # --- benchmarks ---------------------------------------------------------------
 .PHONY: bench

@@ -22,7 +22,7 @@ import (
 const DrainPoll = 50 * time.Millisecond
 
 func opsCommands(e *env) []*ucli.Command {
-	return []*ucli.Command{gateCommand(e), drainCommand(e), statusCommand(e), clearCommand(e), haltCommand(e)}
+	return []*ucli.Command{gateCommand(e), drainCommand(e), statusCommand(e), clearCommand(e), haltCommand(e), fleetCommand(e)}
 }
 
 func drainCommand(e *env) *ucli.Command {

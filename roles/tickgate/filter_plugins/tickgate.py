@@ -195,7 +195,7 @@ def _contract(job, mode):
     return out
 
 
-def tickgate_job_errors(jobs, defaults=None, supervisor=None):
+def tickgate_job_errors(jobs, defaults=None, supervisor=None, fleet=False):
     """Every problem in a tickgate_jobs list, each naming the job and field.
     defaults are tickgate_job_defaults (a job's mode may come from them);
     supervisor is the account that owns tickgate's files (no job may run as
@@ -288,6 +288,11 @@ def tickgate_job_errors(jobs, defaults=None, supervisor=None):
         rwp = job.get("read_write_paths")
         if rwp is not None and (not isinstance(rwp, list) or not all(isinstance(p, str) and p.startswith("/") for p in rwp)):
             err("read_write_paths", "must be a list of absolute paths: %r" % (rwp,))
+        scope = job.get("lock_scope", "host")
+        if scope not in ("host", "fleet"):
+            err("lock_scope", "must be host or fleet (got %r)" % (scope,))
+        elif scope == "fleet" and not fleet:
+            err("lock_scope", "fleet needs tickgate_fleet_dsn (fleet coordination) on this host")
         if supervisor and supervisor in (job.get("user"), job.get("group")):
             field = "user" if job.get("user") == supervisor else "group"
             err(
@@ -376,6 +381,9 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
                 argv += ["--group", j["group"]]
         if j.get("working_directory"):
             argv += ["--workdir", j["working_directory"]]
+        if settings.get("fleet"):
+            # With fleet coordination every job obeys the fleet gate too.
+            argv += ["--lock-scope", "fleet"] if j.get("lock_scope") == "fleet" else ["--fleet"]
         j["argv"] = argv + [j["name"], "--"] + list(j["command"])
         env = [
             ["TICKGATE_STATE_ROOT", settings["state_dir"]],
@@ -386,6 +394,11 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
         ]
         if settings.get("metrics_dir"):
             env.append(["TICKGATE_METRICS_DIR", settings["metrics_dir"]])
+        if settings.get("fleet"):
+            env += [
+                ["TICKGATE_FLEET_DSN_FILE", settings["fleet_dsn_file"]],
+                ["TICKGATE_FLEET_TIMEOUT", tickgate_span(settings["fleet_timeout"])],
+            ]
         env += [[k, "" if v is None else str(v)] for k, v in sorted((j.get("environment") or {}).items())]
         j["env"] = env
         j["state_path"] = "%s/%s" % (settings["state_dir"].rstrip("/"), j["name"])

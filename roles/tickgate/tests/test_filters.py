@@ -113,6 +113,14 @@ class JobErrors(unittest.TestCase):
         self.assertIn("read_write_paths", t._KNOWN)
         self.assertIn("gate_fail", t._KNOWN)
 
+    def test_fleet_lock_scope_needs_fleet(self):
+        job = {"name": "j", "command": ["/x"], "schedule": "hourly", "lock_scope": "fleet"}
+        self.assertEqual(
+            t.tickgate_job_errors([job]), ["job j: lock_scope: fleet needs tickgate_fleet_dsn (fleet coordination) on this host"]
+        )
+        self.assertEqual(t.tickgate_job_errors([job], {}, None, True), [])
+        self.assertEqual(len(t.tickgate_job_errors([dict(job, lock_scope="planet")], {}, None, True)), 1)
+
     def test_supervisor_account_is_not_a_job_user(self):
         errs = t.tickgate_job_errors([{"name": "j", "command": ["/x"], "schedule": "hourly", "user": "tickgate"}], {}, "tickgate")
         self.assertEqual(len(errs), 1)
@@ -196,6 +204,21 @@ class Normalize(unittest.TestCase):
         self.assertEqual(j["argv"][i : i + 6], ["--user", "svc", "--group", "svcg", "--workdir", "/srv/x"])
         self.assertEqual(j["argv"][-4:], ["backfill", "--", "/opt/b", "--x"])
         self.assertFalse(self.norm(user="root")["nonroot"])
+
+    def test_fleet_jobs_obey_the_fleet_gate_and_scope_their_lock(self):
+        settings = dict(self.settings, fleet=True, fleet_dsn_file="/etc/tickgate/fleet-tick.dsn", fleet_timeout="3s")
+        plain, scoped = t.tickgate_normalize_jobs(
+            [
+                {"name": "a", "command": ["/x"], "schedule": "hourly"},
+                {"name": "b", "command": ["/x"], "schedule": "hourly", "lock_scope": "fleet"},
+            ],
+            self.defaults,
+            settings,
+        )
+        self.assertIn("--fleet", plain["argv"])
+        self.assertEqual(scoped["argv"][scoped["argv"].index("--lock-scope") + 1], "fleet")
+        self.assertIn(["TICKGATE_FLEET_DSN_FILE", "/etc/tickgate/fleet-tick.dsn"], plain["env"])
+        self.assertNotIn("--fleet", self.norm()["argv"])
 
     def test_job_codes_override_the_mode(self):
         j = self.norm(mode="drain", halt_after=0, ok_codes=[3, 5])
