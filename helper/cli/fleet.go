@@ -1,13 +1,20 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
+	"sort"
 	"strings"
+	"text/tabwriter"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/fleet"
+	"github.com/tickgate/tickgate/helper/state"
+	"github.com/tickgate/tickgate/helper/status"
 )
 
 func fleetCommand(e *env) *ucli.Command {
@@ -52,4 +59,136 @@ Example: tickgate fleet migrate --tick-role tickgate_tick`,
 			},
 		}},
 	}
+}
+
+// fleetStatus is `status --fleet --json`.
+type fleetStatus struct {
+	Schema      int                `json:"schema"`
+	GeneratedAt time.Time          `json:"generated_at"`
+	Gate        status.GateView    `json:"gate"`
+	Hosts       []fleetHost        `json:"hosts"`
+	Jobs        []fleetJob         `json:"jobs"`
+	Locks       []fleet.LockHolder `json:"locks"`
+}
+
+type fleetHost struct {
+	Host     string    `json:"host"`
+	LastSeen time.Time `json:"last_seen"` // its latest published tick
+	Jobs     int       `json:"jobs"`
+}
+
+type fleetJob struct {
+	Host                string     `json:"host"`
+	Job                 string     `json:"job"`
+	Lock                string     `json:"lock"`
+	Result              string     `json:"result"`
+	Reason              string     `json:"reason"`
+	ExitCode            *int       `json:"exit_code"`
+	LastRun             *time.Time `json:"last_run"`
+	LastSuccessAt       *time.Time `json:"last_success_at"`
+	ConsecutiveFailures int        `json:"consecutive_failures"`
+	Running             bool       `json:"running"`
+	PID                 int        `json:"pid"`
+	Done                bool       `json:"done"`
+	Halted              bool       `json:"halted"`
+	Fence               int64      `json:"fence,omitempty"`
+	UpdatedAt           time.Time  `json:"updated_at"`
+}
+
+func collectFleet(c *ucli.Context) (*fleetStatus, error) {
+	g := getGlobals(c)
+	now := time.Now().UTC()
+	fc, err := fleetClient(c, g.FleetDSNFile)
+	if err != nil {
+		return nil, err
+	}
+	defer fc.Close()
+	fs := &fleetStatus{Schema: status.Schema, GeneratedAt: now, Hosts: []fleetHost{}, Jobs: []fleetJob{}}
+	fs.Gate = fleetGateView(c, g.FleetDSNFile, now)
+	recs, err := fc.Records(c.Context)
+	if err != nil {
+		return nil, exitcode.New(exitcode.Failure, "status --fleet: %v", err)
+	}
+	if fs.Locks, err = fc.Holders(c.Context); err != nil {
+		return nil, exitcode.New(exitcode.Failure, "status --fleet: %v", err)
+	}
+	if fs.Locks == nil {
+		fs.Locks = []fleet.LockHolder{}
+	}
+	hosts := map[string]*fleetHost{}
+	for _, r := range recs {
+		var p struct {
+			state.State
+			Running bool `json:"running"`
+			Done    bool `json:"done"`
+			Halted  bool `json:"halted"`
+		}
+		if err := json.Unmarshal(r.Record, &p); err != nil {
+			return nil, exitcode.New(exitcode.Failure, "status --fleet: host %s job %s: %v", r.Host, r.Job, err)
+		}
+		j := fleetJob{Host: r.Host, Job: r.Job, Lock: p.Lock, Result: p.Result, Reason: p.Reason, ExitCode: p.ExitCode,
+			LastSuccessAt: p.LastSuccessAt, ConsecutiveFailures: p.ConsecutiveFailures, Running: p.Running, PID: p.PID,
+			Done: p.Done, Halted: p.Halted, UpdatedAt: r.UpdatedAt}
+		if p.LastRun != nil {
+			j.LastRun, j.Fence = p.LastRun.StartedAt, p.LastRun.Fence
+		}
+		fs.Jobs = append(fs.Jobs, j)
+		h := hosts[r.Host]
+		if h == nil {
+			h = &fleetHost{Host: r.Host}
+			hosts[r.Host] = h
+		}
+		h.Jobs++
+		if r.UpdatedAt.After(h.LastSeen) {
+			h.LastSeen = r.UpdatedAt
+		}
+	}
+	for _, h := range hosts {
+		fs.Hosts = append(fs.Hosts, *h)
+	}
+	sort.Slice(fs.Hosts, func(a, b int) bool { return fs.Hosts[a].Host < fs.Hosts[b].Host })
+	return fs, nil
+}
+
+func printFleetStatus(w io.Writer, fs *fleetStatus) {
+	now := fs.GeneratedAt
+	fmt.Fprint(w, "fleet ")
+	printGate(w, fs.Gate, now)
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tLAST SEEN\tJOBS")
+	for _, h := range fs.Hosts {
+		fmt.Fprintf(tw, "%s\t%s\t%d\n", h.Host, short(&h.LastSeen, now), h.Jobs)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tJOB\tLAST RUN\tRESULT\tLAST SUCCESS\tFAILS\tMARKER\tRUNNING\tLOCK\tREASON")
+	for _, j := range fs.Jobs {
+		marker := "-"
+		switch {
+		case j.Halted:
+			marker = "halted"
+		case j.Done:
+			marker = "done"
+		}
+		running := "-"
+		if j.Running {
+			running = fmt.Sprintf("pid %d", j.PID)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", j.Host, j.Job, short(j.LastRun, now), orDash(j.Result),
+			short(j.LastSuccessAt, now), j.ConsecutiveFailures, marker, running, j.Lock, clip(orDash(j.Reason), 60))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	if len(fs.Locks) == 0 {
+		fmt.Fprintln(w, "fleet locks: none held")
+		return
+	}
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "FLEET LOCK\tHOST\tJOB\tPID\tSINCE\tFENCE")
+	for _, l := range fs.Locks {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\n", l.Group, l.Host, l.Job, l.PID, short(l.Since, now), l.Fence)
+	}
+	tw.Flush()
 }

@@ -114,7 +114,7 @@ func statusCommand(e *env) *ucli.Command {
 	return &ucli.Command{
 		Name:      "status",
 		Usage:     "one view of the gate, every job's timer, last result, markers and running pid",
-		UsageText: "tickgate status [--json] [--no-systemd] [JOB...]",
+		UsageText: "tickgate status [--json] [--no-systemd] [JOB...] | --fleet [--json]",
 		Description: `Jobs are those with a state directory and those with a tickgate-JOB.timer
 unit (read from systemd over D-Bus when reachable; without systemd the timer
 columns are empty). --json prints the stable schema documented in README.md.
@@ -122,8 +122,23 @@ Example: tickgate status --json | jq '.jobs[] | select(.halted != null) | .job'`
 		Flags: []ucli.Flag{
 			&ucli.BoolFlag{Name: "json", Usage: "print JSON (schema 1)"},
 			&ucli.BoolFlag{Name: "no-systemd", Usage: "do not ask systemd for timers"},
+			&ucli.BoolFlag{Name: "fleet", Usage: "every host's jobs, the fleet gate and the fleet lock holders, from the fleet database"},
 		},
 		Action: func(c *ucli.Context) error {
+			if c.Bool("fleet") {
+				if err := noArgs(c); err != nil {
+					return err
+				}
+				fs, err := collectFleet(c)
+				if err != nil {
+					return err
+				}
+				if c.Bool("json") {
+					return printJSON(e.stdout, fs)
+				}
+				printFleetStatus(e.stdout, fs)
+				return nil
+			}
 			jobs := c.Args().Slice()
 			for _, j := range jobs {
 				if err := checkJobName(j); err != nil {

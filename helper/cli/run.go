@@ -155,7 +155,9 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 	}
 	if cfg.Fleet != nil {
 		cfg.Fleet.DSNFile = g.FleetDSNFile
-		cfg.Fleet.Host, _ = os.Hostname()
+		if cfg.Fleet.Host = c.String("fleet-host"); cfg.Fleet.Host == "" {
+			cfg.Fleet.Host, _ = os.Hostname()
+		}
 		if cfg.Fleet.Timeout, err = durationFlag(c, "fleet-timeout"); err != nil {
 			return cfg, fmt.Errorf("job %s: %v", job, err)
 		}

@@ -6,6 +6,8 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,6 +37,7 @@ func fleetEnvs(t *testing.T, n int) []*env {
 				t.Fatal(err)
 			}
 		}
+		e.extraEnv = append(e.extraEnv, "TICKGATE_FLEET_HOST="+fmt.Sprintf("host%d", i))
 		envs = append(envs, e)
 	}
 	t.Cleanup(func() { // leave the fleet gate open for the next test
@@ -176,9 +179,8 @@ func TestFleetLockLoss(t *testing.T) {
 		st, _ := os.ReadFile(hosts[0].stateDir + "/victim/state.json")
 		return strings.Contains(string(st), `"result": "running"`)
 	})
-	host, _ := os.Hostname()
 	start := time.Now()
-	psql(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tickgate "+host+" victim'")
+	psql(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tickgate host0 victim'")
 	err := c.Wait()
 	took := time.Since(start)
 	if c.ProcessState.ExitCode() != 143 || took > 10*time.Second {
@@ -217,5 +219,70 @@ func psql(t *testing.T, sql string) {
 	t.Helper()
 	if out, err := exec.Command("psql", "-tAc", sql, superDSN).CombinedOutput(); err != nil {
 		t.Fatalf("psql: %v: %s", err, out)
+	}
+}
+
+// Fleet status: one view of every host's jobs from the records each tick
+// publishes, the fleet gate, and every fleet lock held now.
+func TestFleetStatus(t *testing.T) {
+	hosts := fleetEnvs(t, 2)
+	hosts[0].mustCode(0, "run", "--fleet", "stat-a", "--", "true")
+	hosts[0].mustCode(1, "run", "--fleet", "stat-b", "--", "false")
+	long := hosts[1].cmd("run", "--lock-scope", "fleet", "stat-long", "--", "sleep", "3")
+	if err := long.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer long.Wait()
+	var fs struct {
+		Gate  struct{ State string }
+		Hosts []struct {
+			Host     string
+			LastSeen time.Time `json:"last_seen"`
+			Jobs     int
+		}
+		Jobs []struct {
+			Host, Job, Result string
+			Running           bool
+			Fence             int64
+		}
+		Locks []struct {
+			Lock, Host, Job string
+			Fence           int64
+		}
+	}
+	waitFor(t, "the long job's published running record", func() bool {
+		r := hosts[0].run("status", "--fleet", "--json")
+		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &fs) != nil {
+			return false
+		}
+		for _, j := range fs.Jobs {
+			if j.Host == "host1" && j.Job == "stat-long" && j.Running {
+				return true
+			}
+		}
+		return false
+	})
+	got := map[string]string{}
+	for _, j := range fs.Jobs {
+		got[j.Host+"/"+j.Job] = j.Result
+	}
+	if got["host0/stat-a"] != "success" || got["host0/stat-b"] != "failed" || got["host1/stat-long"] != "running" {
+		t.Fatalf("jobs: %v", got)
+	}
+	if fs.Gate.State != "open" || len(fs.Hosts) < 2 || fs.Hosts[0].Host != "host0" || fs.Hosts[0].LastSeen.IsZero() {
+		t.Fatalf("gate %q, hosts %+v", fs.Gate.State, fs.Hosts)
+	}
+	found := false
+	for _, l := range fs.Locks {
+		found = found || (l.Lock == "stat-long" && l.Host == "host1" && l.Job == "stat-long" && l.Fence > 0)
+	}
+	if !found {
+		t.Fatalf("lock holders: %+v", fs.Locks)
+	}
+	text := hosts[1].mustCode(0, "status", "--fleet")
+	for _, want := range []string{"fleet gate: open", "host0", "stat-b", "failed", "FLEET LOCK"} {
+		if !strings.Contains(text.stdout, want) {
+			t.Fatalf("status --fleet lacks %q:\n%s", want, text.stdout)
+		}
 	}
 }

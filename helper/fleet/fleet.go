@@ -19,6 +19,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -31,7 +32,7 @@ import (
 )
 
 // SchemaVersion is the newest schema this helper understands.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // DefaultTimeout bounds connecting and each query.
 const DefaultTimeout = 3 * time.Second
@@ -53,8 +54,11 @@ func (o Options) timeout() time.Duration {
 	return DefaultTimeout
 }
 
-// Client is one connection to the fleet database.
+// Client is one connection to the fleet database. A pgx connection is not
+// safe for concurrent use, and a tick uses it from several goroutines (the
+// lock watch, the running record, the outcome): mu serialises every use.
 type Client struct {
+	mu      sync.Mutex
 	conn    *pgx.Conn
 	timeout time.Duration
 }
@@ -128,13 +132,19 @@ func explain(err error) error {
 
 // Close closes the connection (a held lock is released by the server).
 func (c *Client) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	_ = c.conn.Close(ctx)
 }
 
+// query takes the connection for one bounded use; call the returned func
+// when done.
 func (c *Client) query(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, c.timeout)
+	c.mu.Lock()
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	return ctx, func() { cancel(); c.mu.Unlock() }
 }
 
 func (c *Client) checkSchema(ctx context.Context) error {
@@ -274,12 +284,15 @@ func (h *Held) StillHeld(ctx context.Context) error {
 	return nil
 }
 
-// Watch checks every interval that the lock is still held; the channel gets
-// one error when it is not (then nothing more) and is closed when ctx ends.
-func (h *Held) Watch(ctx context.Context, interval time.Duration) <-chan error {
-	lost := make(chan error, 1)
+// Watch checks every interval that the lock is still held; the channel
+// gets one error when it is not. stop ends the watch and waits for it, so
+// the connection is free when stop returns.
+func (h *Held) Watch(interval time.Duration) (lost <-chan error, stop func()) {
+	ch := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
 	go func() {
-		defer close(lost)
+		defer close(done)
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
@@ -288,13 +301,13 @@ func (h *Held) Watch(ctx context.Context, interval time.Duration) <-chan error {
 				return
 			case <-t.C:
 				if err := h.StillHeld(ctx); err != nil && ctx.Err() == nil {
-					lost <- err
+					ch <- err
 					return
 				}
 			}
 		}
 	}()
-	return lost
+	return ch, func() { cancel(); <-done }
 }
 
 // Release gives the lock back and clears the holder (keeping the fence).
@@ -333,4 +346,97 @@ func ReadDSN(path string, owners *safefs.Owners) (string, error) {
 		return "", fmt.Errorf("fleet DSN file %s is empty", path)
 	}
 	return dsn, nil
+}
+
+// Publish records this host's latest tick of job (any JSON document) for
+// fleet status.
+func (c *Client) Publish(ctx context.Context, host, job string, record any) error {
+	doc, err := json.Marshal(record)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := c.query(ctx)
+	defer cancel()
+	_, err = c.conn.Exec(ctx, `INSERT INTO tickgate.jobs AS j (host, job, record) VALUES ($1, $2, $3::jsonb)
+		ON CONFLICT (host, job) DO UPDATE SET record = EXCLUDED.record, updated_at = now()`, host, job, string(doc))
+	if err != nil {
+		return fmt.Errorf("publishing job %s of host %s: %w", job, host, explain(err))
+	}
+	return nil
+}
+
+// Record is one host's job as fleet status shows it.
+type Record struct {
+	Host      string          `json:"host"`
+	Job       string          `json:"job"`
+	Record    json.RawMessage `json:"record"`
+	UpdatedAt time.Time       `json:"updated_at"`
+}
+
+// LockHolder is a fleet lock group someone holds now.
+type LockHolder struct {
+	Group string     `json:"lock"`
+	Host  string     `json:"host"`
+	Job   string     `json:"job"`
+	PID   int        `json:"pid"`
+	Since *time.Time `json:"since"`
+	Fence int64      `json:"fence"`
+}
+
+// Records returns every host's job records, by host and job.
+func (c *Client) Records(ctx context.Context) ([]Record, error) {
+	ctx, cancel := c.query(ctx)
+	defer cancel()
+	rows, err := c.conn.Query(ctx, "SELECT host, job, record::text, updated_at FROM tickgate.jobs ORDER BY host, job")
+	if err != nil {
+		return nil, fmt.Errorf("reading the fleet's job records: %w", explain(err))
+	}
+	var out []Record
+	for rows.Next() {
+		var r Record
+		var doc string
+		if err := rows.Scan(&r.Host, &r.Job, &doc, &r.UpdatedAt); err != nil {
+			return nil, err
+		}
+		r.Record = json.RawMessage(doc)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Holders returns the fleet lock groups held now: a row of tickgate.locks
+// whose advisory lock the server says is granted (a crashed holder's row is
+// not shown).
+func (c *Client) Holders(ctx context.Context) ([]LockHolder, error) {
+	ctx, cancel := c.query(ctx)
+	defer cancel()
+	rows, err := c.conn.Query(ctx, "SELECT lock_group, coalesce(host, ''), coalesce(job, ''), coalesce(pid, 0), since, fence FROM tickgate.locks ORDER BY lock_group")
+	if err != nil {
+		return nil, fmt.Errorf("reading the fleet locks: %w", explain(err))
+	}
+	var all []LockHolder
+	for rows.Next() {
+		var h LockHolder
+		if err := rows.Scan(&h.Group, &h.Host, &h.Job, &h.PID, &h.Since, &h.Fence); err != nil {
+			return nil, err
+		}
+		all = append(all, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var held []LockHolder
+	for _, h := range all {
+		u := uint64(Key(h.Group))
+		var granted bool
+		err := c.conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
+			AND objsubid = 1 AND classid::bigint = $1 AND objid::bigint = $2)`, int64(u>>32), int64(u&0xffffffff)).Scan(&granted)
+		if err != nil {
+			return nil, fmt.Errorf("reading the fleet locks: %w", explain(err))
+		}
+		if granted {
+			held = append(held, h)
+		}
+	}
+	return held, nil
 }

@@ -178,7 +178,8 @@ func TestLockLossTerminateBackend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lost := h.Watch(context.Background(), 100*time.Millisecond)
+	lost, stop := h.Watch(100 * time.Millisecond)
+	defer stop()
 	start := time.Now()
 	exec1(t, d.super, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tickgate-loss-a'")
 	select {
@@ -238,5 +239,39 @@ func TestUnreachable(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "127.0.0.1:1/tickgate as tickgate_tick") {
 		t.Fatalf("the error does not say where: %v", err)
+	}
+}
+
+// With one login role per host (members of the tick role), a host cannot
+// change another host's job records.
+func TestRecordsBelongToTheirRole(t *testing.T) {
+	d := needPG(t)
+	exec1(t, d.super, `DO $$ BEGIN
+		IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tickgate_tick_hostb') THEN
+			CREATE ROLE tickgate_tick_hostb LOGIN PASSWORD 'pw-b' IN ROLE tickgate_tick;
+		END IF; END $$`)
+	exec1(t, d.super, "GRANT CONNECT ON DATABASE tickgate_fleetpkg TO tickgate_tick_hostb")
+	a := connect(t, d.tick, "host-a")
+	if err := a.Publish(context.Background(), "host-a", "j", map[string]string{"result": "success"}); err != nil {
+		t.Fatal(err)
+	}
+	b := connect(t, "postgresql://tickgate_tick_hostb:pw-b@"+strings.SplitN(d.tick, "@", 2)[1], "host-b")
+	if err := b.Publish(context.Background(), "host-a", "j", map[string]string{"result": "forged"}); err == nil {
+		t.Fatal("host b overwrote host a's record")
+	}
+	if _, err := b.conn.Exec(context.Background(), "UPDATE tickgate.jobs SET record = '{}' WHERE host = 'host-a'"); err != nil {
+		t.Fatal(err) // RLS: the row is simply not b's to update
+	}
+	recs, err := b.Records(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.Host == "host-a" && !strings.Contains(string(r.Record), "success") {
+			t.Fatalf("host a's record changed: %s", r.Record)
+		}
+	}
+	if err := b.Publish(context.Background(), "host-b", "j", map[string]string{"result": "own"}); err != nil {
+		t.Fatal(err)
 	}
 }

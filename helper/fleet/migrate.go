@@ -32,6 +32,21 @@ var migrations = []string{
 	END $$;
 	CREATE TRIGGER fence_only_grows BEFORE UPDATE OF fence ON tickgate.locks
 		FOR EACH ROW EXECUTE FUNCTION tickgate.fence_only_grows();`,
+	// 2: every host's job records, for fleet status. A row belongs to the
+	// login role that wrote it: with one login role per host (members of the
+	// tick role) a host can change only its own rows.
+	`CREATE TABLE tickgate.jobs (
+		host text NOT NULL,
+		job text NOT NULL,
+		record jsonb NOT NULL,
+		updated_at timestamptz NOT NULL DEFAULT now(),
+		owner name NOT NULL DEFAULT current_user,
+		PRIMARY KEY (host, job)
+	);
+	ALTER TABLE tickgate.jobs ENABLE ROW LEVEL SECURITY;
+	CREATE POLICY read_all ON tickgate.jobs FOR SELECT USING (true);
+	CREATE POLICY write_own ON tickgate.jobs FOR INSERT WITH CHECK (owner = current_user);
+	CREATE POLICY change_own ON tickgate.jobs FOR UPDATE USING (owner = current_user) WITH CHECK (owner = current_user);`,
 }
 
 // grants are applied after every migration run: what the tick role may do.
@@ -40,7 +55,8 @@ var migrations = []string{
 const grants = `GRANT USAGE ON SCHEMA tickgate TO %[1]s;
 	GRANT SELECT ON tickgate.meta, tickgate.gate TO %[1]s;
 	GRANT SELECT, INSERT ON tickgate.locks TO %[1]s;
-	GRANT UPDATE (fence, host, job, pid, since) ON tickgate.locks TO %[1]s;`
+	GRANT UPDATE (fence, host, job, pid, since) ON tickgate.locks TO %[1]s;
+	GRANT SELECT, INSERT, UPDATE (record, updated_at) ON tickgate.jobs TO %[1]s;`
 
 // migrateLock serialises concurrent deploys' migrations.
 const migrateLock = 0x7469636b67617465 // "tickgate"

@@ -25,7 +25,8 @@ func TestLockLossServerRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lost := h.Watch(context.Background(), 100*time.Millisecond)
+	lost, stop := h.Watch(100 * time.Millisecond)
+	defer stop()
 	args := strings.Fields(d.ctl)
 	if out, err := exec.Command(args[0], append(args[1:], "-m", "fast", "restart")...).CombinedOutput(); err != nil {
 		t.Fatalf("restart: %v: %s", err, out)

@@ -11,6 +11,7 @@ import (
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/fleet"
 	"github.com/tickgate/tickgate/helper/reason"
+	"github.com/tickgate/tickgate/helper/state"
 )
 
 // FleetConfig is a tick's part in fleet coordination (package fleet).
@@ -90,5 +91,40 @@ func (r *runner) fleetLock() (*fleet.Held, os.Signal, error) {
 			return nil, s, nil
 		case <-time.After(min(200*time.Millisecond, time.Until(deadline))):
 		}
+	}
+}
+
+// published is what a tick publishes for fleet status: its state record and
+// its markers.
+type published struct {
+	*state.State
+	Running bool `json:"running"`
+	Done    bool `json:"done"`
+	Halted  bool `json:"halted"`
+}
+
+// publish sends the job's record to the fleet database (connecting if this
+// tick has not yet, e.g. a skip by the host gate). It only warns: fleet
+// status is never worth failing a tick for.
+func (r *runner) publish(st *state.State) {
+	if r.c.Fleet == nil || r.fleetSkipped {
+		return
+	}
+	if r.fleet == nil {
+		dsn, err := fleet.ReadDSN(r.c.Fleet.DSNFile, r.c.Owners)
+		if err == nil {
+			r.fleet, err = fleet.Connect(context.Background(), fleet.Options{DSN: dsn, Timeout: r.c.Fleet.Timeout,
+				AppName: fmt.Sprintf("tickgate %s %s", r.c.Fleet.Host, r.c.Job)})
+		}
+		if err != nil {
+			r.fleetSkipped = true
+			r.rep.Warn("job=%s: fleet status not published: %v", r.c.Job, err)
+			return
+		}
+	}
+	rec := published{State: st, Running: st.Result == state.Running,
+		Done: r.job.HasMarker(state.MarkerDone), Halted: r.job.HasMarker(state.MarkerHalted)}
+	if err := r.fleet.Publish(context.Background(), r.c.Fleet.Host, r.c.Job, rec); err != nil {
+		r.rep.Warn("job=%s: fleet status not published: %v", r.c.Job, err)
 	}
 }

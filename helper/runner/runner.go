@@ -351,13 +351,16 @@ func (r *runner) execute(lg *lockgroup.Group) (Outcome, error) {
 	runningCtx, stopRecording := context.WithCancel(context.Background())
 	defer stopRecording()
 	go func() {
-		_, err := r.job.Update(runningCtx, func(s *state.State) {
+		st, err := r.job.Update(runningCtx, func(s *state.State) {
 			s.Lock = c.Lock
 			s.Run = state.Run{RunID: r.runID, Result: state.Running, StartedAt: &r.started}
 			s.PID, s.PIDStart = pid, proc.StartTime(pid)
 			s.HelperPID, s.HelperPIDStart = os.Getpid(), proc.StartTime(os.Getpid())
 			s.Fence = r.fence()
 		}, state.Hooks{})
+		if err == nil {
+			r.publish(st)
+		}
 		recorded <- err
 	}()
 	report.Status("running %s pid %d (lock %s)", c.Job, pid, c.Lock)
@@ -530,10 +533,13 @@ func (r *runner) record(t tick, exit, childCode int, fn func(*state.State, *tick
 			return nil
 		}
 	}
-	_, err := r.job.Update(r.untilSignal(), func(s *state.State) {
+	st, err := r.job.Update(r.untilSignal(), func(s *state.State) {
 		s.Lock = c.Lock
 		fn(s, &t)
 	}, hooks)
+	if err == nil {
+		r.publish(st)
+	}
 	// A failure must not look like success to systemd: exit 0 (an exit code
 	// that is not an ok code) and 75 (a skip, SuccessExitStatus=) become 1.
 	if (t.result == state.Failed || t.result == state.Halted) && (exit == 0 || exit == exitcode.Skipped) {

@@ -1,7 +1,6 @@
 package runner
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"syscall"
@@ -36,9 +35,9 @@ func (r *runner) supervise(cmd *exec.Cmd, pid int) ending {
 	}
 	var lost <-chan error
 	if r.held != nil {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		lost = r.held.Watch(ctx, WatchInterval)
+		var stopWatch func()
+		lost, stopWatch = r.held.Watch(WatchInterval)
+		defer stopWatch()
 	}
 	var end ending
 	stop := func(sig syscall.Signal) {
