@@ -29,17 +29,11 @@ var WatchInterval = 2 * time.Second
 // fleetAdmit applies the fleet gate, connecting first if need be. A skip is
 // recorded and returned with stop=true.
 func (r *runner) fleetAdmit() (Outcome, bool, error) {
-	fc := r.c.Fleet
 	if r.fleet == nil {
 		if r.fleetSkipped {
 			return Outcome{}, false, nil // unusable under --gate-fail open: host rules only
 		}
-		dsn, err := fleet.ReadDSN(fc.DSNFile, r.c.Owners)
-		if err == nil {
-			r.fleet, err = fleet.Connect(context.Background(), fleet.Options{DSN: dsn, Timeout: fc.Timeout,
-				AppName: fmt.Sprintf("tickgate %s %s", fc.Host, r.c.Job)})
-		}
-		if err != nil {
+		if err := r.connectFleet(); err != nil {
 			return r.fleetUnusable(err)
 		}
 	}
@@ -54,6 +48,19 @@ func (r *runner) fleetAdmit() (Outcome, bool, error) {
 		return out, true, err
 	}
 	return Outcome{}, false, nil
+}
+
+// connectFleet opens this tick's connection to the fleet database, named
+// "tickgate HOST JOB" (operators find it in pg_stat_activity by that).
+func (r *runner) connectFleet() error {
+	fc := r.c.Fleet
+	dsn, err := fleet.ReadDSN(fc.DSNFile, r.c.Owners)
+	if err != nil {
+		return err
+	}
+	r.fleet, err = fleet.Connect(context.Background(), fleet.Options{DSN: dsn, Timeout: fc.Timeout,
+		AppName: fmt.Sprintf("tickgate %s %s", fc.Host, r.c.Job)})
+	return err
 }
 
 // fleetUnusable applies the job's policy to a fleet database it cannot use:
@@ -111,12 +118,7 @@ func (r *runner) publish(st *state.State) {
 		return
 	}
 	if r.fleet == nil {
-		dsn, err := fleet.ReadDSN(r.c.Fleet.DSNFile, r.c.Owners)
-		if err == nil {
-			r.fleet, err = fleet.Connect(context.Background(), fleet.Options{DSN: dsn, Timeout: r.c.Fleet.Timeout,
-				AppName: fmt.Sprintf("tickgate %s %s", r.c.Fleet.Host, r.c.Job)})
-		}
-		if err != nil {
+		if err := r.connectFleet(); err != nil {
 			r.fleetSkipped = true
 			r.rep.Warn("job=%s: fleet status not published: %v", r.c.Job, err)
 			return
