@@ -266,15 +266,22 @@ func (c *Client) TryLock(ctx context.Context, group string, h Holder) (*Held, er
 	return &Held{c: c, Group: group, Key: key, Fence: fence}, nil
 }
 
+// grantedAdvisory selects granted session advisory locks taken with one
+// bigint key, and advisoryKey rebuilds that key from the halves pg_locks
+// shows (classid the high 32 bits, objid the low; the shift wraps like
+// Go's int64 conversion).
+const (
+	grantedAdvisory = `FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1`
+	advisoryKey     = `((classid::bigint << 32) | objid::bigint)`
+)
+
 // StillHeld asks the server whether this session still holds the lock.
 func (h *Held) StillHeld(ctx context.Context) error {
 	ctx, cancel := h.c.query(ctx)
 	defer cancel()
 	var held bool
-	u := uint64(h.Key)
-	err := h.c.conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
-		AND pid = pg_backend_pid() AND objsubid = 1 AND classid::bigint = $1 AND objid::bigint = $2)`,
-		int64(u>>32), int64(u&0xffffffff)).Scan(&held)
+	err := h.c.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 "+grantedAdvisory+" AND pid = pg_backend_pid() AND "+advisoryKey+" = $1)",
+		h.Key).Scan(&held)
 	if err != nil {
 		return fmt.Errorf("fleet lock group %s lost: %w", h.Group, explain(err))
 	}
@@ -425,16 +432,24 @@ func (c *Client) Holders(ctx context.Context) ([]LockHolder, error) {
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	keys, err := c.conn.Query(ctx, "SELECT "+advisoryKey+" "+grantedAdvisory)
+	if err != nil {
+		return nil, fmt.Errorf("reading the fleet locks: %w", explain(err))
+	}
+	granted := map[int64]bool{}
+	for keys.Next() {
+		var k int64
+		if err := keys.Scan(&k); err != nil {
+			return nil, err
+		}
+		granted[k] = true
+	}
+	if err := keys.Err(); err != nil {
+		return nil, fmt.Errorf("reading the fleet locks: %w", explain(err))
+	}
 	var held []LockHolder
 	for _, h := range all {
-		u := uint64(Key(h.Group))
-		var granted bool
-		err := c.conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted
-			AND objsubid = 1 AND classid::bigint = $1 AND objid::bigint = $2)`, int64(u>>32), int64(u&0xffffffff)).Scan(&granted)
-		if err != nil {
-			return nil, fmt.Errorf("reading the fleet locks: %w", explain(err))
-		}
-		if granted {
+		if granted[Key(h.Group)] {
 			held = append(held, h)
 		}
 	}

@@ -335,8 +335,10 @@ func (r *runner) execute(lg *lockgroup.Group) (Outcome, error) {
 	if err != nil {
 		return Outcome{}, err
 	}
-	runtime.LockOSThread() // Pdeathsig follows the thread that forked the child
-	defer runtime.UnlockOSThread()
+	if r.held != nil {
+		runtime.LockOSThread() // Pdeathsig follows the thread that forked the child
+		defer runtime.UnlockOSThread()
+	}
 	if err := cmd.Start(); err != nil {
 		code := 126
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
