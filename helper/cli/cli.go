@@ -97,6 +97,9 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *ucli.App {
 		Name:    "tickgate",
 		Usage:   "run periodic jobs under lock groups, a rollout gate and persistent markers",
 		Version: Version,
+		// Calendar expressions (--schedule) contain commas: a repeated flag
+		// is a list, a comma is not a separator.
+		DisableSliceFlagSeparator: true,
 		Description: `tickgate is the ExecStart of every tickgate-JOB.service unit and the
 operator's tool for the gate, drains and status. Global flags can also be set
 through the environment variables shown, as the units do with Environment=.`,

@@ -69,6 +69,7 @@ type fleetStatus struct {
 	Hosts       []fleetHost        `json:"hosts"`
 	Jobs        []fleetJob         `json:"jobs"`
 	Locks       []fleet.LockHolder `json:"locks"`
+	Singletons  []fleet.Slot       `json:"singletons"` // each floating singleton's latest slot
 }
 
 type fleetHost struct {
@@ -114,6 +115,12 @@ func collectFleet(c *ucli.Context) (*fleetStatus, error) {
 	}
 	if fs.Locks == nil {
 		fs.Locks = []fleet.LockHolder{}
+	}
+	if fs.Singletons, err = fc.Slots(c.Context); err != nil {
+		return nil, exitcode.New(exitcode.Failure, "status --fleet: %v", err)
+	}
+	if fs.Singletons == nil {
+		fs.Singletons = []fleet.Slot{}
 	}
 	hosts := map[string]*fleetHost{}
 	for _, r := range recs {
@@ -183,12 +190,22 @@ func printFleetStatus(w io.Writer, fs *fleetStatus) {
 	fmt.Fprintln(w)
 	if len(fs.Locks) == 0 {
 		fmt.Fprintln(w, "fleet locks: none held")
+	} else {
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "FLEET LOCK\tHOST\tJOB\tPID\tSINCE\tFENCE")
+		for _, l := range fs.Locks {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\n", l.Group, l.Host, l.Job, l.PID, short(l.Since, now), l.Fence)
+		}
+		tw.Flush()
+	}
+	if len(fs.Singletons) == 0 {
 		return
 	}
+	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "FLEET LOCK\tHOST\tJOB\tPID\tSINCE\tFENCE")
-	for _, l := range fs.Locks {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\n", l.Group, l.Host, l.Job, l.PID, short(l.Since, now), l.Fence)
+	fmt.Fprintln(tw, "FLOATING SINGLETON\tLAST SLOT ENDS\tRAN ON\tCLAIMED")
+	for _, s := range fs.Singletons {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Job, s.Slot.Format(time.RFC3339), s.Host, short(&s.ClaimedAt, now))
 	}
 	tw.Flush()
 }

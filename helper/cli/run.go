@@ -6,6 +6,7 @@ import (
 	"os/user"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -61,6 +62,8 @@ func runCommand(e *env) *ucli.Command {
 			&ucli.StringFlag{Name: "workdir", Usage: "the command's working `DIR` (entered as the job's user)"},
 			&ucli.BoolFlag{Name: "fleet", Usage: "also obey the fleet gate (the DSN in --fleet-dsn-file)"},
 			&ucli.StringFlag{Name: "lock-scope", Value: "host", Usage: "`host`, or fleet: hold the lock group fleet-wide too (implies --fleet)"},
+			&ucli.StringFlag{Name: "singleton", Usage: "`fleet`: each slot of --schedule runs on one host of the fleet only (implies --fleet)"},
+			&ucli.StringSliceFlag{Name: "schedule", Usage: "the timer's OnCalendar= `EXPR` (repeat for each); names the slots of --singleton fleet"},
 		},
 		Action: func(c *ucli.Context) error {
 			cfg, err := runConfig(c, e)
@@ -152,6 +155,28 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 	}
 	if c.Bool("fleet") && cfg.Fleet == nil {
 		cfg.Fleet = &runner.FleetConfig{}
+	}
+	schedule := c.StringSlice("schedule")
+	switch c.String("singleton") {
+	case "":
+		if len(schedule) > 0 {
+			return cfg, fmt.Errorf("job %s: --schedule names the slots of --singleton fleet; it means nothing without it", job)
+		}
+	case "fleet":
+		if len(schedule) == 0 {
+			return cfg, fmt.Errorf("job %s: --singleton fleet needs the timer's schedule (--schedule EXPR, once per OnCalendar=)", job)
+		}
+		for _, s := range schedule {
+			if strings.TrimSpace(s) == "" {
+				return cfg, fmt.Errorf("job %s: --schedule: empty calendar expression", job)
+			}
+		}
+		if cfg.Fleet == nil {
+			cfg.Fleet = &runner.FleetConfig{}
+		}
+		cfg.Fleet.Schedule = schedule
+	default:
+		return cfg, fmt.Errorf("job %s: --singleton: %q is not fleet (a host-pinned singleton needs no flag: the deploy arms it on one host)", job, c.String("singleton"))
 	}
 	if cfg.Fleet != nil {
 		cfg.Fleet.DSNFile = g.FleetDSNFile

@@ -286,3 +286,96 @@ func TestFleetStatus(t *testing.T) {
 		}
 	}
 }
+
+// A floating singleton through the binary: helpers of two hosts started at
+// the same instant for the same slot, 50 times over (a new job each time):
+// exactly one runs, the other skips naming where the slot ran. The slot
+// reaches the job and the state; without the fleet it never runs.
+func TestFleetSingletonSlots(t *testing.T) {
+	hosts := fleetEnvs(t, 2)
+	out := t.TempDir()
+	// One elapse far in the future: every tick of this test serves the same
+	// slot, named 2099-01-01T00:00:00Z (systemd-analyze computes it).
+	sched := []string{"--singleton", "fleet", "--schedule", "2099-01-01 00:00:00 UTC", "--schedule", "Mon,Fri 2100-*-* 09:00 UTC"}
+	runs := 0
+	for round := range 50 {
+		job := fmt.Sprintf("float%d", round)
+		cmds := make([]*exec.Cmd, len(hosts))
+		outs := make([]*strings.Builder, len(hosts))
+		for i, h := range hosts {
+			args := append(append([]string{"run"}, sched...), job, "--", "sh", "-c", `echo "$TICKGATE_FLEET_SLOT $0" >>"$1"`, h.dir, filepath.Join(out, job))
+			cmds[i] = h.cmd(args...)
+			outs[i] = &strings.Builder{}
+			cmds[i].Stdout, cmds[i].Stderr = outs[i], outs[i]
+		}
+		for _, c := range cmds {
+			if err := c.Start(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		won := 0
+		for i, c := range cmds {
+			_ = c.Wait()
+			switch code := c.ProcessState.ExitCode(); {
+			case code == 0:
+				won++
+			case code == 75 && strings.Contains(outs[i].String(), "slot-taken: the slot ending 2099-01-01T00:00:00Z ran on host"):
+			default:
+				t.Fatalf("round %d host %d: exit %d\n%s", round, i, code, outs[i])
+			}
+		}
+		data, _ := os.ReadFile(filepath.Join(out, job))
+		if lines := strings.Split(strings.TrimSpace(string(data)), "\n"); won != 1 || len(lines) != 1 || !strings.HasPrefix(lines[0], "2099-01-01T00:00:00Z ") {
+			t.Fatalf("round %d: %d won, job saw %q", round, won, data)
+		}
+		runs++
+	}
+	// A later tick of the same slot skips; the state says which slot ran.
+	var ranOn *env
+	for _, h := range hosts {
+		if st := h.state("float0"); st.LastRun != nil {
+			ranOn = h
+			if st.LastRun.Slot == nil || st.LastRun.Slot.Format(time.RFC3339) != "2099-01-01T00:00:00Z" {
+				t.Fatalf("slot not recorded: %+v", st.LastRun)
+			}
+		}
+	}
+	if r := ranOn.mustCode(75, append(append([]string{"run"}, sched...), "float0", "--", "true")...); !strings.Contains(r.stderr, "slot-taken") {
+		t.Fatal(r.stderr)
+	}
+	st := hosts[0].mustCode(0, "status", "--fleet", "--json")
+	var fs struct {
+		Singletons []fleet.Slot `json:"singletons"`
+	}
+	if err := json.Unmarshal([]byte(st.stdout), &fs); err != nil || len(fs.Singletons) != runs {
+		t.Fatalf("status --fleet: %v, %d singletons\n%s", err, len(fs.Singletons), st.stdout)
+	}
+	if txt := hosts[1].mustCode(0, "status", "--fleet"); !strings.Contains(txt.stdout, "FLOATING SINGLETON") {
+		t.Fatalf("status --fleet:\n%s", txt.stdout)
+	}
+
+	// Never without its slot: the fleet unreachable (whatever --gate-fail
+	// says), a schedule systemd rejects or that never elapses again.
+	h := hosts[1]
+	good := h.dir + "/fleet-tick.dsn"
+	saved, _ := os.ReadFile(good)
+	if err := os.WriteFile(good, []byte("postgresql://tickgate_tick:pw@127.0.0.1:1/tickgate?sslmode=disable"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := h.mustCode(78, append(append([]string{"run", "--fleet-timeout", "1s", "--gate-fail", "open"}, sched...), "floatx", "--", "true")...)
+	if !strings.Contains(r.stderr, "fleet slot unavailable: connecting to the fleet database") || !strings.Contains(r.stderr, "never runs without its slot") {
+		t.Fatal(r.stderr)
+	}
+	if err := os.WriteFile(good, saved, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"2001-01-01", "someday at noon"} {
+		r := h.mustCode(78, "run", "--singleton", "fleet", "--schedule", s, "floaty", "--", "true")
+		if !strings.Contains(r.stderr, "fleet slot unavailable") {
+			t.Fatalf("%q: %s", s, r.stderr)
+		}
+	}
+	h.mustCode(64, "run", "--schedule", "daily", "floaty", "--", "true")
+	h.mustCode(64, "run", "--singleton", "fleet", "floaty", "--", "true")
+	h.mustCode(64, "run", "--singleton", "true", "--schedule", "daily", "floaty", "--", "true")
+}

@@ -32,7 +32,7 @@ import (
 )
 
 // SchemaVersion is the newest schema this helper understands.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // DefaultTimeout bounds connecting and each query.
 const DefaultTimeout = 3 * time.Second
@@ -454,4 +454,61 @@ func (c *Client) Holders(ctx context.Context) ([]LockHolder, error) {
 		}
 	}
 	return held, nil
+}
+
+// Slot is the latest claimed slot of a floating singleton.
+type Slot struct {
+	Job       string    `json:"job"`
+	Slot      time.Time `json:"slot"` // the elapse that ends the slot
+	Host      string    `json:"host"`
+	ClaimedAt time.Time `json:"claimed_at"`
+}
+
+// ErrSlotTaken means the slot (or a later one) was already claimed; the
+// returned Slot says by whom.
+var ErrSlotTaken = errors.New("slot taken")
+
+// ClaimSlot claims slot (named by the elapse that ends it) of job for host.
+// Exactly one claimant of a slot wins, whoever asks at the same moment: the
+// row moves forward only when the slot is later than the one stored. A loser
+// gets ErrSlotTaken and the slot that stands.
+func (c *Client) ClaimSlot(ctx context.Context, job string, slot time.Time, host string) (Slot, error) {
+	ctx, cancel := c.query(ctx)
+	defer cancel()
+	var s Slot
+	err := c.conn.QueryRow(ctx, `INSERT INTO tickgate.slots AS s (job, slot, host) VALUES ($1, $2, $3)
+		ON CONFLICT (job) DO UPDATE SET slot = EXCLUDED.slot, host = EXCLUDED.host, claimed_at = now()
+		WHERE s.slot < EXCLUDED.slot
+		RETURNING job, slot, host, claimed_at`, job, slot.UTC(), host).Scan(&s.Job, &s.Slot, &s.Host, &s.ClaimedAt)
+	if err == nil {
+		return s, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return Slot{}, fmt.Errorf("claiming slot %s of job %s: %w", slot.UTC().Format(time.RFC3339), job, explain(err))
+	}
+	if err := c.conn.QueryRow(ctx, "SELECT job, slot, host, claimed_at FROM tickgate.slots WHERE job = $1", job).
+		Scan(&s.Job, &s.Slot, &s.Host, &s.ClaimedAt); err != nil {
+		return Slot{}, fmt.Errorf("reading slot of job %s: %w", job, explain(err))
+	}
+	return s, ErrSlotTaken
+}
+
+// Slots returns the latest claimed slot of every floating singleton.
+func (c *Client) Slots(ctx context.Context) ([]Slot, error) {
+	ctx, cancel := c.query(ctx)
+	defer cancel()
+	rows, err := c.conn.Query(ctx, "SELECT job, slot, host, claimed_at FROM tickgate.slots ORDER BY job")
+	if err != nil {
+		return nil, fmt.Errorf("reading the floating singletons' slots: %w", explain(err))
+	}
+	var out []Slot
+	for rows.Next() {
+		var s Slot
+		if err := rows.Scan(&s.Job, &s.Slot, &s.Host, &s.ClaimedAt); err != nil {
+			return nil, err
+		}
+		s.Slot, s.ClaimedAt = s.Slot.UTC(), s.ClaimedAt.UTC()
+		out = append(out, s)
+	}
+	return out, rows.Err()
 }

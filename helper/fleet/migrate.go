@@ -47,16 +47,37 @@ var migrations = []string{
 	CREATE POLICY read_all ON tickgate.jobs FOR SELECT USING (true);
 	CREATE POLICY write_own ON tickgate.jobs FOR INSERT WITH CHECK (owner = current_user);
 	CREATE POLICY change_own ON tickgate.jobs FOR UPDATE USING (owner = current_user) WITH CHECK (owner = current_user);`,
+	// 3: floating singletons. One row per job: the latest slot claimed, and
+	// by whom. A slot is named by the elapse that ends it (the schedule's
+	// next elapse when its tick started), the same on every host whatever
+	// its clock skew or random delay; the claim only ever moves forward.
+	`CREATE TABLE tickgate.slots (
+		job text PRIMARY KEY,
+		slot timestamptz NOT NULL,
+		host text NOT NULL,
+		claimed_at timestamptz NOT NULL DEFAULT now()
+	);
+	CREATE FUNCTION tickgate.slot_only_grows() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		IF NEW.slot <= OLD.slot THEN
+			RAISE EXCEPTION 'the slot of floating singleton % may only move forward (% -> %)', OLD.job, OLD.slot, NEW.slot;
+		END IF;
+		RETURN NEW;
+	END $$;
+	CREATE TRIGGER slot_only_grows BEFORE UPDATE OF slot ON tickgate.slots
+		FOR EACH ROW EXECUTE FUNCTION tickgate.slot_only_grows();`,
 }
 
 // grants are applied after every migration run: what the tick role may do.
-// It may read the gate, and take and release lock groups; it cannot change
-// the gate, delete a lock group or lower a fencing token.
+// It may read the gate, take and release lock groups and claim singleton
+// slots; it cannot change the gate, delete a lock group, lower a fencing
+// token or move a slot back.
 const grants = `GRANT USAGE ON SCHEMA tickgate TO %[1]s;
 	GRANT SELECT ON tickgate.meta, tickgate.gate TO %[1]s;
 	GRANT SELECT, INSERT ON tickgate.locks TO %[1]s;
 	GRANT UPDATE (fence, host, job, pid, since) ON tickgate.locks TO %[1]s;
-	GRANT SELECT, INSERT, UPDATE (record, updated_at) ON tickgate.jobs TO %[1]s;`
+	GRANT SELECT, INSERT, UPDATE (record, updated_at) ON tickgate.jobs TO %[1]s;
+	GRANT SELECT, INSERT, UPDATE (slot, host, claimed_at) ON tickgate.slots TO %[1]s;`
 
 // migrateLock serialises concurrent deploys' migrations.
 const migrateLock = 0x7469636b67617465 // "tickgate"

@@ -21,6 +21,8 @@ const (
 	FleetGateUnreachable = "fleet gate unreachable" // the fleet database did not answer in time (78, or a warning)
 	FleetLockUnavailable = "fleet lock unavailable" // a fleet-scoped lock group could not be asked for (78, never run)
 	FleetLockLost        = "fleet lock lost"        // the fleet lock went while the command ran: it was stopped
+	FleetSlotUnavailable = "fleet slot unavailable" // a floating singleton could not claim its slot (78, never run)
+	SlotTaken            = "slot-taken"             // a floating singleton's slot already ran on another host (skipped)
 )
 
 // F formats "PREFIX: detail".

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tickgate/tickgate/helper/calendar"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/fleet"
 	"github.com/tickgate/tickgate/helper/reason"
@@ -20,6 +21,9 @@ type FleetConfig struct {
 	Timeout   time.Duration // connecting and each query
 	LockScope bool          // the lock group is held fleet-wide too
 	Host      string        // this host's name, for holders and messages
+	// Schedule, when set, makes the job a floating singleton: its timer's
+	// OnCalendar= expressions, which name the slots.
+	Schedule []string
 }
 
 // WatchInterval is how often a held fleet lock is confirmed while the
@@ -63,12 +67,53 @@ func (r *runner) connectFleet() error {
 	return err
 }
 
+// slotOf names the slot this tick serves: the schedule's next elapse, asked
+// of systemd as the tick starts. Every host whose timer fired for the same
+// scheduled time gets the same answer from its own clock, whatever its skew
+// or random delay (the deploy checks that the delay is well inside the
+// shortest interval).
+func (r *runner) slotOf() (Outcome, bool, error) {
+	next, err := calendar.Next(context.Background(), r.c.Fleet.Schedule)
+	if err != nil {
+		out, err := r.skip(exitcode.GateBad, reason.F(reason.FleetSlotUnavailable, "%v (a floating singleton never runs without its slot)", err))
+		return out, true, err
+	}
+	r.slot = next
+	return Outcome{}, false, nil
+}
+
+// claimSlot claims the tick's slot fleet-wide, as the last step before the
+// command starts: the slot already ran elsewhere → skip; no answer → 78.
+func (r *runner) claimSlot() (Outcome, bool, error) {
+	s, err := r.fleet.ClaimSlot(context.Background(), r.c.Job, r.slot, r.c.Fleet.Host)
+	switch {
+	case err == nil:
+		r.claimed = true
+		return Outcome{}, false, nil
+	case errors.Is(err, fleet.ErrSlotTaken):
+		what := "the slot ending " + r.slot.Format(time.RFC3339)
+		if s.Slot.After(r.slot) {
+			what = "a later slot (ending " + s.Slot.UTC().Format(time.RFC3339) + ")"
+		}
+		out, err := r.skip(exitcode.Skipped, reason.F(reason.SlotTaken, "%s ran on %s (claimed %s)",
+			what, s.Host, s.ClaimedAt.UTC().Format(time.RFC3339)))
+		return out, true, err
+	default:
+		out, err := r.skip(exitcode.GateBad, reason.F(reason.FleetSlotUnavailable, "%v (a floating singleton never runs without its slot)", err))
+		return out, true, err
+	}
+}
+
 // fleetUnusable applies the job's policy to a fleet database it cannot use:
 // --gate-fail closed (or a fleet-scoped lock group) does not run (78).
 func (r *runner) fleetUnusable(err error) (Outcome, bool, error) {
 	if r.fleet != nil {
 		r.fleet.Close()
 		r.fleet = nil
+	}
+	if len(r.c.Fleet.Schedule) > 0 {
+		out, err := r.skip(exitcode.GateBad, reason.F(reason.FleetSlotUnavailable, "%v (a floating singleton never runs without its slot)", err))
+		return out, true, err
 	}
 	if r.c.Fleet.LockScope {
 		out, err := r.skip(exitcode.GateBad, reason.F(reason.FleetLockUnavailable, "%v (a fleet-scoped lock group never runs without its fleet lock)", err))

@@ -99,6 +99,8 @@ type runner struct {
 	fleet        *fleet.Client // the fleet database, while the tick uses it
 	fleetSkipped bool          // the fleet was unusable and --gate-fail open let the tick go on
 	held         *fleet.Held   // the fleet lock, while held
+	slot         time.Time     // a floating singleton's slot (zero: not one)
+	claimed      bool          // the slot is this tick's
 }
 
 // Run performs one tick. The returned error is non-nil only when tickgate
@@ -137,6 +139,14 @@ func Run(c Config) (Outcome, error) {
 	}
 	if c.Fleet != nil {
 		if out, stop, err := r.fleetAdmit(); stop {
+			return out, err
+		}
+	}
+
+	// A floating singleton's slot is named as the tick starts, before any
+	// lock wait can make it late.
+	if c.Fleet != nil && len(c.Fleet.Schedule) > 0 {
+		if out, stop, err := r.slotOf(); stop {
 			return out, err
 		}
 	}
@@ -184,6 +194,13 @@ func Run(c Config) (Outcome, error) {
 	}
 	if sig := r.pendingSignal(); sig != nil {
 		return r.finishInterrupted(sig, false, 0)
+	}
+	// The last step before the command: the slot is claimed only by a tick
+	// that will run it.
+	if !r.slot.IsZero() {
+		if out, stop, err := r.claimSlot(); stop {
+			return out, err
+		}
 	}
 
 	// 4. Run the command.
@@ -246,7 +263,7 @@ func (r *runner) childEnv() []string {
 	drop := map[string]bool{"NOTIFY_SOCKET": true, "TICKGATE_JOB": true, "TICKGATE_LOCK": true,
 		"TICKGATE_RUN_ID": true, "TICKGATE_STATE_DIR": true, "TICKGATE_STATE_ROOT": true, "TICKGATE_GATE": true,
 		"TICKGATE_LOCK_FD": true, "TICKGATE_DATA_DIR": true, "TICKGATE_DATA_ROOT": true, "TICKGATE_GATE_FAIL": true,
-		"TICKGATE_FENCE": true, "TICKGATE_FLEET_DSN_FILE": true, "TICKGATE_FLEET_ADMIN_DSN_FILE": true}
+		"TICKGATE_FENCE": true, "TICKGATE_FLEET_SLOT": true, "TICKGATE_FLEET_DSN_FILE": true, "TICKGATE_FLEET_ADMIN_DSN_FILE": true}
 	if r.c.Cred != nil {
 		for _, k := range []string{"HOME", "USER", "LOGNAME"} {
 			drop[k] = true
@@ -273,6 +290,9 @@ func (r *runner) childEnv() []string {
 	)
 	if r.held != nil {
 		env = append(env, fmt.Sprintf("TICKGATE_FENCE=%d", r.held.Fence))
+	}
+	if r.claimed {
+		env = append(env, "TICKGATE_FLEET_SLOT="+r.slot.Format(time.RFC3339))
 	}
 	if cr := r.c.Cred; cr != nil {
 		env = append(env, "HOME="+cr.Home, "USER="+cr.Name, "LOGNAME="+cr.Name)
@@ -358,7 +378,7 @@ func (r *runner) execute(lg *lockgroup.Group) (Outcome, error) {
 			s.Run = state.Run{RunID: r.runID, Result: state.Running, StartedAt: &r.started}
 			s.PID, s.PIDStart = pid, proc.StartTime(pid)
 			s.HelperPID, s.HelperPIDStart = os.Getpid(), proc.StartTime(os.Getpid())
-			s.Fence = r.fence()
+			s.Fence, s.Slot = r.fence(), r.slotClaimed()
 		}, state.Hooks{})
 		if err == nil {
 			r.publish(st)
@@ -426,7 +446,7 @@ func (r *runner) finishRun(code int, why string, timedOut bool) (Outcome, error)
 // setRun records a run of the command as the latest tick and the last run.
 func (r *runner) setRun(s *state.State, result, reason string, now time.Time, code int) {
 	run := state.Run{RunID: r.runID, Result: result, Reason: reason, StartedAt: &r.started,
-		FinishedAt: &now, DurationSeconds: now.Sub(r.started).Seconds(), ExitCode: &code, Fence: r.fence()}
+		FinishedAt: &now, DurationSeconds: now.Sub(r.started).Seconds(), ExitCode: &code, Fence: r.fence(), Slot: r.slotClaimed()}
 	endTick(s, run)
 	s.LastRun = &run
 }
@@ -437,6 +457,15 @@ func (r *runner) fence() int64 {
 		return 0
 	}
 	return r.held.Fence
+}
+
+// slotClaimed is the floating singleton's slot this run claimed (nil: none).
+func (r *runner) slotClaimed() *time.Time {
+	if !r.claimed {
+		return nil
+	}
+	s := r.slot
+	return &s
 }
 
 // finishLost records a run stopped because its fleet lock went: like an

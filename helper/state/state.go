@@ -76,6 +76,7 @@ type Run struct {
 	DurationSeconds float64    `json:"duration_seconds"`
 	ExitCode        *int       `json:"exit_code"`
 	Fence           int64      `json:"fence,omitempty"` // the fleet lock's fencing token the run held
+	Slot            *time.Time `json:"slot,omitempty"`  // a floating singleton's slot (named by the elapse that ends it)
 }
 
 // Skip is the last tick that did not run the command.

@@ -310,9 +310,14 @@ def tickgate_job_errors(jobs, defaults=None, supervisor=None, fleet=False):
                 if c in codes and codes[c] != f:
                     err(f, "exit code %d is also in %s" % (c, codes[c]))
                 codes.setdefault(c, f)
-        for flag in ("singleton", "enabled", "persistent"):
+        for flag in ("enabled", "persistent"):
             if job.get(flag) is not None and not isinstance(job[flag], bool):
                 err(flag, "must be true or false: %r" % (job[flag],))
+        single = job.get("singleton")
+        if single is not None and not isinstance(single, bool) and single != "fleet":
+            err("singleton", "must be true, false or fleet: %r" % (single,))
+        elif single == "fleet" and not fleet:
+            err("singleton", "fleet needs tickgate_fleet_dsn (fleet coordination) on this host")
     return errors
 
 
@@ -384,6 +389,14 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
         if settings.get("fleet"):
             # With fleet coordination every job obeys the fleet gate too.
             argv += ["--lock-scope", "fleet"] if j.get("lock_scope") == "fleet" else ["--fleet"]
+            if j.get("singleton") == "fleet":
+                # The helper names each slot from the timer's own schedule.
+                argv += ["--singleton", "fleet"]
+                for s in j["schedule"]:
+                    argv += ["--schedule", s]
+                # Every host's tick of a slot must start before the next
+                # slot: the deploy checks the schedule against this.
+                j["singleton_min_gap"] = 2 * (span_seconds(j.get("randomized_delay") or 0) + span_seconds(j.get("accuracy") or 0))
         j["argv"] = argv + [j["name"], "--"] + list(j["command"])
         env = [
             ["TICKGATE_STATE_ROOT", settings["state_dir"]],
@@ -414,35 +427,60 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
     return out
 
 
+def _armed(job):
+    return isinstance(job, dict) and job.get("state", "present") == "present" and job.get("enabled", True)
+
+
 def tickgate_singleton_errors(hostvars, hosts, jobs_var="tickgate_jobs"):
-    """Each singleton job must be present and enabled on exactly one host."""
-    where = {}
+    """Each singleton job must be present and enabled on exactly one host; a
+    floating singleton (singleton: fleet) must say so on every host that arms
+    it, or a host that does not would run every slot besides."""
+    where, floating = {}, {}
     for h in hosts:
         for job in hostvars[h].get(jobs_var) or []:
-            if (
-                isinstance(job, dict)
-                and job.get("singleton")
-                and job.get("state", "present") == "present"
-                and job.get("enabled", True)
-            ):
+            if not _armed(job):
+                continue
+            if job.get("singleton") == "fleet":
+                floating.setdefault(job.get("name"), set()).add(h)
+            elif job.get("singleton"):
                 where.setdefault(job.get("name"), []).append(h)
     # A job marked singleton on one host only counts everywhere it is armed.
+    errors = []
     for h in hosts:
         for job in hostvars[h].get(jobs_var) or []:
-            if (
-                isinstance(job, dict)
-                and not job.get("singleton")
-                and job.get("name") in where
-                and job.get("state", "present") == "present"
-                and job.get("enabled", True)
-                and h not in where[job["name"]]
-            ):
-                where[job["name"]].append(h)
-    return [
+            if not _armed(job) or job.get("singleton") == "fleet":
+                continue
+            name = job.get("name")
+            if name in floating:
+                errors.append(
+                    "job %s: singleton: fleet on %s but %s on %s; every host that arms a floating singleton must say "
+                    "singleton: fleet" % (name, ", ".join(sorted(floating[name])), job.get("singleton") or "not a singleton", h)
+                )
+            elif not job.get("singleton") and name in where and h not in where[name]:
+                where[name].append(h)
+    return errors + [
         "job %s: singleton: armed on %d hosts (%s); it must be present and enabled on exactly one"
         % (name, len(hs), ", ".join(sorted(hs)))
         for name, hs in sorted(where.items())
         if len(hs) != 1
+    ]
+
+
+def tickgate_singleton_tz_errors(hostvars, hosts, result_var="__tickgate_validated"):
+    """The hosts of a floating singleton whose schedule is in local time must
+    share one time zone: a slot is named by its UTC time, so hosts in two
+    zones would each see slots of their own and both run."""
+    zones = {}
+    for h in hosts:
+        res = hostvars[h].get(result_var) or {}
+        for job in res.get("local_time_jobs") or []:
+            zones.setdefault(job, {}).setdefault(res.get("timezone"), []).append(h)
+    return [
+        "job %s: singleton: fleet with a schedule in local time, but its hosts are in %d time zones (%s); "
+        "put them in one zone or name the zone in the schedule (e.g. '*-*-* 03:00 UTC')"
+        % (job, len(z), "; ".join("%s: %s" % (tz, ", ".join(sorted(hs))) for tz, hs in sorted(z.items())))
+        for job, z in sorted(zones.items())
+        if len(z) > 1
     ]
 
 
@@ -463,4 +501,5 @@ class FilterModule(object):
             "tickgate_normalize_jobs": tickgate_normalize_jobs,
             "tickgate_span": tickgate_span,
             "tickgate_singleton_errors": tickgate_singleton_errors,
+            "tickgate_singleton_tz_errors": tickgate_singleton_tz_errors,
         }

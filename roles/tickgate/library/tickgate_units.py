@@ -49,6 +49,22 @@ options:
     type: list
     elements: dict
     default: []
+  singletons:
+    description:
+      - For validate, the floating singletons (C(singleton=fleet)), dicts with
+        job, calendars (its OnCalendar= expressions) and min_gap (seconds).
+        Over the next I(gap_iterations) elapses, two consecutive ones must be
+        more than min_gap apart (twice the timer's random delay and accuracy),
+        so that every host's tick of a slot starts before the next one. The
+        result's C(timezone) and C(local_time_jobs) let the play check that
+        the hosts of a job read its local-time schedule in one time zone.
+    type: list
+    elements: dict
+    default: []
+  gap_iterations:
+    description: For validate, how many elapses of each floating singleton's schedule are checked.
+    type: int
+    default: 50
   accounts:
     description: For validate, dicts with job, field (user or group) and name.
     type: list
@@ -90,8 +106,11 @@ moved: {description: job files moved from a state directory to the job's data di
 removed: {description: unit files pruned (or that would be), type: list, returned: always}
 armed: {description: timers enabled/started, type: list, returned: always}
 disarmed: {description: timers stopped/disabled, type: list, returned: always}
+timezone: {description: the host's time zone (/etc/localtime), type: str, returned: validate}
+local_time_jobs: {description: floating singletons whose schedule is read in the host's local time, type: list, returned: validate}
 """
 
+import datetime
 import grp
 import os
 import pwd
@@ -157,6 +176,8 @@ def validate(module, p):
                     "job %s: schedule: %r is not a valid OnCalendar expression (%s)"
                     % (s["job"], s["calendar"], msg[-1] if msg else "rejected")
                 )
+        for sg in p["singletons"]:
+            errors += check_singleton(sg, p["gap_iterations"])
         for a in p["accounts"]:
             try:
                 (pwd.getpwnam if a["field"] == "user" else grp.getgrnam)(a["name"])
@@ -165,6 +186,62 @@ def validate(module, p):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return errors
+
+
+def elapses(calendars, iterations):
+    """The next elapses (UTC datetimes, sorted) of the expressions, and
+    whether any is read in local time (names no time zone)."""
+    r = run(["systemd-analyze", "calendar", "--iterations=%d" % iterations, "--"] + list(calendars), check=False)
+    if r.returncode != 0:
+        return None, False
+    times, local = [], False
+    for line in r.stdout.splitlines():
+        key, sep, val = line.strip().partition(": ")
+        if not sep:
+            continue
+        val = val.strip()
+        if key == "Normalized form":
+            # "*-*-* 03:00:00 UTC": a zone is a last word that is not a time.
+            local = local or ":" in val.split()[-1]
+        elif key == "Next elapse" or key.startswith("Iter. #"):
+            if val != "never":
+                times.append(val)
+        elif key == "(in UTC)" and times:
+            times[-1] = val
+    out = []
+    for v in times:
+        if v.endswith(" UTC"):
+            out.append(datetime.datetime.strptime(v[: -len(" UTC")], "%a %Y-%m-%d %H:%M:%S"))
+    return sorted(set(out)), local
+
+
+def check_singleton(sg, iterations):
+    """A floating singleton's schedule must leave room for its random delay."""
+    times, _ = elapses(sg["calendars"], iterations)
+    if times is None:
+        return []  # the schedule check reports the bad expression
+    if not times:
+        return ["job %s: schedule: never elapses again; a floating singleton needs future slots" % sg["job"]]
+    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:])]
+    if gaps and min(gaps) <= sg["min_gap"]:
+        i = gaps.index(min(gaps))
+        return [
+            "job %s: singleton: fleet needs every interval of its schedule longer than twice "
+            "randomized_delay + accuracy (%gs), but %s and %s UTC are %gs apart: every host's tick of a slot "
+            "must start before the next slot" % (sg["job"], sg["min_gap"], times[i], times[i + 1], gaps[i])
+        ]
+    return []
+
+
+def host_timezone():
+    """The zone systemd's timers read local times in (/etc/localtime)."""
+    try:
+        target = os.path.realpath("/etc/localtime")
+    except OSError:
+        return "UTC"
+    if "/zoneinfo/" in target:
+        return target.split("/zoneinfo/", 1)[1]
+    return "UTC" if not os.path.exists("/etc/localtime") else target
 
 
 def current_units(unit_dir, prefix):
@@ -393,6 +470,8 @@ def main():
             unit_dir=dict(type="path", default="/etc/systemd/system"),
             prefix=dict(type="str", default="tickgate-"),
             schedules=dict(type="list", elements="dict", default=[]),
+            singletons=dict(type="list", elements="dict", default=[]),
+            gap_iterations=dict(type="int", default=50),
             accounts=dict(type="list", elements="dict", default=[]),
             ignore_missing=dict(type="list", elements="str", default=[]),
             dirs=dict(type="list", elements="dict", default=[]),
@@ -407,6 +486,8 @@ def main():
     try:
         if p["action"] == "validate":
             res["errors"] = validate(module, p)
+            res["timezone"] = host_timezone()
+            res["local_time_jobs"] = sorted(sg["job"] for sg in p["singletons"] if elapses(sg["calendars"], 1)[1])
             if res["errors"]:
                 module.fail_json(
                     msg="tickgate preflight: %d problem(s):\n%s" % (len(res["errors"]), "\n".join(res["errors"])), **res

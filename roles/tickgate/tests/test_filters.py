@@ -85,7 +85,8 @@ class JobErrors(unittest.TestCase):
             (self.ok(lock="a/b"), "job j: lock: must match"),
             (self.ok(nice=40), "job j: nice: must be a whole number from -20 to 19"),
             (self.ok(frobnicate=1), "job j: frobnicate: unknown field"),
-            (self.ok(singleton="yes"), "job j: singleton: must be true or false"),
+            (self.ok(singleton="yes"), "job j: singleton: must be true, false or fleet"),
+            (self.ok(singleton="fleet"), "job j: singleton: fleet needs tickgate_fleet_dsn"),
             (self.ok(working_directory="relative"), "job j: working_directory: must be an absolute path"),
         ]
         for job, want in cases:
@@ -120,6 +121,10 @@ class JobErrors(unittest.TestCase):
         )
         self.assertEqual(t.tickgate_job_errors([job], {}, None, True), [])
         self.assertEqual(len(t.tickgate_job_errors([dict(job, lock_scope="planet")], {}, None, True)), 1)
+
+    def test_floating_singleton_with_fleet(self):
+        job = {"name": "j", "command": ["/x"], "schedule": "hourly", "singleton": "fleet"}
+        self.assertEqual(t.tickgate_job_errors([job], {}, None, True), [])
 
     def test_supervisor_account_is_not_a_job_user(self):
         errs = t.tickgate_job_errors([{"name": "j", "command": ["/x"], "schedule": "hourly", "user": "tickgate"}], {}, "tickgate")
@@ -220,6 +225,19 @@ class Normalize(unittest.TestCase):
         self.assertIn(["TICKGATE_FLEET_DSN_FILE", "/etc/tickgate/fleet-tick.dsn"], plain["env"])
         self.assertNotIn("--fleet", self.norm()["argv"])
 
+    def test_floating_singleton_names_its_slots_from_the_timer_schedule(self):
+        settings = dict(self.settings, fleet=True, fleet_dsn_file="/etc/tickgate/fleet-tick.dsn", fleet_timeout="3s")
+        (j,) = t.tickgate_normalize_jobs(
+            [{"name": "f", "command": ["/x"], "schedule": ["Mon,Fri 09:00", "*-*-01 00:00 UTC"], "singleton": "fleet"}],
+            self.defaults,
+            settings,
+        )
+        i = j["argv"].index("--singleton")
+        self.assertEqual(
+            j["argv"][i : i + 6], ["--singleton", "fleet", "--schedule", "Mon,Fri 09:00", "--schedule", "*-*-01 00:00 UTC"]
+        )
+        self.assertNotIn("--singleton", self.norm(singleton=True)["argv"])
+
     def test_job_codes_override_the_mode(self):
         j = self.norm(mode="drain", halt_after=0, ok_codes=[3, 5])
         self.assertEqual((j["ok_codes"], j["done_codes"], j["halt_after"]), ([3, 5], [0], 0))
@@ -242,6 +260,29 @@ class Singletons(unittest.TestCase):
         self.assertEqual(t.tickgate_singleton_errors(hv, ["a", "c"]), [])
         hv["b"]["tickgate_jobs"][0]["state"] = "absent"
         self.assertEqual(t.tickgate_singleton_errors(hv, ["a", "b"]), [])
+
+    def test_floating_singleton_is_armed_everywhere_but_says_so_everywhere(self):
+        hv = {h: {"tickgate_jobs": [{"name": "f", "singleton": "fleet"}]} for h in ("a", "b", "c")}
+        self.assertEqual(t.tickgate_singleton_errors(hv, ["a", "b", "c"]), [])
+        hv["c"]["tickgate_jobs"][0]["singleton"] = False
+        errs = t.tickgate_singleton_errors(hv, ["a", "b", "c"])
+        self.assertEqual(len(errs), 1)
+        self.assertIn("job f: singleton: fleet on a, b but not a singleton on c", errs[0])
+        hv["c"]["tickgate_jobs"][0]["enabled"] = False
+        self.assertEqual(t.tickgate_singleton_errors(hv, ["a", "b", "c"]), [])
+
+    def test_floating_singleton_hosts_share_a_time_zone(self):
+        hv = {
+            "a": {"__tickgate_validated": {"timezone": "UTC", "local_time_jobs": ["f"]}},
+            "b": {"__tickgate_validated": {"timezone": "Europe/Berlin", "local_time_jobs": ["f", "g"]}},
+            "c": {"__tickgate_validated": {"timezone": "UTC", "local_time_jobs": []}},
+            "d": {},
+        }
+        errs = t.tickgate_singleton_tz_errors(hv, ["a", "b", "c", "d"])
+        self.assertEqual(len(errs), 1)
+        self.assertIn("job f: singleton: fleet with a schedule in local time, but its hosts are in 2 time zones", errs[0])
+        self.assertIn("Europe/Berlin: b; UTC: a", errs[0])
+        self.assertEqual(t.tickgate_singleton_tz_errors(hv, ["a", "c"]), [])
 
     def test_same_job_not_marked_singleton_elsewhere_counts(self):
         hv = {"a": {"tickgate_jobs": [{"name": "s", "singleton": True}]}, "b": {"tickgate_jobs": [{"name": "s"}]}}

@@ -1,0 +1,104 @@
+package calendar
+
+import (
+	"context"
+	"errors"
+	"os/exec"
+	"testing"
+	"time"
+)
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		name, out string
+		want      string
+		err       bool
+	}{
+		{name: "utc host", want: "2026-11-24T04:46:30Z", out: `  Original form: *:*:0/10
+Normalized form: *-*-* *:*:00/10
+    Next elapse: Tue 2026-11-24 04:46:30 UTC
+       From now: 5s left
+`},
+		{name: "zone host, earliest of two", want: "2026-11-24T04:46:30Z", out: `  Original form: *:*:0/10
+Normalized form: *-*-* *:*:00/10
+    Next elapse: Tue 2026-11-24 05:46:30 CET
+       (in UTC): Tue 2026-11-24 04:46:30 UTC
+       From now: 5s left
+
+  Original form: *-*-* 03:00 UTC
+Normalized form: *-*-* 03:00:00 UTC
+    Next elapse: Wed 2026-11-25 04:00:00 CET
+       (in UTC): Wed 2026-11-25 03:00:00 UTC
+       From now: 22h left
+`},
+		{name: "one never", want: "2099-01-01T00:00:00Z", out: `    Next elapse: never
+    Next elapse: Thu 2099-01-01 00:00:00 UTC
+`},
+		{name: "all never", err: true, out: "    Next elapse: never\n"},
+		{name: "zone without utc line", err: true, out: "    Next elapse: Tue 2026-11-24 05:46:30 CET\n"},
+		{name: "garbage", err: true, out: "    Next elapse: Tuesday UTC\n"},
+		{name: "empty", err: true, out: ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parse([]byte(tc.out))
+			if tc.err {
+				if err == nil {
+					t.Fatalf("parse: got %v, want an error", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Format(time.RFC3339) != tc.want {
+				t.Fatalf("parse: got %s, want %s", got.Format(time.RFC3339), tc.want)
+			}
+		})
+	}
+}
+
+// TestNextAgainstSystemd asks the real systemd-analyze, in this host's zone
+// and in another one.
+func TestNextAgainstSystemd(t *testing.T) {
+	if _, err := exec.LookPath(Analyze); err != nil {
+		t.Fatalf("systemd-analyze is part of the test machine (systemd): %v", err)
+	}
+	for _, tz := range []string{"UTC", "Europe/Berlin", "America/New_York"} {
+		t.Run(tz, func(t *testing.T) {
+			t.Setenv("TZ", tz)
+			got, err := Next(context.Background(), []string{"2099-01-01 00:00:00 UTC", "2098-06-01 12:00:00 UTC"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := time.Date(2098, 6, 1, 12, 0, 0, 0, time.UTC); !got.Equal(want) {
+				t.Fatalf("Next = %s, want %s", got, want)
+			}
+			// A local-time expression follows the zone.
+			got, err = Next(context.Background(), []string{"2098-06-01 12:00:00"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			loc, err := time.LoadLocation(tz)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := time.Date(2098, 6, 1, 12, 0, 0, 0, loc); !got.Equal(want) {
+				t.Fatalf("local Next = %s, want %s", got, want)
+			}
+			before := time.Now()
+			got, err = Next(context.Background(), []string{"*:*:0/10"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Second()%10 != 0 || !got.After(before.Add(-time.Second)) || got.After(before.Add(11*time.Second)) {
+				t.Fatalf("*:*:0/10 next = %s (now %s)", got, before)
+			}
+		})
+	}
+	if _, err := Next(context.Background(), []string{"2001-01-01"}); !errors.Is(err, ErrNever) {
+		t.Fatalf("a past date: got %v, want ErrNever", err)
+	}
+	if _, err := Next(context.Background(), []string{"not a calendar"}); err == nil {
+		t.Fatal("a bad expression: no error")
+	}
+}

@@ -1,0 +1,52 @@
+"""Unit tests for the floating-singleton checks of roles/tickgate/library/
+tickgate_units.py, against this machine's real systemd-analyze."""
+
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "library"))
+import tickgate_units as m  # noqa: E402
+
+
+class FloatingSingletonSchedule(unittest.TestCase):
+    def test_gap_must_exceed_twice_delay_and_accuracy(self):
+        ok = {"job": "f", "calendars": ["*:0/10"], "min_gap": 2 * (60 + 60)}
+        self.assertEqual(m.check_singleton(ok, 20), [])
+        tight = dict(ok, min_gap=2 * (300 + 60))
+        errs = m.check_singleton(tight, 20)
+        self.assertEqual(len(errs), 1)
+        self.assertIn("job f: singleton: fleet needs every interval of its schedule longer than twice", errs[0])
+        self.assertIn("are 600s apart", errs[0])
+
+    def test_gaps_are_over_the_union_of_expressions(self):
+        # Each alone is daily; together 09:00 and 09:01 are a minute apart.
+        sg = {"job": "f", "calendars": ["*-*-* 09:00", "*-*-* 09:01"], "min_gap": 10}
+        self.assertEqual(m.check_singleton(sg, 10), [])
+        errs = m.check_singleton(dict(sg, min_gap=120), 10)
+        self.assertIn("are 60s apart", errs[0])
+
+    def test_never_and_invalid(self):
+        self.assertIn("never elapses again", m.check_singleton({"job": "f", "calendars": ["2001-01-01"], "min_gap": 1}, 5)[0])
+        # A bad expression is the schedule check's to report.
+        self.assertEqual(m.check_singleton({"job": "f", "calendars": ["nonsense o'clock"], "min_gap": 1}, 5), [])
+
+    def test_local_time_is_detected(self):
+        self.assertTrue(m.elapses(["*-*-* 03:00"], 1)[1])
+        self.assertFalse(m.elapses(["*-*-* 03:00 UTC"], 1)[1])
+        self.assertFalse(m.elapses(["*-*-* 03:00 Europe/Berlin"], 1)[1])
+        self.assertTrue(m.elapses(["*-*-* 03:00 UTC", "hourly"], 1)[1])
+
+    def test_zone_host(self):
+        os.environ["TZ"] = "Europe/Berlin"
+        try:
+            times, local = m.elapses(["*-*-* 03:00"], 3)
+        finally:
+            del os.environ["TZ"]
+        self.assertTrue(local)
+        self.assertEqual(len(times), 3)
+        self.assertTrue(all(t.hour in (1, 2) for t in times), times)  # 03:00 CET/CEST in UTC
+
+
+if __name__ == "__main__":
+    unittest.main()
