@@ -113,6 +113,7 @@ bench: deps build
 	set -o pipefail; scripts/pgtest run -- bash -c "$(GO) test -run '^$$' -bench 'RunVsFlock|StatusJSON200|DrainReaction|FleetTick' -benchtime 300x ./helper/e2e/ && \
 	  $(GO) test -run '^$$' -bench 'FleetLockRace200' -benchtime 1x ./helper/e2e/" | grep -E '^(Benchmark|ok|FAIL)'
 	scripts/bench-deploy
+	scripts/pgtest run -- scripts/bench-fleet-gate
 
 # --- demo ---------------------------------------------------------------------
 .PHONY: demo demo-clean
