@@ -13,6 +13,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/tickgate/tickgate/helper/admit"
+	"github.com/tickgate/tickgate/helper/backoff"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/gate"
 	"github.com/tickgate/tickgate/helper/status"
@@ -63,6 +64,10 @@ Example: tickgate gate show --json | jq .gate.paused`,
 				v.Fleet = &fv
 			}
 			v.StoppedBy = stoppedBy(v)
+			v.Backoffs = status.ActiveBackoffs(g.LockDir, g.Owners, now)
+			if v.Fleet != nil {
+				v.Backoffs = append(v.Backoffs, fleetBackoffs(c, g.FleetDSNFile, now)...)
+			}
 			if c.Bool("json") {
 				if err := printJSON(e.stdout, v); err != nil {
 					return err
@@ -74,6 +79,7 @@ Example: tickgate gate show --json | jq .gate.paused`,
 					printGate(e.stdout, *v.Fleet, now)
 					fmt.Fprintf(e.stdout, "stops jobs: %s\n", orNone(v.StoppedBy))
 				}
+				printBackoffs(e.stdout, v.Backoffs, now)
 			}
 			for _, view := range []*status.GateView{&v, v.Fleet} {
 				if view != nil && view.State == "unusable" {
@@ -101,6 +107,28 @@ func fleetGateView(c *ucli.Context, dsnFile string, now time.Time) status.GateVi
 		st = "closed"
 	}
 	return status.GateView{State: st, Exists: true, Gate: fg}
+}
+
+// fleetBackoffs are the fleet lock groups that back off now (read with the
+// tick role; a failure shows as the fleet gate's).
+func fleetBackoffs(c *ucli.Context, dsnFile string, now time.Time) []backoff.B {
+	fc, err := fleetClient(c, dsnFile)
+	if err != nil {
+		return nil
+	}
+	defer fc.Close()
+	all, err := fc.Backoffs(c.Context)
+	if err != nil {
+		return nil
+	}
+	var out []backoff.B
+	for _, b := range all {
+		if b.Active(now) {
+			b.Fleet = true
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 // stoppedBy names the gates whose closure stops every job now.
@@ -194,6 +222,9 @@ Example: tickgate gate open --token deploy-20261123T1000`,
 				return err
 			}
 			fmt.Fprintln(e.stdout, msg)
+			if strings.HasPrefix(msg, "gate opened") {
+				triggerCatchUp(c, e)
+			}
 			return nil
 		},
 	}
@@ -267,6 +298,9 @@ func gateResumeCommand(e *env) *ucli.Command {
 			if len(notPaused) > 0 {
 				fmt.Fprintf(e.stdout, "were not paused: %s\n", strings.Join(notPaused, " "))
 			}
+			if len(resumed) > 0 {
+				triggerCatchUp(c, e)
+			}
 			return nil
 		},
 	}
@@ -307,6 +341,7 @@ Example: tickgate gate rollout --at 2026-11-23T18:00:00Z --reason "release 4.2"`
 			}
 			if clear {
 				fmt.Fprintln(e.stdout, "rollout announcement cleared")
+				triggerCatchUp(c, e)
 			} else {
 				fmt.Fprintf(e.stdout, "rollout announced at %s\n", at.Format(time.RFC3339))
 			}

@@ -12,6 +12,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/tickgate/tickgate/helper/backoff"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/metrics"
 	"github.com/tickgate/tickgate/helper/state"
@@ -22,7 +23,7 @@ import (
 const DrainPoll = 50 * time.Millisecond
 
 func opsCommands(e *env) []*ucli.Command {
-	return []*ucli.Command{gateCommand(e), drainCommand(e), statusCommand(e), clearCommand(e), haltCommand(e), fleetCommand(e)}
+	return []*ucli.Command{gateCommand(e), drainCommand(e), statusCommand(e), clearCommand(e), haltCommand(e), fleetCommand(e), catchUpCommand(e), backoffCommand(e)}
 }
 
 func drainCommand(e *env) *ucli.Command {
@@ -146,7 +147,7 @@ Example: tickgate status --json | jq '.jobs[] | select(.halted != null) | .job'`
 				}
 			}
 			g := getGlobals(c)
-			rep, err := status.Collect(c.Context, status.Options{Version: Version, Store: g.store(), GatePath: g.Gate, Jobs: jobs, Systemd: !c.Bool("no-systemd")})
+			rep, err := status.Collect(c.Context, status.Options{Version: Version, Store: g.store(), GatePath: g.Gate, Jobs: jobs, Systemd: !c.Bool("no-systemd"), LockDir: g.LockDir})
 			if err != nil {
 				return exitcode.New(exitcode.Software, "status: %v", err)
 			}
@@ -235,6 +236,19 @@ func printStatus(w io.Writer, rep *status.Report) {
 	tw.Flush()
 	if len(rep.Jobs) == 0 {
 		fmt.Fprintln(w, "(no jobs known: no state under the state dir and no tickgate-*.timer units)")
+	}
+	printBackoffs(w, rep.Backoffs, now)
+}
+
+// printBackoffs lists lock groups that back off now, one line each.
+func printBackoffs(w io.Writer, bs []backoff.B, now time.Time) {
+	for _, b := range bs {
+		u := b.Until
+		where := ""
+		if b.Fleet {
+			where = " (fleet)"
+		}
+		fmt.Fprintf(w, "backoff %s%s until %s: %s (set by %s)\n", b.Lock, where, fmtTime(&u, now), b.Reason, b.SetBy)
 	}
 }
 
@@ -386,7 +400,11 @@ func afterMarkerChange(ctx context.Context, g globals, j *state.Job, fn func(*st
 			if st.FinishedAt != nil {
 				hb = *st.FinishedAt // the heartbeat is the last tick, not this command
 			}
-			return metrics.WriteJob(g.MetricsDir, j, st, hb, g.Owners)
+			var until time.Time
+			if b, _ := backoff.Read(g.LockDir, st.Lock, g.Owners); b.Active(time.Now()) {
+				until = b.Until
+			}
+			return metrics.WriteJob(g.MetricsDir, j, st, hb, until, g.Owners)
 		}
 	}
 	if _, err := j.Update(ctx, fn, hooks); err != nil {

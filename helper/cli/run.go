@@ -53,6 +53,10 @@ func runCommand(e *env) *ucli.Command {
 			&ucli.StringFlag{Name: "done-codes", Usage: "comma `LIST` of exit codes meaning drained: write the done marker"},
 			&ucli.StringFlag{Name: "halt-codes", Usage: "comma `LIST` of exit codes that write the halted marker"},
 			&ucli.IntFlag{Name: "halt-after", Usage: "write the halted marker after `N` consecutive failures (0: never)"},
+			&ucli.StringFlag{Name: "retry-codes", Usage: "comma `LIST` of exit codes that are tried again within the tick (with --retries)"},
+			&ucli.IntFlag{Name: "retries", Usage: "at most `N` more attempts for a retry code (0: none)"},
+			&ucli.StringFlag{Name: "retry-delay", Value: "10s", Usage: "wait `DURATION` before the first retry; doubled per attempt, with jitter"},
+			&ucli.StringFlag{Name: "retry-max-delay", Value: "0", Usage: "cap the wait between attempts at `DURATION` (0: 16 x --retry-delay)"},
 			&ucli.StringFlag{Name: "expected-runtime", Value: "0", Usage: "skip when an announced rollout starts within `DURATION`"},
 			&ucli.StringFlag{Name: "timeout", Value: "0", Usage: "SIGTERM the command's process group after `DURATION` (0: none)"},
 			&ucli.StringFlag{Name: "kill-after", Value: "10s", Usage: "SIGKILL the process group `DURATION` after SIGTERM"},
@@ -63,7 +67,9 @@ func runCommand(e *env) *ucli.Command {
 			&ucli.BoolFlag{Name: "fleet", Usage: "also obey the fleet gate (the DSN in --fleet-dsn-file)"},
 			&ucli.StringFlag{Name: "lock-scope", Value: "host", Usage: "`host`, or fleet: hold the lock group fleet-wide too (implies --fleet)"},
 			&ucli.StringFlag{Name: "singleton", Usage: "`fleet`: each slot of --schedule runs on one host of the fleet only (implies --fleet)"},
-			&ucli.StringSliceFlag{Name: "schedule", Usage: "the timer's OnCalendar= `EXPR` (repeat for each); names the slots of --singleton fleet"},
+			&ucli.StringSliceFlag{Name: "schedule", Usage: "the timer's OnCalendar= `EXPR` (repeat for each): when a tick was due, for --singleton, --start-deadline, --catch-up"},
+			&ucli.StringFlag{Name: "start-deadline", Value: "0", Usage: "skip a run that would start more than `DURATION` after its scheduled time (0: never)"},
+			&ucli.StringFlag{Name: "catch-up", Value: "none", Usage: "`once`: after the gate skipped it, run once when the gate reopens (tickgate catch-up)"},
 		},
 		Action: func(c *ucli.Context) error {
 			cfg, err := runConfig(c, e)
@@ -128,6 +134,25 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 			return cfg, fmt.Errorf("job %s: %v", job, err)
 		}
 	}
+	if cfg.Retry, err = parseCodes("retry-codes", c.String("retry-codes")); err != nil {
+		return cfg, fmt.Errorf("job %s: %v", job, err)
+	}
+	if cfg.Retries = c.Int("retries"); cfg.Retries < 0 {
+		return cfg, fmt.Errorf("job %s: --retries: %d is negative", job, cfg.Retries)
+	}
+	if (cfg.Retries > 0) != (len(cfg.Retry) > 0) {
+		return cfg, fmt.Errorf("job %s: --retries and --retry-codes go together (a retry needs both: which codes, how many times)", job)
+	}
+	for code := range cfg.Retry {
+		for _, o := range []struct {
+			flag  string
+			codes runner.Codes
+		}{{"--ok-codes", cfg.OK}, {"--done-codes", cfg.Done}, {"--halt-codes", cfg.Halt}} {
+			if o.codes[code] {
+				return cfg, fmt.Errorf("job %s: exit code %d is in both --retry-codes and %s", job, code, o.flag)
+			}
+		}
+	}
 	for code := range cfg.OK {
 		if cfg.Done[code] || cfg.Halt[code] {
 			return cfg, fmt.Errorf("job %s: exit code %d is in more than one of --ok-codes, --done-codes, --halt-codes", job, code)
@@ -141,7 +166,8 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 	for _, d := range []struct {
 		flag string
 		dst  *time.Duration
-	}{{"lock-wait", &cfg.LockWait}, {"expected-runtime", &cfg.ExpectedRuntime}, {"timeout", &cfg.Timeout}, {"kill-after", &cfg.KillAfter}} {
+	}{{"lock-wait", &cfg.LockWait}, {"expected-runtime", &cfg.ExpectedRuntime}, {"timeout", &cfg.Timeout}, {"kill-after", &cfg.KillAfter},
+		{"retry-delay", &cfg.RetryDelay}, {"retry-max-delay", &cfg.RetryMaxDelay}} {
 		if *d.dst, err = durationFlag(c, d.flag); err != nil {
 			return cfg, fmt.Errorf("job %s: %v", job, err)
 		}
@@ -156,27 +182,48 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 	if c.Bool("fleet") && cfg.Fleet == nil {
 		cfg.Fleet = &runner.FleetConfig{}
 	}
-	schedule := c.StringSlice("schedule")
+	cfg.Schedule = c.StringSlice("schedule")
+	for _, s := range cfg.Schedule {
+		if strings.TrimSpace(s) == "" {
+			return cfg, fmt.Errorf("job %s: --schedule: empty calendar expression", job)
+		}
+	}
+	if cfg.StartDeadline, err = durationFlag(c, "start-deadline"); err != nil {
+		return cfg, fmt.Errorf("job %s: %v", job, err)
+	}
+	switch c.String("catch-up") {
+	case "", "none":
+	case "once":
+		cfg.CatchUp = true
+	default:
+		return cfg, fmt.Errorf("job %s: --catch-up: %q is neither none nor once", job, c.String("catch-up"))
+	}
 	switch c.String("singleton") {
 	case "":
-		if len(schedule) > 0 {
-			return cfg, fmt.Errorf("job %s: --schedule names the slots of --singleton fleet; it means nothing without it", job)
-		}
 	case "fleet":
-		if len(schedule) == 0 {
-			return cfg, fmt.Errorf("job %s: --singleton fleet needs the timer's schedule (--schedule EXPR, once per OnCalendar=)", job)
-		}
-		for _, s := range schedule {
-			if strings.TrimSpace(s) == "" {
-				return cfg, fmt.Errorf("job %s: --schedule: empty calendar expression", job)
-			}
-		}
 		if cfg.Fleet == nil {
 			cfg.Fleet = &runner.FleetConfig{}
 		}
-		cfg.Fleet.Schedule = schedule
+		cfg.Fleet.Singleton = true
 	default:
 		return cfg, fmt.Errorf("job %s: --singleton: %q is not fleet (a host-pinned singleton needs no flag: the deploy arms it on one host)", job, c.String("singleton"))
+	}
+	// The schedule names a tick's slot: what these need, and only they.
+	var needs []string
+	if cfg.Fleet != nil && cfg.Fleet.Singleton {
+		needs = append(needs, "--singleton fleet")
+	}
+	if cfg.StartDeadline > 0 {
+		needs = append(needs, "--start-deadline")
+	}
+	if cfg.CatchUp {
+		needs = append(needs, "--catch-up once")
+	}
+	switch {
+	case len(needs) > 0 && len(cfg.Schedule) == 0:
+		return cfg, fmt.Errorf("job %s: %s needs the timer's schedule (--schedule EXPR, once per OnCalendar=)", job, strings.Join(needs, " and "))
+	case len(needs) == 0 && len(cfg.Schedule) > 0:
+		return cfg, fmt.Errorf("job %s: --schedule means nothing without --singleton fleet, --start-deadline or --catch-up once", job)
 	}
 	if cfg.Fleet != nil {
 		cfg.Fleet.DSNFile = g.FleetDSNFile

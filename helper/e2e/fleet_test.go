@@ -379,3 +379,30 @@ func TestFleetSingletonSlots(t *testing.T) {
 	h.mustCode(64, "run", "--singleton", "fleet", "floaty", "--", "true")
 	h.mustCode(64, "run", "--singleton", "true", "--schedule", "daily", "floaty", "--", "true")
 }
+
+// A back-off asked by a job of a fleet-scoped lock group holds on every
+// host; it only extends; an operator clears it with the admin role.
+func TestFleetBackoff(t *testing.T) {
+	hosts := fleetEnvs(t, 2)
+	r := hosts[0].mustCode(0, "run", "--lock-scope", "fleet", "--lock", "fapi", "harvest", "--", bin, "backoff", "--for", "1h", "--reason", "429 from api")
+	if !strings.Contains(r.stdout, "lock group fapi backs off until") {
+		t.Fatal(r.stdout, r.stderr)
+	}
+	r = hosts[1].mustCode(75, "run", "--lock-scope", "fleet", "--lock", "fapi", "checker", "--", "true")
+	if !strings.Contains(r.stderr, `reason="backoff: lock group fapi until `) || !strings.Contains(r.stderr, "(set by job harvest (run ") || !strings.Contains(r.stderr, " on host0)") {
+		t.Fatalf("other host:\n%s", r.stderr)
+	}
+	// Host-scoped jobs of a group of the same name on another host are not fleet members.
+	hosts[1].mustCode(0, "run", "--fleet", "--lock", "fapi", "local", "--", "true")
+	if out := hosts[1].mustCode(0, "gate", "show").stdout; !strings.Contains(out, "backoff fapi (fleet) until") {
+		t.Fatalf("gate show:\n%s", out)
+	}
+	// The tick role may not clear it; the admin role may.
+	if r := hosts[1].run("--fleet-admin-dsn-file", hosts[1].dir+"/fleet-tick.dsn", "backoff", "--clear", "--lock", "fapi", "--fleet"); r.code == 0 || !strings.Contains(r.stderr, "permission denied") {
+		t.Fatalf("clear with the tick role: %d %s", r.code, r.stderr)
+	}
+	if r := hosts[1].mustCode(0, "backoff", "--clear", "--lock", "fapi", "--fleet"); !strings.Contains(r.stdout, "cleared (was until") {
+		t.Fatal(r.stdout)
+	}
+	hosts[1].mustCode(0, "run", "--lock-scope", "fleet", "--lock", "fapi", "checker", "--", "true")
+}

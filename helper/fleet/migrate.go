@@ -66,6 +66,24 @@ var migrations = []string{
 	END $$;
 	CREATE TRIGGER slot_only_grows BEFORE UPDATE OF slot ON tickgate.slots
 		FOR EACH ROW EXECUTE FUNCTION tickgate.slot_only_grows();`,
+	// 4: fleet-wide back-offs of fleet lock groups (tickgate backoff). A
+	// back-off only ever extends; only the admin role clears one.
+	`CREATE TABLE tickgate.backoffs (
+		lock_group text PRIMARY KEY,
+		until timestamptz NOT NULL,
+		reason text NOT NULL,
+		set_by text NOT NULL,
+		set_at timestamptz NOT NULL DEFAULT now()
+	);
+	CREATE FUNCTION tickgate.backoff_only_extends() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		IF NEW.until <= OLD.until THEN
+			RAISE EXCEPTION 'the back-off of lock group % may only be extended (% -> %)', OLD.lock_group, OLD.until, NEW.until;
+		END IF;
+		RETURN NEW;
+	END $$;
+	CREATE TRIGGER backoff_only_extends BEFORE UPDATE OF until ON tickgate.backoffs
+		FOR EACH ROW EXECUTE FUNCTION tickgate.backoff_only_extends();`,
 }
 
 // grants are applied after every migration run: what the tick role may do.
@@ -77,7 +95,8 @@ const grants = `GRANT USAGE ON SCHEMA tickgate TO %[1]s;
 	GRANT SELECT, INSERT ON tickgate.locks TO %[1]s;
 	GRANT UPDATE (fence, host, job, pid, since) ON tickgate.locks TO %[1]s;
 	GRANT SELECT, INSERT, UPDATE (record, updated_at) ON tickgate.jobs TO %[1]s;
-	GRANT SELECT, INSERT, UPDATE (slot, host, claimed_at) ON tickgate.slots TO %[1]s;`
+	GRANT SELECT, INSERT, UPDATE (slot, host, claimed_at) ON tickgate.slots TO %[1]s;
+	GRANT SELECT, INSERT, UPDATE (until, reason, set_by, set_at) ON tickgate.backoffs TO %[1]s;`
 
 // migrateLock serialises concurrent deploys' migrations.
 const migrateLock = 0x7469636b67617465 // "tickgate"

@@ -28,6 +28,8 @@ type Snapshot struct {
 	Done      bool
 	Halted    bool
 	Heartbeat time.Time
+	// BackoffUntil is when the job's lock group's back-off ends (zero: none).
+	BackoffUntil time.Time
 }
 
 type metric struct {
@@ -40,6 +42,13 @@ func ts(t *time.Time) float64 {
 		return 0
 	}
 	return float64(t.UnixNano()) / 1e9
+}
+
+func nonZero(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 func b2f(b bool) float64 {
@@ -73,6 +82,8 @@ func Render(s Snapshot) []byte {
 		{"tickgate_runs_total", "Runs of the command.", "counter", float64(st.RunsTotal)},
 		{"tickgate_failures_total", "Failed runs of the command.", "counter", float64(st.FailuresTotal)},
 		{"tickgate_skips_total", "Ticks that did not run the command.", "counter", float64(st.SkipsTotal)},
+		{"tickgate_backoff_until_timestamp_seconds", "Unix time the job's lock group's back-off ends (0 = none); the job skips until then.", "gauge", ts(nonZero(s.BackoffUntil))},
+		{"tickgate_retries_total", "Attempts that failed with a retry code and were tried again within their tick.", "counter", float64(st.RetriesTotal)},
 	}
 	labels := fmt.Sprintf(`{job=%s,lock=%s}`, quote(s.Job), quote(st.Lock))
 	var b strings.Builder
@@ -112,7 +123,7 @@ func Write(dir string, s Snapshot, owners *safefs.Owners) error {
 
 // WriteJob writes the file for a job's state, reading its markers from the
 // job's directory.
-func WriteJob(dir string, job *state.Job, st *state.State, heartbeat time.Time, owners *safefs.Owners) error {
+func WriteJob(dir string, job *state.Job, st *state.State, heartbeat, backoffUntil time.Time, owners *safefs.Owners) error {
 	return Write(dir, Snapshot{Job: job.Name, State: st, Done: job.HasMarker(state.MarkerDone),
-		Halted: job.HasMarker(state.MarkerHalted), Heartbeat: heartbeat}, owners)
+		Halted: job.HasMarker(state.MarkerHalted), Heartbeat: heartbeat, BackoffUntil: backoffUntil}, owners)
 }

@@ -19,6 +19,7 @@ type Entry struct {
 	Job, Lock, Result, Reason, RunID string
 	ExitCode                         int
 	DurationSec                      float64
+	Attempt                          int // 0: the tick had no retries configured
 }
 
 // Reporter writes entries and warnings.
@@ -39,6 +40,9 @@ func (e Entry) Line() string {
 	if e.Lock != e.Job {
 		s += " lock=" + e.Lock
 	}
+	if e.Attempt > 0 {
+		s += " attempt=" + strconv.Itoa(e.Attempt)
+	}
 	if e.Reason != "" {
 		s += " reason=" + strconv.Quote(e.Reason)
 	}
@@ -47,7 +51,7 @@ func (e Entry) Line() string {
 
 func priority(result string) journal.Priority {
 	switch result {
-	case "failed", "interrupted":
+	case "failed", "interrupted", "retrying":
 		return journal.PriWarning
 	case "halted":
 		return journal.PriErr
@@ -68,6 +72,9 @@ func (r *Reporter) Tick(e Entry) {
 			"TICKGATE_EXIT_CODE":    strconv.Itoa(e.ExitCode),
 			"TICKGATE_DURATION_SEC": strconv.FormatFloat(e.DurationSec, 'f', 3, 64),
 			"TICKGATE_RUN_ID":       e.RunID,
+		}
+		if e.Attempt > 0 {
+			vars["TICKGATE_ATTEMPT"] = strconv.Itoa(e.Attempt)
 		}
 		if err := journal.Send(e.Line(), priority(e.Result), vars); err == nil {
 			return

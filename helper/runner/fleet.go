@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tickgate/tickgate/helper/calendar"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/fleet"
 	"github.com/tickgate/tickgate/helper/reason"
@@ -21,9 +20,9 @@ type FleetConfig struct {
 	Timeout   time.Duration // connecting and each query
 	LockScope bool          // the lock group is held fleet-wide too
 	Host      string        // this host's name, for holders and messages
-	// Schedule, when set, makes the job a floating singleton: its timer's
-	// OnCalendar= expressions, which name the slots.
-	Schedule []string
+	// Singleton makes the job a floating singleton: each slot of the
+	// schedule (Config.Schedule) runs on one host of the fleet.
+	Singleton bool
 }
 
 // WatchInterval is how often a held fleet lock is confirmed while the
@@ -73,12 +72,11 @@ func (r *runner) connectFleet() error {
 // or random delay (the deploy checks that the delay is well inside the
 // shortest interval).
 func (r *runner) slotOf() (Outcome, bool, error) {
-	next, err := calendar.Next(context.Background(), r.c.Fleet.Schedule)
-	if err != nil {
-		out, err := r.skip(exitcode.GateBad, reason.F(reason.FleetSlotUnavailable, "%v (a floating singleton never runs without its slot)", err))
+	if r.nextErr != nil {
+		out, err := r.skip(exitcode.GateBad, reason.F(reason.FleetSlotUnavailable, "%v (a floating singleton never runs without its slot)", r.nextErr))
 		return out, true, err
 	}
-	r.slot = next
+	r.slot = *r.nextDue
 	return Outcome{}, false, nil
 }
 
@@ -111,7 +109,7 @@ func (r *runner) fleetUnusable(err error) (Outcome, bool, error) {
 		r.fleet.Close()
 		r.fleet = nil
 	}
-	if len(r.c.Fleet.Schedule) > 0 {
+	if r.c.Fleet.Singleton {
 		out, err := r.skip(exitcode.GateBad, reason.F(reason.FleetSlotUnavailable, "%v (a floating singleton never runs without its slot)", err))
 		return out, true, err
 	}

@@ -56,8 +56,19 @@ type Config struct {
 	// LockScope) hold its lock group fleet-wide too.
 	Fleet *FleetConfig
 
-	LockWait        time.Duration
-	OK, Done, Halt  Codes
+	LockWait time.Duration
+	// Schedule is the timer's OnCalendar= lines: with it a tick knows when
+	// it was due (StartDeadline, CatchUp, a floating singleton's slot).
+	Schedule       []string
+	StartDeadline  time.Duration // skip a run that would start this long after it was due
+	CatchUp        bool          // a tick the gate skipped is run once when it reopens
+	OK, Done, Halt Codes
+	// Retry: exit codes tried again within the tick, up to Retries more
+	// attempts, after RetryDelay doubling up to RetryMaxDelay (with jitter).
+	Retry           Codes
+	Retries         int
+	RetryDelay      time.Duration
+	RetryMaxDelay   time.Duration
 	HaltAfter       int
 	ExpectedRuntime time.Duration
 	Timeout         time.Duration
@@ -101,6 +112,12 @@ type runner struct {
 	held         *fleet.Held   // the fleet lock, while held
 	slot         time.Time     // a floating singleton's slot (zero: not one)
 	claimed      bool          // the slot is this tick's
+	attempt      int           // the command's attempt in this tick (1 = first)
+	nextDue      *time.Time    // the schedule's next elapse as the tick started (nil: no schedule)
+	nextErr      error         // why nextDue is unknown
+	due          *time.Time    // when this tick was due (nil: not known, or a start off the schedule)
+	ctl          *control      // the control socket, while the command runs
+	lastWhy      string        // with retries: why the attempts stopped early, for the final reason
 }
 
 // Run performs one tick. The returned error is non-nil only when tickgate
@@ -132,6 +149,8 @@ func Run(c Config) (Outcome, error) {
 		}
 	}()
 
+	r.whenDue()
+
 	// 1. May the job start? Its markers (a drained or halted job stays
 	// stopped until an operator clears it), then the gate.
 	if out, stop, err := r.admit(true); stop {
@@ -142,10 +161,13 @@ func Run(c Config) (Outcome, error) {
 			return out, err
 		}
 	}
+	if out, stop, err := r.checkBackoff(); stop {
+		return out, err
+	}
 
 	// A floating singleton's slot is named as the tick starts, before any
 	// lock wait can make it late.
-	if c.Fleet != nil && len(c.Fleet.Schedule) > 0 {
+	if c.Fleet != nil && c.Fleet.Singleton {
 		if out, stop, err := r.slotOf(); stop {
 			return out, err
 		}
@@ -192,8 +214,14 @@ func Run(c Config) (Outcome, error) {
 			return out, err
 		}
 	}
+	if out, stop, err := r.checkBackoff(); stop {
+		return out, err
+	}
 	if sig := r.pendingSignal(); sig != nil {
 		return r.finishInterrupted(sig, false, 0)
+	}
+	if out, stop, err := r.checkDeadline(); stop {
+		return out, err
 	}
 	// The last step before the command: the slot is claimed only by a tick
 	// that will run it.
@@ -263,7 +291,7 @@ func (r *runner) childEnv() []string {
 	drop := map[string]bool{"NOTIFY_SOCKET": true, "TICKGATE_JOB": true, "TICKGATE_LOCK": true,
 		"TICKGATE_RUN_ID": true, "TICKGATE_STATE_DIR": true, "TICKGATE_STATE_ROOT": true, "TICKGATE_GATE": true,
 		"TICKGATE_LOCK_FD": true, "TICKGATE_DATA_DIR": true, "TICKGATE_DATA_ROOT": true, "TICKGATE_GATE_FAIL": true,
-		"TICKGATE_FENCE": true, "TICKGATE_FLEET_SLOT": true, "TICKGATE_FLEET_DSN_FILE": true, "TICKGATE_FLEET_ADMIN_DSN_FILE": true}
+		"TICKGATE_FENCE": true, "TICKGATE_FLEET_SLOT": true, "TICKGATE_CONTROL_FD": true, "TICKGATE_FLEET_DSN_FILE": true, "TICKGATE_FLEET_ADMIN_DSN_FILE": true}
 	if r.c.Cred != nil {
 		for _, k := range []string{"HOME", "USER", "LOGNAME"} {
 			drop[k] = true
@@ -286,6 +314,7 @@ func (r *runner) childEnv() []string {
 		"TICKGATE_STATE_ROOT="+r.c.StateDir,
 		"TICKGATE_GATE="+r.c.GatePath,
 		"TICKGATE_LOCK_FD=3",
+		fmt.Sprintf("TICKGATE_CONTROL_FD=%d", ControlFD),
 		"TICKGATE_GATE_FAIL="+map[bool]string{false: "closed", true: "open"}[r.c.GateFailOpen],
 	)
 	if r.held != nil {
@@ -310,14 +339,14 @@ func (r *runner) dataDir() string {
 
 // command builds the child: the exact argv, in its own process group, with
 // the group's pin on fd 3, as the job's user when one is set.
-func (r *runner) command(pin *os.File) (*exec.Cmd, error) {
+func (r *runner) command(pin, ctl *os.File) (*exec.Cmd, error) {
 	c := r.c
 	cmd := exec.Command(c.Argv[0], c.Argv[1:]...)
 	cmd.Args = c.Argv
 	cmd.Env = r.childEnv()
 	cmd.Dir = c.WorkDir
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.Stdin, c.Stdout, c.Stderr
-	cmd.ExtraFiles = []*os.File{pin} // fd 3: the child pins the group too (SIGKILL safety)
+	cmd.ExtraFiles = []*os.File{pin, ctl} // fd 3: the child pins the group too (SIGKILL safety); fd 4: control
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if r.held != nil {
 		// The fleet lock lives in this process' connection: if tickgate is
@@ -351,20 +380,57 @@ func (r *runner) command(pin *os.File) (*exec.Cmd, error) {
 
 func (r *runner) execute(lg *lockgroup.Group) (Outcome, error) {
 	c := r.c
-	cmd, err := r.command(lg.Pin())
+	for r.attempt = 1; ; r.attempt++ {
+		end, startCode, startWhy := r.runOnce(lg)
+		switch {
+		case startWhy != "":
+			if !r.retryable(startCode) {
+				return r.finishRun(startCode, startWhy, false)
+			}
+			end.code = startCode
+		case end.lost != nil:
+			return r.finishLost(end.lost, end.code)
+		case end.sig != nil:
+			return r.finishInterrupted(end.sig, true, end.code)
+		case end.timedOut:
+			return r.finishRun(end.code, reason.F(reason.Timeout, "stopped after %s", c.Timeout), true)
+		case !r.retryable(end.code):
+			return r.finishRun(end.code, "", false)
+		}
+		// A retry code with attempts left: wait, then try again, unless the
+		// gate, a pause, a marker or a signal says stop meanwhile.
+		if out, stop, err := r.waitToRetry(end.code, startWhy); stop {
+			return out, err
+		}
+	}
+}
+
+// runOnce starts the command and supervises it. A command that cannot start
+// returns its code (126/127) and why.
+func (r *runner) runOnce(lg *lockgroup.Group) (ending, int, string) {
+	c := r.c
+	ctl, err := r.openControl()
 	if err != nil {
-		return Outcome{}, err
+		return ending{}, 126, err.Error()
+	}
+	defer r.closeControl()
+	cmd, err := r.command(lg.Pin(), ctl)
+	if err != nil {
+		ctl.Close()
+		return ending{}, 126, err.Error()
 	}
 	if r.held != nil {
 		runtime.LockOSThread() // Pdeathsig follows the thread that forked the child
 		defer runtime.UnlockOSThread()
 	}
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	ctl.Close() // the child's end stays with the child
+	if err != nil {
 		code := 126
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist) {
 			code = 127
 		}
-		return r.finishRun(code, fmt.Sprintf("cannot start %q: %v", c.Argv[0], err), false)
+		return ending{}, code, fmt.Sprintf("cannot start %q: %v", c.Argv[0], err)
 	}
 	pid := cmd.Process.Pid
 
@@ -375,10 +441,11 @@ func (r *runner) execute(lg *lockgroup.Group) (Outcome, error) {
 	go func() {
 		st, err := r.job.Update(runningCtx, func(s *state.State) {
 			s.Lock = c.Lock
-			s.Run = state.Run{RunID: r.runID, Result: state.Running, StartedAt: &r.started}
+			s.Run = state.Run{RunID: r.runID, Result: state.Running, StartedAt: &r.started, Attempt: r.attemptNo()}
 			s.PID, s.PIDStart = pid, proc.StartTime(pid)
 			s.HelperPID, s.HelperPIDStart = os.Getpid(), proc.StartTime(os.Getpid())
 			s.Fence, s.Slot = r.fence(), r.slotClaimed()
+			r.noteSchedule(s)
 		}, state.Hooks{})
 		if err == nil {
 			r.publish(st)
@@ -392,16 +459,7 @@ func (r *runner) execute(lg *lockgroup.Group) (Outcome, error) {
 	if err := <-recorded; err != nil && runningCtx.Err() == nil {
 		r.rep.Warn("job=%s: recording the running state: %v", c.Job, err)
 	}
-	switch {
-	case end.lost != nil:
-		return r.finishLost(end.lost, end.code)
-	case end.sig != nil:
-		return r.finishInterrupted(end.sig, true, end.code)
-	case end.timedOut:
-		return r.finishRun(end.code, reason.F(reason.Timeout, "stopped after %s", c.Timeout), true)
-	default:
-		return r.finishRun(end.code, "", false)
-	}
+	return end, 0, ""
 }
 
 // finishRun classifies the child's exit code and records it. A non-empty
@@ -425,6 +483,16 @@ func (r *runner) finishRun(code int, why string, timedOut bool) (Outcome, error)
 	if t.result == state.Failed && t.reason == "" {
 		t.reason = fmt.Sprintf("exit code %d is not an ok code", code)
 	}
+	if r.c.Retries > 0 && r.attempt > 1 && t.result == state.Success {
+		t.reason = fmt.Sprintf("ok on attempt %d of %d", r.attempt, r.c.Retries+1)
+	}
+	if t.result == state.Failed && r.c.Retries > 0 && (r.c.Retry[code] || r.attempt > 1) {
+		t.reason += fmt.Sprintf(" (attempt %d of %d", r.attempt, r.c.Retries+1)
+		if r.lastWhy != "" {
+			t.reason += "; no more attempts: " + r.lastWhy
+		}
+		t.reason += ")"
+	}
 	return r.record(t, exit, code, func(s *state.State, t *tick) {
 		s.RunsTotal++
 		if t.result == state.Success || t.result == state.Done {
@@ -446,7 +514,7 @@ func (r *runner) finishRun(code int, why string, timedOut bool) (Outcome, error)
 // setRun records a run of the command as the latest tick and the last run.
 func (r *runner) setRun(s *state.State, result, reason string, now time.Time, code int) {
 	run := state.Run{RunID: r.runID, Result: result, Reason: reason, StartedAt: &r.started,
-		FinishedAt: &now, DurationSeconds: now.Sub(r.started).Seconds(), ExitCode: &code, Fence: r.fence(), Slot: r.slotClaimed()}
+		FinishedAt: &now, DurationSeconds: now.Sub(r.started).Seconds(), ExitCode: &code, Fence: r.fence(), Slot: r.slotClaimed(), Attempt: r.attemptNo()}
 	endTick(s, run)
 	s.LastRun = &run
 }
@@ -558,7 +626,11 @@ func (r *runner) record(t tick, exit, childCode int, fn func(*state.State, *tick
 	}
 	if c.MetricsDir != "" {
 		hooks.Along = func(st *state.State) error {
-			if err := metrics.WriteJob(c.MetricsDir, r.job, st, time.Now(), c.Owners); err != nil {
+			var until time.Time
+			if b, _ := r.activeBackoff(); b != nil {
+				until = b.Until
+			}
+			if err := metrics.WriteJob(c.MetricsDir, r.job, st, time.Now(), until, c.Owners); err != nil {
 				return fmt.Errorf("write metrics: %w", err)
 			}
 			return nil
@@ -566,7 +638,10 @@ func (r *runner) record(t tick, exit, childCode int, fn func(*state.State, *tick
 	}
 	st, err := r.job.Update(r.untilSignal(), func(s *state.State) {
 		s.Lock = c.Lock
+		runs := s.RunsTotal
 		fn(s, &t)
+		r.noteSchedule(s)
+		r.noteCatchUp(s, t.result, t.reason, s.RunsTotal > runs)
 	}, hooks)
 	if err == nil {
 		r.publish(st)
@@ -577,7 +652,7 @@ func (r *runner) record(t tick, exit, childCode int, fn func(*state.State, *tick
 		exit = exitcode.Failure
 	}
 	r.rep.Tick(report.Entry{Job: c.Job, Lock: c.Lock, Result: t.result, Reason: t.reason, RunID: r.runID,
-		ExitCode: exit, DurationSec: time.Since(r.started).Seconds()})
+		ExitCode: exit, DurationSec: time.Since(r.started).Seconds(), Attempt: r.attemptNo()})
 	r.stopWatch()
 	out := Outcome{Result: t.result, Reason: t.reason, ExitCode: exit}
 	if err != nil {

@@ -50,6 +50,9 @@ var (
 	lockNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]*$`)
 )
 
+// ReservedJobs are names tickgate's own units use (tickgate-NAME.service).
+var ReservedJobs = map[string]bool{"catch-up": true}
+
 // MaxNameLen bounds job and lock names.
 const MaxNameLen = 200
 
@@ -63,6 +66,9 @@ func ValidName(kind, name string) error {
 	if len(name) > MaxNameLen || !re.MatchString(name) {
 		return fmt.Errorf("invalid %s name %q: want %s, at most %d characters", kind, name, want, MaxNameLen)
 	}
+	if kind == "job" && ReservedJobs[name] {
+		return fmt.Errorf("invalid job name %q: reserved (tickgate-%s.service is tickgate's own unit)", name, name)
+	}
 	return nil
 }
 
@@ -75,8 +81,16 @@ type Run struct {
 	FinishedAt      *time.Time `json:"finished_at"`
 	DurationSeconds float64    `json:"duration_seconds"`
 	ExitCode        *int       `json:"exit_code"`
-	Fence           int64      `json:"fence,omitempty"` // the fleet lock's fencing token the run held
-	Slot            *time.Time `json:"slot,omitempty"`  // a floating singleton's slot (named by the elapse that ends it)
+	Fence           int64      `json:"fence,omitempty"`           // the fleet lock's fencing token the run held
+	Slot            *time.Time `json:"slot,omitempty"`            // a floating singleton's slot (named by the elapse that ends it)
+	Attempt         int        `json:"attempt,omitempty"`         // which attempt this is (1 = the first; retries count on)
+	NextAttemptAt   *time.Time `json:"next_attempt_at,omitempty"` // while waiting to retry: when the next attempt starts
+}
+
+// CatchUp is a run owed once the gate reopens.
+type CatchUp struct {
+	Slot   time.Time `json:"slot"`
+	Reason string    `json:"reason"`
 }
 
 // Skip is the last tick that did not run the command.
@@ -102,7 +116,16 @@ type State struct {
 	RunsTotal           int64      `json:"runs_total"`
 	FailuresTotal       int64      `json:"failures_total"`
 	SkipsTotal          int64      `json:"skips_total"`
-	UpdatedAt           time.Time  `json:"updated_at"`
+	RetriesTotal        int64      `json:"retries_total"` // attempts that failed with a retry code and were retried
+	// NextDue is the schedule's next elapse as the latest tick started (the
+	// elapse the timer fires the next tick for), and Schedule the
+	// expressions it was computed from.
+	NextDue  *time.Time `json:"next_due,omitempty"`
+	Schedule string     `json:"schedule,omitempty"`
+	// CatchUp is set while a run the gate skipped waits for the gate to
+	// reopen (catch_up: once); Slot is when the latest skipped run was due.
+	CatchUp   *CatchUp  `json:"catch_up,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // IsRunning reports whether the record says running and its child or helper

@@ -13,8 +13,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tickgate/tickgate/helper/backoff"
 	"github.com/tickgate/tickgate/helper/gate"
 	"github.com/tickgate/tickgate/helper/lockgroup"
+	"github.com/tickgate/tickgate/helper/safefs"
 	"github.com/tickgate/tickgate/helper/state"
 	"github.com/tickgate/tickgate/helper/systemd"
 )
@@ -88,7 +90,13 @@ type Job struct {
 	Done                *Marker        `json:"done"`
 	Halted              *Marker        `json:"halted"`
 	Paused              *gate.Pause    `json:"paused"`
-	Error               string         `json:"error,omitempty"` // what could not be read for this job
+	Attempt             int            `json:"attempt,omitempty"`         // with retries: the latest tick's attempt
+	NextAttemptAt       *time.Time     `json:"next_attempt_at,omitempty"` // while it waits to retry
+	RetriesTotal        int64          `json:"retries_total"`
+	NextDue             *time.Time     `json:"next_due,omitempty"` // the schedule's next elapse (start_deadline, catch_up, singleton)
+	CatchUp             *state.CatchUp `json:"catch_up,omitempty"` // a run the gate skipped, owed once it reopens
+	Backoff             *backoff.B     `json:"backoff,omitempty"`  // its lock group's back-off, while it lasts
+	Error               string         `json:"error,omitempty"`    // what could not be read for this job
 }
 
 // GateView is the gate as status and `gate show --json` print it.
@@ -99,8 +107,9 @@ type GateView struct {
 	Gate   *gate.Gate `json:"gate"`
 
 	// gate show only: the fleet gate, and which gates stop every job now.
-	Fleet     *GateView `json:"fleet,omitempty"`
-	StoppedBy []string  `json:"stopped_by,omitempty"`
+	Fleet     *GateView   `json:"fleet,omitempty"`
+	StoppedBy []string    `json:"stopped_by,omitempty"`
+	Backoffs  []backoff.B `json:"backoffs,omitempty"` // lock groups that back off now (host, and fleet marked "(fleet)")
 }
 
 // ViewGate loads the gate file for display.
@@ -127,7 +136,8 @@ type Report struct {
 		Reachable bool   `json:"reachable"`
 		Error     string `json:"error,omitempty"`
 	} `json:"systemd"`
-	Jobs []Job `json:"jobs"`
+	Jobs     []Job       `json:"jobs"`
+	Backoffs []backoff.B `json:"backoffs"` // this host's lock groups that back off now
 }
 
 // Options select what Collect reads.
@@ -137,6 +147,7 @@ type Options struct {
 	GatePath string
 	Jobs     []string // empty: all known
 	Systemd  bool     // ask systemd for timers
+	LockDir  string   // for the lock groups' back-offs ("" = none shown)
 }
 
 // Collect builds the status view.
@@ -197,6 +208,8 @@ func Collect(ctx context.Context, o Options) (*Report, error) {
 			row.StartedAt, row.FinishedAt = st.StartedAt, st.FinishedAt
 			row.LastRun, row.LastSuccessAt = st.LastRun, st.LastSuccessAt
 			row.ConsecutiveFailures = st.ConsecutiveFailures
+			row.Attempt, row.NextAttemptAt, row.RetriesTotal = st.Attempt, st.NextAttemptAt, st.RetriesTotal
+			row.NextDue, row.CatchUp = st.NextDue, st.CatchUp
 			if st.IsRunning() {
 				row.Running = true
 				pid := st.ActivePID()
@@ -226,5 +239,31 @@ func Collect(ctx context.Context, o Options) (*Report, error) {
 		}
 		rep.Jobs = append(rep.Jobs, row)
 	}
+	rep.Backoffs = ActiveBackoffs(o.LockDir, o.Store.Owners, now)
+	for i := range rep.Jobs {
+		for _, b := range rep.Backoffs {
+			if b.Lock == rep.Jobs[i].Lock {
+				b := b
+				rep.Jobs[i].Backoff = &b
+			}
+		}
+	}
 	return rep, nil
+}
+
+// ActiveBackoffs are the lock groups of this host that back off at now
+// (never nil). Unreadable back-off files are left to the ticks to report.
+func ActiveBackoffs(lockDir string, owners *safefs.Owners, now time.Time) []backoff.B {
+	out := []backoff.B{}
+	if lockDir == "" {
+		return out
+	}
+	all, _ := backoff.All(lockDir, owners)
+	for _, b := range all {
+		if b.Active(now) {
+			out = append(out, b)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Lock < out[b].Lock })
+	return out
 }

@@ -97,6 +97,8 @@ def systemd_env_assignment(name, value):
 _JOB_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _LOCK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]*")
 _MAX_NAME = 200
+# tickgate's own units (tickgate-NAME.service) that no job may take.
+_RESERVED_JOBS = ("catch-up",)
 # Durations: a bare number of seconds, or NUMBER UNIT parts separated by
 # spaces (helper/timespec); units that both systemd and the helper know.
 _UNITS = {
@@ -217,6 +219,8 @@ def tickgate_job_errors(jobs, defaults=None, supervisor=None, fleet=False):
 
         if not _name_ok(_JOB_NAME, name):
             err("name", "required, must match ^[a-z0-9][a-z0-9_.-]*$, at most %d characters (got %r)" % (_MAX_NAME, name))
+        elif name in _RESERVED_JOBS:
+            err("name", "%r is reserved: tickgate-%s.service is tickgate's own unit" % (name, name))
         elif name in seen:
             err("name", "duplicate of tickgate_jobs[%d]" % seen[name])
         else:
@@ -244,14 +248,23 @@ def tickgate_job_errors(jobs, defaults=None, supervisor=None, fleet=False):
         scheds = sched if isinstance(sched, list) else [sched]
         if sched is None or sched == [] or not all(isinstance(s, str) and s.strip() for s in scheds):
             err("schedule", "required: an OnCalendar expression or a list of them")
-        for field in ("lock_wait", "expected_runtime", "timeout", "randomized_delay", "accuracy"):
+        for field in (
+            "lock_wait",
+            "expected_runtime",
+            "timeout",
+            "randomized_delay",
+            "accuracy",
+            "retry_delay",
+            "retry_max_delay",
+            "start_deadline",
+        ):
             if job.get(field) is not None and not _is_span(job[field]):
                 err(
                     field,
                     "not a time span (a number of seconds, or parts like 90s, 5min, 1h 30min; units us ms s min h d w): %r"
                     % (job[field],),
                 )
-        for field in ("ok_codes", "done_codes", "halt_codes"):
+        for field in ("ok_codes", "done_codes", "halt_codes", "retry_codes"):
             if job.get(field) is not None and not _codes_ok(job[field]):
                 err(field, "must be a list of exit codes 0-255: %r" % (job[field],))
             elif job.get(field):
@@ -310,9 +323,40 @@ def tickgate_job_errors(jobs, defaults=None, supervisor=None, fleet=False):
                 if c in codes and codes[c] != f:
                     err(f, "exit code %d is also in %s" % (c, codes[c]))
                 codes.setdefault(c, f)
-        for flag in ("enabled", "persistent"):
+        retry = job.get("retry_codes") if job.get("retry_codes") is not None else (defaults.get("retry_codes") or [])
+        retries = job.get("retries") if job.get("retries") is not None else defaults.get("retries")
+        if retries is not None and (not isinstance(retries, int) or isinstance(retries, bool) or retries < 0):
+            err("retries", "must be a whole number >= 0: %r" % (retries,))
+        elif _codes_ok(retry):
+            for c in retry:
+                if c in codes:
+                    err("retry_codes", "exit code %d is also in %s (an exit code means one thing)" % (c, codes[c]))
+            if bool(retry) != bool(retries):
+                err(
+                    "retries" if retry else "retry_codes",
+                    "retries and retry_codes go together (which exit codes are transient, and how many more attempts)",
+                )
+        for flag in ("enabled", "persistent", "fixed_random_delay"):
             if job.get(flag) is not None and not isinstance(job[flag], bool):
                 err(flag, "must be true or false: %r" % (job[flag],))
+        if job.get("catch_up") not in (None, "none", "once"):
+            err("catch_up", "must be none or once (got %r)" % (job.get("catch_up"),))
+        sd = job.get("start_deadline")
+        if sd and _is_span(sd):
+            late = sum(
+                _span_seconds_strict(v) or 0
+                for v in (
+                    job.get("randomized_delay", defaults.get("randomized_delay")) or 0,
+                    job.get("accuracy", defaults.get("accuracy", "1min")) or 0,  # systemd's default AccuracySec=
+                )
+                if _is_span(v)
+            )
+            if _span_seconds_strict(sd) <= late:
+                err(
+                    "start_deadline",
+                    "%s is not longer than randomized_delay + accuracy (%gs): a tick may start that late by design, "
+                    "so it could never run" % (tickgate_span(sd), late),
+                )
         single = job.get("singleton")
         if single is not None and not isinstance(single, bool) and single != "fleet":
             err("singleton", "must be true, false or fleet: %r" % (single,))
@@ -377,6 +421,11 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
         for flag, field in (("--lock-wait", "lock_wait"), ("--expected-runtime", "expected_runtime"), ("--timeout", "timeout")):
             if j.get(field):
                 argv += [flag, tickgate_span(j[field])]
+        if j.get("retries"):
+            argv += ["--retry-codes", _codes(j["retry_codes"]), "--retries", str(j["retries"])]
+            argv += ["--retry-delay", tickgate_span(j.get("retry_delay") or 0)]
+            if j.get("retry_max_delay"):
+                argv += ["--retry-max-delay", tickgate_span(j["retry_max_delay"])]
         # The helper stays the supervisor; only the command runs as the job's
         # user (README "Security model"). A root job's unit runs as root.
         j["nonroot"] = bool(j.get("user")) and j["user"] != "root"
@@ -390,13 +439,18 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
             # With fleet coordination every job obeys the fleet gate too.
             argv += ["--lock-scope", "fleet"] if j.get("lock_scope") == "fleet" else ["--fleet"]
             if j.get("singleton") == "fleet":
-                # The helper names each slot from the timer's own schedule.
                 argv += ["--singleton", "fleet"]
-                for s in j["schedule"]:
-                    argv += ["--schedule", s]
                 # Every host's tick of a slot must start before the next
                 # slot: the deploy checks the schedule against this.
                 j["singleton_min_gap"] = 2 * (span_seconds(j.get("randomized_delay") or 0) + span_seconds(j.get("accuracy") or 0))
+        if j.get("start_deadline"):
+            argv += ["--start-deadline", tickgate_span(j["start_deadline"])]
+        if j.get("catch_up") == "once":
+            argv += ["--catch-up", "once"]
+        if "--singleton" in argv or "--start-deadline" in argv or "--catch-up" in argv:
+            # The helper knows when a tick was due from the timer's own schedule.
+            for s in j["schedule"]:
+                argv += ["--schedule", s]
         j["argv"] = argv + [j["name"], "--"] + list(j["command"])
         env = [
             ["TICKGATE_STATE_ROOT", settings["state_dir"]],
@@ -422,7 +476,14 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
         j["rw_paths"] = rw + list(j.get("read_write_paths") or [])
         j["stop_timeout"] = "%gs" % (span_seconds(kill_after) + 20)
         if j.get("timeout"):
-            j["runtime_max"] = "%gs" % (span_seconds(j["timeout"]) + span_seconds(kill_after) + 30)
+            # The backstop covers every attempt and the longest waits between them.
+            attempts = 1 + (j.get("retries") or 0)
+            waits = 0
+            if j.get("retries"):
+                delay = span_seconds(j.get("retry_delay") or 0)
+                cap = span_seconds(j.get("retry_max_delay") or 0) or 16 * delay
+                waits = sum(min(delay * 2**i, cap) for i in range(j["retries"]))
+            j["runtime_max"] = "%gs" % (attempts * (span_seconds(j["timeout"]) + span_seconds(kill_after)) + waits + 30)
         out.append(j)
     return out
 

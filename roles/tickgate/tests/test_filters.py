@@ -86,6 +86,21 @@ class JobErrors(unittest.TestCase):
             (self.ok(nice=40), "job j: nice: must be a whole number from -20 to 19"),
             (self.ok(frobnicate=1), "job j: frobnicate: unknown field"),
             (self.ok(singleton="yes"), "job j: singleton: must be true, false or fleet"),
+            (self.ok(retry_codes=[0], retries=1), "job j: retry_codes: exit code 0 is also in ok_codes"),
+            (self.ok(mode="drain", retry_codes=[4], retries=1), "job j: retry_codes: exit code 4 is also in halt_codes"),
+            (self.ok(retry_codes=[7]), "job j: retries: retries and retry_codes go together"),
+            (self.ok(retries=2), "job j: retry_codes: retries and retry_codes go together"),
+            (self.ok(retry_codes=[75], retries=1), "job j: retry_codes: exit code 75 is tickgate's own"),
+            (self.ok(retry_codes=[7], retries=-1), "job j: retries: must be a whole number >= 0"),
+            (self.ok(retry_codes=[7], retries=1, retry_delay="soon"), "job j: retry_delay: not a time span"),
+            (self.ok(start_deadline="30s"), "job j: start_deadline: 30s is not longer than randomized_delay + accuracy (60s)"),
+            (
+                self.ok(start_deadline="5min", randomized_delay="10min", accuracy="1s"),
+                "job j: start_deadline: 5min is not longer",
+            ),
+            (self.ok(catch_up="twice"), "job j: catch_up: must be none or once"),
+            (self.ok(fixed_random_delay="yes"), "job j: fixed_random_delay: must be true or false"),
+            (self.ok(name="catch-up"), "job catch-up: name: 'catch-up' is reserved"),
             (self.ok(singleton="fleet"), "job j: singleton: fleet needs tickgate_fleet_dsn"),
             (self.ok(working_directory="relative"), "job j: working_directory: must be an absolute path"),
         ]
@@ -237,6 +252,23 @@ class Normalize(unittest.TestCase):
             j["argv"][i : i + 6], ["--singleton", "fleet", "--schedule", "Mon,Fri 09:00", "--schedule", "*-*-01 00:00 UTC"]
         )
         self.assertNotIn("--singleton", self.norm(singleton=True)["argv"])
+
+    def test_retries_reach_the_helper_and_widen_the_backstop(self):
+        j = self.norm(retry_codes=[7, 9], retries=3, retry_delay="10s", timeout="1min")
+        i = j["argv"].index("--retry-codes")
+        self.assertEqual(j["argv"][i : i + 6], ["--retry-codes", "7,9", "--retries", "3", "--retry-delay", "10s"])
+        # 4 attempts x (60 + 10 kill_after) + waits 10 + 20 + 40 + 30 s of margin
+        self.assertEqual(j["runtime_max"], "380s")
+        self.assertNotIn("--retry-codes", self.norm()["argv"])
+        self.assertEqual(self.norm(timeout="1min")["runtime_max"], "100s")
+
+    def test_deadline_and_catch_up_pass_the_schedule(self):
+        j = self.norm(schedule=["*-*-* 02:00", "Sat 03:00"], start_deadline="6h", catch_up="once")
+        a = j["argv"]
+        self.assertEqual(a[a.index("--start-deadline") + 1], "6h")
+        self.assertEqual(a[a.index("--catch-up") + 1], "once")
+        self.assertEqual([a[i + 1] for i, x in enumerate(a) if x == "--schedule"], ["*-*-* 02:00", "Sat 03:00"])
+        self.assertNotIn("--schedule", self.norm()["argv"])
 
     def test_job_codes_override_the_mode(self):
         j = self.norm(mode="drain", halt_after=0, ok_codes=[3, 5])

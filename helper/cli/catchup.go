@@ -1,0 +1,210 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/tickgate/tickgate/helper/admit"
+	"github.com/tickgate/tickgate/helper/exitcode"
+	"github.com/tickgate/tickgate/helper/state"
+	"github.com/tickgate/tickgate/helper/timespec"
+)
+
+// CatchUpUnit is the unit that runs `tickgate catch-up` in the background
+// when an operator command reopens the gate (installed by the role).
+const CatchUpUnit = "tickgate-catch-up.service"
+
+const catchUpHelp = `Runs, once each, the jobs with catch_up: once that the gate (closed, a pause,
+a rollout window) skipped, now that it lets them start again: by starting
+their units (systemctl start tickgate-JOB.service), never a job with a done
+or halted marker, nor one the gate still stops.
+
+Order and spacing: oldest missed run first; one job at a time per lock group
+(the next starts when the previous has finished); different lock groups run
+side by side, but two starts are always at least --spacing apart, so a
+reopen never starts a burst of every job at once.
+
+gate open, gate resume and gate rollout --clear start tickgate-catch-up.service,
+which runs this, whenever a job owes a catch-up.`
+
+func catchUpCommand(e *env) *ucli.Command {
+	return &ucli.Command{
+		Name:        "catch-up",
+		Usage:       "run once each job the gate skipped (catch_up: once), now that it may start",
+		UsageText:   "tickgate catch-up [--spacing DURATION] [--dry-run]",
+		Description: catchUpHelp,
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "spacing", Value: "2s", Usage: "at least `DURATION` between two starts"},
+			&ucli.BoolFlag{Name: "dry-run", Usage: "print what would start, start nothing"},
+			&ucli.StringFlag{Name: "start-with", Value: "systemctl start", Hidden: true, EnvVars: []string{"TICKGATE_CATCH_UP_START"},
+				Usage: "the command that starts a unit and waits for it (tests)"},
+		},
+		Action: func(c *ucli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
+			spacing, err := timespec.ParseDuration(c.String("spacing"))
+			if err != nil {
+				return exitcode.UsageError("--spacing: %v", err)
+			}
+			g := getGlobals(c)
+			owed, err := owedCatchUps(g)
+			if err != nil {
+				return exitcode.New(exitcode.Failure, "catch-up: %v", err)
+			}
+			if len(owed) == 0 {
+				fmt.Fprintln(e.stdout, "catch-up: no job owes a run")
+				return nil
+			}
+			starter := strings.Fields(c.String("start-with"))
+			if len(starter) == 0 {
+				return exitcode.UsageError("--start-with: empty")
+			}
+			return runCatchUps(c.Context, e, g, owed, spacing, starter, c.Bool("dry-run"))
+		},
+	}
+}
+
+// owed is a job that owes a catch-up.
+type owed struct {
+	job, lock string
+	slot      time.Time
+}
+
+// owedCatchUps lists the jobs whose state says a catch-up is owed, oldest
+// missed run first.
+func owedCatchUps(g globals) ([]owed, error) {
+	store := state.Store{Dir: g.StateDir, Owners: g.Owners}
+	jobs, err := store.Jobs()
+	if err != nil {
+		return nil, err
+	}
+	var out []owed
+	for _, j := range jobs {
+		st, err := store.Load(j)
+		if err != nil || st == nil || st.CatchUp == nil {
+			continue
+		}
+		lock := st.Lock
+		if lock == "" {
+			lock = j
+		}
+		out = append(out, owed{job: j, lock: lock, slot: st.CatchUp.Slot})
+	}
+	sort.SliceStable(out, func(a, b int) bool { return out[a].slot.Before(out[b].slot) })
+	return out, nil
+}
+
+func runCatchUps(ctx context.Context, e *env, g globals, jobs []owed, spacing time.Duration, starter []string, dry bool) error {
+	store := state.Store{Dir: g.StateDir, Owners: g.Owners}
+	groups := map[string][]owed{}
+	var order []string
+	for _, o := range jobs {
+		if _, ok := groups[o.lock]; !ok {
+			order = append(order, o.lock)
+		}
+		groups[o.lock] = append(groups[o.lock], o)
+	}
+	// One start at a time, at least spacing apart, whatever the group.
+	var mu sync.Mutex
+	var last time.Time
+	gate := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if wait := time.Until(last.Add(spacing)); !last.IsZero() && wait > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(wait):
+			}
+		}
+		last = time.Now()
+		return nil
+	}
+	var out sync.Mutex
+	say := func(format string, a ...any) {
+		out.Lock()
+		defer out.Unlock()
+		fmt.Fprintf(e.stdout, format+"\n", a...)
+	}
+	failed := 0
+	var wg sync.WaitGroup
+	for _, lock := range order {
+		wg.Add(1)
+		go func(list []owed) {
+			defer wg.Done()
+			for _, o := range list {
+				j, err := store.Job(o.job, false)
+				if err != nil {
+					say("catch-up: job %s: %v", o.job, err)
+					continue
+				}
+				d := admit.Check(o.job, j, g.Gate, time.Now(), admit.Policy{})
+				j.Close()
+				if !d.Allowed {
+					say("catch-up: job %s not started: %s", o.job, d.Reason)
+					continue
+				}
+				if dry {
+					say("catch-up: would start %s (lock %s, missed run due %s)", unitOf(o.job), o.lock, o.slot.Format(time.RFC3339))
+					continue
+				}
+				if err := gate(); err != nil {
+					return
+				}
+				cmd := exec.CommandContext(ctx, starter[0], append(starter[1:], unitOf(o.job))...)
+				cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+				start := time.Now()
+				err = cmd.Run()
+				res := "its tick ended"
+				if err != nil {
+					res = "starting it failed: " + err.Error()
+					out.Lock()
+					failed++
+					out.Unlock()
+				}
+				say("catch-up: started %s (lock %s, missed run due %s): %s after %s", unitOf(o.job), o.lock,
+					o.slot.Format(time.RFC3339), res, time.Since(start).Round(time.Millisecond))
+			}
+		}(groups[lock])
+	}
+	wg.Wait()
+	if failed > 0 {
+		return exitcode.New(exitcode.Failure, "catch-up: %d job(s) could not be started", failed)
+	}
+	return nil
+}
+
+func unitOf(job string) string { return "tickgate-" + job + ".service" }
+
+// triggerCatchUp starts the catch-up unit in the background when a job owes
+// a catch-up, after an operator command reopened the gate. It only warns.
+func triggerCatchUp(c *ucli.Context, e *env) {
+	owed, err := owedCatchUps(getGlobals(c))
+	if err != nil || len(owed) == 0 {
+		return
+	}
+	unit := os.Getenv("TICKGATE_CATCH_UP_UNIT")
+	if _, set := os.LookupEnv("TICKGATE_CATCH_UP_UNIT"); !set {
+		unit = CatchUpUnit
+	}
+	if unit == "" {
+		fmt.Fprintf(e.stdout, "catch-up: %d job(s) owe a run: run `tickgate catch-up`\n", len(owed))
+		return
+	}
+	cmd := exec.CommandContext(c.Context, "systemctl", "start", "--no-block", unit)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		fmt.Fprintf(e.stderr, "tickgate: warning: catch-up: %d job(s) owe a run, but starting %s failed (%v: %s); run `tickgate catch-up`\n",
+			len(owed), unit, err, strings.TrimSpace(string(msg)))
+		return
+	}
+	fmt.Fprintf(e.stdout, "catch-up: %d job(s) owe a run: started %s\n", len(owed), unit)
+}
