@@ -18,6 +18,9 @@ BLACK_FLAGS := --line-length 130
 # Go native fuzz targets (package:Target); make test runs each briefly.
 FUZZ_TARGETS := gate:FuzzParse state:FuzzParseState state:FuzzParseMarker timespec:FuzzParseDuration timespec:FuzzParseTime cli:FuzzParseCodes
 FUZZTIME    ?= 60s
+# promtool, from Debian's prometheus package, unpacked under .cache (nothing
+# installed system-wide, no Prometheus service started).
+PROMTOOL    := .cache/promtool/root/usr/bin/promtool
 
 .PHONY: help
 help:
@@ -26,6 +29,7 @@ help:
 	@echo "make lint        ansible-lint (production) and yamllint"
 	@echo "make molecule    molecule test --all (real systemd hosts)"
 	@echo "make fuzz        each Go fuzz target for FUZZTIME (default 60s)"
+	@echo "make rules       promtool check and test of monitoring/tickgate.rules.yml"
 	@echo "make bench       helper and deploy benchmarks (figures, no pass/fail)"
 	@echo "make demo        boot a demo host, deploy inventory/demo, run each job once"
 	@echo "make demo-clean  stop and remove the demo host"
@@ -33,7 +37,7 @@ help:
 
 # --- installs ---------------------------------------------------------------
 .PHONY: deps apt-deps venv go-deps
-deps: apt-deps venv go-deps
+deps: apt-deps venv go-deps $(PROMTOOL)
 
 apt-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -51,6 +55,13 @@ $(VENV)/.installed: requirements.txt
 
 go-deps:
 	$(GO) mod download
+
+$(PROMTOOL):
+	mkdir -p .cache/promtool
+	cd .cache/promtool && rm -f prometheus_*.deb && \
+	  { apt-get download -qq prometheus 2>/dev/null || { apt-get update -qq && apt-get download -qq prometheus; }; } && \
+	  dpkg-deb -x prometheus_*.deb root && rm -f prometheus_*.deb
+	test -x $@
 
 # --- build ------------------------------------------------------------------
 # Always rebuilt (Go's cache makes it cheap): the version stamp changes with
@@ -72,6 +83,7 @@ test: deps
 	  "fuzz (brief)"     "$(MAKE) --no-print-directory fuzz FUZZTIME=3s" \
 	  "filter tests"     "$(VENV_BIN)/python -m unittest discover -s roles/tickgate/tests -v" \
 	  "black"            "$(VENV_BIN)/black --check --diff $(BLACK_FLAGS) roles" \
+	  "promtool rules"   "$(MAKE) --no-print-directory rules" \
 	  "yamllint"         "$(VENV_BIN)/yamllint --strict ." \
 	  "ansible-lint"     "$(VENV_BIN)/ansible-lint" \
 	  "molecule"         "$(MAKE) --no-print-directory molecule"
@@ -94,6 +106,11 @@ fuzz:
 	  echo "fuzz $$name ($(FUZZTIME))"; \
 	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./helper/$$pkg | grep -v '^fuzz: elapsed'; \
 	done
+
+# The shipped Prometheus alert rules: valid, and their unit tests pass.
+.PHONY: rules
+rules: $(PROMTOOL)
+	cd monitoring && ../$(PROMTOOL) check rules tickgate.rules.yml && ../$(PROMTOOL) test rules tickgate.rules.test.yml
 
 test-filters: venv
 	$(VENV_BIN)/python -m unittest discover -s roles/tickgate/tests -v

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"sort"
 	"strings"
 	"time"
 )
@@ -45,6 +46,74 @@ func Next(ctx context.Context, specs []string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("systemd-analyze calendar %q: %s", specs, msg)
 	}
 	return parse(stdout.Bytes())
+}
+
+// Elapses returns the next n elapses after now of all specs together,
+// sorted, in UTC, without duplicates (each expression contributes its own
+// next n; the earliest n of the union are returned).
+func Elapses(ctx context.Context, specs []string, n int) ([]time.Time, error) {
+	if len(specs) == 0 {
+		return nil, errors.New("no schedule given")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, Analyze, append([]string{"calendar", fmt.Sprintf("--iterations=%d", n), "--"}, specs...)...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		return nil, fmt.Errorf("systemd-analyze calendar %q: %s", specs, msg)
+	}
+	all, err := parseAll(stdout.Bytes())
+	if err != nil {
+		return nil, err
+	}
+	if len(all) == 0 {
+		return nil, ErrNever
+	}
+	if len(all) > n {
+		all = all[:n]
+	}
+	return all, nil
+}
+
+// parseAll reads every elapse (Next elapse and Iter. #k lines, each replaced
+// by its "(in UTC)" line when the zone is not UTC).
+func parseAll(out []byte) ([]time.Time, error) {
+	var vals []string
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		key, val, ok := strings.Cut(strings.TrimSpace(sc.Text()), ": ")
+		if !ok {
+			continue
+		}
+		val = strings.TrimSpace(val)
+		switch {
+		case key == "Next elapse" || strings.HasPrefix(key, "Iter. #"):
+			if val != "never" {
+				vals = append(vals, val)
+			}
+		case key == "(in UTC)" && len(vals) > 0:
+			vals[len(vals)-1] = val
+		}
+	}
+	seen := map[time.Time]bool{}
+	var out2 []time.Time
+	for _, v := range vals {
+		t, err := time.Parse(layout, v)
+		if err != nil || !strings.HasSuffix(v, " UTC") {
+			return nil, fmt.Errorf("systemd-analyze calendar: unexpected time %q", v)
+		}
+		if t = t.UTC(); !seen[t] {
+			seen[t] = true
+			out2 = append(out2, t)
+		}
+	}
+	sort.Slice(out2, func(a, b int) bool { return out2[a].Before(out2[b]) })
+	return out2, nil
 }
 
 // parse reads the earliest elapse of systemd-analyze calendar's output: each

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 )
@@ -100,5 +101,24 @@ func TestNextAgainstSystemd(t *testing.T) {
 	}
 	if _, err := Next(context.Background(), []string{"not a calendar"}); err == nil {
 		t.Fatal("a bad expression: no error")
+	}
+}
+
+func TestElapses(t *testing.T) {
+	got, err := Elapses(context.Background(), []string{"2099-01-01 00:00:00 UTC", "2098-*-01 12:00:00 UTC"}, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s []string
+	for _, e := range got {
+		s = append(s, e.Format(time.RFC3339))
+	}
+	if want := "2098-01-01T12:00:00Z 2098-02-01T12:00:00Z 2098-03-01T12:00:00Z 2098-04-01T12:00:00Z"; strings.Join(s, " ") != want {
+		t.Fatalf("Elapses = %v, want %s", s, want)
+	}
+	t.Setenv("TZ", "Europe/Berlin")
+	got, err = Elapses(context.Background(), []string{"2098-06-01 12:00:00", "2098-06-01 12:00:00 Europe/Berlin"}, 5)
+	if err != nil || len(got) != 1 || !got[0].Equal(time.Date(2098, 6, 1, 10, 0, 0, 0, time.UTC)) {
+		t.Fatalf("duplicates across expressions: %v %v", got, err)
 	}
 }

@@ -40,6 +40,7 @@ type globals struct {
 	StateDir, LockDir, Gate, MetricsDir, DataDir string
 	Owners                                       *safefs.Owners
 	FleetDSNFile, FleetAdminDSNFile              string
+	NotifyDir                                    string
 }
 
 func getGlobals(c *ucli.Context) globals {
@@ -52,6 +53,7 @@ func getGlobals(c *ucli.Context) globals {
 		Owners:     safefs.NewOwners(c.String("supervisor")),
 
 		FleetDSNFile:      c.String("fleet-dsn-file"),
+		NotifyDir:         c.String("notify-dir"),
 		FleetAdminDSNFile: c.String("fleet-admin-dsn-file"),
 	}
 }
@@ -114,6 +116,7 @@ through the environment variables shown, as the units do with Environment=.`,
 			&ucli.StringFlag{Name: "metrics-dir", EnvVars: []string{"TICKGATE_METRICS_DIR"}, Usage: "write Prometheus textfiles to `DIR` (empty: none)"},
 			&ucli.StringFlag{Name: "data-dir", Value: "/var/lib/tickgate-data", EnvVars: []string{"TICKGATE_DATA_ROOT"}, Usage: "each job's own writable dir is `DIR`/JOB (TICKGATE_DATA_DIR in the job)"},
 			&ucli.StringFlag{Name: "supervisor", Value: "tickgate", EnvVars: []string{"TICKGATE_SUPERVISOR"}, Usage: "the `ACCOUNT` that owns tickgate's directories (trusted beside root)"},
+			&ucli.StringFlag{Name: "notify-dir", Value: "/etc/tickgate/notify", EnvVars: []string{"TICKGATE_NOTIFY_DIR"}, Usage: "a job's notification targets are in `DIR`/JOB.json (the deploy writes them; 0600)"},
 			&ucli.StringFlag{Name: "fleet-dsn-file", Value: "/etc/tickgate/fleet-tick.dsn", EnvVars: []string{"TICKGATE_FLEET_DSN_FILE"}, Usage: "the tick role's fleet DSN is in `FILE` (run --fleet, gate show)"},
 			&ucli.StringFlag{Name: "fleet-admin-dsn-file", Value: "/etc/tickgate/fleet-admin.dsn", EnvVars: []string{"TICKGATE_FLEET_ADMIN_DSN_FILE"}, Usage: "the admin role's fleet DSN is in `FILE` (gate ... --fleet)"},
 			&ucli.StringFlag{Name: "fleet-timeout", Value: "3s", EnvVars: []string{"TICKGATE_FLEET_TIMEOUT"}, Usage: "bound connecting to the fleet database and each query to `DURATION`"},

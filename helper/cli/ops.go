@@ -23,7 +23,7 @@ import (
 const DrainPoll = 50 * time.Millisecond
 
 func opsCommands(e *env) []*ucli.Command {
-	return []*ucli.Command{gateCommand(e), drainCommand(e), statusCommand(e), clearCommand(e), haltCommand(e), fleetCommand(e), catchUpCommand(e), backoffCommand(e)}
+	return []*ucli.Command{gateCommand(e), drainCommand(e), statusCommand(e), clearCommand(e), haltCommand(e), fleetCommand(e), catchUpCommand(e), backoffCommand(e), historyCommand(e)}
 }
 
 func drainCommand(e *env) *ucli.Command {
@@ -123,6 +123,8 @@ Example: tickgate status --json | jq '.jobs[] | select(.halted != null) | .job'`
 		Flags: []ucli.Flag{
 			&ucli.BoolFlag{Name: "json", Usage: "print JSON (schema 1)"},
 			&ucli.BoolFlag{Name: "no-systemd", Usage: "do not ask systemd for timers"},
+			&ucli.IntFlag{Name: "history", Value: 10, Usage: "with --json: each job's last `N` runs, newest first (0: none)"},
+			&ucli.Float64Flag{Name: "tolerance", Value: status.DefaultTolerance, Usage: "a job is late after `X` expected intervals without a success"},
 			&ucli.BoolFlag{Name: "fleet", Usage: "every host's jobs, the fleet gate and the fleet lock holders, from the fleet database"},
 		},
 		Action: func(c *ucli.Context) error {
@@ -147,7 +149,8 @@ Example: tickgate status --json | jq '.jobs[] | select(.halted != null) | .job'`
 				}
 			}
 			g := getGlobals(c)
-			rep, err := status.Collect(c.Context, status.Options{Version: Version, Store: g.store(), GatePath: g.Gate, Jobs: jobs, Systemd: !c.Bool("no-systemd"), LockDir: g.LockDir})
+			rep, err := status.Collect(c.Context, status.Options{Version: Version, Store: g.store(), GatePath: g.Gate, Jobs: jobs, Systemd: !c.Bool("no-systemd"), LockDir: g.LockDir,
+				History: c.Int("history"), Tolerance: c.Float64("tolerance")})
 			if err != nil {
 				return exitcode.New(exitcode.Software, "status: %v", err)
 			}
@@ -229,6 +232,10 @@ func printStatus(w io.Writer, rep *status.Report) {
 		reason := orDash(j.Reason)
 		if j.Error != "" {
 			reason = "ERROR: " + j.Error
+		}
+		if j.Late {
+			result += " LATE"
+			reason = j.LateWhy + "; " + reason
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", j.Job, next, short(lastRun, now), result,
 			short(j.LastSuccessAt, now), j.ConsecutiveFailures, clip(marker, 40), pid, j.Lock, clip(reason, 60))
@@ -404,7 +411,7 @@ func afterMarkerChange(ctx context.Context, g globals, j *state.Job, fn func(*st
 			if b, _ := backoff.Read(g.LockDir, st.Lock, g.Owners); b.Active(time.Now()) {
 				until = b.Until
 			}
-			return metrics.WriteJob(g.MetricsDir, j, st, hb, until, g.Owners)
+			return metrics.WriteJob(g.MetricsDir, j, st, hb, until, g.Gate, g.Owners)
 		}
 	}
 	if _, err := j.Update(ctx, fn, hooks); err != nil {

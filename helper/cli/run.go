@@ -68,6 +68,7 @@ func runCommand(e *env) *ucli.Command {
 			&ucli.StringFlag{Name: "lock-scope", Value: "host", Usage: "`host`, or fleet: hold the lock group fleet-wide too (implies --fleet)"},
 			&ucli.StringFlag{Name: "singleton", Usage: "`fleet`: each slot of --schedule runs on one host of the fleet only (implies --fleet)"},
 			&ucli.StringSliceFlag{Name: "schedule", Usage: "the timer's OnCalendar= `EXPR` (repeat for each): when a tick was due, for --singleton, --start-deadline, --catch-up"},
+			&ucli.IntFlag{Name: "history", Value: state.DefaultHistory, Usage: "keep the last `N` runs in state.json (tickgate history)"},
 			&ucli.StringFlag{Name: "start-deadline", Value: "0", Usage: "skip a run that would start more than `DURATION` after its scheduled time (0: never)"},
 			&ucli.StringFlag{Name: "catch-up", Value: "none", Usage: "`once`: after the gate skipped it, run once when the gate reopens (tickgate catch-up)"},
 		},
@@ -118,7 +119,7 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 	cfg := runner.Config{
 		Job: job, Lock: lock, Argv: argv,
 		StateDir: g.StateDir, LockDir: g.LockDir, GatePath: g.Gate, MetricsDir: g.MetricsDir,
-		DataDir: g.DataDir, Owners: g.Owners, WorkDir: c.String("workdir"),
+		DataDir: g.DataDir, Owners: g.Owners, WorkDir: c.String("workdir"), NotifyDir: g.NotifyDir,
 		HaltAfter: c.Int("halt-after"),
 		Env:       os.Environ(), Stdin: e.stdin, Stdout: e.stdout, Stderr: e.stderr,
 	}
@@ -182,6 +183,9 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 	if c.Bool("fleet") && cfg.Fleet == nil {
 		cfg.Fleet = &runner.FleetConfig{}
 	}
+	if cfg.History = c.Int("history"); cfg.History < 1 || cfg.History > 1000 {
+		return cfg, fmt.Errorf("job %s: --history: %d is not between 1 and 1000", job, cfg.History)
+	}
 	cfg.Schedule = c.StringSlice("schedule")
 	for _, s := range cfg.Schedule {
 		if strings.TrimSpace(s) == "" {
@@ -222,8 +226,6 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 	switch {
 	case len(needs) > 0 && len(cfg.Schedule) == 0:
 		return cfg, fmt.Errorf("job %s: %s needs the timer's schedule (--schedule EXPR, once per OnCalendar=)", job, strings.Join(needs, " and "))
-	case len(needs) == 0 && len(cfg.Schedule) > 0:
-		return cfg, fmt.Errorf("job %s: --schedule means nothing without --singleton fleet, --start-deadline or --catch-up once", job)
 	}
 	if cfg.Fleet != nil {
 		cfg.Fleet.DSNFile = g.FleetDSNFile

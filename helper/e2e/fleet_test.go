@@ -375,7 +375,6 @@ func TestFleetSingletonSlots(t *testing.T) {
 			t.Fatalf("%q: %s", s, r.stderr)
 		}
 	}
-	h.mustCode(64, "run", "--schedule", "daily", "floaty", "--", "true")
 	h.mustCode(64, "run", "--singleton", "fleet", "floaty", "--", "true")
 	h.mustCode(64, "run", "--singleton", "true", "--schedule", "daily", "floaty", "--", "true")
 }

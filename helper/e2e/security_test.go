@@ -468,3 +468,35 @@ func TestGateCheckAsJobUser(t *testing.T) {
 		t.Fatalf("gate check inside the job as uid %d: %s", uidA, r.stdout)
 	}
 }
+
+// A job's user backs off only its own lock group, through its supervisor:
+// it cannot plant or change another group's back-off in the lock dir, nor
+// name another group, nor flood its supervisor.
+func TestAttackBackoff(t *testing.T) {
+	s := newSecEnv(t)
+	s.attackFails(t, "plant a back-off for a's group", "echo '{}' > "+s.lockDir+"/a.backoff")
+	s.attackFails(t, "back off a's group by hand", bin+" backoff --lock a --for 1h --reason mine")
+	// Job b asks for its own group (through fd 4): granted; a is not touched.
+	s.tick(t, "b", 0, bin, "backoff", "--for", "1h", "--reason", "429")
+	if _, err := os.Stat(s.lockDir + "/a.backoff"); err == nil {
+		t.Fatal("a back-off appeared for a's group")
+	}
+	// Naming a's group from inside b (b's run in another group): not
+	// through the supervisor, so the lock dir's permissions refuse it.
+	r, took := s.asUID(supUID, true, bin, "run", "--user", strconv.Itoa(uidB), "--lock", "bg", "b", "--",
+		bin, "backoff", "--lock", "a", "--for", "1h", "--reason", "steal")
+	if r.code != 1 || !strings.Contains(r.stderr, "ermission denied") {
+		t.Fatalf("b naming a's group: exit %d after %s\n%s", r.code, took, r.stderr)
+	}
+	if _, err := os.Stat(s.lockDir + "/a.backoff"); err == nil {
+		t.Fatal("b backed off a's group")
+	}
+	s.tick(t, "a", 0)
+	// A flood of requests: the supervisor stops answering after its cap,
+	// the tick ends normally.
+	r, took = s.asUID(supUID, true, bin, "run", "--user", strconv.Itoa(uidA), "--lock", "flood", "a", "--", "sh", "-c",
+		`i=0; while [ $i -lt 40 ]; do "$0" backoff --for "$((i + 1))m" --reason flood >/dev/null 2>&1; i=$((i + 1)); done; "$0" backoff --for 2h --reason last`, bin)
+	if r.code != 1 || !strings.Contains(r.stderr, "too many requests") {
+		t.Fatalf("flood: exit %d after %s\n%s", r.code, took, r.stderr)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tickgate/tickgate/helper/gate"
 	"github.com/tickgate/tickgate/helper/safefs"
 	"github.com/tickgate/tickgate/helper/state"
 )
@@ -30,6 +31,9 @@ type Snapshot struct {
 	Heartbeat time.Time
 	// BackoffUntil is when the job's lock group's back-off ends (zero: none).
 	BackoffUntil time.Time
+	// GateClosedSince is when the gate that stops the job now closed, or
+	// when it paused the job (zero: the gate lets it run).
+	GateClosedSince time.Time
 }
 
 type metric struct {
@@ -82,6 +86,9 @@ func Render(s Snapshot) []byte {
 		{"tickgate_runs_total", "Runs of the command.", "counter", float64(st.RunsTotal)},
 		{"tickgate_failures_total", "Failed runs of the command.", "counter", float64(st.FailuresTotal)},
 		{"tickgate_skips_total", "Ticks that did not run the command.", "counter", float64(st.SkipsTotal)},
+		{"tickgate_next_run_timestamp_seconds", "Unix time the job's schedule next elapses, as of its last tick (0 = unknown); its timer's random delay comes on top.", "gauge", ts(st.NextDue)},
+		{"tickgate_expected_interval_seconds", "The longest gap between two elapses of the job's schedule (over its next 50): a run should complete within a small multiple of it.", "gauge", st.ExpectedInterval},
+		{"tickgate_gate_closed_since_timestamp_seconds", "Unix time the gate stopping this job closed, or paused it (0 = the gate lets it run).", "gauge", ts(nonZero(s.GateClosedSince))},
 		{"tickgate_backoff_until_timestamp_seconds", "Unix time the job's lock group's back-off ends (0 = none); the job skips until then.", "gauge", ts(nonZero(s.BackoffUntil))},
 		{"tickgate_retries_total", "Attempts that failed with a retry code and were tried again within their tick.", "counter", float64(st.RetriesTotal)},
 	}
@@ -123,7 +130,30 @@ func Write(dir string, s Snapshot, owners *safefs.Owners) error {
 
 // WriteJob writes the file for a job's state, reading its markers from the
 // job's directory.
-func WriteJob(dir string, job *state.Job, st *state.State, heartbeat, backoffUntil time.Time, owners *safefs.Owners) error {
+func WriteJob(dir string, job *state.Job, st *state.State, heartbeat, backoffUntil time.Time, gatePath string, owners *safefs.Owners) error {
 	return Write(dir, Snapshot{Job: job.Name, State: st, Done: job.HasMarker(state.MarkerDone),
-		Halted: job.HasMarker(state.MarkerHalted), Heartbeat: heartbeat, BackoffUntil: backoffUntil}, owners)
+		Halted: job.HasMarker(state.MarkerHalted), Heartbeat: heartbeat, BackoffUntil: backoffUntil,
+		GateClosedSince: gateClosedSince(gatePath, job.Name, heartbeat)}, owners)
+}
+
+// gateClosedSince reads the gate file: since when it has been closed, or
+// has paused job (zero if it lets the job run, or cannot be read).
+func gateClosedSince(path, job string, now time.Time) time.Time {
+	if path == "" {
+		return time.Time{}
+	}
+	g, _, err := gate.Load(path)
+	if err != nil || g == nil {
+		return time.Time{}
+	}
+	if g.ClosedNow(now) {
+		if g.Since != nil {
+			return *g.Since
+		}
+		return now
+	}
+	if p, ok := g.Paused[job]; ok {
+		return p.Since
+	}
+	return time.Time{}
 }

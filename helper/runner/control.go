@@ -34,10 +34,14 @@ type ControlReply struct {
 	Backed *backoff.B `json:"backoff,omitempty"` // the back-off that stands now
 }
 
+// MaxControlRequests bounds what one run may ask of its supervisor.
+const MaxControlRequests = 20
+
 // control is the supervisor's end while the command runs.
 type control struct {
-	fd   int
-	done chan struct{}
+	fd       int
+	done     chan struct{}
+	requests int
 }
 
 // openControl makes the socket pair; the returned file is the child's end.
@@ -77,7 +81,11 @@ func (r *runner) serveControl(ctl *control) {
 		if err != nil || n == 0 {
 			return
 		}
-		reply := r.handle(buf[:n])
+		ctl.requests++
+		reply := ControlReply{Error: fmt.Sprintf("too many requests (%d per run)", MaxControlRequests)}
+		if ctl.requests <= MaxControlRequests {
+			reply = r.handle(buf[:n])
+		}
 		out, _ := json.Marshal(reply)
 		_ = unix.Sendto(ctl.fd, out, unix.MSG_DONTWAIT, nil)
 	}

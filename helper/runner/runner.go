@@ -62,6 +62,8 @@ type Config struct {
 	Schedule       []string
 	StartDeadline  time.Duration // skip a run that would start this long after it was due
 	CatchUp        bool          // a tick the gate skipped is run once when it reopens
+	History        int           // runs kept in state.json (0: state.DefaultHistory)
+	NotifyDir      string        // where the deploy put JOB.json, the job's notification targets
 	OK, Done, Halt Codes
 	// Retry: exit codes tried again within the tick, up to Retries more
 	// attempts, after RetryDelay doubling up to RetryMaxDelay (with jitter).
@@ -114,9 +116,12 @@ type runner struct {
 	claimed      bool          // the slot is this tick's
 	attempt      int           // the command's attempt in this tick (1 = first)
 	nextDue      *time.Time    // the schedule's next elapse as the tick started (nil: no schedule)
+	elapses      []time.Time   // the schedule's coming elapses (cached in state.json)
+	interval     float64       // the longest gap between them, in seconds
 	nextErr      error         // why nextDue is unknown
 	due          *time.Time    // when this tick was due (nil: not known, or a start off the schedule)
 	ctl          *control      // the control socket, while the command runs
+	ntf          *notifier     // the job's notification targets (nil: none)
 	lastWhy      string        // with retries: why the attempts stopped early, for the final reason
 }
 
@@ -137,6 +142,14 @@ func Run(c Config) (Outcome, error) {
 	signal.Notify(r.sigCh, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(r.sigCh)
 
+	out, err := r.tick()
+	r.notifyEnd() // the locks are let go: a slow target delays no job
+	return out, err
+}
+
+// tick is Run's work, holding what it takes until it returns.
+func (r *runner) tick() (Outcome, error) {
+	c := r.c
 	job, err := r.store.Job(c.Job, true)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("job %s: state dir: %w", c.Job, err)
@@ -380,6 +393,7 @@ func (r *runner) command(pin, ctl *os.File) (*exec.Cmd, error) {
 
 func (r *runner) execute(lg *lockgroup.Group) (Outcome, error) {
 	c := r.c
+	r.loadNotify()
 	for r.attempt = 1; ; r.attempt++ {
 		end, startCode, startWhy := r.runOnce(lg)
 		switch {
@@ -423,6 +437,7 @@ func (r *runner) runOnce(lg *lockgroup.Group) (ending, int, string) {
 		runtime.LockOSThread() // Pdeathsig follows the thread that forked the child
 		defer runtime.UnlockOSThread()
 	}
+	r.notifyStart()
 	err = cmd.Start()
 	ctl.Close() // the child's end stays with the child
 	if err != nil {
@@ -517,6 +532,7 @@ func (r *runner) setRun(s *state.State, result, reason string, now time.Time, co
 		FinishedAt: &now, DurationSeconds: now.Sub(r.started).Seconds(), ExitCode: &code, Fence: r.fence(), Slot: r.slotClaimed(), Attempt: r.attemptNo()}
 	endTick(s, run)
 	s.LastRun = &run
+	s.AddHistory(run, r.c.History)
 }
 
 // fence is the fencing token of the fleet lock this run holds (0: none).
@@ -630,18 +646,22 @@ func (r *runner) record(t tick, exit, childCode int, fn func(*state.State, *tick
 			if b, _ := r.activeBackoff(); b != nil {
 				until = b.Until
 			}
-			if err := metrics.WriteJob(c.MetricsDir, r.job, st, time.Now(), until, c.Owners); err != nil {
+			if err := metrics.WriteJob(c.MetricsDir, r.job, st, time.Now(), until, c.GatePath, c.Owners); err != nil {
 				return fmt.Errorf("write metrics: %w", err)
 			}
 			return nil
 		}
 	}
+	var ran bool
+	var prevFails int
 	st, err := r.job.Update(r.untilSignal(), func(s *state.State) {
 		s.Lock = c.Lock
 		runs := s.RunsTotal
+		prevFails = s.ConsecutiveFailures
 		fn(s, &t)
+		ran = s.RunsTotal > runs
 		r.noteSchedule(s)
-		r.noteCatchUp(s, t.result, t.reason, s.RunsTotal > runs)
+		r.noteCatchUp(s, t.result, t.reason, ran)
 	}, hooks)
 	if err == nil {
 		r.publish(st)
@@ -653,6 +673,11 @@ func (r *runner) record(t tick, exit, childCode int, fn func(*state.State, *tick
 	}
 	r.rep.Tick(report.Entry{Job: c.Job, Lock: c.Lock, Result: t.result, Reason: t.reason, RunID: r.runID,
 		ExitCode: exit, DurationSec: time.Since(r.started).Seconds(), Attempt: r.attemptNo()})
+	if ran && err == nil && r.ntf != nil {
+		// Sent when the tick has let go of its locks (Run).
+		r.ntf.pending = &pendingEnd{result: t.result, reason: t.reason, exit: childCode,
+			transition: transition(t.result, prevFails, st.ConsecutiveFailures)}
+	}
 	r.stopWatch()
 	out := Outcome{Result: t.result, Reason: t.reason, ExitCode: exit}
 	if err != nil {

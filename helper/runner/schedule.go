@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"os"
 	"strings"
 	"time"
 
@@ -11,8 +12,15 @@ import (
 	"github.com/tickgate/tickgate/helper/state"
 )
 
-// schedKey is how state.json remembers which schedule NextDue belongs to.
-func (r *runner) schedKey() string { return strings.Join(r.c.Schedule, "\n") }
+// schedKey is how state.json remembers which schedule (and time zone) its
+// cached elapses belong to.
+func (r *runner) schedKey() string {
+	zone, _ := os.Readlink("/etc/localtime")
+	return strings.Join(r.c.Schedule, "\n") + "\n@" + os.Getenv("TZ") + "|" + zone
+}
+
+// CacheElapses is how many coming elapses one systemd-analyze call caches.
+const CacheElapses = 50
 
 // whenDue works out, as the tick starts, the schedule's next elapse (what
 // the next tick will be due at) and when this tick was due:
@@ -23,23 +31,37 @@ func (r *runner) schedKey() string { return strings.Join(r.c.Schedule, "\n") }
 //   - else, with a catch-up owed, the slot the gate skipped last: this is
 //     the catch-up, started off the schedule;
 //   - else nothing (a manual start, or the first tick of a new schedule).
+//
+// The next elapse comes from the elapses cached in state.json; only when
+// they run out (or the schedule or zone changed) is systemd-analyze asked,
+// for the next CacheElapses at once.
 func (r *runner) whenDue() {
 	if len(r.c.Schedule) == 0 {
 		return
 	}
 	now := time.Now().UTC()
-	next, err := calendar.Next(context.Background(), r.c.Schedule)
-	if err != nil {
-		r.nextErr = err
-	} else {
-		r.nextDue = &next
+	prev, _ := r.job.Load()
+	key := r.schedKey()
+	if prev != nil && prev.Schedule == key {
+		r.elapses, r.interval = prev.Elapses, prev.ExpectedInterval
 	}
-	prev, err := r.job.Load()
-	if err != nil || prev == nil {
+	next := firstAfter(r.elapses, now)
+	if next == nil {
+		els, err := calendar.Elapses(context.Background(), r.c.Schedule, CacheElapses)
+		if err != nil {
+			r.nextErr = err
+			r.elapses, r.interval = nil, 0
+		} else {
+			r.elapses, r.interval = els, longestGap(els)
+			next = firstAfter(els, now)
+		}
+	}
+	r.nextDue = next
+	if prev == nil {
 		return
 	}
 	switch {
-	case prev.NextDue != nil && prev.Schedule == r.schedKey() && !prev.NextDue.After(now):
+	case prev.NextDue != nil && prev.Schedule == key && !prev.NextDue.After(now):
 		d := prev.NextDue.UTC()
 		r.due = &d
 	case prev.CatchUp != nil:
@@ -48,10 +70,38 @@ func (r *runner) whenDue() {
 	}
 }
 
-// noteSchedule is part of every record: the next elapse for the next tick.
+func firstAfter(els []time.Time, now time.Time) *time.Time {
+	for _, e := range els {
+		if e.After(now) {
+			e := e.UTC()
+			return &e
+		}
+	}
+	return nil
+}
+
+// longestGap is the longest time between two consecutive elapses, in
+// seconds (0 with fewer than two).
+func longestGap(els []time.Time) float64 {
+	var m time.Duration
+	for i := 1; i < len(els); i++ {
+		m = max(m, els[i].Sub(els[i-1]))
+	}
+	return m.Seconds()
+}
+
+// noteSchedule is part of every record: the next elapse for the next tick,
+// and the cache of coming elapses (those still ahead).
 func (r *runner) noteSchedule(s *state.State) {
-	if r.nextDue != nil {
-		s.NextDue, s.Schedule = r.nextDue, r.schedKey()
+	if r.nextDue == nil {
+		return
+	}
+	s.NextDue, s.Schedule, s.ExpectedInterval = r.nextDue, r.schedKey(), r.interval
+	s.Elapses = s.Elapses[:0]
+	for _, e := range r.elapses {
+		if !e.Before(*r.nextDue) {
+			s.Elapses = append(s.Elapses, e)
+		}
 	}
 }
 

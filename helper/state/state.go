@@ -87,6 +87,20 @@ type Run struct {
 	NextAttemptAt   *time.Time `json:"next_attempt_at,omitempty"` // while waiting to retry: when the next attempt starts
 }
 
+// DefaultHistory is how many runs state.json keeps unless told otherwise.
+const DefaultHistory = 50
+
+// AddHistory appends run, keeping the last max (max <= 0: DefaultHistory).
+func (s *State) AddHistory(run Run, max int) {
+	if max <= 0 {
+		max = DefaultHistory
+	}
+	s.History = append(s.History, run)
+	if n := len(s.History) - max; n > 0 {
+		s.History = append([]Run(nil), s.History[n:]...)
+	}
+}
+
 // CatchUp is a run owed once the gate reopens.
 type CatchUp struct {
 	Slot   time.Time `json:"slot"`
@@ -122,9 +136,18 @@ type State struct {
 	// expressions it was computed from.
 	NextDue  *time.Time `json:"next_due,omitempty"`
 	Schedule string     `json:"schedule,omitempty"`
+	// Elapses caches the schedule's coming elapses (asked of systemd once
+	// per 50), and ExpectedInterval is the longest gap between two of them:
+	// the interval a job should complete within (late jobs, alert rules).
+	Elapses          []time.Time `json:"elapses,omitempty"`
+	ExpectedInterval float64     `json:"expected_interval_seconds,omitempty"`
 	// CatchUp is set while a run the gate skipped waits for the gate to
 	// reopen (catch_up: once); Slot is when the latest skipped run was due.
-	CatchUp   *CatchUp  `json:"catch_up,omitempty"`
+	CatchUp *CatchUp `json:"catch_up,omitempty"`
+	// History is the job's latest runs of its command, oldest first, at
+	// most the helper's --history (default 50): state.json is written
+	// atomically anyway, so history costs no write of its own.
+	History   []Run     `json:"history,omitempty"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
 

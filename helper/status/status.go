@@ -7,6 +7,7 @@ package status
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"sort"
@@ -96,7 +97,16 @@ type Job struct {
 	NextDue             *time.Time     `json:"next_due,omitempty"` // the schedule's next elapse (start_deadline, catch_up, singleton)
 	CatchUp             *state.CatchUp `json:"catch_up,omitempty"` // a run the gate skipped, owed once it reopens
 	Backoff             *backoff.B     `json:"backoff,omitempty"`  // its lock group's back-off, while it lasts
-	Error               string         `json:"error,omitempty"`    // what could not be read for this job
+	History             []state.Run    `json:"history"`            // its latest runs, newest first (at most Options.History)
+	ExpectedInterval    float64        `json:"expected_interval_seconds,omitempty"`
+	// Late: no successful run within ExpectedInterval x Options.Tolerance.
+	// LateWhy says why it is late, or why a job that has not succeeded for
+	// that long is not (gated, paused, a marker, a back-off).
+	Late    bool   `json:"late"`
+	LateWhy string `json:"late_why,omitempty"`
+	Error   string `json:"error,omitempty"` // what could not be read for this job
+
+	firstRun *time.Time // the oldest run state.json remembers
 }
 
 // GateView is the gate as status and `gate show --json` print it.
@@ -148,6 +158,10 @@ type Options struct {
 	Jobs     []string // empty: all known
 	Systemd  bool     // ask systemd for timers
 	LockDir  string   // for the lock groups' back-offs ("" = none shown)
+	History  int      // runs of each job's history to include, newest first (0: none)
+	// Tolerance: a job is late when it has not succeeded for its expected
+	// interval times this (0: DefaultTolerance).
+	Tolerance float64
 }
 
 // Collect builds the status view.
@@ -186,7 +200,7 @@ func Collect(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep.Jobs = make([]Job, 0, len(want))
 	for _, name := range want {
-		row := Job{Job: name, Lock: name}
+		row := Job{Job: name, Lock: name, History: []state.Run{}}
 		if t, ok := timers[name]; ok {
 			t := t
 			row.Timer = &t
@@ -209,7 +223,13 @@ func Collect(ctx context.Context, o Options) (*Report, error) {
 			row.LastRun, row.LastSuccessAt = st.LastRun, st.LastSuccessAt
 			row.ConsecutiveFailures = st.ConsecutiveFailures
 			row.Attempt, row.NextAttemptAt, row.RetriesTotal = st.Attempt, st.NextAttemptAt, st.RetriesTotal
-			row.NextDue, row.CatchUp = st.NextDue, st.CatchUp
+			row.NextDue, row.CatchUp, row.ExpectedInterval = st.NextDue, st.CatchUp, st.ExpectedInterval
+			if len(st.History) > 0 {
+				row.firstRun = st.History[0].StartedAt
+			}
+			for i := len(st.History) - 1; i >= 0 && len(row.History) < o.History; i-- {
+				row.History = append(row.History, st.History[i])
+			}
 			if st.IsRunning() {
 				row.Running = true
 				pid := st.ActivePID()
@@ -247,8 +267,53 @@ func Collect(ctx context.Context, o Options) (*Report, error) {
 				rep.Jobs[i].Backoff = &b
 			}
 		}
+		rep.Jobs[i].judgeLate(rep.Gate.Gate, now, o.Tolerance)
 	}
 	return rep, nil
+}
+
+// DefaultTolerance is how many expected intervals a job may go without a
+// success before it is late.
+const DefaultTolerance = 2.0
+
+// judgeLate sets Late and LateWhy. A job is late when its last success (or,
+// if it never succeeded, its first recorded run) is older than its expected
+// interval times the tolerance — unless something stops it on purpose.
+func (j *Job) judgeLate(g *gate.Gate, now time.Time, tolerance float64) {
+	if tolerance <= 0 {
+		tolerance = DefaultTolerance
+	}
+	if j.ExpectedInterval <= 0 {
+		return
+	}
+	ref := j.LastSuccessAt
+	if ref == nil {
+		ref = j.firstRun
+	}
+	if ref == nil {
+		return
+	}
+	limit := time.Duration(j.ExpectedInterval * tolerance * float64(time.Second))
+	age := now.Sub(*ref)
+	if age <= limit {
+		return
+	}
+	why := fmt.Sprintf("no success for %s (expected every %s, tolerance %gx)", age.Round(time.Second),
+		time.Duration(j.ExpectedInterval*float64(time.Second)), tolerance)
+	switch {
+	case j.Halted != nil:
+		j.LateWhy = "not late: halted (" + why + ")"
+	case j.Done != nil:
+		j.LateWhy = "not late: done"
+	case g != nil && g.ClosedNow(now):
+		j.LateWhy = "not late: the gate is closed (" + why + ")"
+	case j.Paused != nil:
+		j.LateWhy = "not late: paused (" + why + ")"
+	case j.Backoff != nil:
+		j.LateWhy = "not late: its lock group backs off (" + why + ")"
+	default:
+		j.Late, j.LateWhy = true, "late: "+why
+	}
 }
 
 // ActiveBackoffs are the lock groups of this host that back off at now

@@ -339,6 +339,16 @@ def tickgate_job_errors(jobs, defaults=None, supervisor=None, fleet=False):
         for flag in ("enabled", "persistent", "fixed_random_delay"):
             if job.get(flag) is not None and not isinstance(job[flag], bool):
                 err(flag, "must be true or false: %r" % (job[flag],))
+        nt = job.get("notify")
+        if nt is not None and not isinstance(nt, list):
+            err("notify", "must be a list of targets like {webhook: URL} or {healthchecks: URL, on: every}")
+        else:
+            for i, t in enumerate(nt or []):
+                for problem in _target_errors(t):
+                    err("notify", "target %d: %s" % (i + 1, problem))
+        hist = job.get("history")
+        if hist is not None and (not isinstance(hist, int) or isinstance(hist, bool) or not 1 <= hist <= 1000):
+            err("history", "must be a whole number from 1 to 1000: %r" % (hist,))
         if job.get("catch_up") not in (None, "none", "once"):
             err("catch_up", "must be none or once (got %r)" % (job.get("catch_up"),))
         sd = job.get("start_deadline")
@@ -363,6 +373,48 @@ def tickgate_job_errors(jobs, defaults=None, supervisor=None, fleet=False):
         elif single == "fleet" and not fleet:
             err("singleton", "fleet needs tickgate_fleet_dsn (fleet coordination) on this host")
     return errors
+
+
+def _target_errors(t):
+    """Problems of one notification target ({webhook: URL} or
+    {healthchecks: URL}, optional on: transitions|every). A URL may hold a
+    secret: it is never echoed."""
+    if not isinstance(t, dict):
+        return ["must be a dict like {webhook: URL} or {healthchecks: URL, on: every}"]
+    kinds = [k for k in ("webhook", "healthchecks") if k in t]
+    out = []
+    if len(kinds) != 1:
+        out.append("needs exactly one of webhook or healthchecks")
+    else:
+        u = t[kinds[0]]
+        if not isinstance(u, str) or not re.match(r"^https?://[^/\s]+", u) or any(c.isspace() for c in u):
+            out.append("%s: not an http(s) URL (the value is not shown: it may hold a secret)" % kinds[0])
+    if t.get("on", "transitions") not in ("transitions", "every"):
+        out.append("on: must be transitions or every")
+    extra = sorted(set(t) - {"webhook", "healthchecks", "on"}, key=str)
+    if extra:
+        out.append("unknown key(s) %s" % ", ".join(map(str, extra)))
+    return out
+
+
+def tickgate_target_errors(targets):
+    """Problems of tickgate_notify, the host-wide default targets."""
+    if not isinstance(targets, list):
+        return ["tickgate_notify: must be a list of targets like {webhook: URL}"]
+    return ["tickgate_notify: target %d: %s" % (i + 1, p) for i, t in enumerate(targets) for p in _target_errors(t)]
+
+
+def _targets(job, defaults):
+    """A job's notification targets in the helper's form (its own, or the
+    host-wide default tickgate_notify)."""
+    raw = job.get("notify")
+    if raw is None:
+        raw = defaults.get("notify") or []
+    out = []
+    for t in raw:
+        kind = "webhook" if "webhook" in t else "healthchecks"
+        out.append({"kind": kind, "url": t[kind], "on": t.get("on", "transitions")})
+    return out
 
 
 def span_seconds(value):
@@ -443,14 +495,17 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
                 # Every host's tick of a slot must start before the next
                 # slot: the deploy checks the schedule against this.
                 j["singleton_min_gap"] = 2 * (span_seconds(j.get("randomized_delay") or 0) + span_seconds(j.get("accuracy") or 0))
+        if j.get("history") and j["history"] != 50:
+            argv += ["--history", str(j["history"])]
         if j.get("start_deadline"):
             argv += ["--start-deadline", tickgate_span(j["start_deadline"])]
         if j.get("catch_up") == "once":
             argv += ["--catch-up", "once"]
-        if "--singleton" in argv or "--start-deadline" in argv or "--catch-up" in argv:
-            # The helper knows when a tick was due from the timer's own schedule.
-            for s in j["schedule"]:
-                argv += ["--schedule", s]
+        # The timer's own schedule: the helper knows from it when a tick was
+        # due and when the next is (deadlines, catch-up, floating
+        # singletons, late jobs, tickgate_next_run_timestamp_seconds).
+        for s in j["schedule"]:
+            argv += ["--schedule", s]
         j["argv"] = argv + [j["name"], "--"] + list(j["command"])
         env = [
             ["TICKGATE_STATE_ROOT", settings["state_dir"]],
@@ -466,6 +521,9 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
                 ["TICKGATE_FLEET_DSN_FILE", settings["fleet_dsn_file"]],
                 ["TICKGATE_FLEET_TIMEOUT", tickgate_span(settings["fleet_timeout"])],
             ]
+        j["notify_targets"] = _targets(job, {"notify": settings.get("notify")})
+        if settings.get("notify_dir"):
+            env.append(["TICKGATE_NOTIFY_DIR", settings["notify_dir"]])
         env += [[k, "" if v is None else str(v)] for k, v in sorted((j.get("environment") or {}).items())]
         j["env"] = env
         j["state_path"] = "%s/%s" % (settings["state_dir"].rstrip("/"), j["name"])
@@ -563,4 +621,5 @@ class FilterModule(object):
             "tickgate_span": tickgate_span,
             "tickgate_singleton_errors": tickgate_singleton_errors,
             "tickgate_singleton_tz_errors": tickgate_singleton_tz_errors,
+            "tickgate_target_errors": tickgate_target_errors,
         }

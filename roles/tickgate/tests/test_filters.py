@@ -99,6 +99,14 @@ class JobErrors(unittest.TestCase):
                 "job j: start_deadline: 5min is not longer",
             ),
             (self.ok(catch_up="twice"), "job j: catch_up: must be none or once"),
+            (self.ok(history=0), "job j: history: must be a whole number from 1 to 1000"),
+            (self.ok(notify=[{"webhook": "ftp://x/s3cr3t"}]), "job j: notify: target 1: webhook: not an http(s) URL"),
+            (
+                self.ok(notify=[{"webhook": "http://x", "on": "sometimes"}]),
+                "job j: notify: target 1: on: must be transitions or every",
+            ),
+            (self.ok(notify=[{"pager": "http://x"}]), "job j: notify: target 1: needs exactly one of webhook or healthchecks"),
+            (self.ok(notify={"webhook": "http://x"}), "job j: notify: must be a list of targets"),
             (self.ok(fixed_random_delay="yes"), "job j: fixed_random_delay: must be true or false"),
             (self.ok(name="catch-up"), "job catch-up: name: 'catch-up' is reserved"),
             (self.ok(singleton="fleet"), "job j: singleton: fleet needs tickgate_fleet_dsn"),
@@ -262,13 +270,37 @@ class Normalize(unittest.TestCase):
         self.assertNotIn("--retry-codes", self.norm()["argv"])
         self.assertEqual(self.norm(timeout="1min")["runtime_max"], "100s")
 
+    def test_notify_targets_never_echo_the_url(self):
+        errs = t.tickgate_job_errors(
+            [{"name": "j", "command": ["/x"], "schedule": "hourly", "notify": [{"webhook": "ftp://h/s3cr3t"}]}]
+        )
+        self.assertEqual(len(errs), 1)
+        self.assertNotIn("s3cr3t", errs[0])
+        self.assertEqual(t.tickgate_target_errors([{"healthchecks": "https://hc/uuid", "on": "every"}]), [])
+        self.assertIn("tickgate_notify: target 1", t.tickgate_target_errors([{"webhook": "nope s3cr3t"}])[0])
+
+    def test_notify_targets_from_the_job_or_the_host_default(self):
+        settings = dict(self.settings, notify=[{"healthchecks": "https://hc/1"}], notify_dir="/etc/tickgate/notify")
+        own, default = t.tickgate_normalize_jobs(
+            [
+                {"name": "a", "command": ["/x"], "schedule": "hourly", "notify": [{"webhook": "https://h/k", "on": "every"}]},
+                {"name": "b", "command": ["/x"], "schedule": "hourly"},
+            ],
+            self.defaults,
+            settings,
+        )
+        self.assertEqual(own["notify_targets"], [{"kind": "webhook", "url": "https://h/k", "on": "every"}])
+        self.assertEqual(default["notify_targets"], [{"kind": "healthchecks", "url": "https://hc/1", "on": "transitions"}])
+        self.assertIn(["TICKGATE_NOTIFY_DIR", "/etc/tickgate/notify"], own["env"])
+        self.assertNotIn("https://h/k", " ".join(own["argv"]))
+
     def test_deadline_and_catch_up_pass_the_schedule(self):
         j = self.norm(schedule=["*-*-* 02:00", "Sat 03:00"], start_deadline="6h", catch_up="once")
         a = j["argv"]
         self.assertEqual(a[a.index("--start-deadline") + 1], "6h")
         self.assertEqual(a[a.index("--catch-up") + 1], "once")
         self.assertEqual([a[i + 1] for i, x in enumerate(a) if x == "--schedule"], ["*-*-* 02:00", "Sat 03:00"])
-        self.assertNotIn("--schedule", self.norm()["argv"])
+        self.assertEqual(self.norm()["argv"][-6:-4], ["--schedule", "hourly"])
 
     def test_job_codes_override_the_mode(self):
         j = self.norm(mode="drain", halt_after=0, ok_codes=[3, 5])

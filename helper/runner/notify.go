@@ -1,0 +1,179 @@
+package runner
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/tickgate/tickgate/helper/notify"
+	"github.com/tickgate/tickgate/helper/state"
+)
+
+// NotifyBudget bounds all the sending of one tick.
+var NotifyBudget = 20 * time.Second
+
+// OutputLines is how many of the job's last output lines a webhook gets.
+const OutputLines = 20
+
+// notifier is one tick's notifications.
+type notifier struct {
+	cfg     *notify.Config
+	started sync.WaitGroup
+	pending *pendingEnd // the run's outcome, sent once the tick has let go of its locks
+}
+
+// pendingEnd is a recorded run's outcome, waiting to be sent.
+type pendingEnd struct {
+	result, reason string
+	exit           int
+	transition     string
+}
+
+// loadNotify reads the job's targets; a problem only warns.
+func (r *runner) loadNotify() {
+	cfg, err := notify.Load(r.c.NotifyDir, r.c.Job, r.c.Owners)
+	if err != nil {
+		r.rep.Warn("job=%s: notifications off for this tick: %v", r.c.Job, err)
+		return
+	}
+	if cfg != nil && len(cfg.Targets) > 0 {
+		r.ntf = &notifier{cfg: cfg}
+	}
+}
+
+// notifyStart pings healthchecks targets that want every run, without
+// making the command wait for it.
+func (r *runner) notifyStart() {
+	if r.ntf == nil || r.attempt > 1 {
+		return
+	}
+	for _, t := range r.ntf.cfg.Targets {
+		r.ntf.started.Add(1)
+		go func() {
+			defer r.ntf.started.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), NotifyBudget)
+			defer cancel()
+			if err := notify.Default.Start(ctx, t); err != nil {
+				r.rep.Warn("job=%s: notifying %s of the start: %v", r.c.Job, notify.Redact(t.URL), err)
+			}
+		}()
+	}
+}
+
+// transition names what changed with this run, for notifications: the
+// first failure, a halt, done, or a recovery ("" = nothing changed).
+func transition(result string, prevFails, fails int) string {
+	switch {
+	case result == state.Halted:
+		return "halted"
+	case result == state.Done:
+		return "done"
+	case result == state.Success && prevFails > 0:
+		return "recovered"
+	case (result == state.Failed || result == state.Interrupted) && prevFails == 0 && fails > 0:
+		return "failing"
+	}
+	return ""
+}
+
+// notifyEnd sends the run's outcome to the targets that want it. Run calls
+// it when the tick has let go of its locks, so a slow target delays no job;
+// it is bounded by NotifyBudget, and a signal (systemd stopping the unit)
+// ends it at once.
+func (r *runner) notifyEnd() {
+	if r.ntf == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), NotifyBudget)
+	defer cancel()
+	go func() {
+		select {
+		case <-r.sigCh:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	defer r.ntf.started.Wait()
+	p := r.ntf.pending
+	if p == nil {
+		return
+	}
+	host, _ := os.Hostname()
+	e := notify.Event{Host: host, Job: r.c.Job, Result: p.result, Reason: p.reason, ExitCode: p.exit, RunID: r.runID,
+		DurationSeconds: time.Since(r.started).Seconds(), Transition: p.transition, At: time.Now().UTC(), Output: []string{}}
+	var want []notify.Target
+	for _, t := range r.ntf.cfg.Targets {
+		if t.Wants(e) {
+			want = append(want, t)
+		}
+	}
+	if len(want) == 0 {
+		return
+	}
+	if e.Output = jobOutput(OutputLines); len(e.Output) == 0 && os.Getenv("INVOCATION_ID") != "" {
+		// journald may not have read the last of the job's output yet.
+		time.Sleep(250 * time.Millisecond)
+		e.Output = jobOutput(OutputLines)
+	}
+	var wg sync.WaitGroup
+	for _, t := range want {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := notify.Default.Send(ctx, t, e); err != nil {
+				r.rep.Warn("job=%s: notifying %s (%s) of %s: %v", r.c.Job, notify.Redact(t.URL), t.Kind, e.Result, err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// jobOutput is the last n lines this unit's run wrote, from the journal
+// (by the invocation id systemd gives the service; never by routing the
+// job's output through tickgate). Outside systemd, or if the journal cannot
+// be read, there are none.
+func jobOutput(n int) []string {
+	inv := os.Getenv("INVOCATION_ID")
+	if inv == "" {
+		return []string{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "journalctl", "--no-pager", "-o", "json", "-n", "200",
+		"_SYSTEMD_INVOCATION_ID="+inv).Output()
+	if err != nil {
+		return []string{}
+	}
+	var lines []string
+	self := strconv.Itoa(os.Getpid())
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		// The job's output carries the unit's syslog identifier (the
+		// helper's name): tell it apart by its process, not its name —
+		// tickgate's own entries come from this pid, systemd's from pid 1.
+		var e struct {
+			PID string `json:"_PID"`
+			Msg any    `json:"MESSAGE"`
+		}
+		if json.Unmarshal(sc.Bytes(), &e) != nil || e.PID == self || e.PID == "1" {
+			continue
+		}
+		if m, ok := e.Msg.(string); ok {
+			lines = append(lines, m)
+		}
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	if lines == nil {
+		lines = []string{}
+	}
+	return lines
+}
