@@ -30,22 +30,11 @@ var ErrNever = errors.New("the schedule never elapses again")
 // expressions are read in this host's time zone unless they name one, like
 // the timer reads them.
 func Next(ctx context.Context, specs []string) (time.Time, error) {
-	if len(specs) == 0 {
-		return time.Time{}, errors.New("no schedule given")
+	els, err := Elapses(ctx, specs, 1)
+	if err != nil {
+		return time.Time{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, Analyze, append([]string{"calendar", "--iterations=1", "--"}, specs...)...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if msg == "" {
-			msg = err.Error()
-		}
-		return time.Time{}, fmt.Errorf("systemd-analyze calendar %q: %s", specs, msg)
-	}
-	return parse(stdout.Bytes())
+	return els[0], nil
 }
 
 // Elapses returns the next n elapses after now of all specs together,
@@ -114,66 +103,4 @@ func parseAll(out []byte) ([]time.Time, error) {
 	}
 	sort.Slice(out2, func(a, b int) bool { return out2[a].Before(out2[b]) })
 	return out2, nil
-}
-
-// parse reads the earliest elapse of systemd-analyze calendar's output: each
-// expression's "Next elapse:" line, or the "(in UTC):" line after it when
-// the host's zone is not UTC.
-func parse(out []byte) (time.Time, error) {
-	var best time.Time
-	found, never := 0, 0
-	pending := "" // a Next elapse not in UTC, waiting for its "(in UTC)" line
-	take := func(v string) error {
-		t, err := time.Parse(layout, v)
-		if err != nil || !strings.HasSuffix(v, " UTC") {
-			return fmt.Errorf("systemd-analyze calendar: unexpected time %q", v)
-		}
-		if found == 0 || t.Before(best) {
-			best = t
-		}
-		found++
-		return nil
-	}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		key, val, ok := strings.Cut(strings.TrimSpace(sc.Text()), ": ")
-		if !ok {
-			continue
-		}
-		val = strings.TrimSpace(val)
-		switch key {
-		case "Next elapse":
-			if pending != "" {
-				return time.Time{}, fmt.Errorf("systemd-analyze calendar: %q has no UTC time", pending)
-			}
-			switch {
-			case val == "never":
-				never++
-			case strings.HasSuffix(val, " UTC"):
-				if err := take(val); err != nil {
-					return time.Time{}, err
-				}
-			default:
-				pending = val
-			}
-		case "(in UTC)":
-			if pending == "" {
-				continue
-			}
-			pending = ""
-			if err := take(val); err != nil {
-				return time.Time{}, err
-			}
-		}
-	}
-	if pending != "" {
-		return time.Time{}, fmt.Errorf("systemd-analyze calendar: %q has no UTC time", pending)
-	}
-	if found == 0 {
-		if never > 0 {
-			return time.Time{}, ErrNever
-		}
-		return time.Time{}, errors.New("systemd-analyze calendar printed no next elapse")
-	}
-	return best.UTC(), nil
 }

@@ -41,17 +41,20 @@ Normalized form: *-*-* 03:00:00 UTC
 		{name: "empty", err: true, out: ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parse([]byte(tc.out))
+			all, err := parseAll([]byte(tc.out))
+			if err == nil && len(all) == 0 {
+				err = ErrNever
+			}
 			if tc.err {
 				if err == nil {
-					t.Fatalf("parse: got %v, want an error", got)
+					t.Fatalf("parse: got %v, want an error", all)
 				}
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.Format(time.RFC3339) != tc.want {
+			if got := all[0]; got.Format(time.RFC3339) != tc.want {
 				t.Fatalf("parse: got %s, want %s", got.Format(time.RFC3339), tc.want)
 			}
 		})
