@@ -117,6 +117,7 @@ func (r *runner) handle(msg []byte) ControlReply {
 		r.rep.Warn("job=%s: back-off of lock group %s not recorded: %v", r.c.Job, r.c.Lock, err)
 		return ControlReply{Error: err.Error()}
 	}
+	r.backoff = stands // read after the run: closeControl waits for this goroutine
 	r.rep.Warn("job=%s: lock group %s backs off until %s: %s", r.c.Job, r.c.Lock, stands.Until.Format(time.RFC3339), stands.Reason)
 	return ControlReply{OK: true, Backed: stands}
 }
@@ -125,6 +126,7 @@ func (r *runner) handle(msg []byte) ControlReply {
 // or the fleet's for a fleet-scoped lock group).
 func (r *runner) checkBackoff() (Outcome, bool, error) {
 	b, err := r.activeBackoff()
+	r.backoff = b // the metrics of this tick show it without asking again
 	if err != nil {
 		if r.c.GateFailOpen {
 			r.rep.Warn("job=%s: %v; running anyway (--gate-fail open)", r.c.Job, err)

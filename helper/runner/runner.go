@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tickgate/tickgate/helper/admit"
+	"github.com/tickgate/tickgate/helper/backoff"
 	"github.com/tickgate/tickgate/helper/execshim"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/fleet"
@@ -122,6 +123,7 @@ type runner struct {
 	due          *time.Time    // when this tick was due (nil: not known, or a start off the schedule)
 	ctl          *control      // the control socket, while the command runs
 	ntf          *notifier     // the job's notification targets (nil: none)
+	backoff      *backoff.B    // the lock group's back-off as last checked (nil: none)
 	lastWhy      string        // with retries: why the attempts stopped early, for the final reason
 }
 
@@ -643,8 +645,8 @@ func (r *runner) record(t tick, exit, childCode int, fn func(*state.State, *tick
 	if c.MetricsDir != "" {
 		hooks.Along = func(st *state.State) error {
 			var until time.Time
-			if b, _ := r.activeBackoff(); b != nil {
-				until = b.Until
+			if r.backoff != nil {
+				until = r.backoff.Until
 			}
 			if err := metrics.WriteJob(c.MetricsDir, r.job, st, time.Now(), until, c.GatePath, c.Owners); err != nil {
 				return fmt.Errorf("write metrics: %w", err)

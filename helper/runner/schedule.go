@@ -40,7 +40,7 @@ func (r *runner) whenDue() {
 		return
 	}
 	now := time.Now().UTC()
-	prev, _ := r.job.Load()
+	prev, _ := r.job.LoadSchedule()
 	key := r.schedKey()
 	if prev != nil && prev.Schedule == key {
 		r.elapses, r.interval = prev.Elapses, prev.ExpectedInterval

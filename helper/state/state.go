@@ -318,6 +318,33 @@ func (j *Job) Load() (*State, error) {
 	return st, nil
 }
 
+// ScheduleView is the part of state.json a tick reads before it takes its
+// state lock (when it was due, the cached elapses): decoding only these
+// skips the run history.
+type ScheduleView struct {
+	NextDue          *time.Time  `json:"next_due"`
+	Schedule         string      `json:"schedule"`
+	Elapses          []time.Time `json:"elapses"`
+	ExpectedInterval float64     `json:"expected_interval_seconds"`
+	CatchUp          *CatchUp    `json:"catch_up"`
+}
+
+// LoadSchedule reads the ScheduleView of state.json (nil: no state yet).
+func (j *Job) LoadSchedule() (*ScheduleView, error) {
+	data, err := j.Dir.ReadFile(stateFile, MaxStateSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	v := &ScheduleView{}
+	if err := json.Unmarshal(data, v); err != nil {
+		return nil, &CorruptError{Path: j.Path(stateFile), Err: err}
+	}
+	return v, nil
+}
+
 // Parse reads state.json's content.
 func Parse(data []byte) (*State, error) {
 	st := &State{}
