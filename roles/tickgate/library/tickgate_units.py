@@ -10,9 +10,10 @@ DOCUMENTATION = r"""
 module: tickgate_units
 short_description: Validate, write, prune and arm tickgate's systemd units in one call
 description:
-  - C(validate) renders nothing itself; it writes the given units into a
+  - C(validate) renders nothing itself; it writes the given units that are
+    new or changed (not installed in I(unit_dir) with this content) into a
     temporary directory under their real names, runs C(systemd-analyze verify)
-    on them, checks every schedule with C(systemd-analyze calendar) and that
+    on them (batches side by side), checks every schedule with C(systemd-analyze calendar) and that
     job users and groups exist. It never changes the system.
   - C(layout) creates or fixes tickgate's directories (I(dirs)) and each
     job's state and data directory (I(job_dirs)), never following a link. A
@@ -110,6 +111,7 @@ timezone: {description: the host's time zone (/etc/localtime), type: str, return
 local_time_jobs: {description: floating singletons whose schedule is read in the host's local time, type: list, returned: validate}
 """
 
+import concurrent.futures
 import datetime
 import grp
 import os
@@ -136,6 +138,15 @@ def job_of(unit, prefix):
     return re.sub(r"\.(service|timer)$", "", unit)[len(prefix) :]
 
 
+def installed_as(unit_dir, name, content):
+    """Whether unit_dir already holds this unit with exactly this content."""
+    try:
+        with open(os.path.join(unit_dir, name)) as f:
+            return f.read() == content
+    except OSError:
+        return False
+
+
 def validate(module, p):
     errors = []
     tmp = tempfile.mkdtemp(prefix="tickgate-verify-")
@@ -145,14 +156,24 @@ def validate(module, p):
             if not UNIT_RE.match(name):
                 errors.append("unit %s: invalid unit file name" % name)
                 continue
+            # A unit installed with this very content was verified when it
+            # was written: only new and changed units are verified again, so
+            # a deploy that changes nothing costs no systemd-analyze verify.
+            if installed_as(p["unit_dir"], name, content):
+                continue
             with open(os.path.join(tmp, name), "w") as f:
                 f.write(content)
             names.append(name)
-        # Verify in batches (one systemd-analyze per 100 units), then map each
-        # complaint back to its job.
-        for i in range(0, len(names), 100):
-            batch = [os.path.join(tmp, n) for n in names[i : i + 100]]
-            r = run(["systemd-analyze", "verify", "--man=no"] + batch, check=False)
+        # Verify in batches of 100 units, as many at once as there are CPUs,
+        # then map each complaint back to its job.
+        batches = [names[i : i + 100] for i in range(0, len(names), 100)]
+
+        def verify(batch):
+            return run(["systemd-analyze", "verify", "--man=no"] + [os.path.join(tmp, n) for n in batch], check=False)
+
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+            results = list(pool.map(verify, batches))
+        for batch, r in zip(batches, results):
             every = [l for l in (r.stderr + r.stdout).splitlines() if l.strip()]
             lines = [
                 l
@@ -162,20 +183,13 @@ def validate(module, p):
                 )
             ]
             for line in lines:
-                where = next((n for n in names[i : i + 100] if n in line), None)
+                where = next((n for n in batch if n in line), None)
                 label = ("job %s: unit %s" % (job_of(where, p["prefix"]), where)) if where else "systemd-analyze verify"
                 errors.append("%s: %s" % (label, line.replace(tmp + "/", "")))
             if r.returncode != 0 and len(every) == len(lines) and not lines:
                 # Failed without saying why (an ignored complaint explains a non-zero exit).
                 errors.append("systemd-analyze verify exited %d" % r.returncode)
-        for s in p["schedules"]:
-            r = run(["systemd-analyze", "calendar", "--", s["calendar"]], check=False)
-            if r.returncode != 0:
-                msg = (r.stderr or r.stdout).strip().splitlines()
-                errors.append(
-                    "job %s: schedule: %r is not a valid OnCalendar expression (%s)"
-                    % (s["job"], s["calendar"], msg[-1] if msg else "rejected")
-                )
+        errors += check_calendars(p["schedules"])
         for sg in p["singletons"]:
             errors += check_singleton(sg, p["gap_iterations"])
         for a in p["accounts"]:
@@ -186,6 +200,36 @@ def validate(module, p):
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return errors
+
+
+CALENDAR_ERROR_RE = re.compile(r"^Failed to parse calendar specification '(.*)': (.*)$")
+
+
+def check_calendars(schedules):
+    """Every schedule's expression must be one systemd accepts. One
+    systemd-analyze call checks them all (it goes on past a bad one and names
+    it on stderr); only if it fails without naming why is each asked alone."""
+    specs = sorted({s["calendar"] for s in schedules})
+    if not specs:
+        return []
+    r = run(["systemd-analyze", "calendar", "--"] + specs, check=False)
+    bad = {}
+    if r.returncode != 0:
+        for line in r.stderr.splitlines():
+            m = CALENDAR_ERROR_RE.match(line.strip())
+            if m:
+                bad[m.group(1)] = m.group(2)
+        if not bad:
+            for spec in specs:
+                one = run(["systemd-analyze", "calendar", "--", spec], check=False)
+                if one.returncode != 0:
+                    msg = (one.stderr or one.stdout).strip().splitlines()
+                    bad[spec] = msg[-1] if msg else "rejected"
+    return [
+        "job %s: schedule: %r is not a valid OnCalendar expression (%s)" % (s["job"], s["calendar"], bad[s["calendar"]])
+        for s in schedules
+        if s["calendar"] in bad
+    ]
 
 
 def elapses(calendars, iterations):

@@ -48,5 +48,25 @@ class FloatingSingletonSchedule(unittest.TestCase):
         self.assertTrue(all(t.hour in (1, 2) for t in times), times)  # 03:00 CET/CEST in UTC
 
 
+class Calendars(unittest.TestCase):
+    def test_one_call_names_each_bad_expression_and_its_jobs(self):
+        scheds = [
+            {"job": "a", "calendar": "daily"},
+            {"job": "b", "calendar": "bogus spec"},
+            {"job": "c", "calendar": "*-*-* 25:00"},
+            {"job": "d", "calendar": "bogus spec"},
+            {"job": "e", "calendar": "Mon,Fri 09:00 Europe/Berlin"},
+        ]
+        errs = m.check_calendars(scheds)
+        self.assertEqual(len(errs), 3, errs)
+        self.assertTrue(
+            errs[0].startswith("job b: schedule: 'bogus spec' is not a valid OnCalendar expression (Invalid argument)")
+        )
+        self.assertTrue(errs[1].startswith("job c: schedule: '*-*-* 25:00' is not a valid"))
+        self.assertTrue(errs[2].startswith("job d: schedule: 'bogus spec'"))
+        self.assertEqual(m.check_calendars(scheds[:1] + scheds[4:]), [])
+        self.assertEqual(m.check_calendars([]), [])
+
+
 if __name__ == "__main__":
     unittest.main()
