@@ -15,12 +15,13 @@ import (
 	"github.com/tickgate/tickgate/helper/admit"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/state"
+	"github.com/tickgate/tickgate/helper/systemd"
 	"github.com/tickgate/tickgate/helper/timespec"
 )
 
 // CatchUpUnit is the unit that runs `tickgate catch-up` in the background
 // when an operator command reopens the gate (installed by the role).
-const CatchUpUnit = "tickgate-catch-up.service"
+const CatchUpUnit = systemd.UnitPrefix + "catch-up.service"
 
 const catchUpHelp = `Runs, once each, the jobs with catch_up: once that the gate (closed, a pause,
 a rollout window) skipped, now that it lets them start again: by starting
@@ -183,7 +184,7 @@ func runCatchUps(ctx context.Context, e *env, g globals, jobs []owed, spacing ti
 	return nil
 }
 
-func unitOf(job string) string { return "tickgate-" + job + ".service" }
+func unitOf(job string) string { return systemd.UnitPrefix + job + ".service" }
 
 // triggerCatchUp starts the catch-up unit in the background when a job owes
 // a catch-up, after an operator command reopened the gate. It only warns.

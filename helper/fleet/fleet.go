@@ -514,31 +514,36 @@ func (c *Client) Slots(ctx context.Context) ([]Slot, error) {
 	return out, rows.Err()
 }
 
+// backoffColumns are what every back-off query returns, in scanBackoff's order.
+const backoffColumns = "lock_group, until, reason, set_by, set_at"
+
+// scanBackoff reads one back-off row (times in UTC, marked as the fleet's).
+func scanBackoff(row interface{ Scan(...any) error }) (*backoff.B, error) {
+	var b backoff.B
+	if err := row.Scan(&b.Lock, &b.Until, &b.Reason, &b.SetBy, &b.SetAt); err != nil {
+		return nil, err
+	}
+	b.Until, b.SetAt, b.Fleet = b.Until.UTC(), b.SetAt.UTC(), true
+	return &b, nil
+}
+
 // ExtendBackoff sets a fleet lock group's back-off to end at b.Until unless
 // it already ends later, in one statement; it returns the back-off that
 // stands.
 func (c *Client) ExtendBackoff(ctx context.Context, b backoff.B) (*backoff.B, error) {
 	ctx, cancel := c.query(ctx)
 	defer cancel()
-	var out backoff.B
-	err := c.conn.QueryRow(ctx, `INSERT INTO tickgate.backoffs AS b (lock_group, until, reason, set_by) VALUES ($1, $2, $3, $4)
+	out, err := scanBackoff(c.conn.QueryRow(ctx, `INSERT INTO tickgate.backoffs AS b (lock_group, until, reason, set_by) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (lock_group) DO UPDATE SET until = EXCLUDED.until, reason = EXCLUDED.reason, set_by = EXCLUDED.set_by, set_at = now()
 		WHERE b.until < EXCLUDED.until
-		RETURNING lock_group, until, reason, set_by, set_at`, b.Lock, b.Until.UTC(), b.Reason, b.SetBy).
-		Scan(&out.Lock, &out.Until, &out.Reason, &out.SetBy, &out.SetAt)
+		RETURNING `+backoffColumns, b.Lock, b.Until.UTC(), b.Reason, b.SetBy))
 	if errors.Is(err, pgx.ErrNoRows) {
-		// A later back-off stands.
-		cur, err := c.backoff(ctx, b.Lock)
-		if err != nil {
-			return nil, err
-		}
-		return cur, nil
+		return c.backoff(ctx, b.Lock) // a later back-off stands
 	}
 	if err != nil {
 		return nil, fmt.Errorf("fleet back-off of lock group %s: %w", b.Lock, explain(err))
 	}
-	out.Until, out.SetAt, out.Fleet = out.Until.UTC(), out.SetAt.UTC(), true
-	return &out, nil
+	return out, nil
 }
 
 // Backoff returns a fleet lock group's back-off (nil: none).
@@ -549,35 +554,31 @@ func (c *Client) Backoff(ctx context.Context, lock string) (*backoff.B, error) {
 }
 
 func (c *Client) backoff(ctx context.Context, lock string) (*backoff.B, error) {
-	var b backoff.B
-	err := c.conn.QueryRow(ctx, "SELECT lock_group, until, reason, set_by, set_at FROM tickgate.backoffs WHERE lock_group = $1", lock).
-		Scan(&b.Lock, &b.Until, &b.Reason, &b.SetBy, &b.SetAt)
+	b, err := scanBackoff(c.conn.QueryRow(ctx, "SELECT "+backoffColumns+" FROM tickgate.backoffs WHERE lock_group = $1", lock))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("fleet back-off of lock group %s: %w", lock, explain(err))
 	}
-	b.Until, b.SetAt, b.Fleet = b.Until.UTC(), b.SetAt.UTC(), true
-	return &b, nil
+	return b, nil
 }
 
 // Backoffs returns every fleet back-off, ended ones included.
 func (c *Client) Backoffs(ctx context.Context) ([]backoff.B, error) {
 	ctx, cancel := c.query(ctx)
 	defer cancel()
-	rows, err := c.conn.Query(ctx, "SELECT lock_group, until, reason, set_by, set_at FROM tickgate.backoffs ORDER BY lock_group")
+	rows, err := c.conn.Query(ctx, "SELECT "+backoffColumns+" FROM tickgate.backoffs ORDER BY lock_group")
 	if err != nil {
 		return nil, fmt.Errorf("reading the fleet back-offs: %w", explain(err))
 	}
 	var out []backoff.B
 	for rows.Next() {
-		var b backoff.B
-		if err := rows.Scan(&b.Lock, &b.Until, &b.Reason, &b.SetBy, &b.SetAt); err != nil {
+		b, err := scanBackoff(rows)
+		if err != nil {
 			return nil, err
 		}
-		b.Until, b.SetAt, b.Fleet = b.Until.UTC(), b.SetAt.UTC(), true
-		out = append(out, b)
+		out = append(out, *b)
 	}
 	return out, rows.Err()
 }
@@ -586,14 +587,12 @@ func (c *Client) Backoffs(ctx context.Context) ([]backoff.B, error) {
 func (c *Client) ClearBackoff(ctx context.Context, lock string) (*backoff.B, error) {
 	ctx, cancel := c.query(ctx)
 	defer cancel()
-	var b backoff.B
-	err := c.conn.QueryRow(ctx, "DELETE FROM tickgate.backoffs WHERE lock_group = $1 RETURNING lock_group, until, reason, set_by, set_at", lock).
-		Scan(&b.Lock, &b.Until, &b.Reason, &b.SetBy, &b.SetAt)
+	b, err := scanBackoff(c.conn.QueryRow(ctx, "DELETE FROM tickgate.backoffs WHERE lock_group = $1 RETURNING "+backoffColumns, lock))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("clearing the fleet back-off of lock group %s: %w", lock, explain(err))
 	}
-	return &b, nil
+	return b, nil
 }
