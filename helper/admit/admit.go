@@ -27,6 +27,9 @@ type Decision struct {
 	Code    int
 	Reason  string
 	Warning string
+	// Gate is the gate file as read for this decision (nil: a marker
+	// decided first, or the file was unusable).
+	Gate *gate.Gate
 }
 
 // Check decides for the job named name (job is its open state dir, nil when
@@ -48,7 +51,7 @@ func Check(name string, job *state.Job, gatePath string, now time.Time, p Policy
 		return Decision{Code: exitcode.GateBad, Reason: reason.F(reason.GateUnusable, "%v", err)}
 	}
 	if d := g.Evaluate(name, now, p.ExpectedRuntime); !d.Allowed {
-		return Decision{Code: exitcode.Skipped, Reason: d.Reason}
+		return Decision{Code: exitcode.Skipped, Reason: d.Reason, Gate: g}
 	}
-	return Decision{Allowed: true}
+	return Decision{Allowed: true, Gate: g}
 }

@@ -126,7 +126,7 @@ func update(ctx context.Context, lockDir, lock string, owners *safefs.Owners, fn
 	if err := safefs.Flock(ctx, lf, 20*time.Millisecond); err != nil {
 		return nil, fmt.Errorf("back-off of lock group %s: %w", lock, err)
 	}
-	d.CleanTemps(file(lock), time.Minute)
+	d.CleanTemps(time.Minute, file(lock))
 	cur, err := read(d, lock, owners)
 	if err != nil && fn != nil {
 		// An unreadable file is replaced by a new back-off or a clear.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/tickgate/tickgate/helper/backoff"
 	"github.com/tickgate/tickgate/helper/exitcode"
+	"github.com/tickgate/tickgate/helper/gate"
 	"github.com/tickgate/tickgate/helper/metrics"
 	"github.com/tickgate/tickgate/helper/state"
 	"github.com/tickgate/tickgate/helper/status"
@@ -411,7 +412,11 @@ func afterMarkerChange(ctx context.Context, g globals, j *state.Job, fn func(*st
 			if b, _ := backoff.Read(g.LockDir, st.Lock, g.Owners); b.Active(time.Now()) {
 				until = b.Until
 			}
-			return metrics.WriteJob(g.MetricsDir, j, st, hb, until, g.Gate, g.Owners)
+			var gt *gate.Gate
+			if g.Gate != "" {
+				gt, _, _ = gate.Load(g.Gate)
+			}
+			return metrics.WriteJob(g.MetricsDir, j, st, hb, until, metrics.GateClosedSince(gt, j.Name, hb), g.Owners)
 		}
 	}
 	if _, err := j.Update(ctx, fn, hooks); err != nil {

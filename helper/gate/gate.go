@@ -359,7 +359,7 @@ func Update(ctx context.Context, path string, force bool, fn func(*Gate) error) 
 	if err := safefs.Flock(lctx, lf, 10*time.Millisecond); err != nil {
 		return fmt.Errorf("gate lock not taken within %s: %w", LockBound, err)
 	}
-	d.CleanTemps(name, 0)
+	d.CleanTemps(0, name)
 
 	perm, uid, gid := os.FileMode(0o644), -1, -1
 	raw := map[string]json.RawMessage{}

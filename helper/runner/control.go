@@ -3,7 +3,6 @@ package runner
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -37,20 +36,27 @@ type ControlReply struct {
 // MaxControlRequests bounds what one run may ask of its supervisor.
 const MaxControlRequests = 20
 
-// control is the supervisor's end while the command runs.
+// control is the supervisor's end while the command runs. It is read
+// through Go's poller: a tick does not park an OS thread in recvfrom.
 type control struct {
-	fd       int
+	f        *os.File
 	done     chan struct{}
 	requests int
 }
 
 // openControl makes the socket pair; the returned file is the child's end.
 func (r *runner) openControl() (*os.File, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	r.ctl = &control{fd: fds[0], done: make(chan struct{})}
+	// The child's end blocks, as a program expects of an inherited fd.
+	if err := unix.SetNonblock(fds[1], false); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	r.ctl = &control{f: os.NewFile(uintptr(fds[0]), "tickgate-control"), done: make(chan struct{})}
 	go r.serveControl(r.ctl)
 	return os.NewFile(uintptr(fds[1]), "tickgate-control"), nil
 }
@@ -61,23 +67,19 @@ func (r *runner) closeControl() {
 	if r.ctl == nil {
 		return
 	}
-	_ = unix.Shutdown(r.ctl.fd, unix.SHUT_RDWR)
+	_ = r.ctl.f.Close() // ends a Read in progress
 	<-r.ctl.done
-	unix.Close(r.ctl.fd)
 	r.ctl = nil
 }
 
 // serveControl answers requests, one packet each (bounded), until the
-// socket is shut down. Replies never block: a job that does not read them
+// socket is closed. Replies never block: a job that does not read them
 // loses them.
 func (r *runner) serveControl(ctl *control) {
 	defer close(ctl.done)
 	buf := make([]byte, 4096)
 	for {
-		n, _, err := unix.Recvfrom(ctl.fd, buf, 0)
-		if err != nil && errors.Is(err, unix.EINTR) {
-			continue
-		}
+		n, err := ctl.f.Read(buf)
 		if err != nil || n == 0 {
 			return
 		}
@@ -87,7 +89,12 @@ func (r *runner) serveControl(ctl *control) {
 			reply = r.handle(buf[:n])
 		}
 		out, _ := json.Marshal(reply)
-		_ = unix.Sendto(ctl.fd, out, unix.MSG_DONTWAIT, nil)
+		if rc, err := ctl.f.SyscallConn(); err == nil {
+			_ = rc.Write(func(fd uintptr) bool {
+				_ = unix.Sendto(int(fd), out, unix.MSG_DONTWAIT, nil)
+				return true // never wait for room
+			})
+		}
 	}
 }
 

@@ -113,6 +113,7 @@ func (r *runner) waitToRetry(code int, why string) (Outcome, bool, error) {
 func (r *runner) stopRetrying() string {
 	d := admit.Check(r.c.Job, r.job, r.c.GatePath, time.Now(),
 		admit.Policy{ExpectedRuntime: r.c.ExpectedRuntime, GateFailOpen: r.c.GateFailOpen})
+	r.noteGate(d)
 	if !d.Allowed {
 		return d.Reason
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/tickgate/tickgate/helper/execshim"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/fleet"
+	"github.com/tickgate/tickgate/helper/gate"
 	"github.com/tickgate/tickgate/helper/lockgroup"
 	"github.com/tickgate/tickgate/helper/metrics"
 	"github.com/tickgate/tickgate/helper/proc"
@@ -125,6 +126,8 @@ type runner struct {
 	ntf          *notifier     // the job's notification targets (nil: none)
 	backoff      *backoff.B    // the lock group's back-off as last checked (nil: none)
 	lastWhy      string        // with retries: why the attempts stopped early, for the final reason
+	gate         *gate.Gate    // the gate as last read for admission (nil: not read, or unusable)
+	gateRead     bool          // gate is set (a marker may decide before the gate is read)
 }
 
 // Run performs one tick. The returned error is non-nil only when tickgate
@@ -255,6 +258,7 @@ func (r *runner) tick() (Outcome, error) {
 func (r *runner) admit(warn bool) (Outcome, bool, error) {
 	d := admit.Check(r.c.Job, r.job, r.c.GatePath, time.Now(),
 		admit.Policy{ExpectedRuntime: r.c.ExpectedRuntime, GateFailOpen: r.c.GateFailOpen})
+	r.noteGate(d)
 	if d.Allowed {
 		if warn && d.Warning != "" {
 			r.rep.Warn("job=%s: %s", r.c.Job, d.Warning)
@@ -263,6 +267,24 @@ func (r *runner) admit(warn bool) (Outcome, bool, error) {
 	}
 	out, err := r.skip(d.Code, d.Reason)
 	return out, true, err
+}
+
+// noteGate keeps the gate an admission read, for the metrics.
+func (r *runner) noteGate(d admit.Decision) {
+	if d.Gate != nil || d.Code == exitcode.GateBad || d.Warning != "" {
+		r.gate, r.gateRead = d.Gate, true
+	}
+}
+
+// gateClosedSince is the metric's value: from the gate the tick was last
+// admitted (or stopped) by; read here only if no admission got to it (a
+// marker stopped the tick first).
+func (r *runner) gateClosedSince(now time.Time) time.Time {
+	if !r.gateRead && r.c.GatePath != "" {
+		r.gate, _, _ = gate.Load(r.c.GatePath)
+		r.gateRead = true
+	}
+	return metrics.GateClosedSince(r.gate, r.c.Job, now)
 }
 
 // acquire takes the lock group, waiting up to --lock-wait; a signal during
@@ -456,6 +478,15 @@ func (r *runner) runOnce(lg *lockgroup.Group) (ending, int, string) {
 	runningCtx, stopRecording := context.WithCancel(context.Background())
 	defer stopRecording()
 	go func() {
+		// A command that ends within RunningRecordDelay is never recorded as
+		// running: its outcome is the tick's one durable write. (Drain and
+		// status see it running meanwhile by its held lock group.)
+		select {
+		case <-runningCtx.Done():
+			recorded <- nil
+			return
+		case <-time.After(RunningRecordDelay):
+		}
 		st, err := r.job.Update(runningCtx, func(s *state.State) {
 			s.Lock = c.Lock
 			s.Run = state.Run{RunID: r.runID, Result: state.Running, StartedAt: &r.started, Attempt: r.attemptNo()}
@@ -610,6 +641,10 @@ func (r *runner) skip(code int, why string) (Outcome, error) {
 	})
 }
 
+// RunningRecordDelay is how long a command runs before its "running" record
+// (pid, start time) is written to state.json.
+var RunningRecordDelay = 50 * time.Millisecond
+
 // tick is a tick's outcome: its result, reason, and the marker it writes.
 type tick struct{ result, reason, marker string }
 
@@ -648,7 +683,8 @@ func (r *runner) record(t tick, exit, childCode int, fn func(*state.State, *tick
 			if r.backoff != nil {
 				until = r.backoff.Until
 			}
-			if err := metrics.WriteJob(c.MetricsDir, r.job, st, time.Now(), until, c.GatePath, c.Owners); err != nil {
+			now := time.Now()
+			if err := metrics.WriteJob(c.MetricsDir, r.job, st, now, until, r.gateClosedSince(now), c.Owners); err != nil {
 				return fmt.Errorf("write metrics: %w", err)
 			}
 			return nil

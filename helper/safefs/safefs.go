@@ -280,7 +280,19 @@ func (d *Dir) WriteAtomic(name string, data []byte, perm os.FileMode) error {
 
 // WriteAtomicAs is WriteAtomic giving the new file owner uid:gid when this
 // process may (root); -1 means the directory's owner.
-func (d *Dir) WriteAtomicAs(name string, data []byte, perm os.FileMode, uid, gid int) (err error) {
+func (d *Dir) WriteAtomicAs(name string, data []byte, perm os.FileMode, uid, gid int) error {
+	return d.replace(name, data, perm, uid, gid, true)
+}
+
+// WriteReplace is WriteAtomic without the two fsyncs, for derived data that
+// is rebuilt anyway (the metrics files): a reader still sees the old or the
+// new content, never a torn file, but after a power loss the file may be
+// empty or old until its next write.
+func (d *Dir) WriteReplace(name string, data []byte, perm os.FileMode) error {
+	return d.replace(name, data, perm, -1, -1, false)
+}
+
+func (d *Dir) replace(name string, data []byte, perm os.FileMode, uid, gid int, durable bool) (err error) {
 	if err := checkName(name); err != nil {
 		return err
 	}
@@ -310,7 +322,7 @@ func (d *Dir) WriteAtomicAs(name string, data []byte, perm os.FileMode, uid, gid
 	} else if err == nil {
 		err = d.giveOwner(fd)
 	}
-	if err == nil {
+	if err == nil && durable {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -321,6 +333,9 @@ func (d *Dir) WriteAtomicAs(name string, data []byte, perm os.FileMode, uid, gid
 	}
 	if err = unix.Renameat(d.fd, tmp, d.fd, name); err != nil {
 		return &fs.PathError{Op: "rename", Path: filepath.Join(d.path, name), Err: err}
+	}
+	if !durable {
+		return nil
 	}
 	return d.Sync()
 }
@@ -349,21 +364,21 @@ func (d *Dir) Remove(name string) (bool, error) {
 	return true, d.Sync()
 }
 
-// CleanTemps removes temp files of WriteAtomic for name older than age: the
-// leftovers of a writer SIGKILLed between create and rename. Call it while
-// holding the lock that serialises writers of name.
-func (d *Dir) CleanTemps(name string, age time.Duration) {
+// CleanTemps removes temp files of WriteAtomic for each of names older than
+// age: the leftovers of a writer SIGKILLed between create and rename. It
+// reads the directory once. Call it while holding the lock that serialises
+// writers of those names.
+func (d *Dir) CleanTemps(age time.Duration, names ...string) {
 	f, err := unix.Openat(d.fd, ".", dirFlags, 0)
 	if err != nil {
 		return
 	}
 	dir := os.NewFile(uintptr(f), d.path)
 	defer dir.Close()
-	names, _ := dir.Readdirnames(-1)
-	prefix := TempPrefix(name)
+	entries, _ := dir.Readdirnames(-1)
 	cutoff := time.Now().Add(-age)
-	for _, n := range names {
-		if !strings.HasPrefix(n, prefix) {
+	for _, n := range entries {
+		if !strings.HasPrefix(n, ".") || !isTempOf(n, names) {
 			continue
 		}
 		var st unix.Stat_t
@@ -374,6 +389,15 @@ func (d *Dir) CleanTemps(name string, age time.Duration) {
 			_ = unix.Unlinkat(d.fd, n, 0)
 		}
 	}
+}
+
+func isTempOf(entry string, names []string) bool {
+	for _, name := range names {
+		if strings.HasPrefix(entry, TempPrefix(name)) {
+			return true
+		}
+	}
+	return false
 }
 
 // OpenLock opens (creating with perm) the lock file name: never a link, never

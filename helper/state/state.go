@@ -387,9 +387,7 @@ func (j *Job) Locked(ctx context.Context, fn func() error) error {
 	if err := safefs.Flock(ctx, lf, 2*time.Millisecond); err != nil {
 		return fmt.Errorf("job %s: state lock not taken within %s: %w", j.Name, LockBound, err)
 	}
-	for _, n := range []string{stateFile, MarkerDone, MarkerHalted} {
-		j.Dir.CleanTemps(n, 0)
-	}
+	j.Dir.CleanTemps(0, stateFile, MarkerDone, MarkerHalted)
 	return fn()
 }
 
