@@ -16,7 +16,7 @@ STEPS       := scripts/run-steps
 # The role's Python (filter plugin, module, tests) is formatted with black.
 BLACK_FLAGS := --line-length 130
 # Go native fuzz targets (package:Target); make test runs each briefly.
-FUZZ_TARGETS := gate:FuzzParse state:FuzzParseState state:FuzzParseMarker timespec:FuzzParseDuration timespec:FuzzParseTime cli:FuzzParseCodes
+FUZZ_TARGETS := gate:FuzzParse state:FuzzParseState state:FuzzParseLazy state:FuzzParseMarker timespec:FuzzParseDuration timespec:FuzzParseTime cli:FuzzParseCodes
 FUZZTIME    ?= 60s
 # promtool, from Debian's prometheus package, unpacked under .cache (nothing
 # installed system-wide, no Prometheus service started).

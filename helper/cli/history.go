@@ -39,7 +39,7 @@ Example: tickgate history --limit 5 backfill`,
 			}
 			var runs []state.Run
 			if st != nil {
-				runs = slices.Clone(st.History)
+				runs = st.Runs()
 			}
 			slices.Reverse(runs)
 			if n := c.Int("limit"); n > 0 && len(runs) > n {

@@ -90,17 +90,6 @@ type Run struct {
 // DefaultHistory is how many runs state.json keeps unless told otherwise.
 const DefaultHistory = 50
 
-// AddHistory appends run, keeping the last max (max <= 0: DefaultHistory).
-func (s *State) AddHistory(run Run, max int) {
-	if max <= 0 {
-		max = DefaultHistory
-	}
-	s.History = append(s.History, run)
-	if n := len(s.History) - max; n > 0 {
-		s.History = append([]Run(nil), s.History[n:]...)
-	}
-}
-
 // CatchUp is a run owed once the gate reopens.
 type CatchUp struct {
 	Slot   time.Time `json:"slot"`
@@ -143,12 +132,16 @@ type State struct {
 	ExpectedInterval float64     `json:"expected_interval_seconds,omitempty"`
 	// CatchUp is set while a run the gate skipped waits for the gate to
 	// reopen (catch_up: once); Slot is when the latest skipped run was due.
-	CatchUp *CatchUp `json:"catch_up,omitempty"`
+	CatchUp   *CatchUp  `json:"catch_up,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
 	// History is the job's latest runs of its command, oldest first, at
 	// most the helper's --history (default 50): state.json is written
-	// atomically anyway, so history costs no write of its own.
-	History   []Run     `json:"history,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
+	// atomically anyway, so history costs no write of its own. It stays
+	// the last field (history.go reads the file without decoding it); read
+	// it with HistoryLen, HistoryRun and Runs.
+	History []Run `json:"history,omitempty"`
+
+	rawHistory [][]byte // the runs as read, not decoded (History is nil then)
 }
 
 // IsRunning reports whether the record says running and its child or helper
@@ -310,7 +303,7 @@ func (j *Job) Load() (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := Parse(data)
+	st, err := parseLazy(data)
 	if err != nil {
 		return nil, &CorruptError{Path: j.Path(stateFile), Err: err}
 	}
@@ -337,6 +330,9 @@ func (j *Job) LoadSchedule() (*ScheduleView, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if head, _, ok := splitHistory(data); ok {
+		data = head
 	}
 	v := &ScheduleView{}
 	if err := json.Unmarshal(data, v); err != nil {
@@ -418,7 +414,7 @@ func (j *Job) Update(ctx context.Context, fn func(*State), h Hooks) (*State, err
 		cur.Job = j.Name
 		fn(cur)
 		cur.UpdatedAt = time.Now().UTC()
-		data, err := json.MarshalIndent(cur, "", "  ")
+		data, err := cur.Marshal()
 		if err != nil {
 			return err
 		}

@@ -224,11 +224,11 @@ func Collect(ctx context.Context, o Options) (*Report, error) {
 			row.ConsecutiveFailures = st.ConsecutiveFailures
 			row.Attempt, row.NextAttemptAt, row.RetriesTotal = st.Attempt, st.NextAttemptAt, st.RetriesTotal
 			row.NextDue, row.CatchUp, row.ExpectedInterval = st.NextDue, st.CatchUp, st.ExpectedInterval
-			if len(st.History) > 0 {
-				row.firstRun = st.History[0].StartedAt
+			if st.HistoryLen() > 0 {
+				row.firstRun = st.HistoryRun(0).StartedAt
 			}
-			for i := len(st.History) - 1; i >= 0 && len(row.History) < o.History; i-- {
-				row.History = append(row.History, st.History[i])
+			for i := st.HistoryLen() - 1; i >= 0 && len(row.History) < o.History; i-- {
+				row.History = append(row.History, st.HistoryRun(i))
 			}
 			if st.IsRunning() {
 				row.Running = true
