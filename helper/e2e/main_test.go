@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 	_ = os.Chmod(dir, 0o755) // the security suite runs it as other users
 	// The same flags as `make build`: a static binary without urfave/cli's
 	// man-page generator (it costs ~0.5 ms of init per tick).
-	build := exec.Command("go", "build", "-tags", "urfave_cli_no_docs", "-trimpath", "-o", bin, "github.com/tickgate/tickgate/helper/cmd/tickgate")
+	build := exec.Command("go", "build", "-tags", "urfave_cli_no_docs", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w", "-o", bin, "github.com/tickgate/tickgate/helper/cmd/tickgate")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {

@@ -1,0 +1,24 @@
+// Command depsonly is a benchmark reference (BenchmarkRunVsFlock): execonly
+// linked with the libraries tickgate is built on (pgx, urfave/cli,
+// go-systemd, net/http for notifications), whose package initialisation
+// every tickgate process pays before main.
+package main
+
+import (
+	"os"
+	"os/exec"
+
+	_ "github.com/coreos/go-systemd/v22/dbus"
+	_ "github.com/coreos/go-systemd/v22/journal"
+	_ "github.com/jackc/pgx/v5"
+	_ "github.com/urfave/cli/v2"
+	_ "net/http"
+)
+
+func main() {
+	c := exec.Command(os.Args[1], os.Args[2:]...)
+	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if err := c.Run(); err != nil {
+		os.Exit(1)
+	}
+}
