@@ -127,7 +127,7 @@ molecule: venv build
 # --- benchmarks ---------------------------------------------------------------
 .PHONY: bench
 bench: deps build
-	set -o pipefail; scripts/pgtest run -- bash -c "$(GO) test -run '^$$' -bench 'RunVsFlock|StatusJSON200|DrainReaction|FleetTick' -benchtime 300x ./helper/e2e/ && \
+	set -o pipefail; scripts/pgtest run -- bash -c "$(GO) test -run '^$$' -bench 'RunVsFlock|StatusJSON1000|DrainReaction|FleetTick' -benchtime 300x ./helper/e2e/ && \
 	  $(GO) test -run '^$$' -bench 'FleetLockRace200' -benchtime 1x ./helper/e2e/" | grep -E '^(Benchmark|ok|FAIL)'
 	scripts/bench-deploy
 	scripts/pgtest run -- scripts/bench-fleet-gate

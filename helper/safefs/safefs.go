@@ -246,12 +246,12 @@ func typeName(mode uint32) string {
 // ReadFile reads the regular file name, at most max bytes. A missing file is
 // an error that satisfies errors.Is(err, fs.ErrNotExist).
 func (d *Dir) ReadFile(name string, max int64) ([]byte, error) {
-	f, _, err := d.openFile(name, 0, 0)
+	f, st, err := d.openFile(name, 0, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return readCapped(f, max)
+	return readCapped(f, st.Size, max)
 }
 
 // Exists reports whether name exists (as anything; links are not followed).
@@ -494,7 +494,7 @@ func (d *Dir) ReadOwned(name string, max int64, o *Owners, strictMode bool) ([]b
 	if strictMode && st.Mode&0o022 != 0 {
 		return nil, fi, distrust("mode %04o is writable by group or others (want 0644 or stricter)", st.Mode&0o7777)
 	}
-	data, err := readCapped(f, max)
+	data, err := readCapped(f, st.Size, max)
 	return data, fi, err
 }
 
@@ -504,13 +504,25 @@ type FileInfo struct {
 	Mode     os.FileMode
 }
 
-func readCapped(f *os.File, max int64) ([]byte, error) {
-	data, err := io.ReadAll(io.LimitReader(f, max+1))
-	if err != nil {
-		return nil, &fs.PathError{Op: "read", Path: f.Name(), Err: err}
+func readCapped(f *os.File, size, limit int64) ([]byte, error) {
+	// One buffer of the size the file had when opened (one more byte, to
+	// see it grow), not io.ReadAll's doubling: a state.json is read in one
+	// read(2), not ten.
+	buf := make([]byte, 0, min(limit, max(size, 0))+1)
+	for {
+		n, err := f.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			return nil, &fs.PathError{Op: "read", Path: f.Name(), Err: fmt.Errorf("%w of %d bytes", ErrTooLarge, limit)}
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, &fs.PathError{Op: "read", Path: f.Name(), Err: err}
+		}
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // grew since opened: room for more
+		}
 	}
-	if int64(len(data)) > max {
-		return nil, &fs.PathError{Op: "read", Path: f.Name(), Err: fmt.Errorf("%w of %d bytes", ErrTooLarge, max)}
-	}
-	return data, nil
 }

@@ -11,8 +11,11 @@ import (
 // has the layout tickgate writes (the history is the last key, one run per
 // entry at a fixed indentation: JSON strings hold no raw newline, so these
 // markers cannot occur inside a value), and the write splices them back.
-// Any other layout is decoded whole, as before. Each run is checked to be
-// one JSON value (a scan, several times cheaper than decoding it).
+// Any other layout is decoded whole, as before. A run is checked when it is
+// decoded, and the whole file when it is written: split and joined, the
+// runs' bytes come back unchanged, so a file edited by hand into something
+// that only looks like this layout is never damaged (at worst its runs are
+// counted differently, and one that does not decode reads as unknown).
 var (
 	historyKey   = []byte(",\n  \"history\": [\n    {")
 	historyEnd   = []byte("\n    }\n  ]\n}")
@@ -24,7 +27,8 @@ var (
 // false when data is not laid out as tickgate writes it.
 func splitHistory(data []byte) (head []byte, runs [][]byte, ok bool) {
 	body := bytes.TrimRight(data, "\n")
-	i := bytes.LastIndex(body, historyKey)
+	// The first match is the only possible one: the key is top-level.
+	i := bytes.Index(body, historyKey)
 	if i < 0 || !bytes.HasSuffix(body, historyEnd) || i+len(historyKey) > len(body)-len(historyEnd) {
 		return nil, nil, false
 	}
@@ -34,9 +38,6 @@ func splitHistory(data []byte) (head []byte, runs [][]byte, ok bool) {
 		run = append(run, '{')
 		run = append(run, r...)
 		run = append(run, "\n    }"...)
-		if !json.Valid(run) {
-			return nil, nil, false // not one JSON value per entry: decode it all
-		}
 		runs = append(runs, run)
 	}
 	head = make([]byte, 0, i+2)
@@ -79,6 +80,17 @@ func (s *State) HistoryRun(i int) Run {
 		return Run{Result: "unknown", Reason: "this run's record does not decode: " + err.Error()}
 	}
 	return r
+}
+
+// HistoryRaw is run i of the history as JSON, as stored when it was kept
+// raw and is one JSON value (status passes runs through without decoding
+// them), else encoded from its decoded form.
+func (s *State) HistoryRaw(i int) json.RawMessage {
+	if s.History == nil && json.Valid(s.rawHistory[i]) {
+		return s.rawHistory[i]
+	}
+	out, _ := json.Marshal(s.HistoryRun(i))
+	return out
 }
 
 // Runs decodes the whole history (tickgate history).

