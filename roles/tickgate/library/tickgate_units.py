@@ -26,17 +26,72 @@ description:
     C(tickgate-*) units that are not given (prune), and runs one
     C(systemctl daemon-reload) when anything changed.
   - C(arm) enables and starts the timers in I(enabled) and stops and disables
-    those in I(disabled); it never starts a job's service.
+    those in I(disabled); it never starts a job's service. C(write) does the
+    same after its daemon-reload when given I(enabled) or I(disabled).
+  - C(digest) changes nothing; it returns the sha256 of each installed
+    C(tickgate-*) unit, so the controller sends only new or changed units.
+  - C(host) creates or fixes the root-owned directories in I(dirs), writes
+    I(files) (a file with C(force=false) only when missing), removes the
+    paths in I(absent), and reports which of I(groups) and I(users) are
+    missing or differ (C(fix_groups), C(fix_users)), for the play to fix with
+    ansible.builtin.group and ansible.builtin.user.
+  - C(notify) writes each job's notification targets file in I(dir) (owner
+    I(owner):I(group), mode 0600; the contents are no_log) and removes the
+    C(*.json) files of jobs that have none now.
 options:
   action:
     description: What to do.
     type: str
     required: true
-    choices: [validate, layout, write, arm]
+    choices: [validate, layout, write, arm, digest, notify, host]
   units:
     description: Unit file name to content.
     type: dict
     default: {}
+  digests:
+    description:
+      - For write, every unit that should be installed (name to sha256 of its
+        content). A unit not in I(units) must already be installed with that
+        digest; a tickgate unit in neither is pruned.
+      - For validate, the same: only units installed with another digest, or
+        not at all, are verified (and schedules whose I(unit) is one of them);
+        if I(units) lacks the content of one, nothing is checked and their
+        names are returned as C(need).
+    type: dict
+    default: {}
+  dir:
+    description: For notify, the targets' directory.
+    type: path
+  owner:
+    description: For notify, the files' owner.
+    type: str
+  group:
+    description: For notify, the files' group.
+    type: str
+  secret_files:
+    description: For notify, file name to content (never logged).
+    type: dict
+    default: {}
+  files:
+    description: For host, dicts with path, content, owner, group, mode and force (false - only when missing).
+    type: list
+    elements: dict
+    default: []
+  absent:
+    description: For host, paths to remove (a file; missing is fine).
+    type: list
+    elements: path
+    default: []
+  groups:
+    description: For host, system groups that must exist.
+    type: list
+    elements: str
+    default: []
+  users:
+    description: For host, dicts with name, shell and group (optional primary group) that must exist so.
+    type: list
+    elements: dict
+    default: []
   unit_dir:
     description: Where units live.
     type: path
@@ -106,6 +161,11 @@ layout: {description: directories created, fixed or migrated (or that would be),
 moved: {description: job files moved from a state directory to the job's data directory, type: list, returned: always}
 removed: {description: unit files pruned (or that would be), type: list, returned: always}
 armed: {description: timers enabled/started, type: list, returned: always}
+digests: {description: sha256 of each installed unit, type: dict, returned: digest and validate with digests}
+need: {description: for validate with digests, the changed units whose content is needed, type: list, returned: validate}
+files: {description: files written or removed (or that would be), type: list, returned: notify and host}
+fix_groups: {description: groups missing on the host, type: list, returned: host}
+fix_users: {description: users missing on the host or with another shell or primary group, type: list, returned: host}
 disarmed: {description: timers stopped/disabled, type: list, returned: always}
 timezone: {description: the host's time zone (/etc/localtime), type: str, returned: validate}
 local_time_jobs: {description: floating singletons whose schedule is read in the host's local time, type: list, returned: validate}
@@ -114,6 +174,7 @@ local_time_jobs: {description: floating singletons whose schedule is read in the
 import concurrent.futures
 import datetime
 import grp
+import hashlib
 import os
 import pwd
 import re
@@ -148,6 +209,24 @@ def installed_as(unit_dir, name, content):
 
 
 def validate(module, p):
+    """Problems with the units, schedules and accounts. With digests (every
+    wanted unit's sha256), only the units the host does not have yet are
+    checked, and when their content was not given, the names are returned
+    (need) instead: the controller then sends just those."""
+    if p["digests"]:
+        installed = digests(p["unit_dir"], p["prefix"])
+        changed = sorted(n for n, d in p["digests"].items() if installed.get(n) != d)
+        need = [n for n in changed if n not in p["units"]]
+        module.tickgate_installed = installed
+        if need:
+            return [], need
+        p["units"] = {n: p["units"][n] for n in changed}
+        touched = {n.rsplit(".", 1)[0] for n in changed}
+        p["schedules"] = [s for s in p["schedules"] if s.get("unit") in touched]
+    return _validate(module, p), []
+
+
+def _validate(module, p):
     errors = []
     tmp = tempfile.mkdtemp(prefix="tickgate-verify-")
     try:
@@ -295,7 +374,34 @@ def current_units(unit_dir, prefix):
         return []
 
 
-def write_atomic(path, content):
+def write_all(d, pending):
+    """Replace many files of directory d atomically, each by its own temp file
+    and rename, with one sync for all their contents (2000 units: one
+    sync, not 2000 fsyncs) and one fsync of the directory for the renames."""
+    temps = []
+    try:
+        for path, content in pending:
+            fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=d)
+            temps.append(tmp)
+            with os.fdopen(fd, "w") as f:
+                f.write(content)
+            os.chmod(tmp, 0o644)
+        os.sync()
+        for (path, _), tmp in zip(pending, temps):
+            os.rename(tmp, path)
+        temps = []
+        dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    finally:
+        for tmp in temps:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def write_atomic(path, content, mode=0o644, uid=None, gid=None):
     d = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=d)
     try:
@@ -303,7 +409,9 @@ def write_atomic(path, content):
             f.write(content)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
+        if uid is not None:
+            os.chown(tmp, uid, gid)
         os.rename(tmp, path)
     except Exception:
         if os.path.exists(tmp):
@@ -311,21 +419,46 @@ def write_atomic(path, content):
         raise
 
 
+def sha256_of(path):
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+def digests(unit_dir, prefix):
+    return {n: sha256_of(os.path.join(unit_dir, n)) for n in current_units(unit_dir, prefix)}
+
+
 def write(module, p):
     unit_dir, prefix, check = p["unit_dir"], p["prefix"], module.check_mode
     written, removed = [], []
-    for name, content in sorted(p["units"].items()):
+    want = set(p["digests"]) | set(p["units"])
+    new, pending = set(), []
+    for name in sorted(want):
+        if not UNIT_RE.match(name):
+            raise RuntimeError("unit %s: invalid unit file name" % name)
         path = os.path.join(unit_dir, name)
+        if name not in p["units"]:
+            # The controller saw this unit installed as it should be: it must still be.
+            if sha256_of(path) != p["digests"][name]:
+                raise RuntimeError("unit %s changed on the host since the preflight looked at it; deploy again" % name)
+            continue
+        content = p["units"][name]
         try:
             with open(path) as f:
                 same = f.read() == content
         except FileNotFoundError:
             same = False
+            new.add(name)
         if not same:
             written.append(name)
             if not check:
-                write_atomic(path, content)
-    stale = [n for n in current_units(unit_dir, prefix) if n not in p["units"]]
+                pending.append((path, content))
+    if pending:
+        write_all(unit_dir, pending)
+    stale = [n for n in current_units(unit_dir, prefix) if n not in want]
     if stale:
         timers = [n for n in stale if n.endswith(".timer")]
         removed = stale
@@ -334,10 +467,123 @@ def write(module, p):
                 run(["systemctl", "disable", "--now", "--no-block"] + timers, check=False)
             for n in stale:
                 os.unlink(os.path.join(unit_dir, n))
-    if (written or removed) and not check:
-        run(["systemctl", "daemon-reload"])
-        run(["systemctl", "reset-failed"] + [n for n in removed if n.endswith(".service")], check=False)
-    return written, removed
+    armed, disarmed = [], []
+    if p["enabled"] or p["disabled"]:
+        # A timer written just now is neither enabled nor active: only the
+        # others' states are asked of systemd.
+        fresh = [t for t in p["enabled"] if t in new]
+        armed, disarmed = to_change(dict(p, enabled=[t for t in p["enabled"] if t not in new]))
+        armed = fresh + armed
+    if not check:
+        # Symlinks first, then one daemon-reload for the units and the
+        # symlinks together, then start and stop (arm() reloads per call).
+        if armed:
+            run(["systemctl", "enable", "--no-reload"] + armed)
+        if disarmed:
+            run(["systemctl", "disable", "--no-reload"] + disarmed)
+        if written or removed or armed or disarmed:
+            run(["systemctl", "daemon-reload"])
+        if removed:
+            run(["systemctl", "reset-failed"] + [n for n in removed if n.endswith(".service")], check=False)
+        if armed:
+            run(["systemctl", "start"] + armed)
+        if disarmed:
+            run(["systemctl", "stop"] + disarmed)
+    return written, removed, armed, disarmed
+
+
+def notify(module, p):
+    """Each job's targets file (0600, the supervisor's); others removed."""
+    d, check = p["dir"], module.check_mode
+    if not d or not p["owner"]:
+        raise RuntimeError("notify needs dir and owner")
+    changes = []
+    uid, gid = _ids(p["owner"], p["group"])
+    _ensure_dir(d, 0, 0, 0o755, check, changes)
+    for name, content in sorted(p["secret_files"].items()):
+        if "/" in name or not name.endswith(".json") or name.startswith("."):
+            raise RuntimeError("notify: %r is not a job's targets file name" % name)
+        path = os.path.join(d, name)
+        try:
+            st = os.lstat(path)
+            with open(path) as f:
+                same = f.read() == content and (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (uid, gid, 0o600)
+        except FileNotFoundError:
+            same = False
+        if not same:
+            changes.append(path)
+            if not check:
+                write_atomic(path, content, mode=0o600, uid=uid, gid=gid)
+    try:
+        names = os.listdir(d)
+    except FileNotFoundError:
+        names = []
+    for name in sorted(names):
+        if name.endswith(".json") and name not in p["secret_files"]:
+            changes.append("remove %s" % os.path.join(d, name))
+            if not check:
+                os.unlink(os.path.join(d, name))
+    return changes
+
+
+def host(module, p):
+    """Root's directories and files, and which accounts need fixing."""
+    check, changes = module.check_mode, []
+    for d in p["dirs"]:
+        uid, gid = _ids(d["owner"], d.get("group"))
+        parent = os.path.dirname(d["path"].rstrip("/"))
+        if parent and not os.path.isdir(parent):
+            changes.append("create %s" % parent)
+            if not check:
+                os.makedirs(parent, 0o755)  # as ansible.builtin.file does: root's, 0755
+        _ensure_dir(d["path"], uid, gid, int(str(d["mode"]), 8), check, changes)
+    for f in p["files"]:
+        path, content = f["path"], f["content"]
+        uid, gid = _ids(f.get("owner") or "root", f.get("group") or "root")
+        mode = int(str(f.get("mode") or "0644"), 8)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            st = None
+        if st is not None and not f.get("force", True):
+            continue  # never overwrite an operator's file (the gate)
+        if st is not None and stat.S_ISREG(st.st_mode):
+            with open(path) as fh:
+                same = fh.read() == content
+            if same and (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (uid, gid, mode):
+                continue
+        elif st is not None:
+            raise LayoutError("%s is not a regular file: tickgate will not replace it; move it away" % path)
+        changes.append(path)
+        if not check:
+            write_atomic(path, content, mode=mode, uid=uid, gid=gid)
+    for path in p["absent"]:
+        if os.path.lexists(path):
+            changes.append("remove %s" % path)
+            if not check:
+                os.unlink(path)
+    fix_groups = []
+    for g in p["groups"]:
+        try:
+            grp.getgrnam(g)
+        except KeyError:
+            fix_groups.append(g)
+    fix_users = []
+    for u in p["users"]:
+        try:
+            pw = pwd.getpwnam(u["name"])
+        except KeyError:
+            fix_users.append(u["name"])
+            continue
+        gid = None
+        if u.get("group"):
+            try:
+                gid = grp.getgrnam(u["group"]).gr_gid
+            except KeyError:
+                gid = -1
+        if pw.pw_shell != u.get("shell", pw.pw_shell) or (gid is not None and pw.pw_gid != gid):
+            fix_users.append(u["name"])
+    return changes, fix_groups, fix_users
 
 
 # tickgate's own files in a job's state directory (everything else there
@@ -487,9 +733,63 @@ def timer_states(timers):
     return states
 
 
-def arm(module, p):
-    check = module.check_mode
-    st = timer_states(p["enabled"] + p["disabled"])
+def active_states(prefix):
+    """ActiveState of each loaded timer named prefix*, in one cheap call (an
+    active unit is always loaded, so a timer not listed is not active)."""
+    r = run(["systemctl", "list-units", "--all", "--plain", "--no-legend", "--type=timer", prefix + "*"], check=False)
+    out = {}
+    for line in r.stdout.splitlines():
+        f = line.split()
+        if len(f) >= 3 and f[0].endswith(".timer"):
+            out[f[0]] = f[2]
+    return out
+
+
+INSTALL_KEYS = ("WantedBy", "RequiredBy", "UpheldBy")
+
+
+def linked_as_enabled(unit_dir, name):
+    """Whether every symlink `systemctl enable` makes for this unit in
+    unit_dir (from its [Install] WantedBy=/RequiredBy=/UpheldBy=) is there.
+    False when unsure (no [Install] targets, Alias=, Also=, unreadable):
+    then systemd is asked."""
+    try:
+        with open(os.path.join(unit_dir, name)) as f:
+            text = f.read()
+    except OSError:
+        return False
+    targets, section = [], None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            continue
+        if section != "Install" or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip()
+        if key in INSTALL_KEYS:
+            targets += [(key, t) for t in value.split()]
+        elif key in ("Alias", "Also", "DefaultInstance"):
+            return False
+    if not targets:
+        return False
+    suffix = {"WantedBy": ".wants", "RequiredBy": ".requires", "UpheldBy": ".upholds"}
+    return all(os.path.islink(os.path.join(unit_dir, t + suffix[k], name)) for k, t in targets)
+
+
+def to_change(p):
+    """The timers to arm (not enabled or not active) and to disarm.
+
+    systemd recomputes every unit's UnitFileState on the first query after a
+    daemon-reload (2 s for 1000 timers), so it is asked only about timers
+    whose enablement symlinks are not all in place; ActiveState comes from one
+    list-units call."""
+    active = active_states(p["prefix"])
+    unsure = [t for t in p["enabled"] + p["disabled"] if not linked_as_enabled(p["unit_dir"], t)]
+    st = {t: {"UnitFileState": "enabled", "ActiveState": active.get(t, "inactive")} for t in p["enabled"] + p["disabled"]}
+    for t, v in timer_states(unsure).items():
+        st[t] = {"UnitFileState": v.get("UnitFileState", ""), "ActiveState": active.get(t, "inactive")}
     to_arm = [
         t for t in p["enabled"] if st.get(t, {}).get("UnitFileState") != "enabled" or st.get(t, {}).get("ActiveState") != "active"
     ]
@@ -498,6 +798,12 @@ def arm(module, p):
         for t in p["disabled"]
         if st.get(t, {}).get("UnitFileState") == "enabled" or st.get(t, {}).get("ActiveState") in ("active", "activating")
     ]
+    return to_arm, to_disarm
+
+
+def arm(module, p):
+    check = module.check_mode
+    to_arm, to_disarm = to_change(p)
     if not check:
         if to_arm:
             run(["systemctl", "enable", "--now"] + to_arm)
@@ -509,8 +815,17 @@ def arm(module, p):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            action=dict(type="str", required=True, choices=["validate", "layout", "write", "arm"]),
+            action=dict(type="str", required=True, choices=["validate", "layout", "write", "arm", "digest", "notify", "host"]),
             units=dict(type="dict", default={}),
+            digests=dict(type="dict", default={}),
+            dir=dict(type="path"),
+            owner=dict(type="str"),
+            group=dict(type="str"),
+            secret_files=dict(type="dict", default={}, no_log=True),
+            files=dict(type="list", elements="dict", default=[]),
+            absent=dict(type="list", elements="path", default=[]),
+            groups=dict(type="list", elements="str", default=[]),
+            users=dict(type="list", elements="dict", default=[]),
             unit_dir=dict(type="path", default="/etc/systemd/system"),
             prefix=dict(type="str", default="tickgate-"),
             schedules=dict(type="list", elements="dict", default=[]),
@@ -529,7 +844,11 @@ def main():
     res = dict(changed=False, errors=[], written=[], removed=[], layout=[], moved=[], armed=[], disarmed=[])
     try:
         if p["action"] == "validate":
-            res["errors"] = validate(module, p)
+            res["errors"], res["need"] = validate(module, p)
+            if res["need"]:
+                res["digests"] = module.tickgate_installed
+                module.exit_json(**res)
+            res["digests"] = getattr(module, "tickgate_installed", {})
             res["timezone"] = host_timezone()
             res["local_time_jobs"] = sorted(sg["job"] for sg in p["singletons"] if elapses(sg["calendars"], 1)[1])
             if res["errors"]:
@@ -537,14 +856,24 @@ def main():
                     msg="tickgate preflight: %d problem(s):\n%s" % (len(res["errors"]), "\n".join(res["errors"])), **res
                 )
         elif p["action"] == "write":
-            res["written"], res["removed"] = write(module, p)
-            res["changed"] = bool(res["written"] or res["removed"])
+            res["written"], res["removed"], res["armed"], res["disarmed"] = write(module, p)
+            res["changed"] = bool(res["written"] or res["removed"] or res["armed"] or res["disarmed"])
+        elif p["action"] == "digest":
+            res["digests"] = digests(p["unit_dir"], p["prefix"])
+        elif p["action"] == "host":
+            res["files"], res["fix_groups"], res["fix_users"] = host(module, p)
+            res["changed"] = bool(res["files"])
+        elif p["action"] == "notify":
+            res["files"] = notify(module, p)
+            res["changed"] = bool(res["files"])
         elif p["action"] == "layout":
             res["layout"], res["moved"] = layout(module, p)
             res["changed"] = bool(res["layout"] or res["moved"])
         else:
             res["armed"], res["disarmed"] = arm(module, p)
             res["changed"] = bool(res["armed"] or res["disarmed"])
+    except LayoutError as e:
+        module.fail_json(msg="tickgate_units %s: %s" % (p["action"], e), **res)
     except (RuntimeError, OSError, KeyError) as e:
         module.fail_json(msg="tickgate_units %s: %s" % (p["action"], e), **res)
     module.exit_json(**res)

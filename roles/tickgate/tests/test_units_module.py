@@ -70,3 +70,43 @@ class Calendars(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class EnablementSymlinks(unittest.TestCase):
+    """The fast check that spares systemd a UnitFileState query per timer."""
+
+    def setUp(self):
+        import tempfile
+
+        self.dir = tempfile.mkdtemp()
+        self.addCleanup(__import__("shutil").rmtree, self.dir)
+
+    def unit(self, name, install):
+        with open(os.path.join(self.dir, name), "w") as f:
+            f.write("[Unit]\nDescription=x\n\n[Timer]\nOnCalendar=daily\n\n" + install)
+
+    def link(self, target_dir, name):
+        os.makedirs(os.path.join(self.dir, target_dir), exist_ok=True)
+        os.symlink(os.path.join(self.dir, name), os.path.join(self.dir, target_dir, name))
+
+    def test_enabled_when_every_symlink_is_there(self):
+        self.unit("a.timer", "[Install]\nWantedBy=timers.target\n")
+        self.assertFalse(m.linked_as_enabled(self.dir, "a.timer"))
+        self.link("timers.target.wants", "a.timer")
+        self.assertTrue(m.linked_as_enabled(self.dir, "a.timer"))
+
+    def test_every_target_counts(self):
+        self.unit("b.timer", "[Install]\nWantedBy=timers.target multi-user.target\nRequiredBy=x.target\n")
+        self.link("timers.target.wants", "b.timer")
+        self.link("multi-user.target.wants", "b.timer")
+        self.assertFalse(m.linked_as_enabled(self.dir, "b.timer"))
+        self.link("x.target.requires", "b.timer")
+        self.assertTrue(m.linked_as_enabled(self.dir, "b.timer"))
+
+    def test_unsure_cases_ask_systemd(self):
+        self.unit("c.timer", "")  # static: no [Install]
+        self.unit("d.timer", "[Install]\nWantedBy=timers.target\nAlias=e.timer\n")
+        self.link("timers.target.wants", "d.timer")
+        self.assertFalse(m.linked_as_enabled(self.dir, "c.timer"))
+        self.assertFalse(m.linked_as_enabled(self.dir, "d.timer"))
+        self.assertFalse(m.linked_as_enabled(self.dir, "missing.timer"))

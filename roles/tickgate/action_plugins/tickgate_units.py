@@ -1,0 +1,170 @@
+# -*- coding: utf-8 -*-
+"""Controller side of the tickgate_units module.
+
+With plan (the file tickgate_plan wrote), the units, schedules, accounts and
+job directories come from the plan instead of task arguments, so a 1000-job
+list never passes through Ansible's argument templating. Unit contents cross
+the SSH connection only when they differ from what the host has: the module
+is asked for the digests of the installed units first (one small round
+trip), then given only the new or changed units.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+MODULE = "tickgate_units"
+
+
+def digest(content):
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()
+
+
+def load_plan(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise AnsibleActionFail(
+            "tickgate: the plan %s is not readable (%s): the role's preflight (tasks_from: preflight) must run "
+            "in the same ansible-playbook run before its other tasks" % (path, e)
+        )
+
+
+def save_installed(plan_path, digests):
+    """The digests of the units the host had at the preflight, beside the plan."""
+    with open(plan_path + ".installed", "w") as f:
+        json.dump(digests, f)
+
+
+def load_installed(plan_path):
+    try:
+        with open(plan_path + ".installed") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def present(plan):
+    return [j for j in plan["jobs"] if j["state"] == "present"]
+
+
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+
+    def _module(self, args, task_vars):
+        return self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
+
+    def _changed_units(self, plan, task_vars, base):
+        """The plan's units whose content the host does not have yet."""
+        res = self._module(dict(base, action="digest"), task_vars)
+        if res.get("failed"):
+            return None, res
+        have = res.get("digests", {})
+        return {n: c for n, c in plan["units"].items() if have.get(n) != digest(c)}, res
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        args = dict(self._task.args)
+        path = args.pop("plan", None)
+        if not path:
+            # No plan: a plain module call (the arguments are the module's).
+            result.update(self._module(args, task_vars))
+            return result
+        plan = load_plan(path)
+        action = args.get("action")
+        base = {k: v for k, v in args.items() if k in ("unit_dir", "prefix")}
+        jobs = present(plan)
+
+        if action == "validate":
+            wanted = {n: digest(c) for n, c in plan["units"].items()}
+            users = set(args.pop("known_accounts", None) or [])
+            args["digests"] = wanted
+            args["units"] = {}
+            # Only schedules of changed units are checked (the module picks
+            # them by unit); floating singletons and accounts always are.
+            args["schedules"] = [{"job": j["name"], "unit": j["unit"], "calendar": s} for j in jobs for s in j["schedule"]]
+            args["singletons"] = [
+                {"job": j["name"], "calendars": j["schedule"], "min_gap": j["singleton_min_gap"]}
+                for j in jobs
+                if "singleton_min_gap" in j
+            ]
+            args["accounts"] = [
+                {"job": j["name"], "field": f, "name": j[f]}
+                for j in jobs
+                for f in ("user", "group")
+                if j.get(f) and j[f] not in users
+            ]
+            res = self._module(args, task_vars)
+            if res.get("need") and not res.get("failed"):
+                # The host lacks these units: send their content and check them.
+                args["units"] = {n: plan["units"][n] for n in res["need"]}
+                res = self._module(args, task_vars)
+            if not res.get("failed"):
+                save_installed(path, res.get("digests", {}))
+            res["units_checked"] = len(args["units"])
+            res.pop("digests", None)
+            result.update(res)
+            return result
+
+        if action == "layout":
+            sup, grp = args.pop("supervisor"), args.pop("group")
+            args["job_dirs"] = [
+                {
+                    "job": j["name"],
+                    "state_dir": j["state_path"],
+                    "data_dir": j["data_path"],
+                    "supervisor": sup,
+                    "group": grp,
+                    "user": j.get("user") or "root",
+                    "user_group": j.get("group") or "",
+                }
+                for j in jobs
+            ]
+            result.update(self._module(args, task_vars))
+            return result
+
+        if action == "write":
+            installed = load_installed(path)
+            if installed is None:
+                changed, res = self._changed_units(plan, task_vars, base)
+                if changed is None:
+                    result.update(res)
+                    return result
+            else:
+                # As the preflight saw the host: the module checks that every
+                # unit not sent is still installed with its digest.
+                changed = {n: c for n, c in plan["units"].items() if installed.get(n) != digest(c)}
+            args["units"] = changed
+            args["digests"] = {n: digest(c) for n, c in plan["units"].items()}
+            if args.pop("arm", False):
+                args["enabled"] = [j["unit"] + ".timer" for j in jobs if j.get("enabled", True)]
+                args["disabled"] = [j["unit"] + ".timer" for j in jobs if not j.get("enabled", True)]
+            res = self._module(args, task_vars)
+            # Which jobs are gone, for the purge of their state and data.
+            res["absent_jobs"] = [j["name"] for j in plan["jobs"] if j["state"] == "absent"]
+            res["notify_jobs"] = [j["name"] for j in jobs if j.get("notify_targets")]
+            result.update(res)
+            return result
+
+        if action == "host":
+            args["files"] = plan.get("files", []) + list(args.get("files") or [])
+            result.update(self._module(args, task_vars))
+            return result
+
+        if action == "notify":
+            # The jobs' notification targets: URLs may hold secrets, so they
+            # go in a no_log option of the module.
+            args["secret_files"] = {
+                "%s.json" % j["name"]: json.dumps({"targets": j["notify_targets"]}, indent=4, sort_keys=True) + "\n"
+                for j in jobs
+                if j.get("notify_targets")
+            }
+            result.update(self._module(args, task_vars))
+            return result
+
+        raise AnsibleActionFail("tickgate_units: action %r does not take a plan" % action)
