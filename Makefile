@@ -127,8 +127,10 @@ molecule: venv build
 # --- benchmarks ---------------------------------------------------------------
 .PHONY: bench
 bench: deps build
-	set -o pipefail; scripts/pgtest run -- bash -c "$(GO) test -run '^$$' -bench 'RunVsFlock|StatusJSON1000|DrainReaction|FleetTick' -benchtime 300x ./helper/e2e/ && \
+	set -o pipefail; scripts/pgtest run -- bash -c "$(GO) test -run '^$$' -bench 'RunVsFlock|FleetTick' -benchtime 300x ./helper/e2e/ && \
+	  $(GO) test -run '^$$' -bench 'StatusJSON1000|DrainReaction' -benchtime 20x ./helper/e2e/ && \
 	  $(GO) test -run '^$$' -bench 'FleetLockRace200' -benchtime 1x ./helper/e2e/" | grep -E '^(Benchmark|ok|FAIL)'
+	scripts/bench-tick
 	scripts/bench-deploy
 	scripts/pgtest run -- scripts/bench-fleet-gate
 

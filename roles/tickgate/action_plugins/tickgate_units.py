@@ -49,6 +49,15 @@ def load_installed(plan_path):
         return None
 
 
+def notify_files(jobs):
+    """Each job's notification targets file name and content."""
+    return {
+        "%s.json" % j["name"]: json.dumps({"targets": j["notify_targets"]}, indent=4, sort_keys=True) + "\n"
+        for j in jobs
+        if j.get("notify_targets")
+    }
+
+
 def present(plan):
     return [j for j in plan["jobs"] if j["state"] == "present"]
 
@@ -125,6 +134,9 @@ class ActionModule(ActionBase):
                 }
                 for j in jobs
             ]
+            if args.get("dir"):
+                args["secret_files"] = notify_files(jobs)  # the targets, in the same round trip
+                args["group"] = grp
             result.update(self._module(args, task_vars))
             return result
 
@@ -153,17 +165,23 @@ class ActionModule(ActionBase):
 
         if action == "host":
             args["files"] = plan.get("files", []) + list(args.get("files") or [])
+            src = args.pop("helper_src", None)
+            if src:
+                # The module compares this with the installed helper: the copy
+                # task (two round trips even when nothing changes) runs only
+                # when they differ.
+                try:
+                    with open(src, "rb") as f:
+                        args["helper_sha256"] = hashlib.sha256(f.read()).hexdigest()
+                except OSError as e:
+                    raise AnsibleActionFail("tickgate: the helper to install, %s: %s" % (src, e))
             result.update(self._module(args, task_vars))
             return result
 
         if action == "notify":
             # The jobs' notification targets: URLs may hold secrets, so they
             # go in a no_log option of the module.
-            args["secret_files"] = {
-                "%s.json" % j["name"]: json.dumps({"targets": j["notify_targets"]}, indent=4, sort_keys=True) + "\n"
-                for j in jobs
-                if j.get("notify_targets")
-            }
+            args["secret_files"] = notify_files(jobs)
             result.update(self._module(args, task_vars))
             return result
 

@@ -187,7 +187,7 @@ def _contract(job, mode):
     """The job's exit-code contract: its mode's, overridden field by field by
     the job's own values where they are well-formed (bad ones are reported by
     tickgate_job_errors)."""
-    out = dict(_MODES.get(mode, _MODES["recurring"]))
+    out = dict(_MODES.get(mode if isinstance(mode, str) else "recurring", _MODES["recurring"]))
     for f in ("ok_codes", "done_codes", "halt_codes"):
         if _codes_ok(job.get(f)):
             out[f] = job[f]
@@ -278,7 +278,7 @@ def tickgate_job_errors(jobs, defaults=None, supervisor=None, fleet=False):
         if ha is not None and (not isinstance(ha, int) or isinstance(ha, bool) or ha < 0):
             err("halt_after", "must be a whole number >= 0: %r" % (ha,))
         mode = job.get("mode") or defaults.get("mode") or "recurring"
-        if mode not in _MODES:
+        if not isinstance(mode, str) or mode not in _MODES:
             err("mode", "must be recurring or drain (got %r)" % (mode,))
         if job.get("gate_fail", "closed") not in ("closed", "open"):
             err("gate_fail", "must be closed or open (got %r)" % (job.get("gate_fail"),))

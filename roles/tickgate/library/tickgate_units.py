@@ -35,6 +35,7 @@ description:
     paths in I(absent), and reports which of I(groups) and I(users) are
     missing or differ (C(fix_groups), C(fix_users)), for the play to fix with
     ansible.builtin.group and ansible.builtin.user.
+  - C(layout) given I(dir) also does what C(notify) does, in the same call.
   - C(notify) writes each job's notification targets file in I(dir) (owner
     I(owner):I(group), mode 0600; the contents are no_log) and removes the
     C(*.json) files of jobs that have none now.
@@ -87,6 +88,15 @@ options:
     type: list
     elements: str
     default: []
+  helper:
+    description:
+      - For write, the installed helper, whose C(--version) is returned as C(helper_version).
+      - For host, with I(helper_sha256), whether it is installed as that content,
+        root's and mode 0755 is returned as C(helper_current).
+    type: path
+  helper_sha256:
+    description: For host, the sha256 of the helper to install (the action plugin computes it from helper_src).
+    type: str
   users:
     description: For host, dicts with name, shell and group (optional primary group) that must exist so.
     type: list
@@ -165,6 +175,8 @@ digests: {description: sha256 of each installed unit, type: dict, returned: dige
 need: {description: for validate with digests, the changed units whose content is needed, type: list, returned: validate}
 files: {description: files written or removed (or that would be), type: list, returned: notify and host}
 fix_groups: {description: groups missing on the host, type: list, returned: host}
+helper_version: {description: what the helper's --version prints, type: str, returned: write with helper}
+helper_current: {description: the helper is installed with the wanted content, owner and mode, type: bool, returned: host with helper}
 fix_users: {description: users missing on the host or with another shell or primary group, type: list, returned: host}
 disarmed: {description: timers stopped/disabled, type: list, returned: always}
 timezone: {description: the host's time zone (/etc/localtime), type: str, returned: validate}
@@ -490,6 +502,15 @@ def write(module, p):
         if disarmed:
             run(["systemctl", "stop"] + disarmed)
     return written, removed, armed, disarmed
+
+
+def helper_version(path):
+    """What `tickgate --version` prints ("" when it cannot run)."""
+    try:
+        r = run([path, "--version"], check=False)
+    except OSError:
+        return ""
+    return r.stdout.strip() if r.returncode == 0 else ""
 
 
 def notify(module, p):
@@ -826,6 +847,8 @@ def main():
             absent=dict(type="list", elements="path", default=[]),
             groups=dict(type="list", elements="str", default=[]),
             users=dict(type="list", elements="dict", default=[]),
+            helper=dict(type="path"),
+            helper_sha256=dict(type="str"),
             unit_dir=dict(type="path", default="/etc/systemd/system"),
             prefix=dict(type="str", default="tickgate-"),
             schedules=dict(type="list", elements="dict", default=[]),
@@ -857,18 +880,33 @@ def main():
                 )
         elif p["action"] == "write":
             res["written"], res["removed"], res["armed"], res["disarmed"] = write(module, p)
+            if p["helper"]:
+                res["helper_version"] = helper_version(p["helper"])
             res["changed"] = bool(res["written"] or res["removed"] or res["armed"] or res["disarmed"])
         elif p["action"] == "digest":
             res["digests"] = digests(p["unit_dir"], p["prefix"])
         elif p["action"] == "host":
             res["files"], res["fix_groups"], res["fix_users"] = host(module, p)
+            if p["helper"] and p["helper_sha256"]:
+                try:
+                    st = os.lstat(p["helper"])
+                    current = (
+                        stat.S_ISREG(st.st_mode)
+                        and (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o755)
+                        and sha256_of(p["helper"]) == p["helper_sha256"]
+                    )
+                except FileNotFoundError:
+                    current = False
+                res["helper_current"] = current
             res["changed"] = bool(res["files"])
         elif p["action"] == "notify":
             res["files"] = notify(module, p)
             res["changed"] = bool(res["files"])
         elif p["action"] == "layout":
             res["layout"], res["moved"] = layout(module, p)
-            res["changed"] = bool(res["layout"] or res["moved"])
+            if p["dir"]:
+                res["files"] = notify(module, p)  # the same round trip
+            res["changed"] = bool(res["layout"] or res["moved"] or res.get("files"))
         else:
             res["armed"], res["disarmed"] = arm(module, p)
             res["changed"] = bool(res["armed"] or res["disarmed"])

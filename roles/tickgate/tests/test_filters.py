@@ -81,6 +81,8 @@ class JobErrors(unittest.TestCase):
             (self.ok(ok_codes=[0, 256]), "job j: ok_codes: must be a list of exit codes"),
             (self.ok(ok_codes=[0], done_codes=[0]), "job j: done_codes: exit code 0 is also in ok_codes"),
             (self.ok(mode="sometimes"), "job j: mode: must be recurring or drain"),
+            (self.ok(mode=["drain"]), "job j: mode: must be recurring or drain"),
+            (self.ok(mode={"drain": 1}), "job j: mode: must be recurring or drain"),
             (self.ok(environment={"A-B": "x"}), "job j: environment: invalid variable name"),
             (self.ok(lock="a/b"), "job j: lock: must match"),
             (self.ok(nice=40), "job j: nice: must be a whole number from -20 to 19"),

@@ -110,3 +110,156 @@ class EnablementSymlinks(unittest.TestCase):
         self.assertFalse(m.linked_as_enabled(self.dir, "c.timer"))
         self.assertFalse(m.linked_as_enabled(self.dir, "d.timer"))
         self.assertFalse(m.linked_as_enabled(self.dir, "missing.timer"))
+
+
+class FakeModule:
+    def __init__(self, check_mode=False):
+        self.check_mode = check_mode
+
+
+class UnitsFromThePlan(unittest.TestCase):
+    """write, validate and host as the action plugin calls them: systemctl
+    is recorded, not run (molecule runs them against a real systemd)."""
+
+    def setUp(self):
+        import hashlib
+        import shutil
+        import tempfile
+
+        self.dir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.dir)
+        self.calls = []
+        real_run = m.run
+
+        def fake_run(cmd, check=True):
+            if cmd[0] != "systemctl":
+                return real_run(cmd, check)
+            self.calls.append(cmd[1:])
+            out = ""
+            if cmd[1] == "show":
+                out = "".join("Id=%s\nUnitFileState=disabled\nActiveState=inactive\n\n" % u for u in cmd[3:])
+            return type("R", (), {"returncode": 0, "stdout": out, "stderr": ""})()
+
+        m.run = fake_run
+        self.addCleanup(setattr, m, "run", real_run)
+        self.sha = lambda c: hashlib.sha256(c.encode()).hexdigest()
+
+    def params(self, **kw):
+        p = dict(
+            unit_dir=self.dir,
+            prefix="tickgate-",
+            units={},
+            digests={},
+            enabled=[],
+            disabled=[],
+            schedules=[],
+            singletons=[],
+            accounts=[],
+            ignore_missing=[],
+            gap_iterations=5,
+        )
+        p.update(kw)
+        return p
+
+    def put(self, name, content):
+        with open(os.path.join(self.dir, name), "w") as f:
+            f.write(content)
+
+    def test_write_sends_only_what_changed_and_arms_with_one_reload(self):
+        timer = "[Timer]\nOnCalendar=daily\n\n[Install]\nWantedBy=timers.target\n"
+        self.put("tickgate-a.service", "A\n")
+        self.put("tickgate-old.timer", "old\n")
+        want = {"tickgate-a.service": "A\n", "tickgate-b.timer": timer}
+        p = self.params(
+            units={"tickgate-b.timer": timer},
+            digests={n: self.sha(c) for n, c in want.items()},
+            enabled=["tickgate-b.timer"],
+        )
+        written, removed, armed, disarmed = m.write(FakeModule(), p)
+        self.assertEqual(
+            (written, removed, armed, disarmed), (["tickgate-b.timer"], ["tickgate-old.timer"], ["tickgate-b.timer"], [])
+        )
+        self.assertEqual(sorted(os.listdir(self.dir)), ["tickgate-a.service", "tickgate-b.timer"])
+        verbs = [c[0] for c in self.calls]
+        # Symlinks, then one reload for units and symlinks together, then start.
+        self.assertLess(verbs.index("enable"), verbs.index("daemon-reload"))
+        self.assertLess(verbs.index("daemon-reload"), verbs.index("start"))
+        self.assertEqual(verbs.count("daemon-reload"), 1)
+        self.assertIn("--no-reload", self.calls[verbs.index("enable")])
+
+    def test_write_refuses_a_unit_changed_since_the_preflight(self):
+        self.put("tickgate-a.service", "edited by hand\n")
+        p = self.params(digests={"tickgate-a.service": self.sha("A\n")})
+        with self.assertRaisesRegex(RuntimeError, "tickgate-a.service changed on the host since the preflight"):
+            m.write(FakeModule(), p)
+
+    def test_nothing_to_do_asks_systemd_nothing_but_list_units(self):
+        timer = "[Timer]\nOnCalendar=daily\n\n[Install]\nWantedBy=timers.target\n"
+        self.put("tickgate-b.timer", timer)
+        os.makedirs(os.path.join(self.dir, "timers.target.wants"))
+        os.symlink(os.path.join(self.dir, "tickgate-b.timer"), os.path.join(self.dir, "timers.target.wants", "tickgate-b.timer"))
+        real = m.active_states
+        m.active_states = lambda prefix: {"tickgate-b.timer": "active"}
+        self.addCleanup(setattr, m, "active_states", real)
+        p = self.params(digests={"tickgate-b.timer": self.sha(timer)}, enabled=["tickgate-b.timer"])
+        self.assertEqual(m.write(FakeModule(), p), ([], [], [], []))
+        self.assertEqual(self.calls, [])
+
+    def test_validate_asks_for_the_content_it_lacks(self):
+        self.put("tickgate-a.service", "A\n")
+        want = {"tickgate-a.service": "A\n", "tickgate-b.service": "B\n"}
+        p = self.params(digests={n: self.sha(c) for n, c in want.items()})
+        mod = FakeModule()
+        errors, need = m.validate(mod, p)
+        self.assertEqual((errors, need), ([], ["tickgate-b.service"]))
+        self.assertEqual(mod.tickgate_installed, {"tickgate-a.service": self.sha("A\n")})
+
+    def test_host_files_and_accounts(self):
+        import pwd
+
+        me = pwd.getpwuid(os.getuid()).pw_name
+        gate = os.path.join(self.dir, "etc", "gate.json")
+        self.put("keep.json", "operator's\n")
+        p = self.params(
+            dirs=[{"path": os.path.join(self.dir, "etc"), "owner": me, "group": "", "mode": "0755"}],
+            files=[
+                {"path": gate, "content": "{}\n", "owner": me, "group": "", "mode": "0644", "force": False},
+                {
+                    "path": os.path.join(self.dir, "keep.json"),
+                    "content": "new\n",
+                    "owner": me,
+                    "group": "",
+                    "mode": "0644",
+                    "force": False,
+                },
+                {"path": os.path.join(self.dir, "tmpfiles.conf"), "content": "d /x\n", "owner": me, "group": "", "mode": "0600"},
+            ],
+            absent=[os.path.join(self.dir, "gone")],
+            groups=["no-such-group-tg"],
+            users=[{"name": me, "shell": pwd.getpwnam(me).pw_shell}, {"name": "no-such-user-tg", "shell": "/usr/sbin/nologin"}],
+        )
+        self.put("gone", "x")
+        changes, fix_groups, fix_users = m.host(FakeModule(), p)
+        with open(gate) as f:
+            self.assertEqual(f.read(), "{}\n")
+        with open(os.path.join(self.dir, "keep.json")) as f:
+            self.assertEqual(f.read(), "operator's\n")  # force: false never overwrites
+        self.assertEqual(oct(os.stat(os.path.join(self.dir, "tmpfiles.conf")).st_mode & 0o777), "0o600")
+        self.assertFalse(os.path.exists(os.path.join(self.dir, "gone")))
+        self.assertEqual((fix_groups, fix_users), (["no-such-group-tg"], ["no-such-user-tg"]))
+        # A second run changes nothing.
+        self.assertEqual(m.host(FakeModule(), p)[0], [])
+
+    def test_notify_files_are_private_and_pruned(self):
+        import pwd
+
+        me = pwd.getpwuid(os.getuid()).pw_name
+        d = os.path.join(self.dir, "notify")
+        os.mkdir(d)
+        self.put("notify/old.json", "{}")
+        p = self.params(dir=d, owner=me, group="", secret_files={"a.json": '{"targets": []}\n'})
+        changes = m.notify(FakeModule(), p)
+        self.assertEqual(sorted(os.listdir(d)), ["a.json"])
+        self.assertEqual(oct(os.stat(os.path.join(d, "a.json")).st_mode & 0o777), "0o600")
+        self.assertIn("remove %s" % os.path.join(d, "old.json"), changes)
+        self.assertEqual(m.notify(FakeModule(), p), [])
