@@ -104,9 +104,12 @@ func flagName(a string) string {
 func flagTable(flags []ucli.Flag) map[string]bool {
 	t := map[string]bool{"help": false, "h": false}
 	for _, f := range flags {
-		_, isBool := f.(*ucli.BoolFlag)
+		takes := true
+		if v, ok := f.(interface{ TakesValue() bool }); ok {
+			takes = v.TakesValue() // false for a bool flag, wrapped or not
+		}
 		for _, n := range f.Names() {
-			t[n] = !isBool
+			t[n] = takes
 		}
 	}
 	return t

@@ -137,6 +137,7 @@ through the environment variables shown, as the units do with Environment=.`,
 	for _, c := range app.Commands {
 		configure(c)
 	}
+	cacheAllNames(app)
 	app.CommandNotFound = func(c *ucli.Context, name string) {}
 	app.Action = func(c *ucli.Context) error {
 		if c.Args().Present() {
