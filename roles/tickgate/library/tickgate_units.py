@@ -221,21 +221,22 @@ def installed_as(unit_dir, name, content):
 
 
 def validate(module, p):
-    """Problems with the units, schedules and accounts. With digests (every
+    """Problems with the units, schedules and accounts, the units that must
+    be sent (need), and the installed units' digests. With digests (every
     wanted unit's sha256), only the units the host does not have yet are
-    checked, and when their content was not given, the names are returned
-    (need) instead: the controller then sends just those."""
+    checked, and when their content was not given, nothing is checked and
+    their names are returned: the controller then sends just those."""
+    installed = {}
     if p["digests"]:
         installed = digests(p["unit_dir"], p["prefix"])
         changed = sorted(n for n, d in p["digests"].items() if installed.get(n) != d)
         need = [n for n in changed if n not in p["units"]]
-        module.tickgate_installed = installed
         if need:
-            return [], need
+            return [], need, installed
         p["units"] = {n: p["units"][n] for n in changed}
         touched = {n.rsplit(".", 1)[0] for n in changed}
         p["schedules"] = [s for s in p["schedules"] if s.get("unit") in touched]
-    return _validate(module, p), []
+    return _validate(module, p), [], installed
 
 
 def _validate(module, p):
@@ -867,11 +868,9 @@ def main():
     res = dict(changed=False, errors=[], written=[], removed=[], layout=[], moved=[], armed=[], disarmed=[])
     try:
         if p["action"] == "validate":
-            res["errors"], res["need"] = validate(module, p)
+            res["errors"], res["need"], res["digests"] = validate(module, p)
             if res["need"]:
-                res["digests"] = module.tickgate_installed
                 module.exit_json(**res)
-            res["digests"] = getattr(module, "tickgate_installed", {})
             res["timezone"] = host_timezone()
             res["local_time_jobs"] = sorted(sg["job"] for sg in p["singletons"] if elapses(sg["calendars"], 1)[1])
             if res["errors"]:

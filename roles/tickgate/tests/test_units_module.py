@@ -209,10 +209,9 @@ class UnitsFromThePlan(unittest.TestCase):
         self.put("tickgate-a.service", "A\n")
         want = {"tickgate-a.service": "A\n", "tickgate-b.service": "B\n"}
         p = self.params(digests={n: self.sha(c) for n, c in want.items()})
-        mod = FakeModule()
-        errors, need = m.validate(mod, p)
+        errors, need, installed = m.validate(FakeModule(), p)
         self.assertEqual((errors, need), ([], ["tickgate-b.service"]))
-        self.assertEqual(mod.tickgate_installed, {"tickgate-a.service": self.sha("A\n")})
+        self.assertEqual(installed, {"tickgate-a.service": self.sha("A\n")})
 
     def test_host_files_and_accounts(self):
         import pwd
