@@ -520,7 +520,7 @@ def notify(module, p):
     if not d or not p["owner"]:
         raise RuntimeError("notify needs dir and owner")
     changes = []
-    uid, gid = _ids(p["owner"], p["group"])
+    uid, gid = _ids(p["owner"], p["group"], check)
     _ensure_dir(d, 0, 0, 0o755, check, changes)
     for name, content in sorted(p["secret_files"].items()):
         if "/" in name or not name.endswith(".json") or name.startswith("."):
@@ -552,7 +552,7 @@ def host(module, p):
     """Root's directories and files, and which accounts need fixing."""
     check, changes = module.check_mode, []
     for d in p["dirs"]:
-        uid, gid = _ids(d["owner"], d.get("group"))
+        uid, gid = _ids(d["owner"], d.get("group"), check)
         parent = os.path.dirname(d["path"].rstrip("/"))
         if parent and not os.path.isdir(parent):
             changes.append("create %s" % parent)
@@ -561,7 +561,7 @@ def host(module, p):
         _ensure_dir(d["path"], uid, gid, int(str(d["mode"]), 8), check, changes)
     for f in p["files"]:
         path, content = f["path"], f["content"]
-        uid, gid = _ids(f.get("owner") or "root", f.get("group") or "root")
+        uid, gid = _ids(f.get("owner") or "root", f.get("group") or "root", check)
         mode = int(str(f.get("mode") or "0644"), 8)
         try:
             st = os.lstat(path)
@@ -613,9 +613,17 @@ def host(module, p):
 TICKGATE_FILES = {"state.json", "state.json.corrupt", "done", "halted"}
 
 
-def _ids(owner, group):
-    uid = pwd.getpwnam(owner).pw_uid
-    gid = grp.getgrnam(group).gr_gid if group else pwd.getpwnam(owner).pw_gid
+def _ids(owner, group, check=False):
+    """The uid and gid of owner (and group, else owner's). In check mode an
+    account this deploy has not created yet (its task only said it would) is
+    -1: every file or directory it would own then reads as to change."""
+    try:
+        uid = pwd.getpwnam(owner).pw_uid
+        gid = grp.getgrnam(group).gr_gid if group else pwd.getpwnam(owner).pw_gid
+    except KeyError:
+        if check:
+            return -1, -1
+        raise
     return uid, gid
 
 
@@ -687,7 +695,7 @@ def _migrate(job, state_dir, data_dir, uid, gid, check, changes, moved):
 def layout(module, p):
     plans = []
     for d in p["dirs"]:
-        uid, gid = _ids(d["owner"], d.get("group"))
+        uid, gid = _ids(d["owner"], d.get("group"), module.check_mode)
         plans.append((d["path"], uid, gid, int(str(d["mode"]), 8)))
 
     def apply(check):
@@ -712,8 +720,8 @@ def layout(module, p):
 
 
 def _plan_job(j, check, changes, moved):
-    sup_uid, sup_gid = _ids(j["supervisor"], j.get("group"))
-    user_uid, user_gid = _ids(j.get("user") or "root", j.get("user_group"))
+    sup_uid, sup_gid = _ids(j["supervisor"], j.get("group"), check)
+    user_uid, user_gid = _ids(j.get("user") or "root", j.get("user_group"), check)
     state_dir, data_dir = j["state_dir"], j["data_dir"]
     _ensure_dir(data_dir, user_uid, user_gid, 0o700, check, changes)
     try:
