@@ -296,11 +296,8 @@ func (j *Job) Path(name string) string { return filepath.Join(j.Dir.Path(), name
 // Load reads state.json: (nil, nil) if missing, a *CorruptError if it does
 // not parse, any other error if it cannot be read (never treated as empty).
 func (j *Job) Load() (*State, error) {
-	data, err := j.Dir.ReadFile(stateFile, MaxStateSize)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
+	data, err := j.readStateFile()
+	if data == nil || err != nil {
 		return nil, err
 	}
 	st, err := parseLazy(data)
@@ -309,6 +306,21 @@ func (j *Job) Load() (*State, error) {
 	}
 	st.Job = j.Name // the directory names the job, never the content
 	return st, nil
+}
+
+// readStateFile is state.json's content: (nil, nil) if there is none.
+func (j *Job) readStateFile() ([]byte, error) {
+	data, err := j.Dir.ReadFile(stateFile, MaxStateSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if data == nil {
+		data = []byte{} // an empty file is there: it does not parse
+	}
+	return data, nil
 }
 
 // ScheduleView is the part of state.json a tick reads before it takes its
@@ -324,11 +336,8 @@ type ScheduleView struct {
 
 // LoadSchedule reads the ScheduleView of state.json (nil: no state yet).
 func (j *Job) LoadSchedule() (*ScheduleView, error) {
-	data, err := j.Dir.ReadFile(stateFile, MaxStateSize)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
+	data, err := j.readStateFile()
+	if data == nil || err != nil {
 		return nil, err
 	}
 	if head, _, ok := splitHistory(data); ok {
