@@ -68,13 +68,12 @@ class ActionModule(ActionBase):
     def _module(self, args, task_vars):
         return self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars)
 
-    def _changed_units(self, plan, task_vars, base):
-        """The plan's units whose content the host does not have yet."""
+    def _installed(self, task_vars, base):
+        """The digests of the units installed on the host (its module result on failure)."""
         res = self._module(dict(base, action="digest"), task_vars)
         if res.get("failed"):
             return None, res
-        have = res.get("digests", {})
-        return {n: c for n, c in plan["units"].items() if have.get(n) != digest(c)}, res
+        return res.get("digests", {}), res
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -135,31 +134,31 @@ class ActionModule(ActionBase):
                 for j in jobs
             ]
             if args.get("dir"):
-                args["secret_files"] = notify_files(jobs)  # the targets, in the same round trip
+                # The targets, in the same round trip; URLs may hold secrets,
+                # so they go in a no_log option of the module.
+                args["secret_files"] = notify_files(jobs)
                 args["group"] = grp
             result.update(self._module(args, task_vars))
             return result
 
         if action == "write":
+            # As the preflight saw the host (else asked now): the module checks
+            # that every unit not sent is still installed with its digest.
             installed = load_installed(path)
             if installed is None:
-                changed, res = self._changed_units(plan, task_vars, base)
-                if changed is None:
+                installed, res = self._installed(task_vars, base)
+                if installed is None:
                     result.update(res)
                     return result
-            else:
-                # As the preflight saw the host: the module checks that every
-                # unit not sent is still installed with its digest.
-                changed = {n: c for n, c in plan["units"].items() if installed.get(n) != digest(c)}
-            args["units"] = changed
-            args["digests"] = {n: digest(c) for n, c in plan["units"].items()}
+            wanted = {n: digest(c) for n, c in plan["units"].items()}
+            args["units"] = {n: plan["units"][n] for n, d in wanted.items() if installed.get(n) != d}
+            args["digests"] = wanted
             if args.pop("arm", False):
                 args["enabled"] = [j["unit"] + ".timer" for j in jobs if j.get("enabled", True)]
                 args["disabled"] = [j["unit"] + ".timer" for j in jobs if not j.get("enabled", True)]
             res = self._module(args, task_vars)
             # Which jobs are gone, for the purge of their state and data.
             res["absent_jobs"] = [j["name"] for j in plan["jobs"] if j["state"] == "absent"]
-            res["notify_jobs"] = [j["name"] for j in jobs if j.get("notify_targets")]
             result.update(res)
             return result
 
@@ -175,13 +174,6 @@ class ActionModule(ActionBase):
                         args["helper_sha256"] = hashlib.sha256(f.read()).hexdigest()
                 except OSError as e:
                     raise AnsibleActionFail("tickgate: the helper to install, %s: %s" % (src, e))
-            result.update(self._module(args, task_vars))
-            return result
-
-        if action == "notify":
-            # The jobs' notification targets: URLs may hold secrets, so they
-            # go in a no_log option of the module.
-            args["secret_files"] = notify_files(jobs)
             result.update(self._module(args, task_vars))
             return result
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: tickgate_units
-short_description: Validate, write, prune and arm tickgate's systemd units in one call
+short_description: Validate, write, prune and arm tickgate's systemd units, and lay out its files, in one call each
 description:
   - C(validate) renders nothing itself; it writes the given units that are
     new or changed (not installed in I(unit_dir) with this content) into a
@@ -21,13 +21,12 @@ description:
     user) is taken back first, then its files are sorted: tickgate's own
     regular files stay, everything else (the job's cursor, checkpoints) moves
     to the job's data directory. When anything changes, active tickgate
-    timers are stopped first (C(arm) starts them again).
+    timers are stopped first (C(write) starts them again).
   - C(write) writes changed units atomically, stops, disables and removes
-    C(tickgate-*) units that are not given (prune), and runs one
-    C(systemctl daemon-reload) when anything changed.
-  - C(arm) enables and starts the timers in I(enabled) and stops and disables
-    those in I(disabled); it never starts a job's service. C(write) does the
-    same after its daemon-reload when given I(enabled) or I(disabled).
+    C(tickgate-*) units that are not given (prune), enables the timers in
+    I(enabled) that are not enabled and active and disables those in
+    I(disabled), runs one C(systemctl daemon-reload) for all of it, then
+    starts and stops those timers; it never starts a job's service.
   - C(digest) changes nothing; it returns the sha256 of each installed
     C(tickgate-*) unit, so the controller sends only new or changed units.
   - C(host) creates or fixes the root-owned directories in I(dirs), writes
@@ -35,16 +34,15 @@ description:
     paths in I(absent), and reports which of I(groups) and I(users) are
     missing or differ (C(fix_groups), C(fix_users)), for the play to fix with
     ansible.builtin.group and ansible.builtin.user.
-  - C(layout) given I(dir) also does what C(notify) does, in the same call.
-  - C(notify) writes each job's notification targets file in I(dir) (owner
-    I(owner):I(group), mode 0600; the contents are no_log) and removes the
-    C(*.json) files of jobs that have none now.
+  - C(layout) given I(dir) also writes each job's notification targets file
+    there (owner I(owner):I(group), mode 0600; the contents, I(secret_files),
+    are no_log) and removes the C(*.json) files of jobs that have none now.
 options:
   action:
     description: What to do.
     type: str
     required: true
-    choices: [validate, layout, write, arm, digest, notify, host]
+    choices: [validate, layout, write, digest, host]
   units:
     description: Unit file name to content.
     type: dict
@@ -61,16 +59,16 @@ options:
     type: dict
     default: {}
   dir:
-    description: For notify, the targets' directory.
+    description: For layout, the notification targets' directory.
     type: path
   owner:
-    description: For notify, the files' owner.
+    description: For layout, the targets files' owner.
     type: str
   group:
-    description: For notify, the files' group.
+    description: For layout, the targets files' group.
     type: str
   secret_files:
-    description: For notify, file name to content (never logged).
+    description: For layout, targets file name to content (never logged).
     type: dict
     default: {}
   files:
@@ -152,12 +150,12 @@ options:
     elements: dict
     default: []
   enabled:
-    description: For arm, timer units to enable and start.
+    description: For write, timer units to enable and start.
     type: list
     elements: str
     default: []
   disabled:
-    description: For arm, timer units to stop and disable.
+    description: For write, timer units to stop and disable.
     type: list
     elements: str
     default: []
@@ -173,7 +171,7 @@ removed: {description: unit files pruned (or that would be), type: list, returne
 armed: {description: timers enabled/started, type: list, returned: always}
 digests: {description: sha256 of each installed unit, type: dict, returned: digest and validate with digests}
 need: {description: for validate with digests, the changed units whose content is needed, type: list, returned: validate}
-files: {description: files written or removed (or that would be), type: list, returned: notify and host}
+files: {description: files written or removed (or that would be), type: list, returned: layout with dir, and host}
 fix_groups: {description: groups missing on the host, type: list, returned: host}
 helper_version: {description: what the helper's --version prints, type: str, returned: write with helper}
 helper_current: {description: the helper is installed with the wanted content, owner and mode, type: bool, returned: host with helper}
@@ -489,7 +487,7 @@ def write(module, p):
         armed = fresh + armed
     if not check:
         # Symlinks first, then one daemon-reload for the units and the
-        # symlinks together, then start and stop (arm() reloads per call).
+        # symlinks together, then start and stop.
         if armed:
             run(["systemctl", "enable", "--no-reload"] + armed)
         if disarmed:
@@ -831,21 +829,10 @@ def to_change(p):
     return to_arm, to_disarm
 
 
-def arm(module, p):
-    check = module.check_mode
-    to_arm, to_disarm = to_change(p)
-    if not check:
-        if to_arm:
-            run(["systemctl", "enable", "--now"] + to_arm)
-        if to_disarm:
-            run(["systemctl", "disable", "--now"] + to_disarm)
-    return to_arm, to_disarm
-
-
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            action=dict(type="str", required=True, choices=["validate", "layout", "write", "arm", "digest", "notify", "host"]),
+            action=dict(type="str", required=True, choices=["validate", "layout", "write", "digest", "host"]),
             units=dict(type="dict", default={}),
             digests=dict(type="dict", default={}),
             dir=dict(type="path"),
@@ -906,17 +893,11 @@ def main():
                     current = False
                 res["helper_current"] = current
             res["changed"] = bool(res["files"])
-        elif p["action"] == "notify":
-            res["files"] = notify(module, p)
-            res["changed"] = bool(res["files"])
         elif p["action"] == "layout":
             res["layout"], res["moved"] = layout(module, p)
             if p["dir"]:
                 res["files"] = notify(module, p)  # the same round trip
             res["changed"] = bool(res["layout"] or res["moved"] or res.get("files"))
-        else:
-            res["armed"], res["disarmed"] = arm(module, p)
-            res["changed"] = bool(res["armed"] or res["disarmed"])
     except LayoutError as e:
         module.fail_json(msg="tickgate_units %s: %s" % (p["action"], e), **res)
     except (RuntimeError, OSError, KeyError) as e:
