@@ -24,7 +24,9 @@ var (
 
 // splitHistory returns state.json without its history (a complete JSON
 // object) and the history's runs as raw JSON objects, oldest first; ok is
-// false when data is not laid out as tickgate writes it.
+// false when data is not laid out as tickgate writes it. The runs are
+// slices of data (each from its "{" to its "}"), not copies: a 50-run file
+// is split without 50 allocations.
 func splitHistory(data []byte) (head []byte, runs [][]byte, ok bool) {
 	body := bytes.TrimRight(data, "\n")
 	// The first match is the only possible one: the key is top-level.
@@ -32,14 +34,17 @@ func splitHistory(data []byte) (head []byte, runs [][]byte, ok bool) {
 	if i < 0 || !bytes.HasSuffix(body, historyEnd) || i+len(historyKey) > len(body)-len(historyEnd) {
 		return nil, nil, false
 	}
-	inner := body[i+len(historyKey) : len(body)-len(historyEnd)]
-	for _, r := range bytes.Split(inner, historySplit) {
-		run := make([]byte, 0, len(r)+8)
-		run = append(run, '{')
-		run = append(run, r...)
-		run = append(run, "\n    }"...)
-		runs = append(runs, run)
+	const open, close = len("{"), len("\n    }") // the parts of a run inside the markers
+	start, last := i+len(historyKey)-open, len(body)-len(historyEnd)+close
+	for {
+		n := bytes.Index(body[start:last], historySplit)
+		if n < 0 {
+			break
+		}
+		runs = append(runs, body[start:start+n+close:start+n+close])
+		start += n + len(historySplit) - open
 	}
+	runs = append(runs, body[start:last:last])
 	head = make([]byte, 0, i+2)
 	head = append(head, body[:i]...)
 	head = append(head, "\n}"...)
