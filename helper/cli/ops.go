@@ -156,7 +156,7 @@ Example: tickgate status --json | jq '.jobs[] | select(.halted != null) | .job'`
 				return exitcode.New(exitcode.Software, "status: %v", err)
 			}
 			if c.Bool("json") {
-				if err := printJSON(e.stdout, rep); err != nil {
+				if err := rep.WriteJSON(e.stdout); err != nil {
 					return err
 				}
 			} else {
