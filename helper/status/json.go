@@ -73,7 +73,7 @@ func encodeRows(jobs []Job) ([][]byte, error) {
 		go func() {
 			defer wg.Done()
 			for k := range next {
-				out[k], errs[k] = json.MarshalIndent(&jobs[k], "    ", "  ")
+				out[k], errs[k] = encodeRow(&jobs[k])
 			}
 		}()
 	}
@@ -88,4 +88,59 @@ func encodeRows(jobs []Job) ([][]byte, error) {
 		}
 	}
 	return out, nil
+}
+
+// historyNull is the line a row's history takes when it is left out of the
+// row's encoding (a key of the row itself: nested objects' keys are
+// indented further).
+var historyNull = []byte("\n      \"history\": null,\n")
+
+// encodeRow is json.MarshalIndent(j, "    ", "  ") but for the history: its
+// runs, stored as json.MarshalIndent wrote them into state.json two levels
+// up, are checked and moved two levels down rather than compacted and
+// indented again (at 10 runs per job they are most of the bytes). A run
+// laid out otherwise keeps its own whitespace, one level deeper.
+func encodeRow(j *Job) ([]byte, error) {
+	hist := j.History
+	row := *j
+	row.History = nil
+	b, err := json.MarshalIndent(&row, "    ", "  ")
+	if err != nil || hist == nil {
+		return b, err
+	}
+	i := bytes.Index(b, historyNull)
+	if i < 0 {
+		return nil, fmt.Errorf("status: encoding job %s: no history key", j.Job)
+	}
+	size := len(b) + 32
+	for _, run := range hist {
+		if !json.Valid(run) {
+			return nil, fmt.Errorf("status: job %s: a history entry is not JSON", j.Job)
+		}
+		size += len(run) + bytes.Count(run, []byte("\n"))*4 + 16
+	}
+	out := make([]byte, 0, size)
+	out = append(out, b[:i]...)
+	out = append(out, "\n      \"history\": ["...)
+	for k, run := range hist {
+		if k > 0 {
+			out = append(out, ',')
+		}
+		out = append(out, "\n        "...)
+		for {
+			n := bytes.IndexByte(run, '\n')
+			if n < 0 {
+				break
+			}
+			out = append(out, run[:n+1]...)
+			out = append(out, "    "...)
+			run = run[n+1:]
+		}
+		out = append(out, run...)
+	}
+	if len(hist) > 0 {
+		out = append(out, "\n      "...)
+	}
+	out = append(out, "],\n"...)
+	return append(out, b[i+len(historyNull):]...), nil
 }

@@ -3,6 +3,7 @@ package status
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
@@ -24,10 +25,8 @@ func TestWriteJSONIsTheEncodersOutput(t *testing.T) {
 			Timer:   &systemd.Timer{Unit: "tickgate-" + name + ".timer", ActiveState: "active", NextElapse: &at},
 			LastRun: &state.Run{RunID: "abc", Result: "failed", StartedAt: &at, ExitCode: &code},
 			Done:    &state.Marker{At: at, Reason: "drained <b>", ExitCode: &code, RunID: "abc"},
-			History: []json.RawMessage{
-				json.RawMessage(`{"run_id": "x",   "result":"success", "nested": {"a": [1, 2, {"b": null}]}}`),
-				json.RawMessage("{\n    \"run_id\": \"y\"\n  }"),
-			},
+			History: []json.RawMessage{stored(t, state.Run{RunID: "x", Result: "success", Reason: "a <b> & \"c\"\n", StartedAt: &at}),
+				stored(t, state.Run{RunID: "y", ExitCode: &code})},
 			Backoff: &backoff.B{Lock: "grp", Until: at},
 			Late:    true, LateWhy: "no success for 2h",
 		}
@@ -61,6 +60,44 @@ func TestWriteJSONIsTheEncodersOutput(t *testing.T) {
 				t.Errorf("WriteJSON differs from the encoder:\n got: %s\nwant: %s", got.String(), want.String())
 			}
 		})
+	}
+}
+
+// stored is a run as state.json holds it (state.AddHistory's layout).
+func stored(t *testing.T, r state.Run) json.RawMessage {
+	t.Helper()
+	b, err := json.MarshalIndent(r, "    ", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// A run laid out otherwise (edited by hand) keeps its whitespace but is the
+// same JSON as the encoder's.
+func TestWriteJSONOddHistory(t *testing.T) {
+	rep := Report{Jobs: []Job{{Job: "a", History: []json.RawMessage{
+		json.RawMessage(`{"run_id": "x",   "result":"success", "nested": {"a": [1, 2, {"b": null}]}}`),
+		json.RawMessage("{\n\t\"run_id\": \"y\"\r\n  }"),
+		json.RawMessage(`[]`),
+	}}}}
+	want, err := json.Marshal(&rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	if err := rep.WriteJSON(&got); err != nil {
+		t.Fatal(err)
+	}
+	var g, w any
+	if err := json.Unmarshal(got.Bytes(), &g); err != nil {
+		t.Fatalf("WriteJSON printed invalid JSON: %v\n%s", err, got.String())
+	}
+	if err := json.Unmarshal(want, &w); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(g, w) {
+		t.Errorf("WriteJSON printed other JSON:\n got: %s\nwant: %s", got.String(), want)
 	}
 }
 
