@@ -129,7 +129,7 @@ molecule: venv build
 bench: deps build
 	set -o pipefail; scripts/pgtest run -- bash -c "$(GO) test -run '^$$' -bench 'RunVsFlock|FleetTick' -benchtime 300x ./helper/e2e/ && \
 	  $(GO) test -run '^$$' -bench 'StatusJSON1000|DrainReaction' -benchtime 20x ./helper/e2e/ && \
-	  $(GO) test -run '^$$' -bench 'FleetLockRace200' -benchtime 1x ./helper/e2e/" | grep -E '^(Benchmark|ok|FAIL)'
+	  $(GO) test -run '^$$' -bench 'FleetLockRace200' -benchtime 1x ./helper/e2e/" | grep -E '^(Benchmark|ok|FAIL)|breakdown'
 	scripts/bench-tick
 	scripts/bench-deploy
 	scripts/pgtest run -- scripts/bench-fleet-gate

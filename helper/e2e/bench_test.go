@@ -18,11 +18,18 @@ import (
 // BenchmarkRunVsFlock times `tickgate run JOB -- true` (state and metrics
 // on) against `flock -n LOCK true`, pair by pair, whole processes one at a
 // time, and reports the medians, the median of the pairs' ratios (target
-// <= 2.0) and tickgate's peak RSS. The same pairs time two references that
-// explain the floor: execonly, a Go program that only runs the command, and
-// depsonly, the same linked with tickgate's libraries (their package
-// initialisation), and `tickgate --version` (the whole start-up, no tick).
-// scripts/bench-tick times the same in alternating 10-run shell blocks.
+// <= 2.0) and tickgate's peak RSS. The same rounds time what breaks the
+// tick down, each as its median over flock's:
+//   - execonly: a Go program that only runs the command; execonly-start: the
+//     same given a command that does not exist (the Go runtime's start-up);
+//   - depsonly(-start): the same linked with tickgate's libraries (their
+//     package initialisation and page faults);
+//   - version: `tickgate --version` (the helper's start-up and CLI, no tick);
+//   - tmpfs: the tick with its state, locks and metrics on a tmpfs
+//     (/dev/shm), where fsync costs nothing: tickgate - tmpfs is the durable
+//     write; tmpfs-nometrics: the same with metrics off.
+//
+// scripts/bench-tick times the main ones in alternating 10-run shell blocks.
 func BenchmarkRunVsFlock(b *testing.B) {
 	flock, err := exec.LookPath("flock")
 	if err != nil {
@@ -41,15 +48,32 @@ func BenchmarkRunVsFlock(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	kinds := []struct {
-		name string
-		cmd  func() *exec.Cmd
-	}{
-		{"tickgate", func() *exec.Cmd { return e.cmd("run", "bench", "--", "true") }},
-		{"flock", func() *exec.Cmd { return exec.Command(flock, "-n", lock, "true") }},
-		{"execonly", func() *exec.Cmd { return exec.Command(execOnly, "true") }},
-		{"depsonly", func() *exec.Cmd { return exec.Command(depsOnly, "true") }},
-		{"version", func() *exec.Cmd { return e.cmd("--version") }},
+	missing := filepath.Join(e.dir, "no-such-command")
+	kinds := []benchKind{
+		{"tickgate", func() *exec.Cmd { return e.cmd("run", "bench", "--", "true") }, false},
+		{"flock", func() *exec.Cmd { return exec.Command(flock, "-n", lock, "true") }, false},
+		{"execonly", func() *exec.Cmd { return exec.Command(execOnly, "true") }, false},
+		{"execonly-start", func() *exec.Cmd { return exec.Command(execOnly, missing) }, true},
+		{"depsonly", func() *exec.Cmd { return exec.Command(depsOnly, "true") }, false},
+		{"depsonly-start", func() *exec.Cmd { return exec.Command(depsOnly, missing) }, true},
+		{"version", func() *exec.Cmd { return e.cmd("--version") }, false},
+	}
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		m := newEnv(t)
+		m.dir, err = os.MkdirTemp("/dev/shm", "tickgate-bench-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer os.RemoveAll(m.dir)
+		m.stateDir, m.lockDir, m.gate, m.metricDir = m.dir+"/state", m.dir+"/lock", m.dir+"/gate.json", m.dir+"/metrics"
+		for i := 0; i < 50; i++ {
+			if err := m.cmd("run", "bench", "--", "true").Run(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		kinds = append(kinds,
+			benchKind{"tmpfs", func() *exec.Cmd { return m.cmd("run", "bench", "--", "true") }, false},
+			benchKind{"tmpfs-nometrics", func() *exec.Cmd { return m.cmd("--metrics-dir=", "run", "bench", "--", "true") }, false})
 	}
 	times := make([][]time.Duration, len(kinds))
 	b.ResetTimer()
@@ -57,7 +81,7 @@ func BenchmarkRunVsFlock(b *testing.B) {
 		for k, kind := range kinds {
 			c := kind.cmd()
 			start := time.Now()
-			if err := c.Run(); err != nil {
+			if err := c.Run(); err != nil && !kind.fails {
 				b.Fatalf("%s: %v", kind.name, err)
 			}
 			times[k] = append(times[k], time.Since(start))
@@ -81,6 +105,50 @@ func BenchmarkRunVsFlock(b *testing.B) {
 	}
 	b.ReportMetric(peakRSSKB(b, e), "peak-RSS-KB")
 	b.ReportMetric(0, "ns/op")
+	med := map[string]time.Duration{}
+	for k, kind := range kinds {
+		med[kind.name] = median(times[k])
+	}
+	if b.N > 1 { // not the 1-round warm-up run
+		logBreakdown(b, med)
+	}
+}
+
+// logBreakdown prints where a tick's time goes, from the medians of the
+// kinds BenchmarkRunVsFlock timed: each part a difference of two of them,
+// in ms and in flock's times (make bench greps "breakdown").
+func logBreakdown(b *testing.B, med map[string]time.Duration) {
+	if _, ok := med["tmpfs"]; !ok {
+		b.Log("breakdown: not measured (no /dev/shm)")
+		return
+	}
+	fl := float64(med["flock"])
+	child := med["execonly"] - med["execonly-start"]
+	parts := []struct {
+		what string
+		d    time.Duration
+	}{
+		{"Go runtime start-up (execonly-start)", med["execonly-start"]},
+		{"+ the libraries' package initialisation (depsonly-start - execonly-start)", med["depsonly-start"] - med["execonly-start"]},
+		{"+ the helper's own start-up and CLI (version - depsonly-start)", med["version"] - med["depsonly-start"]},
+		{"+ starting and reaping the command (execonly - execonly-start)", child},
+		{"+ the tick's work: gate, markers, locks, state read and write (tmpfs-nometrics - version - command)", med["tmpfs-nometrics"] - med["version"] - child},
+		{"+ the metrics file (tmpfs - tmpfs-nometrics)", med["tmpfs"] - med["tmpfs-nometrics"]},
+		{"+ the durable write's fsyncs (tickgate - tmpfs)", med["tickgate"] - med["tmpfs"]},
+		{"= the tick (tickgate)", med["tickgate"]},
+		{"floor with these libraries: depsonly-start + command + durable write", med["depsonly-start"] + child + med["tickgate"] - med["tmpfs"]},
+	}
+	b.Logf("breakdown of a tick (medians of %d rounds; flock %.2f ms):", b.N, fl/1e6)
+	for _, p := range parts {
+		b.Logf("breakdown: %6.2f ms %5.2fx  %s", float64(p.d)/1e6, float64(p.d)/fl, p.what)
+	}
+}
+
+// benchKind is one process BenchmarkRunVsFlock times in each round.
+type benchKind struct {
+	name  string
+	cmd   func() *exec.Cmd
+	fails bool // exits non-zero on purpose
 }
 
 // buildReference builds testdata/NAME (a benchmark reference program) the
