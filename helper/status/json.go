@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"runtime"
-	"sync"
 )
 
 // jobsNull is the line the report's jobs take when they are left out of
@@ -65,23 +63,7 @@ func (r *Report) WriteJSON(w io.Writer) error {
 func encodeRows(jobs []Job) ([][]byte, error) {
 	out := make([][]byte, len(jobs))
 	errs := make([]error, len(jobs))
-	workers := min(runtime.GOMAXPROCS(0), len(jobs))
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for k := range next {
-				out[k], errs[k] = encodeRow(&jobs[k])
-			}
-		}()
-	}
-	for k := range jobs {
-		next <- k
-	}
-	close(next)
-	wg.Wait()
+	eachParallel(len(jobs), func(k int) { out[k], errs[k] = encodeRow(&jobs[k]) })
 	for _, err := range errs {
 		if err != nil {
 			return nil, err

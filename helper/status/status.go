@@ -240,7 +240,14 @@ func Collect(ctx context.Context, o Options) (*Report, error) {
 // most of status' time), in the order of names.
 func (o Options) jobRows(names []string, g *gate.Gate) []Job {
 	rows := make([]Job, len(names))
-	workers := min(runtime.GOMAXPROCS(0), len(names))
+	eachParallel(len(names), func(i int) { rows[i] = o.jobRow(names[i], g) })
+	return rows
+}
+
+// eachParallel calls fn(0) ... fn(n-1), one worker per CPU; fn(i) writes
+// only its own slot of the caller's results.
+func eachParallel(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
 	var wg sync.WaitGroup
 	next := make(chan int)
 	for w := 0; w < workers; w++ {
@@ -248,16 +255,15 @@ func (o Options) jobRows(names []string, g *gate.Gate) []Job {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				rows[i] = o.jobRow(names[i], g)
+				fn(i)
 			}
 		}()
 	}
-	for i := range names {
+	for i := 0; i < n; i++ {
 		next <- i
 	}
 	close(next)
 	wg.Wait()
-	return rows
 }
 
 // jobRow is one job's row: its state, markers and pause (not its timer).
