@@ -69,12 +69,13 @@ func cachedNames(flags []ucli.Flag) []ucli.Flag {
 // v1's "name, alias" form), and tickgate's names have neither. Computing
 // every command's flag names through it was ~1% of a tick (perf).
 func flagNames(name string, aliases []string) []string {
-	for _, n := range append([]string{name}, aliases...) {
+	names := append([]string{name}, aliases...)
+	for _, n := range names {
 		if strings.ContainsAny(n, ", ") {
 			return ucli.FlagNames(name, aliases)
 		}
 	}
-	return append([]string{name}, aliases...)
+	return names
 }
 
 // cacheAllNames applies cachedNames to the app's flags and every command's.
