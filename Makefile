@@ -33,7 +33,7 @@ help:
 	@echo "make bench       helper and deploy benchmarks (figures, no pass/fail)"
 	@echo "make demo        boot a demo host, deploy inventory/demo, run each job once"
 	@echo "make demo-clean  stop and remove the demo host"
-	@echo "make build       dist/tickgate (static)"
+	@echo "make build       dist/tickgate and dist/tickgate-exec (static)"
 
 # --- installs ---------------------------------------------------------------
 .PHONY: deps apt-deps venv go-deps
@@ -66,11 +66,12 @@ $(PROMTOOL):
 # --- build ------------------------------------------------------------------
 # Always rebuilt (Go's cache makes it cheap): the version stamp changes with
 # every commit, not only with the Go files.
-.PHONY: build dist/tickgate
-build: dist/tickgate
-dist/tickgate:
+.PHONY: build dist/tickgate dist/tickgate-exec
+build: dist/tickgate dist/tickgate-exec
+# tickgate-exec: the small start-up shim for non-root jobs (package execshim).
+dist/tickgate dist/tickgate-exec:
 	mkdir -p dist
-	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o $@ ./helper/cmd/tickgate
+	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o $@ ./helper/cmd/$(@F)
 
 # --- checks -----------------------------------------------------------------
 .PHONY: test test-go test-filters lint molecule fuzz

@@ -27,6 +27,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tickgate/tickgate/helper/execshim"
 	"github.com/tickgate/tickgate/helper/safefs"
 )
 
@@ -498,5 +499,68 @@ func TestAttackBackoff(t *testing.T) {
 		`i=0; while [ $i -lt 40 ]; do "$0" backoff --for "$((i + 1))m" --reason flood >/dev/null 2>&1; i=$((i + 1)); done; "$0" backoff --for 2h --reason last`, bin)
 	if r.code != 1 || !strings.Contains(r.stderr, "too many requests") {
 		t.Fatalf("flood: exit %d after %s\n%s", r.code, took, r.stderr)
+	}
+}
+
+// The shim a non-root job starts through: tickgate-exec beside the helper
+// when no one but root (or the helper's owner) could have changed it,
+// tickgate itself otherwise, with a warning naming the file. Either way the
+// job's program holds no capabilities.
+func TestSecurityShimChoice(t *testing.T) {
+	s := newSecEnv(t)
+	realShim := filepath.Join(filepath.Dir(bin), execshim.Name)
+	helper, err := os.ReadFile(bin)
+	must(t, err)
+	// A stand-in shim that leaves a mark in the job's data dir, then hands
+	// over to the real one.
+	recorder := "#!/bin/sh\n: >\"$TICKGATE_DATA_DIR/shim-used\"\nexec " + realShim + " \"$@\"\n"
+	plant := func(mode os.FileMode, uid int) func(string) {
+		return func(dir string) {
+			p := filepath.Join(dir, execshim.Name)
+			must(t, os.WriteFile(p, []byte(recorder), 0o755))
+			must(t, os.Chmod(p, mode))
+			must(t, os.Chown(p, uid, uid))
+		}
+	}
+	symlink := func(dir string) {
+		target := filepath.Join(dir, "elsewhere")
+		plant(0o755, 0)(dir)
+		must(t, os.Rename(filepath.Join(dir, execshim.Name), target))
+		must(t, os.Symlink(target, filepath.Join(dir, execshim.Name)))
+	}
+	script := `grep '^Cap' /proc/self/status; if [ -e "$TICKGATE_DATA_DIR/shim-used" ]; then echo SHIM-USED; rm "$TICKGATE_DATA_DIR/shim-used"; fi`
+	for _, c := range []struct {
+		name  string
+		plant func(dir string)
+		used  bool
+		warn  string // "": no warning
+	}{
+		{"not installed", func(string) {}, false, ""},
+		{"root's, 0755", plant(0o755, 0), true, ""},
+		{"group-writable", plant(0o775, 0), false, "is writable by group or others"},
+		{"another user's", plant(0o755, uidB), false, "is owned by uid " + strconv.Itoa(uidB)},
+		{"a symbolic link", symlink, false, "is not a regular file"},
+	} {
+		dir, err := os.MkdirTemp(s.dir, "shim-")
+		must(t, err)
+		must(t, os.Chmod(dir, 0o755))
+		must(t, os.WriteFile(filepath.Join(dir, "tickgate"), helper, 0o755))
+		c.plant(dir)
+		r, _ := s.asUID(supUID, true, filepath.Join(dir, "tickgate"), "run", "--user", strconv.Itoa(uidA), "a", "--", "/bin/sh", "-c", script)
+		if r.code != 0 {
+			t.Fatalf("%s: tick: exit %d: %s", c.name, r.code, r.stderr)
+		}
+		for _, set := range []string{"CapInh", "CapPrm", "CapEff", "CapAmb"} {
+			if !strings.Contains(r.stdout, set+":\t0000000000000000") {
+				t.Fatalf("%s: the job holds capabilities (%s not empty):\n%s", c.name, set, r.stdout)
+			}
+		}
+		if used := strings.Contains(r.stdout, "SHIM-USED"); used != c.used {
+			t.Fatalf("%s: %s beside the helper used: %v, want %v\nstdout: %s\nstderr: %s", c.name, execshim.Name, used, c.used, r.stdout, r.stderr)
+		}
+		warned := strings.Contains(r.stderr, "not using "+execshim.Name)
+		if c.warn == "" && warned || c.warn != "" && (!warned || !strings.Contains(r.stderr, c.warn)) {
+			t.Fatalf("%s: warning: want %q, stderr: %s", c.name, c.warn, r.stderr)
+		}
 	}
 }

@@ -11,6 +11,12 @@
 // first (so this process starts with no capabilities at all, and cannot be
 // ptraced into using any), and this shim drops what is left before the job's
 // own program starts. README "Security model".
+//
+// The shim is a process start between the supervisor and every non-root
+// job's program, so it has its own small binary, Name (cmd/tickgate-exec),
+// installed beside tickgate: it starts in about a third of the time the
+// helper does, whose libraries' package initialisation alone costs as much
+// (README "Benchmarks"). Without it, tickgate runs itself as the shim.
 package execshim
 
 import (
@@ -19,6 +25,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"syscall"
 
@@ -27,6 +34,42 @@ import (
 
 // Arg is the hidden first argument that selects the shim.
 const Arg = "__exec"
+
+// Name is the shim's own binary, looked for beside tickgate.
+const Name = "tickgate-exec"
+
+// Program returns the program to start as the shim (`PROGRAM __exec --
+// ARGV...`) for the helper at self: Name in self's directory when it is a
+// regular file (not a symbolic link) owned by root or by self's owner and
+// writable by no one else, otherwise self. skipped says why a Name that is
+// there was passed over (nil when it was used or is not installed).
+func Program(self string) (path string, skipped error) {
+	p := filepath.Join(filepath.Dir(self), Name)
+	fi, err := os.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return self, nil
+	}
+	if err != nil {
+		return self, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || !fi.Mode().IsRegular() {
+		return self, fmt.Errorf("%s is not a regular file (%v)", p, fi.Mode().Type())
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return self, fmt.Errorf("%s is writable by group or others (mode %v)", p, fi.Mode().Perm())
+	}
+	if st.Uid != 0 {
+		var sf syscall.Stat_t
+		if err := syscall.Stat(self, &sf); err != nil {
+			return self, err
+		}
+		if st.Uid != sf.Uid {
+			return self, fmt.Errorf("%s is owned by uid %d, not by root or by %s's owner", p, st.Uid, self)
+		}
+	}
+	return p, nil
+}
 
 // Is reports whether args (os.Args) ask for the shim.
 func Is(args []string) bool { return len(args) > 1 && args[1] == Arg }

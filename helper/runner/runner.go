@@ -407,8 +407,12 @@ func (r *runner) command(pin, ctl *os.File) (*exec.Cmd, error) {
 		if err := execshim.ClearAmbient(); err != nil {
 			return nil, fmt.Errorf("job %s: %w", c.Job, err)
 		}
-		cmd.Path = cr.SelfExecutable
-		cmd.Args = append([]string{"tickgate", execshim.Arg, "--"}, c.Argv...)
+		shim, skipped := execshim.Program(cr.SelfExecutable)
+		if skipped != nil {
+			r.rep.Warn("job %s: not using %s: %v; tickgate runs itself as the shim", c.Job, execshim.Name, skipped)
+		}
+		cmd.Path = shim
+		cmd.Args = append([]string{filepath.Base(shim), execshim.Arg, "--"}, c.Argv...)
 		cmd.Err = nil
 	}
 	return cmd, nil

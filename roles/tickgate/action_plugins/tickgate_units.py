@@ -164,16 +164,17 @@ class ActionModule(ActionBase):
 
         if action == "host":
             args["files"] = plan.get("files", []) + list(args.get("files") or [])
-            src = args.pop("helper_src", None)
-            if src:
-                # The module compares this with the installed helper: the copy
-                # task (two round trips even when nothing changes) runs only
-                # when they differ.
-                try:
-                    with open(src, "rb") as f:
-                        args["helper_sha256"] = hashlib.sha256(f.read()).hexdigest()
-                except OSError as e:
-                    raise AnsibleActionFail("tickgate: the helper to install, %s: %s" % (src, e))
+            for name, what in (("helper", "the helper"), ("shim", "the helper's start-up shim")):
+                src = args.pop(name + "_src", None)
+                if src:
+                    # The module compares this with the installed file: the
+                    # copy task (two round trips even when nothing changes)
+                    # runs only when they differ.
+                    try:
+                        with open(src, "rb") as f:
+                            args[name + "_sha256"] = hashlib.sha256(f.read()).hexdigest()
+                    except OSError as e:
+                        raise AnsibleActionFail("tickgate: %s to install, %s: %s" % (what, src, e))
             result.update(self._module(args, task_vars))
             return result
 

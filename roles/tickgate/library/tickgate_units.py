@@ -95,6 +95,12 @@ options:
   helper_sha256:
     description: For host, the sha256 of the helper to install (the action plugin computes it from helper_src).
     type: str
+  shim:
+    description: For host, with I(shim_sha256), the installed tickgate-exec (the helper's start-up shim for non-root jobs), returned as C(shim_current) like C(helper_current).
+    type: path
+  shim_sha256:
+    description: For host, the sha256 of the tickgate-exec to install (the action plugin computes it from shim_src).
+    type: str
   users:
     description: For host, dicts with name, shell and group (optional primary group) that must exist so.
     type: list
@@ -175,6 +181,7 @@ files: {description: files written or removed (or that would be), type: list, re
 fix_groups: {description: groups missing on the host, type: list, returned: host}
 helper_version: {description: what the helper's --version prints, type: str, returned: write with helper}
 helper_current: {description: the helper is installed with the wanted content, owner and mode, type: bool, returned: host with helper}
+shim_current: {description: tickgate-exec is installed with the wanted content, owner and mode, type: bool, returned: host with shim}
 fix_users: {description: users missing on the host or with another shell or primary group, type: list, returned: host}
 disarmed: {description: timers stopped/disabled, type: list, returned: always}
 timezone: {description: the host's time zone (/etc/localtime), type: str, returned: validate}
@@ -436,6 +443,19 @@ def sha256_of(path):
             return hashlib.sha256(f.read()).hexdigest()
     except FileNotFoundError:
         return None
+
+
+def binary_current(path, sha256):
+    """Whether path is a regular file with content sha256, root's, mode 0755."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    return (
+        stat.S_ISREG(st.st_mode)
+        and (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o755)
+        and sha256_of(path) == sha256
+    )
 
 
 def digests(unit_dir, prefix):
@@ -845,6 +865,8 @@ def main():
             users=dict(type="list", elements="dict", default=[]),
             helper=dict(type="path"),
             helper_sha256=dict(type="str"),
+            shim=dict(type="path"),
+            shim_sha256=dict(type="str"),
             unit_dir=dict(type="path", default="/etc/systemd/system"),
             prefix=dict(type="str", default="tickgate-"),
             schedules=dict(type="list", elements="dict", default=[]),
@@ -881,17 +903,9 @@ def main():
             res["digests"] = digests(p["unit_dir"], p["prefix"])
         elif p["action"] == "host":
             res["files"], res["fix_groups"], res["fix_users"] = host(module, p)
-            if p["helper"] and p["helper_sha256"]:
-                try:
-                    st = os.lstat(p["helper"])
-                    current = (
-                        stat.S_ISREG(st.st_mode)
-                        and (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (0, 0, 0o755)
-                        and sha256_of(p["helper"]) == p["helper_sha256"]
-                    )
-                except FileNotFoundError:
-                    current = False
-                res["helper_current"] = current
+            for name in ("helper", "shim"):
+                if p[name] and p[name + "_sha256"]:
+                    res[name + "_current"] = binary_current(p[name], p[name + "_sha256"])
             res["changed"] = bool(res["files"])
         elif p["action"] == "layout":
             res["layout"], res["moved"] = layout(module, p)

@@ -112,6 +112,38 @@ class EnablementSymlinks(unittest.TestCase):
         self.assertFalse(m.linked_as_enabled(self.dir, "missing.timer"))
 
 
+class InstalledBinaries(unittest.TestCase):
+    """The helper and tickgate-exec are copied only when not already installed as wanted."""
+
+    def setUp(self):
+        import tempfile
+
+        self.dir = tempfile.mkdtemp()
+        self.addCleanup(__import__("shutil").rmtree, self.dir)
+        self.path = os.path.join(self.dir, "tickgate-exec")
+        with open(self.path, "wb") as f:
+            f.write(b"shim")
+        os.chmod(self.path, 0o755)
+        self.sha = __import__("hashlib").sha256(b"shim").hexdigest()
+
+    @unittest.skipUnless(os.geteuid() == 0, "root's ownership is part of the check")
+    def test_current_only_with_same_content_owner_and_mode(self):
+        os.chown(self.path, 0, 0)
+        self.assertTrue(m.binary_current(self.path, self.sha))
+        self.assertFalse(m.binary_current(self.path, __import__("hashlib").sha256(b"other").hexdigest()))
+        os.chmod(self.path, 0o775)
+        self.assertFalse(m.binary_current(self.path, self.sha))
+        os.chmod(self.path, 0o755)
+        os.chown(self.path, 1, 1)
+        self.assertFalse(m.binary_current(self.path, self.sha))
+
+    def test_missing_or_a_symlink_is_not_current(self):
+        self.assertFalse(m.binary_current(os.path.join(self.dir, "missing"), self.sha))
+        link = os.path.join(self.dir, "link")
+        os.symlink(self.path, link)
+        self.assertFalse(m.binary_current(link, self.sha))
+
+
 class FakeModule:
     def __init__(self, check_mode=False):
         self.check_mode = check_mode
