@@ -9,8 +9,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tickgate/tickgate/helper/state"
 )
@@ -27,7 +30,11 @@ import (
 //   - version: `tickgate --version` (the helper's start-up and CLI, no tick);
 //   - tmpfs: the tick with its state, locks and metrics on a tmpfs
 //     (/dev/shm), where fsync costs nothing: tickgate - tmpfs is the durable
-//     write; tmpfs-nometrics: the same with metrics off.
+//     write; tmpfs-nometrics: the same with metrics off;
+//   - as root only: user, a non-root job's tick as systemd runs it (tickgate
+//     as the supervisor account with its ambient capabilities, the command as
+//     the job's user, started through tickgate-exec); user-selfshim, the same
+//     with tickgate itself as the shim (no tickgate-exec beside it).
 //
 // scripts/bench-tick times the main ones in alternating 10-run shell blocks.
 func BenchmarkRunVsFlock(b *testing.B) {
@@ -75,6 +82,7 @@ func BenchmarkRunVsFlock(b *testing.B) {
 			benchKind{"tmpfs", func() *exec.Cmd { return m.cmd("run", "bench", "--", "true") }, false},
 			benchKind{"tmpfs-nometrics", func() *exec.Cmd { return m.cmd("--metrics-dir=", "run", "bench", "--", "true") }, false})
 	}
+	kinds = append(kinds, userTickKinds(b)...)
 	times := make([][]time.Duration, len(kinds))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -114,12 +122,19 @@ func BenchmarkRunVsFlock(b *testing.B) {
 	}
 }
 
+// afterRun are lines TestMain prints once every test and benchmark has run.
+var afterRun []string
+
 // logBreakdown prints where a tick's time goes, from the medians of the
 // kinds BenchmarkRunVsFlock timed: each part a difference of two of them,
-// in ms and in flock's times (make bench greps "breakdown").
+// in ms and in flock's times, on stdout (make bench greps "breakdown").
 func logBreakdown(b *testing.B, med map[string]time.Duration) {
+	// Printed by TestMain after the run: testing.B keeps only the first 10
+	// lines of a benchmark's log, and stdout meanwhile would split the
+	// benchmark's result line.
+	logf := func(format string, a ...any) { afterRun = append(afterRun, fmt.Sprintf(format, a...)) }
 	if _, ok := med["tmpfs"]; !ok {
-		b.Log("breakdown: not measured (no /dev/shm)")
+		logf("breakdown: not measured (no /dev/shm)")
 		return
 	}
 	fl := float64(med["flock"])
@@ -138,10 +153,81 @@ func logBreakdown(b *testing.B, med map[string]time.Duration) {
 		{"= the tick (tickgate)", med["tickgate"]},
 		{"floor with these libraries: depsonly-start + command + durable write", med["depsonly-start"] + child + med["tickgate"] - med["tmpfs"]},
 	}
-	b.Logf("breakdown of a tick (medians of %d rounds; flock %.2f ms):", b.N, fl/1e6)
+	logf("breakdown of a tick (medians of %d rounds; flock %.2f ms):", b.N, fl/1e6)
 	for _, p := range parts {
-		b.Logf("breakdown: %6.2f ms %5.2fx  %s", float64(p.d)/1e6, float64(p.d)/fl, p.what)
+		logf("breakdown: %6.2f ms %5.2fx  %s", float64(p.d)/1e6, float64(p.d)/fl, p.what)
 	}
+	if _, ok := med["user"]; !ok {
+		logf("breakdown: a non-root job's tick not measured (needs root)")
+		return
+	}
+	logf("breakdown: %6.2f ms %5.2fx  a non-root job's tick: the supervisor account runs the command as the job's user through tickgate-exec (user)", float64(med["user"])/1e6, float64(med["user"])/fl)
+	logf("breakdown: %6.2f ms %5.2fx  the same with tickgate itself as the shim (user-selfshim)", float64(med["user-selfshim"])/1e6, float64(med["user-selfshim"])/fl)
+}
+
+// userTickKinds sets up a non-root job's tick the way the role lays it out
+// and systemd runs it (as security_test.go does): the state, lock and
+// metrics dirs the supervisor account's, tickgate run as that account with
+// CAP_SETUID, CAP_SETGID and CAP_KILL as ambient capabilities and --user the
+// job's. user starts the command through tickgate-exec beside the helper,
+// user-selfshim through a copy of the helper with no tickgate-exec beside it.
+// Nothing without root.
+func userTickKinds(b *testing.B) []benchKind {
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	root := b.TempDir()
+	for _, p := range []string{root, filepath.Dir(root)} {
+		if err := os.Chmod(p, 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	u := &env{dir: root, stateDir: root + "/state", lockDir: root + "/lock", gate: root + "/gate.json", metricDir: root + "/metrics"}
+	u.extraEnv = []string{"TICKGATE_SUPERVISOR=" + strconv.Itoa(supUID)}
+	for _, d := range []string{u.stateDir, u.lockDir, u.metricDir, root + "/data/bench"} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, d := range []string{u.stateDir, u.lockDir, u.metricDir} {
+		if err := os.Chown(d, supUID, supUID); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := os.Chown(root+"/data/bench", uidA, uidA); err != nil {
+		b.Fatal(err)
+	}
+	self := filepath.Join(root, "selfshim")
+	helper, err := os.ReadFile(bin)
+	if err == nil {
+		err = os.Mkdir(self, 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(self, "tickgate"), helper, 0o755)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	tick := func(helper string) func() *exec.Cmd {
+		return func() *exec.Cmd {
+			c := u.cmd("run", "--user", strconv.Itoa(uidA), "bench", "--", "true")
+			c.Path, c.Args[0] = helper, helper
+			c.SysProcAttr = &syscall.SysProcAttr{
+				Credential:  &syscall.Credential{Uid: supUID, Gid: supUID, Groups: []uint32{}},
+				AmbientCaps: []uintptr{unix.CAP_SETUID, unix.CAP_SETGID, unix.CAP_KILL},
+			}
+			return c
+		}
+	}
+	kinds := []benchKind{{"user", tick(bin), false}, {"user-selfshim", tick(filepath.Join(self, "tickgate")), false}}
+	for _, k := range kinds {
+		for i := 0; i < 50; i++ { // the same 50 runs of history as the others
+			if out, err := k.cmd().CombinedOutput(); err != nil {
+				b.Fatalf("%s: %v: %s", k.name, err, out)
+			}
+		}
+	}
+	return kinds
 }
 
 // benchKind is one process BenchmarkRunVsFlock times in each round.

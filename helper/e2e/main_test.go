@@ -42,6 +42,9 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
+	for _, line := range afterRun {
+		fmt.Println(line)
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
