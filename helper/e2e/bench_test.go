@@ -166,9 +166,9 @@ func logBreakdown(b *testing.B, med map[string]time.Duration) {
 }
 
 // userTickKinds sets up a non-root job's tick the way the role lays it out
-// and systemd runs it (as security_test.go does): the state, lock and
-// metrics dirs the supervisor account's, tickgate run as that account with
-// CAP_SETUID, CAP_SETGID and CAP_KILL as ambient capabilities and --user the
+// and systemd runs it (as security_test.go does): layOutForSupervisor,
+// tickgate run as the supervisor account with
+// CAP_SETUID, CAP_SETGID and CAP_KILL as ambient capabilities, --user the
 // job's. user starts the command through tickgate-exec beside the helper,
 // user-selfshim through a copy of the helper with no tickgate-exec beside it.
 // Nothing without root.
@@ -177,28 +177,13 @@ func userTickKinds(b *testing.B) []benchKind {
 		return nil
 	}
 	root := b.TempDir()
-	for _, p := range []string{root, filepath.Dir(root)} {
-		if err := os.Chmod(p, 0o755); err != nil {
-			b.Fatal(err)
-		}
-	}
 	u := &env{dir: root, stateDir: root + "/state", lockDir: root + "/lock", gate: root + "/gate.json", metricDir: root + "/metrics"}
-	u.extraEnv = []string{"TICKGATE_SUPERVISOR=" + strconv.Itoa(supUID)}
-	for _, d := range []string{u.stateDir, u.lockDir, u.metricDir, root + "/data/bench"} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			b.Fatal(err)
-		}
-	}
-	for _, d := range []string{u.stateDir, u.lockDir, u.metricDir} {
-		if err := os.Chown(d, supUID, supUID); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := os.Chown(root+"/data/bench", uidA, uidA); err != nil {
-		b.Fatal(err)
-	}
+	err := u.layOutForSupervisor(map[string]int{"bench": uidA})
 	self := filepath.Join(root, "selfshim")
-	helper, err := os.ReadFile(bin)
+	var helper []byte
+	if err == nil {
+		helper, err = os.ReadFile(bin)
+	}
 	if err == nil {
 		err = os.Mkdir(self, 0o755)
 	}

@@ -61,28 +61,50 @@ func newSecEnv(t *testing.T) *secEnv {
 	needRoot(t)
 	e := newEnv(t)
 	s := &secEnv{env: e, data: e.dir + "/data", outside: e.dir + "/outside"}
-	// Every level down to the dirs must be searchable by the other uids.
-	for p := e.dir; p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
-		must(t, os.Chmod(p, 0o755))
-	}
-	for _, d := range []string{e.stateDir, e.lockDir, e.metricDir} {
-		must(t, os.MkdirAll(d, 0o755))
-		must(t, os.Chown(d, supUID, supUID))
-	}
-	for _, d := range []string{s.data, s.outside, filepath.Dir(e.gate)} {
+	must(t, e.layOutForSupervisor(map[string]int{"a": uidA, "b": uidB}))
+	for _, d := range []string{s.outside, filepath.Dir(e.gate)} {
 		must(t, os.MkdirAll(d, 0o755))
 	}
-	for job, uid := range map[string]int{"a": uidA, "b": uidB} {
-		must(t, os.MkdirAll(filepath.Join(s.data, job), 0o700))
-		must(t, os.Chown(filepath.Join(s.data, job), uid, uid))
-	}
-	e.extraEnv = append(e.extraEnv, "TICKGATE_SUPERVISOR="+strconv.Itoa(supUID))
 	e.owners = safefs.NewOwners(strconv.Itoa(supUID))
 	e.writeGate(`{"closed": false}`)
 	// One tick of each job, as systemd would run it.
 	s.tick(t, "a", 0)
 	s.tick(t, "b", 0)
 	return s
+}
+
+// layOutForSupervisor lays e out as the role does for non-root jobs: the
+// state, lock and metrics dirs the supervisor account's (supUID), each job's
+// data dir (DIR/data/JOB) its user's (jobs: job name to uid), every level
+// down to them searchable by the other uids; tickgate told the supervisor.
+func (e *env) layOutForSupervisor(jobs map[string]int) error {
+	for p := e.dir; p != "/" && p != os.TempDir(); p = filepath.Dir(p) {
+		if err := os.Chmod(p, 0o755); err != nil {
+			return err
+		}
+	}
+	for _, d := range []string{e.stateDir, e.lockDir, e.metricDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+		if err := os.Chown(d, supUID, supUID); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(e.dir, "data"), 0o755); err != nil {
+		return err
+	}
+	for job, uid := range jobs {
+		d := filepath.Join(e.dir, "data", job)
+		if err := os.Mkdir(d, 0o700); err != nil {
+			return err
+		}
+		if err := os.Chown(d, uid, uid); err != nil {
+			return err
+		}
+	}
+	e.extraEnv = append(e.extraEnv, "TICKGATE_SUPERVISOR="+strconv.Itoa(supUID))
+	return nil
 }
 
 func must(t *testing.T, err error) {
