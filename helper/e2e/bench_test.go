@@ -180,15 +180,15 @@ func userTickKinds(b *testing.B) []benchKind {
 	u := &env{dir: root, stateDir: root + "/state", lockDir: root + "/lock", gate: root + "/gate.json", metricDir: root + "/metrics"}
 	err := u.layOutForSupervisor(map[string]int{"bench": uidA})
 	self := filepath.Join(root, "selfshim")
-	var helper []byte
+	var helperBytes []byte
 	if err == nil {
-		helper, err = os.ReadFile(bin)
+		helperBytes, err = os.ReadFile(bin)
 	}
 	if err == nil {
 		err = os.Mkdir(self, 0o755)
 	}
 	if err == nil {
-		err = os.WriteFile(filepath.Join(self, "tickgate"), helper, 0o755)
+		err = os.WriteFile(filepath.Join(self, "tickgate"), helperBytes, 0o755)
 	}
 	if err != nil {
 		b.Fatal(err)
