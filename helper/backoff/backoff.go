@@ -126,7 +126,6 @@ func update(ctx context.Context, lockDir, lock string, owners *safefs.Owners, fn
 	if err := safefs.Flock(ctx, lf, 20*time.Millisecond); err != nil {
 		return nil, fmt.Errorf("back-off of lock group %s: %w", lock, err)
 	}
-	d.CleanTemps(time.Minute, file(lock))
 	cur, err := read(d, lock, owners)
 	if err != nil && fn != nil {
 		// An unreadable file is replaced by a new back-off or a clear.
@@ -148,7 +147,9 @@ func update(ctx context.Context, lockDir, lock string, owners *safefs.Owners, fn
 	if err != nil {
 		return nil, err
 	}
-	if err := d.WriteAtomic(file(lock), append(data, '\n'), 0o644); err != nil {
+	// Under the -lk lock: a fixed temp name, so the lock dir (every lock
+	// group's files) is not listed for a SIGKILLed writer's leftover.
+	if err := d.WriteAtomicHeld(file(lock), append(data, '\n'), 0o644); err != nil {
 		return nil, fmt.Errorf("back-off of lock group %s: %w", lock, err)
 	}
 	return next, nil

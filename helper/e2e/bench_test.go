@@ -28,6 +28,8 @@ import (
 //   - depsonly(-start): the same linked with tickgate's libraries (their
 //     package initialisation and page faults);
 //   - version: `tickgate --version` (the helper's start-up and CLI, no tick);
+//   - host1000: the tick on a host with 999 other jobs' files beside its
+//     own (it should cost what the tick does);
 //   - tmpfs: the tick with its state, locks and metrics on a tmpfs
 //     (/dev/shm), where fsync costs nothing: tickgate - tmpfs is the durable
 //     write; tmpfs-nometrics: the same with metrics off;
@@ -65,6 +67,18 @@ func BenchmarkRunVsFlock(b *testing.B) {
 		{"depsonly-start", func() *exec.Cmd { return exec.Command(depsOnly, missing) }, true},
 		{"version", func() *exec.Cmd { return e.cmd("--version") }, false},
 	}
+	h := newEnv(t)
+	h.dir = b.TempDir()
+	h.stateDir, h.lockDir, h.gate, h.metricDir = h.dir+"/state", h.dir+"/lock", h.dir+"/gate.json", h.dir+"/metrics"
+	for i := 0; i < 50; i++ {
+		if err := h.cmd("run", "bench", "--", "true").Run(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := besideOtherJobs(h, 999); err != nil {
+		b.Fatal(err)
+	}
+	kinds = append(kinds, benchKind{"host1000", func() *exec.Cmd { return h.cmd("run", "bench", "--", "true") }, false})
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
 		m := newEnv(t)
 		m.dir, err = os.MkdirTemp("/dev/shm", "tickgate-bench-")
@@ -84,6 +98,7 @@ func BenchmarkRunVsFlock(b *testing.B) {
 	}
 	kinds = append(kinds, userTickKinds(b)...)
 	times := make([][]time.Duration, len(kinds))
+	cpu := make([][]time.Duration, len(kinds)) // user + system, the command's children included
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for k, kind := range kinds {
@@ -93,6 +108,9 @@ func BenchmarkRunVsFlock(b *testing.B) {
 				b.Fatalf("%s: %v", kind.name, err)
 			}
 			times[k] = append(times[k], time.Since(start))
+			if c.ProcessState != nil {
+				cpu[k] = append(cpu[k], c.ProcessState.UserTime()+c.ProcessState.SystemTime())
+			}
 		}
 	}
 	b.StopTimer()
@@ -106,6 +124,9 @@ func BenchmarkRunVsFlock(b *testing.B) {
 	med := map[string]time.Duration{}
 	for k, kind := range kinds {
 		med[kind.name] = median(times[k])
+		if len(cpu[k]) > 0 {
+			med[kind.name+"-cpu"] = median(cpu[k])
+		}
 	}
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	b.ReportMetric(ms(med["tickgate"]), "tickgate-ms")
@@ -115,11 +136,31 @@ func BenchmarkRunVsFlock(b *testing.B) {
 	for _, kind := range kinds[2:] {
 		b.ReportMetric(float64(med[kind.name])/float64(med["flock"]), kind.name+"-x-flock")
 	}
+	b.ReportMetric(ms(med["tickgate-cpu"]), "tickgate-cpu-ms")
+	b.ReportMetric(ms(med["host1000-cpu"]), "host1000-cpu-ms")
 	b.ReportMetric(peakRSSKB(b, e), "peak-RSS-KB")
 	b.ReportMetric(0, "ns/op")
 	if b.N > 1 { // not the 1-round warm-up run
 		logBreakdown(b, med)
 	}
+}
+
+// besideOtherJobs gives e's host n other jobs' files, as a host with n+1
+// jobs has them: a state directory each, their lock group and pin files,
+// their metrics files. A tick must not cost more for them.
+func besideOtherJobs(e *env, n int) error {
+	for i := range n {
+		job := fmt.Sprintf("other%04d", i)
+		if err := os.MkdirAll(filepath.Join(e.stateDir, job), 0o755); err != nil {
+			return err
+		}
+		for _, p := range []string{e.lockDir + "/" + job + ".lock", e.lockDir + "/" + job + ".pin", e.metricDir + "/tickgate_" + job + ".prom"} {
+			if err := os.WriteFile(p, nil, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // afterRun are lines TestMain prints once every test and benchmark has run.
@@ -151,12 +192,15 @@ func logBreakdown(b *testing.B, med map[string]time.Duration) {
 		{"+ the metrics file (tmpfs - tmpfs-nometrics)", med["tmpfs"] - med["tmpfs-nometrics"]},
 		{"+ the durable write's fsyncs (tickgate - tmpfs)", med["tickgate"] - med["tmpfs"]},
 		{"= the tick (tickgate)", med["tickgate"]},
+		{"the same tick beside 999 other jobs' state, lock and metrics files (host1000)", med["host1000"]},
 		{"floor with these libraries: depsonly-start + command + durable write", med["depsonly-start"] + child + med["tickgate"] - med["tmpfs"]},
 	}
 	logf("breakdown of a tick (medians of %d rounds; flock %.2f ms):", b.N, fl/1e6)
 	for _, p := range parts {
 		logf("breakdown: %6.2f ms %5.2fx  %s", float64(p.d)/1e6, float64(p.d)/fl, p.what)
 	}
+	logf("breakdown: CPU (user + system, median) of the tick %.2f ms, beside 999 other jobs' files %.2f ms",
+		float64(med["tickgate-cpu"])/1e6, float64(med["host1000-cpu"])/1e6)
 	if _, ok := med["user"]; !ok {
 		logf("breakdown: a non-root job's tick not measured (needs root)")
 		return

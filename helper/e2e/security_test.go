@@ -433,18 +433,30 @@ func TestAttackMetrics(t *testing.T) {
 	s.tick(t, "a", 0)
 }
 
-// Temp files a SIGKILLed writer left are removed by a later tick.
+// Temp files a SIGKILLed writer left are removed by the next write of the
+// same file: every writer holds the lock that serialises writers of that
+// file, so the temp file has one fixed name and no directory is listed.
 func TestSecurityTempFilesSwept(t *testing.T) {
 	s := newSecEnv(t)
-	stale := []string{s.stateDir + "/a/.state.json.tmp-dead01", s.stateDir + "/a/.halted.tmp-dead02", s.metricDir + "/.tickgate_a.prom.tmp-dead03"}
-	for _, p := range stale {
+	byTick := []string{s.stateDir + "/a/" + safefs.HeldTemp("state.json"), s.metricDir + "/" + safefs.HeldTemp("tickgate_a.prom")}
+	byHalt := s.stateDir + "/a/" + safefs.HeldTemp("halted")
+	for _, p := range append(byTick, byHalt) {
 		must(t, os.WriteFile(p, []byte("{"), 0o644))
 	}
 	s.tick(t, "a", 0)
-	for _, p := range stale {
+	for _, p := range byTick {
 		if _, err := os.Lstat(p); err == nil {
-			t.Fatalf("%s was left behind", p)
+			t.Fatalf("%s was left behind by a tick", p)
 		}
+	}
+	if r, _ := s.root("halt", "--reason", "sweep", "a"); r.code != 0 {
+		t.Fatalf("halt: exit %d: %s", r.code, r.stderr)
+	}
+	if _, err := os.Lstat(byHalt); err == nil {
+		t.Fatalf("%s was left behind by halt", byHalt)
+	}
+	if m, err := os.ReadFile(s.stateDir + "/a/halted"); err != nil || !strings.Contains(string(m), "sweep") {
+		t.Fatalf("halted marker: %q, %v", m, err)
 	}
 }
 

@@ -109,8 +109,9 @@ func quote(s string) string {
 
 // Write replaces the job's file (mode 0644 for node_exporter), creating dir
 // if needed. The directory must be one no job's user can write to. Call it
-// under the job's state lock: it removes temp files a SIGKILLed writer of
-// this job's file left.
+// under the job's state lock: its temp file has one fixed name, which the
+// next write removes if a SIGKILLed writer left it (the directory, shared by
+// every job, is never listed).
 //
 // The file is derived data, rebuilt from state.json at every tick, so it is
 // written without fsync (temp file, rename): a reader never sees a torn
@@ -128,9 +129,7 @@ func Write(dir string, s Snapshot, owners *safefs.Owners) error {
 	if err := d.Trusted(owners); err != nil {
 		return err
 	}
-	name := filepath.Base(Path(dir, s.Job))
-	d.CleanTemps(0, name)
-	return d.WriteReplace(name, Render(s), 0o644)
+	return d.WriteReplaceHeld(filepath.Base(Path(dir, s.Job)), Render(s), 0o644)
 }
 
 // WriteJob writes the file for a job's state, reading its markers from the

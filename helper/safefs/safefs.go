@@ -269,10 +269,16 @@ func (d *Dir) Exists(name string) (bool, error) {
 // TempPrefix is how every temp file this package makes for name begins.
 func TempPrefix(name string) string { return "." + name + ".tmp-" }
 
+// HeldTemp is the temp file of the *Held writes for name: one fixed name,
+// so a SIGKILLed writer's leftover is found by the next write of name
+// without listing the directory.
+func HeldTemp(name string) string { return TempPrefix(name) + "held" }
+
 // WriteAtomic replaces name with data (mode perm): a new temp file (O_EXCL,
 // never a link), fsync, rename over name, fsync the directory. A reader sees
 // the old or the new content, never a torn file. Root's files are given the
-// directory's owner.
+// directory's owner. The temp file's name is random: writers of name need
+// not be serialised, and CleanTemps removes what a SIGKILLed one left.
 func (d *Dir) WriteAtomic(name string, data []byte, perm os.FileMode) error {
 	return d.WriteAtomicAs(name, data, perm, -1, -1)
 }
@@ -280,7 +286,17 @@ func (d *Dir) WriteAtomic(name string, data []byte, perm os.FileMode) error {
 // WriteAtomicAs is WriteAtomic giving the new file owner uid:gid when this
 // process may (root); -1 means the directory's owner.
 func (d *Dir) WriteAtomicAs(name string, data []byte, perm os.FileMode, uid, gid int) error {
-	return d.replace(name, data, perm, uid, gid, true)
+	return d.replace(name, data, perm, uid, gid, true, false)
+}
+
+// WriteAtomicHeld is WriteAtomic for a caller holding the lock that
+// serialises every writer of name. Its temp file is HeldTemp(name): what a
+// SIGKILLed writer left there is removed first, so the directory is never
+// listed (a shared directory of 1000 jobs' files would be, at every write).
+// Without that lock two writers could remove each other's temp file and one
+// could publish the other's half-written one: use it only under the lock.
+func (d *Dir) WriteAtomicHeld(name string, data []byte, perm os.FileMode) error {
+	return d.replace(name, data, perm, -1, -1, true, true)
 }
 
 // WriteReplace is WriteAtomic without the two fsyncs, for derived data that
@@ -288,20 +304,34 @@ func (d *Dir) WriteAtomicAs(name string, data []byte, perm os.FileMode, uid, gid
 // new content, never a torn file, but after a power loss the file may be
 // empty or old until its next write.
 func (d *Dir) WriteReplace(name string, data []byte, perm os.FileMode) error {
-	return d.replace(name, data, perm, -1, -1, false)
+	return d.replace(name, data, perm, -1, -1, false, false)
 }
 
-func (d *Dir) replace(name string, data []byte, perm os.FileMode, uid, gid int, durable bool) (err error) {
+// WriteReplaceHeld is WriteReplace with WriteAtomicHeld's fixed temp file.
+func (d *Dir) WriteReplaceHeld(name string, data []byte, perm os.FileMode) error {
+	return d.replace(name, data, perm, -1, -1, false, true)
+}
+
+func (d *Dir) replace(name string, data []byte, perm os.FileMode, uid, gid int, durable, held bool) (err error) {
 	if err := checkName(name); err != nil {
 		return err
 	}
+	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	var tmp string
 	var fd int
-	for i := 0; ; i++ {
-		tmp = TempPrefix(name) + randHex()
-		fd, err = unix.Openat(d.fd, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm.Perm()))
-		if err == nil || !errors.Is(err, unix.EEXIST) || i > 8 {
-			break
+	if held {
+		// unlinkat removes a link, never what it points to.
+		tmp = HeldTemp(name)
+		if err = unix.Unlinkat(d.fd, tmp, 0); err == nil || errors.Is(err, unix.ENOENT) {
+			fd, err = unix.Openat(d.fd, tmp, flags, uint32(perm.Perm()))
+		}
+	} else {
+		for i := 0; ; i++ {
+			tmp = TempPrefix(name) + randHex()
+			fd, err = unix.Openat(d.fd, tmp, flags, uint32(perm.Perm()))
+			if err == nil || !errors.Is(err, unix.EEXIST) || i > 8 {
+				break
+			}
 		}
 	}
 	if err != nil {

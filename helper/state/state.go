@@ -379,8 +379,9 @@ type Hooks struct {
 }
 
 // Locked runs fn under the job's state lock, waiting at most LockBound (and
-// less if ctx ends first). Temp files of a SIGKILLed writer are removed
-// first: under the lock no other writer can be using them.
+// less if ctx ends first). Every writer of state.json and the markers holds
+// it, so they write through fixed temp names (safefs.WriteAtomicHeld) that
+// the next write removes if a SIGKILLed writer left one.
 func (j *Job) Locked(ctx context.Context, fn func() error) error {
 	lf, err := j.Dir.OpenLock(lockFile, 0o600, j.owners)
 	if err != nil {
@@ -392,7 +393,6 @@ func (j *Job) Locked(ctx context.Context, fn func() error) error {
 	if err := safefs.Flock(ctx, lf, 2*time.Millisecond); err != nil {
 		return fmt.Errorf("job %s: state lock not taken within %s: %w", j.Name, LockBound, err)
 	}
-	j.Dir.CleanTemps(0, stateFile, MarkerDone, MarkerHalted)
 	return fn()
 }
 
@@ -439,7 +439,7 @@ func (j *Job) Update(ctx context.Context, fn func(*State), h Hooks) (*State, err
 		} else {
 			alongErr <- nil
 		}
-		werr := j.Dir.WriteAtomic(stateFile, append(data, '\n'), 0o644)
+		werr := j.Dir.WriteAtomicHeld(stateFile, append(data, '\n'), 0o644)
 		return errors.Join(werr, <-alongErr)
 	})
 	return cur, err
@@ -477,7 +477,7 @@ func (j *Job) WriteMarker(name string, m Marker) error {
 	if err != nil {
 		return err
 	}
-	return j.Dir.WriteAtomic(name, append(data, '\n'), 0o644)
+	return j.Dir.WriteAtomicHeld(name, append(data, '\n'), 0o644)
 }
 
 // RemoveMarker removes a marker; it reports whether one was there.
