@@ -58,6 +58,31 @@ def notify_files(jobs):
     }
 
 
+def layout_args(lay, jobs):
+    """The module's layout parameters from the task's (supervisor, group,
+    dirs, and dir and owner for the notification targets): each job's state
+    and data dir, and the targets files."""
+    sup, grp = lay["supervisor"], lay["group"]
+    out = {
+        "dirs": lay.get("dirs") or [],
+        "job_dirs": [
+            {
+                "job": j["name"],
+                "state_dir": j["state_path"],
+                "data_dir": j["data_path"],
+                "supervisor": sup,
+                "group": grp,
+                "user": j.get("user") or "root",
+                "user_group": j.get("group") or "",
+            }
+            for j in jobs
+        ],
+    }
+    if lay.get("dir"):
+        out.update(dir=lay["dir"], owner=lay.get("owner"), group=grp, secret_files=notify_files(jobs))
+    return out
+
+
 def present(plan):
     return [j for j in plan["jobs"] if j["state"] == "present"]
 
@@ -120,24 +145,9 @@ class ActionModule(ActionBase):
             return result
 
         if action == "layout":
-            sup, grp = args.pop("supervisor"), args.pop("group")
-            args["job_dirs"] = [
-                {
-                    "job": j["name"],
-                    "state_dir": j["state_path"],
-                    "data_dir": j["data_path"],
-                    "supervisor": sup,
-                    "group": grp,
-                    "user": j.get("user") or "root",
-                    "user_group": j.get("group") or "",
-                }
-                for j in jobs
-            ]
-            if args.get("dir"):
-                # The targets, in the same round trip; URLs may hold secrets,
-                # so they go in a no_log option of the module.
-                args["secret_files"] = notify_files(jobs)
-                args["group"] = grp
+            if not args.get("layout"):
+                raise AnsibleActionFail("tickgate_units: action layout needs layout (supervisor, group, dirs, dir, owner)")
+            args.update(layout_args(args.pop("layout"), jobs))
             result.update(self._module(args, task_vars))
             return result
 
@@ -175,6 +185,13 @@ class ActionModule(ActionBase):
                             args[name + "_sha256"] = hashlib.sha256(f.read()).hexdigest()
                     except OSError as e:
                         raise AnsibleActionFail("tickgate: %s to install, %s: %s" % (what, src, e))
+            lay = args.pop("layout", None)
+            if lay:
+                # The layout in the same round trip: the module does it when
+                # every account already exists (configure.yml's step then skips).
+                la = layout_args(lay, jobs)
+                args["secret_files"] = la.pop("secret_files", {})
+                args.update({"layout_" + k: v for k, v in la.items()})
             result.update(self._module(args, task_vars))
             return result
 

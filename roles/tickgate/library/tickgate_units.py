@@ -878,6 +878,16 @@ def main():
             job_dirs=dict(type="list", elements="dict", default=[]),
             enabled=dict(type="list", elements="str", default=[]),
             disabled=dict(type="list", elements="str", default=[]),
+            # host: the layout's dirs, job_dirs, dir, owner and group, done in
+            # the same round trip when every account exists.
+            layout_dirs=dict(type="list", elements="dict"),
+            layout_job_dirs=dict(type="list", elements="dict"),
+            layout_dir=dict(type="path"),
+            layout_owner=dict(type="str"),
+            layout_group=dict(type="str"),
+            # write: the command that reopens the gate once the units are
+            # written (site.yml's, when nothing else must come first).
+            reopen=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )
@@ -899,6 +909,15 @@ def main():
             if p["helper"]:
                 res["helper_version"] = helper_version(p["helper"])
             res["changed"] = bool(res["written"] or res["removed"] or res["armed"] or res["disarmed"])
+            if p["reopen"] and not module.check_mode:
+                r = run(p["reopen"], check=False)
+                if r.returncode != 0:
+                    module.fail_json(
+                        msg="tickgate_units write: the units are written, but reopening the gate failed (%s, exit %d): %s"
+                        % (" ".join(p["reopen"]), r.returncode, (r.stderr or r.stdout).strip()),
+                        **res,
+                    )
+                res["reopened"] = True
         elif p["action"] == "digest":
             res["digests"] = digests(p["unit_dir"], p["prefix"])
         elif p["action"] == "host":
@@ -906,7 +925,16 @@ def main():
             for name in ("helper", "shim"):
                 if p[name] and p[name + "_sha256"]:
                     res[name + "_current"] = binary_current(p[name], p[name + "_sha256"])
-            res["changed"] = bool(res["files"])
+            res["layout_done"] = p["layout_job_dirs"] is not None and not (res["fix_groups"] or res["fix_users"])
+            if res["layout_done"]:
+                # Every account the layout needs exists: lay out in this round
+                # trip (configure.yml's layout step then skips).
+                lp = dict(p, dirs=p["layout_dirs"], job_dirs=p["layout_job_dirs"], dir=p["layout_dir"],
+                          owner=p["layout_owner"], group=p["layout_group"])
+                res["layout"], res["moved"] = layout(module, lp)
+                if lp["dir"]:
+                    res["files"] += notify(module, lp)
+            res["changed"] = bool(res["files"] or res["layout"] or res["moved"])
         elif p["action"] == "layout":
             res["layout"], res["moved"] = layout(module, p)
             if p["dir"]:
