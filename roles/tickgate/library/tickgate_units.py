@@ -929,8 +929,14 @@ def main():
             if res["layout_done"]:
                 # Every account the layout needs exists: lay out in this round
                 # trip (configure.yml's layout step then skips).
-                lp = dict(p, dirs=p["layout_dirs"], job_dirs=p["layout_job_dirs"], dir=p["layout_dir"],
-                          owner=p["layout_owner"], group=p["layout_group"])
+                lp = dict(
+                    p,
+                    dirs=p["layout_dirs"],
+                    job_dirs=p["layout_job_dirs"],
+                    dir=p["layout_dir"],
+                    owner=p["layout_owner"],
+                    group=p["layout_group"],
+                )
                 res["layout"], res["moved"] = layout(module, lp)
                 if lp["dir"]:
                     res["files"] += notify(module, lp)
