@@ -79,6 +79,8 @@ def layout_args(lay, jobs):
         ],
     }
     if lay.get("dir"):
+        # The targets, in the same round trip; URLs may hold secrets, so they
+        # go in a no_log option of the module.
         out.update(dir=lay["dir"], owner=lay.get("owner"), group=grp, secret_files=notify_files(jobs))
     return out
 
