@@ -45,18 +45,9 @@ func BenchmarkRunVsFlock(b *testing.B) {
 		b.Skip("flock(1) not installed (util-linux)")
 	}
 	t := &testing.T{}
-	e := newEnv(t)
-	e.dir = b.TempDir()
-	e.stateDir, e.lockDir, e.gate, e.metricDir = e.dir+"/state", e.dir+"/lock", e.dir+"/gate.json", e.dir+"/metrics"
+	e := steadyEnv(b, t, b.TempDir())
 	lock := filepath.Join(e.dir, "flock.lock")
 	execOnly, depsOnly := buildReference(b, "execonly"), buildReference(b, "depsonly")
-	// Fill the job's history first: a tick on a job with 50 runs behind it
-	// is the steady state.
-	for i := 0; i < 50; i++ {
-		if err := e.cmd("run", "bench", "--", "true").Run(); err != nil {
-			b.Fatal(err)
-		}
-	}
 	missing := filepath.Join(e.dir, "no-such-command")
 	kinds := []benchKind{
 		{"tickgate", func() *exec.Cmd { return e.cmd("run", "bench", "--", "true") }, false},
@@ -67,31 +58,18 @@ func BenchmarkRunVsFlock(b *testing.B) {
 		{"depsonly-start", func() *exec.Cmd { return exec.Command(depsOnly, missing) }, true},
 		{"version", func() *exec.Cmd { return e.cmd("--version") }, false},
 	}
-	h := newEnv(t)
-	h.dir = b.TempDir()
-	h.stateDir, h.lockDir, h.gate, h.metricDir = h.dir+"/state", h.dir+"/lock", h.dir+"/gate.json", h.dir+"/metrics"
-	for i := 0; i < 50; i++ {
-		if err := h.cmd("run", "bench", "--", "true").Run(); err != nil {
-			b.Fatal(err)
-		}
-	}
+	h := steadyEnv(b, t, b.TempDir())
 	if err := besideOtherJobs(h, 999); err != nil {
 		b.Fatal(err)
 	}
 	kinds = append(kinds, benchKind{"host1000", func() *exec.Cmd { return h.cmd("run", "bench", "--", "true") }, false})
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
-		m := newEnv(t)
-		m.dir, err = os.MkdirTemp("/dev/shm", "tickgate-bench-")
+		shm, err := os.MkdirTemp("/dev/shm", "tickgate-bench-")
 		if err != nil {
 			b.Fatal(err)
 		}
-		defer os.RemoveAll(m.dir)
-		m.stateDir, m.lockDir, m.gate, m.metricDir = m.dir+"/state", m.dir+"/lock", m.dir+"/gate.json", m.dir+"/metrics"
-		for i := 0; i < 50; i++ {
-			if err := m.cmd("run", "bench", "--", "true").Run(); err != nil {
-				b.Fatal(err)
-			}
-		}
+		defer os.RemoveAll(shm)
+		m := steadyEnv(b, t, shm)
 		kinds = append(kinds,
 			benchKind{"tmpfs", func() *exec.Cmd { return m.cmd("run", "bench", "--", "true") }, false},
 			benchKind{"tmpfs-nometrics", func() *exec.Cmd { return m.cmd("--metrics-dir=", "run", "bench", "--", "true") }, false})
@@ -143,6 +121,20 @@ func BenchmarkRunVsFlock(b *testing.B) {
 	if b.N > 1 { // not the 1-round warm-up run
 		logBreakdown(b, med)
 	}
+}
+
+// steadyEnv lays out a host's tickgate directories under dir and runs job
+// bench 50 times: a tick on a job with 50 runs behind it is the steady state.
+func steadyEnv(b *testing.B, t *testing.T, dir string) *env {
+	e := newEnv(t)
+	e.dir = dir
+	e.stateDir, e.lockDir, e.gate, e.metricDir = dir+"/state", dir+"/lock", dir+"/gate.json", dir+"/metrics"
+	for i := 0; i < 50; i++ {
+		if err := e.cmd("run", "bench", "--", "true").Run(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return e
 }
 
 // besideOtherJobs gives e's host n other jobs' files, as a host with n+1

@@ -46,15 +46,11 @@ _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(_HERE, "..", "filter_plugins"))
 import tickgate as tg_filters  # noqa: E402  (the role's filter plugin, beside this file)
 
-_SPECS = {}
-
 
 def _spec(path):
-    """The main entry point's options, parsed once per worker process."""
-    if path not in _SPECS:
-        with open(path, encoding="utf-8") as f:
-            _SPECS[path] = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))["argument_specs"]["main"]["options"]
-    return _SPECS[path]
+    """The main entry point's options."""
+    with open(path, encoding="utf-8") as f:
+        return yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))["argument_specs"]["main"]["options"]
 
 
 def plain(v):

@@ -566,6 +566,13 @@ def notify(module, p):
     return changes
 
 
+def lay_out(module, p):
+    """The layout, then (with p["dir"]) the notification targets in the same
+    round trip: the layout's changes, what it moved, the targets changed."""
+    changes, moved = layout(module, p)
+    return changes, moved, notify(module, p) if p["dir"] else []
+
+
 def host(module, p):
     """Root's directories and files, and which accounts need fixing."""
     check, changes = module.check_mode, []
@@ -937,15 +944,12 @@ def main():
                     owner=p["layout_owner"],
                     group=p["layout_group"],
                 )
-                res["layout"], res["moved"] = layout(module, lp)
-                if lp["dir"]:
-                    res["files"] += notify(module, lp)
+                res["layout"], res["moved"], files = lay_out(module, lp)
+                res["files"] += files
             res["changed"] = bool(res["files"] or res["layout"] or res["moved"])
         elif p["action"] == "layout":
-            res["layout"], res["moved"] = layout(module, p)
-            if p["dir"]:
-                res["files"] = notify(module, p)  # the same round trip
-            res["changed"] = bool(res["layout"] or res["moved"] or res.get("files"))
+            res["layout"], res["moved"], res["files"] = lay_out(module, p)
+            res["changed"] = bool(res["layout"] or res["moved"] or res["files"])
     except LayoutError as e:
         module.fail_json(msg="tickgate_units %s: %s" % (p["action"], e), **res)
     except (RuntimeError, OSError, KeyError) as e:
