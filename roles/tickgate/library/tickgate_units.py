@@ -165,6 +165,28 @@ options:
     type: list
     elements: str
     default: []
+  layout_dirs:
+    description: For host, the layout's I(dirs); with I(layout_job_dirs), the host step also lays out when no account needs fixing (C(layout_done)).
+    type: list
+    elements: dict
+  layout_job_dirs:
+    description: For host, the layout's I(job_dirs).
+    type: list
+    elements: dict
+  layout_dir:
+    description: For host, the layout's I(dir) (the notification targets' directory).
+    type: path
+  layout_owner:
+    description: For host, the layout's I(owner).
+    type: str
+  layout_group:
+    description: For host, the layout's I(group).
+    type: str
+  reopen:
+    description: For write, outside check mode, a command (argv) that reopens the gate once the units are written; its failure fails the task.
+    type: list
+    elements: str
+    default: []
 author: tickgate
 """
 
@@ -186,6 +208,8 @@ fix_users: {description: users missing on the host or with another shell or prim
 disarmed: {description: timers stopped/disabled, type: list, returned: always}
 timezone: {description: the host's time zone (/etc/localtime), type: str, returned: validate}
 local_time_jobs: {description: floating singletons whose schedule is read in the host's local time, type: list, returned: validate}
+layout_done: {description: the host step laid out too (every account existed), type: bool, returned: host}
+reopened: {description: the reopen command ran and succeeded, type: bool, returned: write with reopen}
 """
 
 import concurrent.futures
