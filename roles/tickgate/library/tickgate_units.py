@@ -18,7 +18,7 @@ description:
   - C(layout) creates or fixes tickgate's directories (I(dirs)) and each
     job's state and data directory (I(job_dirs)), never following a link. A
     job state directory from before the trust boundary (owned by the job's
-    user) is taken back first, then its files are sorted: tickgate's own
+    user) is taken back first, then its files are sorted; tickgate's own
     regular files stay, everything else (the job's cursor, checkpoints) moves
     to the job's data directory. When anything changes, active tickgate
     timers are stopped first (C(write) starts them again).
@@ -52,7 +52,7 @@ options:
       - For write, every unit that should be installed (name to sha256 of its
         content). A unit not in I(units) must already be installed with that
         digest; a tickgate unit in neither is pruned.
-      - For validate, the same: only units installed with another digest, or
+      - For validate, the same; only units installed with another digest, or
         not at all, are verified (and schedules whose I(unit) is one of them);
         if I(units) lacks the content of one, nothing is checked and their
         names are returned as C(need).
