@@ -29,7 +29,9 @@ description:
     starts and stops those timers; it never starts a job's service.
   - C(digest) changes nothing; it returns the sha256 of each installed
     C(tickgate-*) unit, so the controller sends only new or changed units.
-  - C(host) creates or fixes the root-owned directories in I(dirs), writes
+  - C(host) first, given I(close) and a helper installed, closes the gate and
+    waits for running jobs (I(drain)), as site.yml's deploy begins; then it
+    creates or fixes the root-owned directories in I(dirs), writes
     I(files) (a file with C(force=false) only when missing), removes the
     paths in I(absent), and reports which of I(groups) and I(users) are
     missing or differ (C(fix_groups), C(fix_users)), for the play to fix with
@@ -187,6 +189,22 @@ options:
     type: list
     elements: str
     default: []
+  close:
+    description:
+      - For host, a command (argv) that closes the gate, run first when its program exists (a helper is installed), outside check mode; its failure fails the task before anything changes.
+    type: list
+    elements: str
+    default: []
+  drain:
+    description:
+      - For host, after I(close), a C(tickgate drain --json) command (argv) that waits for running jobs. Exit 1 (jobs still running at its timeout) fails the task unless I(drain_stop_running); any other failure fails it.
+    type: list
+    elements: str
+    default: []
+  drain_stop_running:
+    description: For host, stop the services of the jobs the drain found still running at its timeout instead of failing.
+    type: bool
+    default: false
 author: tickgate
 """
 
@@ -210,12 +228,15 @@ timezone: {description: the host's time zone (/etc/localtime), type: str, return
 local_time_jobs: {description: floating singletons whose schedule is read in the host's local time, type: list, returned: validate}
 layout_done: {description: the host step laid out too (every account existed), type: bool, returned: host}
 reopened: {description: the reopen command ran and succeeded, type: bool, returned: write with reopen}
+installed: {description: for host with close, a helper was installed, so the gate was closed and drained (outside check mode), type: bool, returned: host}
+stopped: {description: services stopped at the drain timeout (drain_stop_running), type: list, returned: host}
 """
 
 import concurrent.futures
 import datetime
 import grp
 import hashlib
+import json
 import os
 import pwd
 import re
@@ -597,6 +618,50 @@ def lay_out(module, p):
     return changes, moved, notify(module, p) if p["dir"] else []
 
 
+class GateError(Exception):
+    """A close or drain step failed; stderr is the helper's."""
+
+    def __init__(self, msg, stderr=""):
+        super().__init__(msg)
+        self.stderr = stderr
+
+
+def close_and_drain(module, p):
+    """site.yml's first steps on a host where a helper is installed (the
+    close command's program exists): close the gate with the deploy's token,
+    wait for running jobs, and with drain_stop_running stop the services of
+    those still running at the timeout. Nothing runs in check mode. Returns
+    (whether a helper was installed, the units stopped)."""
+    if not p["close"]:
+        return False, []
+    if not os.path.exists(p["close"][0]):
+        return False, []  # the first deploy on this host: no gate to close
+    if module.check_mode:
+        return True, []
+    r = run(p["close"], check=False)
+    if r.returncode != 0:
+        raise GateError("closing the gate failed (exit %d): %s" % (r.returncode, " ".join(p["close"])), r.stderr)
+    if not p["drain"]:
+        return True, []
+    r = run(p["drain"], check=False)
+    if r.returncode == 0:
+        return True, []
+    if r.returncode != 1 or not p["drain_stop_running"]:
+        raise GateError("waiting for running jobs failed (exit %d): %s" % (r.returncode, " ".join(p["drain"])), r.stderr)
+    try:
+        running = json.loads(r.stdout)["running"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise GateError("the drain's output is not the JSON expected (%s): %r" % (e, r.stdout[:200]), r.stderr)
+    stopped = []
+    for job in sorted({x.get("job") or "" for x in running} - {""}):
+        unit = "%s%s.service" % (p["prefix"], job)
+        if not UNIT_RE.match(unit):
+            raise GateError("the drain named a job that is no unit name: %r" % job, r.stderr)
+        run(["systemctl", "stop", unit])
+        stopped.append(unit)
+    return True, stopped
+
+
 def host(module, p):
     """Root's directories and files, and which accounts need fixing."""
     check, changes = module.check_mode, []
@@ -919,6 +984,11 @@ def main():
             # write: the command that reopens the gate once the units are
             # written (site.yml's, when nothing else must come first).
             reopen=dict(type="list", elements="str", default=[]),
+            # host: site.yml's gate close and drain, run first when the
+            # helper is installed, in this round trip.
+            close=dict(type="list", elements="str", default=[]),
+            drain=dict(type="list", elements="str", default=[]),
+            drain_stop_running=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -952,6 +1022,11 @@ def main():
         elif p["action"] == "digest":
             res["digests"] = digests(p["unit_dir"], p["prefix"])
         elif p["action"] == "host":
+            try:
+                res["installed"], res["stopped"] = close_and_drain(module, p)
+            except (GateError, RuntimeError, OSError) as e:
+                # The gate may be closed now: site.yml's rescue says so.
+                module.fail_json(msg="tickgate_units host: %s" % e, stderr=getattr(e, "stderr", ""), installed=True, **res)
             res["files"], res["fix_groups"], res["fix_users"] = host(module, p)
             for name in ("helper", "shim"):
                 if p[name] and p[name + "_sha256"]:
@@ -970,7 +1045,7 @@ def main():
                 )
                 res["layout"], res["moved"], files = lay_out(module, lp)
                 res["files"] += files
-            res["changed"] = bool(res["files"] or res["layout"] or res["moved"])
+            res["changed"] = bool(res["files"] or res["layout"] or res["moved"] or res["stopped"])
         elif p["action"] == "layout":
             res["layout"], res["moved"], res["files"] = lay_out(module, p)
             res["changed"] = bool(res["layout"] or res["moved"] or res["files"])

@@ -296,6 +296,104 @@ class UnitsFromThePlan(unittest.TestCase):
         self.assertEqual(m.notify(FakeModule(), p), [])
 
 
+class CloseAndDrain(unittest.TestCase):
+    """The host step's close and drain (site.yml's), with a real program in
+    the helper's place that logs its arguments; systemctl is recorded."""
+
+    def setUp(self):
+        import shutil
+        import tempfile
+
+        self.dir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.dir)
+        self.log = os.path.join(self.dir, "log")
+        self.helper = os.path.join(self.dir, "tickgate")
+        self.stopped = []
+        real_run = m.run
+
+        def fake_run(cmd, check=True):
+            if cmd[0] != "systemctl":
+                return real_run(cmd, check)
+            self.stopped.append(cmd[1:])
+            return type("R", (), {"returncode": 0, "stdout": "", "stderr": ""})()
+
+        m.run = fake_run
+        self.addCleanup(setattr, m, "run", real_run)
+
+    def fake_helper(self, close_rc=0, drain_rc=0, drain_out='{"drained": true, "running": []}'):
+        with open(self.helper, "w") as f:
+            f.write(
+                "#!/bin/sh\n"
+                'echo "$*" >>%s\n'
+                'case "$1" in gate) echo "cannot close: broken gate" >&2; exit %d;; '
+                "drain) echo '%s'; echo 'drain timed out after 1s; still running: a (pid 7)' >&2; exit %d;; esac\n"
+                % (self.log, close_rc, drain_out, drain_rc)
+            )
+        os.chmod(self.helper, 0o755)
+
+    def params(self, **kw):
+        p = dict(
+            close=[self.helper, "gate", "close", "--token", "deploy-1"],
+            drain=[self.helper, "drain", "--json"],
+            drain_stop_running=False,
+            prefix="tickgate-",
+        )
+        p.update(kw)
+        return p
+
+    def logged(self):
+        try:
+            with open(self.log) as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def test_closes_then_drains_where_a_helper_is_installed(self):
+        self.fake_helper()
+        self.assertEqual(m.close_and_drain(FakeModule(), self.params()), (True, []))
+        self.assertEqual(self.logged(), ["gate close --token deploy-1", "drain --json"])
+
+    def test_nothing_without_a_helper_without_close_or_in_check_mode(self):
+        self.assertEqual(m.close_and_drain(FakeModule(), self.params()), (False, []))  # first deploy
+        self.fake_helper()
+        self.assertEqual(m.close_and_drain(FakeModule(), self.params(close=[], drain=[])), (False, []))
+        self.assertEqual(m.close_and_drain(FakeModule(check_mode=True), self.params()), (True, []))
+        self.assertEqual(self.logged(), [])
+
+    def test_a_failed_close_stops_before_the_drain(self):
+        self.fake_helper(close_rc=2)
+        with self.assertRaises(m.GateError) as e:
+            m.close_and_drain(FakeModule(), self.params())
+        self.assertIn("closing the gate failed (exit 2)", str(e.exception))
+        self.assertIn("broken gate", e.exception.stderr)
+        self.assertEqual(self.logged(), ["gate close --token deploy-1"])
+
+    def test_jobs_running_at_the_timeout_fail_with_their_names(self):
+        self.fake_helper(drain_rc=1, drain_out='{"drained": false, "running": [{"job": "a", "pid": 7}]}')
+        with self.assertRaises(m.GateError) as e:
+            m.close_and_drain(FakeModule(), self.params())
+        self.assertIn("still running: a (pid 7)", e.exception.stderr)
+        self.assertEqual(self.stopped, [])
+
+    def test_drain_stop_running_stops_their_services(self):
+        running = '{"drained": false, "running": [{"job": "b", "pid": 8}, {"job": "a", "pid": 7}, {"job": "", "lock": "x"}]}'
+        self.fake_helper(drain_rc=1, drain_out=running)
+        got = m.close_and_drain(FakeModule(), self.params(drain_stop_running=True))
+        self.assertEqual(got, (True, ["tickgate-a.service", "tickgate-b.service"]))
+        self.assertEqual(self.stopped, [["stop", "tickgate-a.service"], ["stop", "tickgate-b.service"]])
+
+    def test_other_drain_failures_fail_even_with_drain_stop_running(self):
+        self.fake_helper(drain_rc=70)
+        with self.assertRaises(m.GateError) as e:
+            m.close_and_drain(FakeModule(), self.params(drain_stop_running=True))
+        self.assertIn("waiting for running jobs failed (exit 70)", str(e.exception))
+        self.fake_helper(drain_rc=1, drain_out="not json")
+        with self.assertRaises(m.GateError) as e:
+            m.close_and_drain(FakeModule(), self.params(drain_stop_running=True))
+        self.assertIn("not the JSON expected", str(e.exception))
+        self.assertEqual(self.stopped, [])
+
+
 class Documentation(unittest.TestCase):
     def test_parses_and_documents_every_option(self):
         # ansible-doc reads DOCUMENTATION as YAML; a ': ' in a plain scalar
