@@ -1,8 +1,11 @@
 # -*- coding: utf-8 -*-
 """tickgate_check: the preflight's controller-side checks of one host, in
 order, in one task: the job list (one line per problem, naming host, job and
-field), the role's variables against meta/argument_specs.yml, and that each
-singleton job is armed on exactly one host of the play.
+field) and the role's variables against meta/argument_specs.yml. Its result's
+"armed" summarises the host's armed jobs for the check across hosts that
+each singleton job is armed on exactly one (preflight.yml, after every host's
+result is registered: reading another host's job list from hostvars templates
+all of it, in every host's worker).
 
 Why an action plugin and not ansible.builtin.assert and
 ansible.builtin.validate_argument_spec: every task costs each host a worker
@@ -27,12 +30,16 @@ description:
     host, the job and the field;
   - 2. every option of I(spec_file)'s C(argument_specs.main) against the
     host's variables, as C(ansible.builtin.validate_argument_spec) does;
-  - 3. each singleton job is present and enabled on exactly one host of
-    I(hosts) (the C(tickgate_singleton_errors) filter).
+  - When both pass, returns C(armed), the host's jobs that are present and
+    enabled with their C(singleton) (the C(tickgate_armed) filter), which
+    the C(tickgate_singleton_errors) filter reads across the play's hosts.
 options:
   spec_file: {description: The role's meta/argument_specs.yml, type: path, required: true}
-  hosts: {description: The play's hosts (ansible_play_hosts_all), type: list, elements: str, required: true}
 author: tickgate
+"""
+
+RETURN = r"""
+armed: {description: the host's armed jobs, as the tickgate_armed filter gives them, type: str, returned: success}
 """
 
 import os
@@ -71,7 +78,7 @@ def plain(v):
     return v
 
 
-def check(host, values, spec, hostvars, hosts):
+def check(host, values, spec):
     """The first check's problems, as the task's message ('' if none)."""
     errors = tg_filters.tickgate_job_errors(
         values.get("tickgate_jobs"),
@@ -84,9 +91,6 @@ def check(host, values, spec, hostvars, hosts):
     result = ArgumentSpecValidator(spec).validate(values, validate_role_argument_spec=True)
     if result.error_messages:
         return "Validation of arguments failed:\n%s" % "\n".join(result.error_messages)
-    errors = tg_filters.tickgate_singleton_errors(hostvars, hosts)
-    if errors:
-        return "host %s: %s" % (host, " | ".join(errors))
     return ""
 
 
@@ -99,9 +103,11 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         spec = _spec(self._task.args["spec_file"])
         values = plain(self._templar.template({k: task_vars[k] for k in spec if k in task_vars}))
-        msg = check(task_vars.get("inventory_hostname"), values, spec, task_vars["hostvars"], self._task.args["hosts"])
+        msg = check(task_vars.get("inventory_hostname"), values, spec)
         result["changed"] = False
         if msg:
             result["failed"] = True
             result["msg"] = msg
+        else:
+            result["armed"] = tg_filters.tickgate_armed(values.get("tickgate_jobs"))
         return result

@@ -550,32 +550,57 @@ def _armed(job):
     return isinstance(job, dict) and job.get("state", "present") == "present" and job.get("enabled", True)
 
 
-def tickgate_singleton_errors(hostvars, hosts, jobs_var="tickgate_jobs"):
+def tickgate_armed(jobs):
+    """What the cross-host singleton check needs of one host's job list, in
+    one short string: each job present and enabled, as NAME (no singleton),
+    NAME:1 (singleton) or NAME:fleet (floating singleton), space-separated
+    (job names have neither). tickgate_check registers it per host, so the
+    check reads a string per host instead of templating every host's whole
+    job list in every host's worker (hosts x hosts job lists)."""
+    out = []
+    for job in jobs or []:
+        if not _armed(job):
+            continue
+        sg = job.get("singleton")
+        out.append("%s%s" % (job.get("name"), ":fleet" if sg == "fleet" else ":1" if sg else ""))
+    return " ".join(out)
+
+
+def _armed_jobs(summary):
+    jobs = []
+    for tok in (summary or "").split():
+        name, _, sg = tok.partition(":")
+        jobs.append({"name": name, "singleton": "fleet" if sg == "fleet" else bool(sg)})
+    return jobs
+
+
+def tickgate_singleton_errors(hostvars, hosts, result_var="__tickgate_checked"):
     """Each singleton job must be present and enabled on exactly one host; a
     floating singleton (singleton: fleet) must say so on every host that arms
-    it, or a host that does not would run every slot besides."""
+    it, or a host that does not would run every slot besides. Reads each
+    host's tickgate_armed summary (the "armed" of its tickgate_check result)."""
+    armed = {h: _armed_jobs((hostvars[h].get(result_var) or {}).get("armed")) for h in hosts}
     where, floating = {}, {}
     for h in hosts:
-        for job in hostvars[h].get(jobs_var) or []:
-            if not _armed(job):
-                continue
-            if job.get("singleton") == "fleet":
-                floating.setdefault(job.get("name"), set()).add(h)
-            elif job.get("singleton"):
-                where.setdefault(job.get("name"), []).append(h)
+        for job in armed[h]:
+            if job["singleton"] == "fleet":
+                floating.setdefault(job["name"], set()).add(h)
+            elif job["singleton"]:
+                where.setdefault(job["name"], []).append(h)
     # A job marked singleton on one host only counts everywhere it is armed.
     errors = []
     for h in hosts:
-        for job in hostvars[h].get(jobs_var) or []:
-            if not _armed(job) or job.get("singleton") == "fleet":
+        for job in armed[h]:
+            if job["singleton"] == "fleet":
                 continue
-            name = job.get("name")
+            name = job["name"]
             if name in floating:
                 errors.append(
                     "job %s: singleton: fleet on %s but %s on %s; every host that arms a floating singleton must say "
-                    "singleton: fleet" % (name, ", ".join(sorted(floating[name])), job.get("singleton") or "not a singleton", h)
+                    "singleton: fleet"
+                    % (name, ", ".join(sorted(floating[name])), "singleton" if job["singleton"] else "not a singleton", h)
                 )
-            elif not job.get("singleton") and name in where and h not in where[name]:
+            elif not job["singleton"] and name in where and h not in where[name]:
                 where[name].append(h)
     return errors + [
         "job %s: singleton: armed on %d hosts (%s); it must be present and enabled on exactly one"
@@ -619,6 +644,7 @@ class FilterModule(object):
             "tickgate_job_errors": tickgate_job_errors,
             "tickgate_normalize_jobs": tickgate_normalize_jobs,
             "tickgate_span": tickgate_span,
+            "tickgate_armed": tickgate_armed,
             "tickgate_singleton_errors": tickgate_singleton_errors,
             "tickgate_singleton_tz_errors": tickgate_singleton_tz_errors,
             "tickgate_target_errors": tickgate_target_errors,

@@ -26,17 +26,12 @@ def values(**over):
     return v
 
 
-def hostvars(**jobs_by_host):
-    return {h: {"tickgate_jobs": jobs} for h, jobs in jobs_by_host.items()}
-
-
 class Check(unittest.TestCase):
     def setUp(self):
         self.spec = c._spec(SPEC_FILE)
 
-    def run_check(self, v, hv=None):
-        hv = hv or hostvars(h1=v["tickgate_jobs"])
-        return c.check("h1", v, self.spec, hv, sorted(hv))
+    def run_check(self, v):
+        return c.check("h1", v, self.spec)
 
     def test_defaults_and_a_job_pass(self):
         self.assertEqual(self.run_check(values()), "")
@@ -58,12 +53,26 @@ class Check(unittest.TestCase):
         self.assertTrue(msg.startswith("Validation of arguments failed:"), msg)
         self.assertIn("tickgate_purge", msg)
 
-    def test_then_singletons_across_the_play(self):
-        job = {"name": "s", "command": ["/bin/true"], "schedule": "hourly", "singleton": True}
-        v = values(tickgate_jobs=[job])
-        msg = self.run_check(v, hostvars(h1=[job], h2=[job]))
-        self.assertIn("host h1: job s: singleton: armed on 2 hosts (h1, h2)", msg)
-        self.assertEqual(self.run_check(v, hostvars(h1=[job], h2=[])), "")
+    def test_the_action_returns_the_armed_jobs_for_the_check_across_hosts(self):
+        from unittest import mock
+
+        jobs = [
+            {"name": "s", "command": ["/bin/true"], "schedule": "hourly", "singleton": True},
+            {"name": "off", "command": ["/bin/true"], "schedule": "hourly", "enabled": False},
+            {"name": "a", "command": ["/bin/true"], "schedule": "hourly"},
+        ]
+        task_vars = dict(values(tickgate_jobs=jobs), inventory_hostname="h1")
+        action = c.ActionModule.__new__(c.ActionModule)
+        action._task = mock.Mock(args={"spec_file": SPEC_FILE})
+        action._templar = mock.Mock(template=lambda v: v)
+        with mock.patch.object(c.ActionBase, "run", return_value={}):
+            res = action.run(task_vars=task_vars)
+        self.assertEqual(res, {"changed": False, "armed": "s:1 a"})
+        task_vars["tickgate_jobs"] = [{"name": "bad", "command": "echo", "schedule": "hourly"}]
+        with mock.patch.object(c.ActionBase, "run", return_value={}):
+            res = action.run(task_vars=task_vars)
+        self.assertTrue(res["failed"])
+        self.assertNotIn("armed", res)
 
     def test_plain_strips_subclasses(self):
         class Tagged(str):

@@ -313,29 +313,53 @@ class Normalize(unittest.TestCase):
 
 
 class Singletons(unittest.TestCase):
+    @staticmethod
+    def registered(jobs_by_host):
+        """hostvars as the check across hosts sees them: each host's
+        tickgate_check result, whose "armed" is tickgate_armed of its jobs."""
+        return {h: {"__tickgate_checked": {"armed": t.tickgate_armed(jobs)}} for h, jobs in jobs_by_host.items()}
+
+    def test_armed_summary(self):
+        jobs = [
+            {"name": "s", "singleton": True},
+            {"name": "f", "singleton": "fleet"},
+            {"name": "plain"},
+            {"name": "off", "singleton": True, "enabled": False},
+            {"name": "gone", "state": "absent"},
+            {"name": "no", "singleton": False},
+        ]
+        self.assertEqual(t.tickgate_armed(jobs), "s:1 f:fleet plain no")
+        self.assertEqual(t.tickgate_armed(None), "")
+
     def test_exactly_one_host(self):
-        hv = {
-            "a": {"tickgate_jobs": [{"name": "s", "singleton": True}]},
-            "b": {"tickgate_jobs": [{"name": "s", "singleton": True}]},
-            "c": {"tickgate_jobs": [{"name": "s", "singleton": True, "enabled": False}]},
+        jobs = {
+            "a": [{"name": "s", "singleton": True}],
+            "b": [{"name": "s", "singleton": True}],
+            "c": [{"name": "s", "singleton": True, "enabled": False}],
         }
+        hv = self.registered(jobs)
         self.assertEqual(
             t.tickgate_singleton_errors(hv, ["a", "b", "c"]),
             ["job s: singleton: armed on 2 hosts (a, b); it must be present and enabled on exactly one"],
         )
         self.assertEqual(t.tickgate_singleton_errors(hv, ["a", "c"]), [])
-        hv["b"]["tickgate_jobs"][0]["state"] = "absent"
-        self.assertEqual(t.tickgate_singleton_errors(hv, ["a", "b"]), [])
+        jobs["b"][0]["state"] = "absent"
+        self.assertEqual(t.tickgate_singleton_errors(self.registered(jobs), ["a", "b"]), [])
+        # A host whose check did not register counts as arming nothing.
+        self.assertEqual(t.tickgate_singleton_errors({"a": hv["a"], "d": {}}, ["a", "d"]), [])
 
     def test_floating_singleton_is_armed_everywhere_but_says_so_everywhere(self):
-        hv = {h: {"tickgate_jobs": [{"name": "f", "singleton": "fleet"}]} for h in ("a", "b", "c")}
-        self.assertEqual(t.tickgate_singleton_errors(hv, ["a", "b", "c"]), [])
-        hv["c"]["tickgate_jobs"][0]["singleton"] = False
-        errs = t.tickgate_singleton_errors(hv, ["a", "b", "c"])
+        jobs = {h: [{"name": "f", "singleton": "fleet"}] for h in ("a", "b", "c")}
+        self.assertEqual(t.tickgate_singleton_errors(self.registered(jobs), ["a", "b", "c"]), [])
+        jobs["c"][0]["singleton"] = False
+        errs = t.tickgate_singleton_errors(self.registered(jobs), ["a", "b", "c"])
         self.assertEqual(len(errs), 1)
         self.assertIn("job f: singleton: fleet on a, b but not a singleton on c", errs[0])
-        hv["c"]["tickgate_jobs"][0]["enabled"] = False
-        self.assertEqual(t.tickgate_singleton_errors(hv, ["a", "b", "c"]), [])
+        jobs["c"][0]["singleton"] = True
+        errs = t.tickgate_singleton_errors(self.registered(jobs), ["a", "b", "c"])
+        self.assertIn("job f: singleton: fleet on a, b but singleton on c", errs[0])
+        jobs["c"][0]["enabled"] = False
+        self.assertEqual(t.tickgate_singleton_errors(self.registered(jobs), ["a", "b", "c"]), [])
 
     def test_floating_singleton_hosts_share_a_time_zone(self):
         hv = {
@@ -351,7 +375,7 @@ class Singletons(unittest.TestCase):
         self.assertEqual(t.tickgate_singleton_tz_errors(hv, ["a", "c"]), [])
 
     def test_same_job_not_marked_singleton_elsewhere_counts(self):
-        hv = {"a": {"tickgate_jobs": [{"name": "s", "singleton": True}]}, "b": {"tickgate_jobs": [{"name": "s"}]}}
+        hv = self.registered({"a": [{"name": "s", "singleton": True}], "b": [{"name": "s"}]})
         self.assertEqual(len(t.tickgate_singleton_errors(hv, ["a", "b"])), 1)
 
 
