@@ -9,7 +9,6 @@ VENV_BIN    := $(VENV)/bin
 export PATH := $(CURDIR)/$(VENV_BIN):$(PATH)
 GO          ?= go
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
-BUILD_FLAGS := -tags urfave_cli_no_docs -trimpath -buildvcs=false -ldflags "-s -w -X github.com/tickgate/tickgate/helper/cli.Version=$(VERSION)"
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 APT_PACKAGES := debootstrap systemd-container openssh-client python3-venv util-linux time gcc libc6-dev postgresql
 STEPS       := scripts/run-steps
@@ -64,14 +63,13 @@ $(PROMTOOL):
 	test -x $@
 
 # --- build ------------------------------------------------------------------
-# Always rebuilt (Go's cache makes it cheap): the version stamp changes with
-# every commit, not only with the Go files.
-.PHONY: build dist/tickgate dist/tickgate-exec
-build: dist/tickgate dist/tickgate-exec
-# tickgate-exec: the small start-up shim for non-root jobs (package execshim).
-dist/tickgate dist/tickgate-exec:
-	mkdir -p dist
-	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o $@ ./helper/cmd/$(@F)
+# scripts/build-helper, as site.yml's build step runs it: the build flags live
+# there only. It runs go build unless dist/ already has this version stamp
+# and no Go file is newer, and leaves a binary whose bytes did not change as
+# it was (its mtime too).
+.PHONY: build
+build:
+	GO="$(GO)" TICKGATE_VERSION="$(VERSION)" scripts/build-helper
 
 # --- checks -----------------------------------------------------------------
 .PHONY: test test-go test-filters lint molecule fuzz

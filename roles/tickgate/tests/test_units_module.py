@@ -68,10 +68,6 @@ class Calendars(unittest.TestCase):
         self.assertEqual(m.check_calendars([]), [])
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class EnablementSymlinks(unittest.TestCase):
     """The fast check that spares systemd a UnitFileState query per timer."""
 
@@ -408,3 +404,7 @@ class Documentation(unittest.TestCase):
         src = inspect.getsource(m.main)
         spec = src[src.index("argument_spec=dict(") : src.index("supports_check_mode")]
         self.assertEqual(sorted(set(re.findall(r"^\s+(\w+)=dict\(", spec, re.M))), sorted(doc["options"]))
+
+
+if __name__ == "__main__":
+    unittest.main()
