@@ -26,7 +26,9 @@ import (
 //   - execonly: a Go program that only runs the command; execonly-start: the
 //     same given a command that does not exist (the Go runtime's start-up);
 //   - depsonly(-start): the same linked with tickgate's libraries (their
-//     package initialisation and page faults);
+//     package initialisation and page faults); depsonly-signal-start: the
+//     same handling SIGTERM, SIGINT and SIGHUP as a supervisor must (the
+//     first signal.Notify starts the runtime's signal goroutines);
 //   - version: `tickgate --version` (the helper's start-up and CLI, no tick);
 //   - host1000: the tick on a host with 999 other jobs' files beside its
 //     own (it should cost what the tick does);
@@ -56,6 +58,11 @@ func BenchmarkRunVsFlock(b *testing.B) {
 		{"execonly-start", func() *exec.Cmd { return exec.Command(execOnly, missing) }, true},
 		{"depsonly", func() *exec.Cmd { return exec.Command(depsOnly, "true") }, false},
 		{"depsonly-start", func() *exec.Cmd { return exec.Command(depsOnly, missing) }, true},
+		{"depsonly-signal-start", func() *exec.Cmd {
+			c := exec.Command(depsOnly, missing)
+			c.Env = append(os.Environ(), "DEPSONLY_SIGNALS=1")
+			return c
+		}, true},
 		{"version", func() *exec.Cmd { return e.cmd("--version") }, false},
 	}
 	h := steadyEnv(b, t, b.TempDir())
@@ -178,7 +185,8 @@ func logBreakdown(b *testing.B, med map[string]time.Duration) {
 	}{
 		{"Go runtime start-up (execonly-start)", med["execonly-start"]},
 		{"+ the libraries' package initialisation (depsonly-start - execonly-start)", med["depsonly-start"] - med["execonly-start"]},
-		{"+ the helper's own start-up and CLI (version - depsonly-start)", med["version"] - med["depsonly-start"]},
+		{"+ handling signals, as a supervisor must (depsonly-signal-start - depsonly-start)", med["depsonly-signal-start"] - med["depsonly-start"]},
+		{"+ the helper's own start-up and CLI (version - depsonly-signal-start)", med["version"] - med["depsonly-signal-start"]},
 		{"+ starting and reaping the command (execonly - execonly-start)", child},
 		{"+ the tick's work: gate, markers, locks, state read and write (tmpfs-nometrics - version - command)", med["tmpfs-nometrics"] - med["version"] - child},
 		{"+ the metrics file (tmpfs - tmpfs-nometrics)", med["tmpfs"] - med["tmpfs-nometrics"]},
@@ -186,6 +194,7 @@ func logBreakdown(b *testing.B, med map[string]time.Duration) {
 		{"= the tick (tickgate)", med["tickgate"]},
 		{"the same tick beside 999 other jobs' state, lock and metrics files (host1000)", med["host1000"]},
 		{"floor with these libraries: depsonly-start + command + durable write", med["depsonly-start"] + child + med["tickgate"] - med["tmpfs"]},
+		{"floor with these libraries and signal handling: depsonly-signal-start + command + durable write", med["depsonly-signal-start"] + child + med["tickgate"] - med["tmpfs"]},
 	}
 	logf("breakdown of a tick (medians of %d rounds; flock %.2f ms):", b.N, fl/1e6)
 	for _, p := range parts {

@@ -5,8 +5,11 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
+	"os/signal"
+	"syscall"
 
 	_ "github.com/coreos/go-systemd/v22/dbus"
 	_ "github.com/coreos/go-systemd/v22/journal"
@@ -16,6 +19,13 @@ import (
 )
 
 func main() {
+	if os.Getenv("DEPSONLY_SIGNALS") != "" {
+		// As a supervisor must, to forward systemd's SIGTERM to its command:
+		// the first Notify starts the runtime's signal goroutines (one on a
+		// thread of its own).
+		_, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+		defer stop()
+	}
 	c := exec.Command(os.Args[1], os.Args[2:]...)
 	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if err := c.Run(); err != nil {
