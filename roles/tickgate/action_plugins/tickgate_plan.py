@@ -27,7 +27,14 @@ description:
   - Templates see C(job), every variable of the host (resolved on first use),
     C(ansible_managed), and ansible.builtin's filters plus tickgate's.
 options:
-  jobs: {description: tickgate_jobs, type: list, elements: dict, required: true}
+  jobs: {description: "tickgate_jobs (or I(jobs_var))", type: list, elements: dict}
+  jobs_var:
+    description:
+      - The name of the variable holding the job list, templated by the action
+        itself. Preferred to I(jobs) - a task's arguments travel back with its
+        result, pickled, to ansible-playbook's main process (which handles
+        every host's results one after another), and the job list is large.
+    type: str
   job_defaults: {description: tickgate_job_defaults, type: dict, required: true}
   settings: {description: What the resolved jobs need (paths, supervisor, fleet), type: dict, required: true}
   service_template: {description: Path of the service unit template, type: path, required: true}
@@ -187,10 +194,15 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         args = self._task.args
-        for k in ("jobs", "job_defaults", "settings", "service_template", "timer_template", "catch_up_template"):
+        for k in ("job_defaults", "settings", "service_template", "timer_template", "catch_up_template"):
             if k not in args:
                 raise AnsibleActionFail("tickgate_plan: missing argument %s" % k)
-        jobs = _plain(args["jobs"])
+        if "jobs" in args:
+            jobs = _plain(args["jobs"])
+        elif "jobs_var" in args:
+            jobs = _plain(self._templar.template(task_vars.get(args["jobs_var"])))
+        else:
+            raise AnsibleActionFail("tickgate_plan: missing argument jobs (or jobs_var)")
         defaults = _plain(args["job_defaults"])
         settings = _plain(args["settings"])
         resolved = tg_filters.tickgate_normalize_jobs(jobs, defaults, settings)
