@@ -140,6 +140,25 @@ class InstalledBinaries(unittest.TestCase):
         self.assertFalse(m.binary_current(link, self.sha))
 
 
+def record_systemctl(test):
+    """Record systemctl's calls in test.calls instead of running them (show
+    answers every unit disabled and inactive); other commands run."""
+    test.calls = []
+    real_run = m.run
+
+    def fake_run(cmd, check=True):
+        if cmd[0] != "systemctl":
+            return real_run(cmd, check)
+        test.calls.append(cmd[1:])
+        out = ""
+        if cmd[1] == "show":
+            out = "".join("Id=%s\nUnitFileState=disabled\nActiveState=inactive\n\n" % u for u in cmd[3:])
+        return type("R", (), {"returncode": 0, "stdout": out, "stderr": ""})()
+
+    m.run = fake_run
+    test.addCleanup(setattr, m, "run", real_run)
+
+
 class FakeModule:
     def __init__(self, check_mode=False):
         self.check_mode = check_mode
@@ -156,20 +175,7 @@ class UnitsFromThePlan(unittest.TestCase):
 
         self.dir = tempfile.mkdtemp()
         self.addCleanup(shutil.rmtree, self.dir)
-        self.calls = []
-        real_run = m.run
-
-        def fake_run(cmd, check=True):
-            if cmd[0] != "systemctl":
-                return real_run(cmd, check)
-            self.calls.append(cmd[1:])
-            out = ""
-            if cmd[1] == "show":
-                out = "".join("Id=%s\nUnitFileState=disabled\nActiveState=inactive\n\n" % u for u in cmd[3:])
-            return type("R", (), {"returncode": 0, "stdout": out, "stderr": ""})()
-
-        m.run = fake_run
-        self.addCleanup(setattr, m, "run", real_run)
+        record_systemctl(self)
         self.sha = lambda c: hashlib.sha256(c.encode()).hexdigest()
 
     def params(self, **kw):
@@ -304,17 +310,7 @@ class CloseAndDrain(unittest.TestCase):
         self.addCleanup(shutil.rmtree, self.dir)
         self.log = os.path.join(self.dir, "log")
         self.helper = os.path.join(self.dir, "tickgate")
-        self.stopped = []
-        real_run = m.run
-
-        def fake_run(cmd, check=True):
-            if cmd[0] != "systemctl":
-                return real_run(cmd, check)
-            self.stopped.append(cmd[1:])
-            return type("R", (), {"returncode": 0, "stdout": "", "stderr": ""})()
-
-        m.run = fake_run
-        self.addCleanup(setattr, m, "run", real_run)
+        record_systemctl(self)
 
     def fake_helper(self, close_rc=0, drain_rc=0, drain_out='{"drained": true, "running": []}'):
         with open(self.helper, "w") as f:
@@ -369,14 +365,14 @@ class CloseAndDrain(unittest.TestCase):
         with self.assertRaises(m.GateError) as e:
             m.close_and_drain(FakeModule(), self.params())
         self.assertIn("still running: a (pid 7)", e.exception.stderr)
-        self.assertEqual(self.stopped, [])
+        self.assertEqual(self.calls, [])
 
     def test_drain_stop_running_stops_their_services(self):
         running = '{"drained": false, "running": [{"job": "b", "pid": 8}, {"job": "a", "pid": 7}, {"job": "", "lock": "x"}]}'
         self.fake_helper(drain_rc=1, drain_out=running)
         got = m.close_and_drain(FakeModule(), self.params(drain_stop_running=True))
         self.assertEqual(got, (True, ["tickgate-a.service", "tickgate-b.service"]))
-        self.assertEqual(self.stopped, [["stop", "tickgate-a.service"], ["stop", "tickgate-b.service"]])
+        self.assertEqual(self.calls, [["stop", "tickgate-a.service"], ["stop", "tickgate-b.service"]])
 
     def test_other_drain_failures_fail_even_with_drain_stop_running(self):
         self.fake_helper(drain_rc=70)
@@ -387,7 +383,7 @@ class CloseAndDrain(unittest.TestCase):
         with self.assertRaises(m.GateError) as e:
             m.close_and_drain(FakeModule(), self.params(drain_stop_running=True))
         self.assertIn("not the JSON expected", str(e.exception))
-        self.assertEqual(self.stopped, [])
+        self.assertEqual(self.calls, [])
 
 
 class Documentation(unittest.TestCase):
