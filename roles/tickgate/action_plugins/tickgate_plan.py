@@ -27,14 +27,15 @@ description:
   - Templates see C(job), every variable of the host (resolved on first use),
     C(ansible_managed), and ansible.builtin's filters plus tickgate's.
 options:
-  jobs: {description: "tickgate_jobs (or I(jobs_var))", type: list, elements: dict}
   jobs_var:
     description:
-      - The name of the variable holding the job list, templated by the action
-        itself. Preferred to I(jobs) - a task's arguments travel back with its
-        result, pickled, to ansible-playbook's main process (which handles
-        every host's results one after another), and the job list is large.
+      - The name of the variable holding the job list (tickgate_jobs),
+        templated by the action itself, not passed as an argument - a task's
+        arguments travel back with its result, pickled, to ansible-playbook's
+        main process (which handles every host's results one after another),
+        and the job list is large.
     type: str
+    required: true
   job_defaults: {description: tickgate_job_defaults, type: dict, required: true}
   settings: {description: What the resolved jobs need (paths, supervisor, fleet), type: dict, required: true}
   service_template: {description: Path of the service unit template, type: path, required: true}
@@ -194,15 +195,10 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
         args = self._task.args
-        for k in ("job_defaults", "settings", "service_template", "timer_template", "catch_up_template"):
+        for k in ("jobs_var", "job_defaults", "settings", "service_template", "timer_template", "catch_up_template"):
             if k not in args:
                 raise AnsibleActionFail("tickgate_plan: missing argument %s" % k)
-        if "jobs" in args:
-            jobs = _plain(args["jobs"])
-        elif "jobs_var" in args:
-            jobs = _plain(self._templar.template(task_vars.get(args["jobs_var"])))
-        else:
-            raise AnsibleActionFail("tickgate_plan: missing argument jobs (or jobs_var)")
+        jobs = _plain(self._templar.template(task_vars.get(args["jobs_var"])))
         defaults = _plain(args["job_defaults"])
         settings = _plain(args["settings"])
         resolved = tg_filters.tickgate_normalize_jobs(jobs, defaults, settings)
