@@ -22,9 +22,8 @@ func main() {
 	if os.Getenv("DEPSONLY_SIGNALS") != "" {
 		// As a supervisor must, to forward systemd's SIGTERM to its command:
 		// the first Notify starts the runtime's signal goroutines (one on a
-		// thread of its own).
-		_, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-		defer stop()
+		// thread of its own). Never removed, as tickgate's are not.
+		signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	}
 	c := exec.Command(os.Args[1], os.Args[2:]...)
 	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
