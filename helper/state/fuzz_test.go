@@ -3,6 +3,7 @@ package state
 import (
 	"encoding/json"
 	"reflect"
+	"regexp"
 	"testing"
 )
 
@@ -50,6 +51,24 @@ func FuzzParseMarker(f *testing.F) {
 		m2, err := ParseMarker(out)
 		if err != nil || !reflect.DeepEqual(m.ExitCode, m2.ExitCode) || m.Reason != m2.Reason || !m.At.Equal(m2.At) {
 			t.Fatalf("round trip: %+v -> %+v (%v)", m, m2, err)
+		}
+	})
+}
+
+// ValidName's byte checks match the patterns the README and the role's
+// preflight give, kept here as the reference.
+func FuzzNameMatchesPattern(f *testing.F) {
+	jobRE := regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)
+	lockRE := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.@-]*$`)
+	for _, s := range []string{"", "a", "A", "nightly-harvest", "api@eu", "-a", ".a", "_a", "@a", "a b", "a/b", "a\n", "é", "a.b_c-d", "Z9@x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := nameMatches(s, false), jobRE.MatchString(s); got != want {
+			t.Fatalf("job name %q: %v, the pattern says %v", s, got, want)
+		}
+		if got, want := nameMatches(s, true), lockRE.MatchString(s); got != want {
+			t.Fatalf("lock name %q: %v, the pattern says %v", s, got, want)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package timespec
 
 import (
+	"regexp"
 	"testing"
 	"time"
 )
@@ -42,6 +43,32 @@ func FuzzParseTime(f *testing.F) {
 		}
 		if len(s) > 0 && s[0] == '+' && tm.Before(now) {
 			t.Fatalf("ParseTime(%q) = %v, before now", s, tm)
+		}
+	})
+}
+
+// The hand-written scanners match the grammar's patterns, kept here as the
+// reference: bare's whole-string match, and part's submatches and length.
+func FuzzScannersMatchPatterns(f *testing.F) {
+	bareRE := regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
+	partRE := regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?) *([a-zµ]+) *`)
+	for _, s := range []string{"90", "1.5", "1.", ".5", "1..5", "90s", "5 min  1h", "1.5µs", "1µ", "1 µ", "2x\xc2", "1\xc2\xb5s", "1 Min", "1.5.s", "12", " 1s"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := bare(s), bareRE.MatchString(s); got != want {
+			t.Fatalf("bare(%q) = %v, the pattern says %v", s, got, want)
+		}
+		num, unit, n := part(s)
+		m := partRE.FindStringSubmatch(s)
+		if m == nil {
+			if n != 0 {
+				t.Fatalf("part(%q) = %q %q %d, the pattern does not match", s, num, unit, n)
+			}
+			return
+		}
+		if num != m[1] || unit != m[2] || n != len(m[0]) {
+			t.Fatalf("part(%q) = %q %q %d, the pattern says %q %q %d", s, num, unit, n, m[1], m[2], len(m[0]))
 		}
 	})
 }
