@@ -15,6 +15,7 @@ import hashlib
 import json
 
 from ansible.errors import AnsibleActionFail
+from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
 MODULE = "tickgate_units"
@@ -89,6 +90,11 @@ def present(plan):
     return [j for j in plan["jobs"] if j["state"] == "present"]
 
 
+def absent_jobs(plan):
+    """Which jobs are gone, for the purge of their state and data."""
+    return [j["name"] for j in plan["jobs"] if j["state"] == "absent"]
+
+
 class ActionModule(ActionBase):
     TRANSFERS_FILES = False
 
@@ -101,6 +107,24 @@ class ActionModule(ActionBase):
         if res.get("failed"):
             return None, res
         return res.get("digests", {}), res
+
+    def _write_args(self, args, path, plan, jobs, task_vars, base):
+        """write's arguments from the plan (None, and the module's failed
+        result, when the installed units cannot be read)."""
+        # As the preflight saw the host (else asked now): the module checks
+        # that every unit not sent is still installed with its digest.
+        installed = load_installed(path)
+        if installed is None:
+            installed, res = self._installed(task_vars, base)
+            if installed is None:
+                return None, res
+        wanted = {n: digest(c) for n, c in plan["units"].items()}
+        args["units"] = {n: plan["units"][n] for n, d in wanted.items() if installed.get(n) != d}
+        args["digests"] = wanted
+        if args.pop("arm", False):
+            args["enabled"] = [j["unit"] + ".timer" for j in jobs if j.get("enabled", True)]
+            args["disabled"] = [j["unit"] + ".timer" for j in jobs if not j.get("enabled", True)]
+        return args, None
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
@@ -154,23 +178,12 @@ class ActionModule(ActionBase):
             return result
 
         if action == "write":
-            # As the preflight saw the host (else asked now): the module checks
-            # that every unit not sent is still installed with its digest.
-            installed = load_installed(path)
-            if installed is None:
-                installed, res = self._installed(task_vars, base)
-                if installed is None:
-                    result.update(res)
-                    return result
-            wanted = {n: digest(c) for n, c in plan["units"].items()}
-            args["units"] = {n: plan["units"][n] for n, d in wanted.items() if installed.get(n) != d}
-            args["digests"] = wanted
-            if args.pop("arm", False):
-                args["enabled"] = [j["unit"] + ".timer" for j in jobs if j.get("enabled", True)]
-                args["disabled"] = [j["unit"] + ".timer" for j in jobs if not j.get("enabled", True)]
+            args, failed = self._write_args(args, path, plan, jobs, task_vars, base)
+            if failed:
+                result.update(failed)
+                return result
             res = self._module(args, task_vars)
-            # Which jobs are gone, for the purge of their state and data.
-            res["absent_jobs"] = [j["name"] for j in plan["jobs"] if j["state"] == "absent"]
+            res["absent_jobs"] = absent_jobs(plan)
             result.update(res)
             return result
 
@@ -194,7 +207,18 @@ class ActionModule(ActionBase):
                 la = layout_args(lay, jobs)
                 args["secret_files"] = la.pop("secret_files", {})
                 args.update({"layout_" + k: v for k, v in la.items()})
-            result.update(self._module(args, task_vars))
+            then_write = boolean(args.get("write_if_ready", False), strict=False)
+            if then_write:
+                # The write too, if the host turns out ready for it: its
+                # arguments as the write step's (which arms).
+                args, failed = self._write_args(dict(args, arm=True), path, plan, jobs, task_vars, base)
+                if failed:
+                    result.update(failed)
+                    return result
+            res = self._module(args, task_vars)
+            if then_write:
+                res["absent_jobs"] = absent_jobs(plan)
+            result.update(res)
             return result
 
         raise AnsibleActionFail("tickgate_units: action %r does not take a plan" % action)

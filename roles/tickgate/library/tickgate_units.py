@@ -36,6 +36,10 @@ description:
     paths in I(absent), and reports which of I(groups) and I(users) are
     missing or differ (C(fix_groups), C(fix_users)), for the play to fix with
     ansible.builtin.group and ansible.builtin.user.
+  - C(host) with I(write_if_ready) then does C(write) (and I(reopen)) in the
+    same round trip when nothing else must come first (every account exists,
+    so it laid out too, and the helper and its shim are installed as
+    wanted), and says so in C(wrote); otherwise the play's write step does it.
   - C(layout) given I(dir) also writes each job's notification targets file
     there (owner I(owner):I(group), mode 0600; the contents, I(secret_files),
     are no_log) and removes the C(*.json) files of jobs that have none now.
@@ -185,7 +189,7 @@ options:
     description: For host, the layout's I(group).
     type: str
   reopen:
-    description: For write, outside check mode, a command (argv) that reopens the gate once the units are written; its failure fails the task.
+    description: For write (and host with I(write_if_ready)), outside check mode, a command (argv) that reopens the gate once the units are written; its failure fails the task.
     type: list
     elements: str
     default: []
@@ -205,6 +209,12 @@ options:
     description: For host, stop the services of the jobs the drain found still running at its timeout instead of failing.
     type: bool
     default: false
+  write_if_ready:
+    description:
+      - For host, then write the units as C(write) does (I(units), I(digests), I(enabled), I(disabled), I(helper), I(reopen)) when nothing else must come first (C(wrote)).
+      - Give it only when the play has nothing else to do on the host between the two steps (no files to copy).
+    type: bool
+    default: false
 author: tickgate
 """
 
@@ -219,7 +229,7 @@ digests: {description: sha256 of each installed unit, type: dict, returned: dige
 need: {description: for validate with digests, the changed units whose content is needed, type: list, returned: validate}
 files: {description: files written or removed (or that would be), type: list, returned: layout with dir, and host}
 fix_groups: {description: groups missing on the host, type: list, returned: host}
-helper_version: {description: what the helper's --version prints, type: str, returned: write with helper}
+helper_version: {description: what the helper's --version prints, type: str, returned: write with helper, and host when it wrote}
 helper_current: {description: the helper is installed with the wanted content, owner and mode, type: bool, returned: host with helper}
 shim_current: {description: tickgate-exec is installed with the wanted content, owner and mode, type: bool, returned: host with shim}
 fix_users: {description: users missing on the host or with another shell or primary group, type: list, returned: host}
@@ -227,7 +237,8 @@ disarmed: {description: timers stopped/disabled, type: list, returned: always}
 timezone: {description: the host's time zone (/etc/localtime), type: str, returned: validate}
 local_time_jobs: {description: floating singletons whose schedule is read in the host's local time, type: list, returned: validate}
 layout_done: {description: the host step laid out too (every account existed), type: bool, returned: host}
-reopened: {description: the reopen command ran and succeeded, type: bool, returned: write with reopen}
+reopened: {description: the reopen command ran and succeeded, type: bool, returned: write with reopen, and host when it wrote}
+wrote: {description: for host with write_if_ready, it wrote the units (written, removed, armed, disarmed are the write's), type: bool, returned: host}
 installed: {description: for host with close, a helper was installed, so the gate was closed and drained (outside check mode), type: bool, returned: host}
 stopped: {description: services stopped at the drain timeout (drain_stop_running), type: list, returned: host}
 """
@@ -568,6 +579,29 @@ def write(module, p):
     return written, removed, armed, disarmed
 
 
+def write_and_reopen(module, p, res):
+    """write's work into res: the units, the helper's version, then the gate
+    reopened with p["reopen"] (outside check mode). Returns why the reopen
+    failed ("" when it did not)."""
+    res["written"], res["removed"], res["armed"], res["disarmed"] = write(module, p)
+    if p["helper"]:
+        res["helper_version"] = helper_version(p["helper"])
+    if p["reopen"] and not module.check_mode:
+        r = run(p["reopen"], check=False)
+        if r.returncode != 0:
+            return "the units are written, but reopening the gate failed (%s, exit %d): %s" % (
+                " ".join(p["reopen"]),
+                r.returncode,
+                (r.stderr or r.stdout).strip(),
+            )
+        res["reopened"] = True
+    return ""
+
+
+def wrote_anything(res):
+    return bool(res["written"] or res["removed"] or res["armed"] or res["disarmed"])
+
+
 def helper_version(path):
     """What `tickgate --version` prints ("" when it cannot run)."""
     try:
@@ -720,6 +754,49 @@ def host(module, p):
         if pw.pw_shell != u.get("shell", pw.pw_shell) or (gid is not None and pw.pw_gid != gid):
             fix_users.append(u["name"])
     return changes, fix_groups, fix_users
+
+
+def new_result():
+    """Every action's result before it runs: the lists RETURN says are always there."""
+    return dict(changed=False, errors=[], written=[], removed=[], layout=[], moved=[], armed=[], disarmed=[])
+
+
+def host_step(module, p, res):
+    """The host action into res: site.yml's close and drain, root's files and
+    the accounts check, the layout when every account exists, and with
+    write_if_ready the write and the reopen when nothing else must come
+    first. Returns why it failed ("" when it did not); res then still says
+    whether the gate may be closed (installed)."""
+    try:
+        res["installed"], res["stopped"] = close_and_drain(module, p)
+    except (GateError, RuntimeError, OSError) as e:
+        # The gate may be closed now: site.yml's rescue says so.
+        res.update(installed=True, stderr=getattr(e, "stderr", ""))
+        return str(e)
+    res["files"], res["fix_groups"], res["fix_users"] = host(module, p)
+    for name in ("helper", "shim"):
+        if p[name] and p[name + "_sha256"]:
+            res[name + "_current"] = binary_current(p[name], p[name + "_sha256"])
+    res["layout_done"] = p["layout_job_dirs"] is not None and not (res["fix_groups"] or res["fix_users"])
+    if res["layout_done"]:
+        # Every account the layout needs exists: lay out in this round
+        # trip (configure.yml's layout step then skips).
+        lp = dict(
+            p,
+            dirs=p["layout_dirs"],
+            job_dirs=p["layout_job_dirs"],
+            dir=p["layout_dir"],
+            owner=p["layout_owner"],
+            group=p["layout_group"],
+        )
+        res["layout"], res["moved"], files = lay_out(module, lp)
+        res["files"] += files
+    # Nothing else before the write (accounts, layout, binaries; the caller
+    # knows there are no files to copy): write and reopen now.
+    res["wrote"] = bool(p["write_if_ready"] and res["layout_done"] and res.get("helper_current") and res.get("shim_current"))
+    failed = write_and_reopen(module, p, res) if res["wrote"] else ""
+    res["changed"] = bool(res["files"] or res["layout"] or res["moved"] or res["stopped"]) or wrote_anything(res)
+    return failed
 
 
 # tickgate's own files in a job's state directory (everything else there
@@ -989,11 +1066,14 @@ def main():
             close=dict(type="list", elements="str", default=[]),
             drain=dict(type="list", elements="str", default=[]),
             drain_stop_running=dict(type="bool", default=False),
+            # host: then write (and reopen), in this round trip, when nothing
+            # else must come first.
+            write_if_ready=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
     p = module.params
-    res = dict(changed=False, errors=[], written=[], removed=[], layout=[], moved=[], armed=[], disarmed=[])
+    res = new_result()
     try:
         if p["action"] == "validate":
             res["errors"], res["need"], res["digests"] = validate(module, p)
@@ -1006,46 +1086,16 @@ def main():
                     msg="tickgate preflight: %d problem(s):\n%s" % (len(res["errors"]), "\n".join(res["errors"])), **res
                 )
         elif p["action"] == "write":
-            res["written"], res["removed"], res["armed"], res["disarmed"] = write(module, p)
-            if p["helper"]:
-                res["helper_version"] = helper_version(p["helper"])
-            res["changed"] = bool(res["written"] or res["removed"] or res["armed"] or res["disarmed"])
-            if p["reopen"] and not module.check_mode:
-                r = run(p["reopen"], check=False)
-                if r.returncode != 0:
-                    module.fail_json(
-                        msg="tickgate_units write: the units are written, but reopening the gate failed (%s, exit %d): %s"
-                        % (" ".join(p["reopen"]), r.returncode, (r.stderr or r.stdout).strip()),
-                        **res,
-                    )
-                res["reopened"] = True
+            failed = write_and_reopen(module, p, res)
+            res["changed"] = wrote_anything(res)
+            if failed:
+                module.fail_json(msg="tickgate_units write: %s" % failed, **res)
         elif p["action"] == "digest":
             res["digests"] = digests(p["unit_dir"], p["prefix"])
         elif p["action"] == "host":
-            try:
-                res["installed"], res["stopped"] = close_and_drain(module, p)
-            except (GateError, RuntimeError, OSError) as e:
-                # The gate may be closed now: site.yml's rescue says so.
-                module.fail_json(msg="tickgate_units host: %s" % e, stderr=getattr(e, "stderr", ""), installed=True, **res)
-            res["files"], res["fix_groups"], res["fix_users"] = host(module, p)
-            for name in ("helper", "shim"):
-                if p[name] and p[name + "_sha256"]:
-                    res[name + "_current"] = binary_current(p[name], p[name + "_sha256"])
-            res["layout_done"] = p["layout_job_dirs"] is not None and not (res["fix_groups"] or res["fix_users"])
-            if res["layout_done"]:
-                # Every account the layout needs exists: lay out in this round
-                # trip (configure.yml's layout step then skips).
-                lp = dict(
-                    p,
-                    dirs=p["layout_dirs"],
-                    job_dirs=p["layout_job_dirs"],
-                    dir=p["layout_dir"],
-                    owner=p["layout_owner"],
-                    group=p["layout_group"],
-                )
-                res["layout"], res["moved"], files = lay_out(module, lp)
-                res["files"] += files
-            res["changed"] = bool(res["files"] or res["layout"] or res["moved"] or res["stopped"])
+            failed = host_step(module, p, res)
+            if failed:
+                module.fail_json(msg="tickgate_units host: %s" % failed, **res)
         elif p["action"] == "layout":
             res["layout"], res["moved"], res["files"] = lay_out(module, p)
             res["changed"] = bool(res["layout"] or res["moved"] or res["files"])

@@ -386,6 +386,144 @@ class CloseAndDrain(unittest.TestCase):
         self.assertEqual(self.calls, [])
 
 
+class HostThenWrite(unittest.TestCase):
+    """The host step with write_if_ready: close, drain, then the write and the
+    reopen in the same call only when the host needs nothing else first. A
+    real program stands in for the helper and logs its arguments; systemctl
+    is recorded; the layout and the binaries' check are stubbed."""
+
+    def setUp(self):
+        import hashlib
+        import shutil
+        import tempfile
+
+        self.dir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.dir)
+        self.units = os.path.join(self.dir, "units")
+        os.mkdir(self.units)
+        self.log = os.path.join(self.dir, "log")
+        self.helper = os.path.join(self.dir, "tickgate")
+        self.open_rc = 0
+        record_systemctl(self)
+        self.sha = lambda c: hashlib.sha256(c.encode()).hexdigest()
+        self.current = True
+        for name, stub in (
+            ("binary_current", lambda path, sha: self.current),
+            ("lay_out", lambda module, p: (self.logged_line("layout") or [], [], [])),
+        ):
+            real = getattr(m, name)
+            setattr(m, name, stub)
+            self.addCleanup(setattr, m, name, real)
+
+    def logged_line(self, line):
+        with open(self.log, "a") as f:
+            f.write(line + "\n")
+
+    def fake_helper(self):
+        with open(self.helper, "w") as f:
+            f.write(
+                "#!/bin/sh\n"
+                'echo "$*" >>%s\n'
+                'case "$1 $2" in "gate open") echo "cannot open: broken gate" >&2; exit %d;; esac\n' % (self.log, self.open_rc)
+            )
+        os.chmod(self.helper, 0o755)
+
+    def params(self, **kw):
+        import pwd
+
+        me = pwd.getpwuid(os.getuid()).pw_name
+        p = dict(
+            close=[self.helper, "gate", "close", "--token", "deploy-1"],
+            drain=[self.helper, "drain", "--json"],
+            drain_stop_running=False,
+            reopen=[self.helper, "gate", "open", "--token", "deploy-1"],
+            write_if_ready=True,
+            prefix="tickgate-",
+            unit_dir=self.units,
+            units={"tickgate-a.service": "A\n"},
+            digests={"tickgate-a.service": self.sha("A\n")},
+            enabled=[],
+            disabled=[],
+            dirs=[],
+            files=[],
+            absent=[],
+            groups=[],
+            users=[{"name": me, "shell": pwd.getpwnam(me).pw_shell}],
+            helper=self.helper,
+            helper_sha256="x",
+            shim=self.helper,
+            shim_sha256="x",
+            layout_dirs=[],
+            layout_job_dirs=[],
+            layout_dir=None,
+            layout_owner=me,
+            layout_group="",
+        )
+        p.update(kw)
+        return p
+
+    def logged(self):
+        try:
+            with open(self.log) as f:
+                return f.read().splitlines()
+        except FileNotFoundError:
+            return []
+
+    def test_writes_and_reopens_after_the_drain_when_nothing_else_is_needed(self):
+        self.fake_helper()
+        res = m.new_result()
+        self.assertEqual(m.host_step(FakeModule(), self.params(), res), "")
+        self.assertTrue(res["wrote"] and res["reopened"] and res["changed"])
+        self.assertEqual(res["written"], ["tickgate-a.service"])
+        self.assertEqual(
+            self.logged(), ["gate close --token deploy-1", "drain --json", "layout", "--version", "gate open --token deploy-1"]
+        )
+        with open(os.path.join(self.units, "tickgate-a.service")) as f:
+            self.assertEqual(f.read(), "A\n")
+        self.assertEqual([c[0] for c in self.calls], ["daemon-reload"])
+
+    def test_leaves_the_write_to_its_step_when_anything_else_comes_first(self):
+        self.fake_helper()
+        cases = {
+            "not asked (files to copy)": dict(write_if_ready=False),
+            "an account to fix": dict(users=[{"name": "no-such-user-tg", "shell": "/usr/sbin/nologin"}]),
+            "no layout given": dict(layout_job_dirs=None),
+            "no binaries to compare": dict(helper_sha256=None),
+        }
+        for what, kw in cases.items():
+            with self.subTest(what):
+                res = m.new_result()
+                self.assertEqual(m.host_step(FakeModule(), self.params(**kw), res), "")
+                self.assertFalse(res["wrote"])
+                self.assertNotIn("reopened", res)
+        self.current = False  # a helper or shim to install first
+        res = m.new_result()
+        m.host_step(FakeModule(), self.params(), res)
+        self.assertFalse(res["wrote"])
+        self.assertNotIn("gate open --token deploy-1", self.logged())
+        self.assertEqual(os.listdir(self.units), [])
+
+    def test_check_mode_reports_the_write_and_touches_nothing(self):
+        self.fake_helper()
+        res = m.new_result()
+        self.assertEqual(m.host_step(FakeModule(check_mode=True), self.params(), res), "")
+        self.assertTrue(res["wrote"])
+        self.assertEqual(res["written"], ["tickgate-a.service"])
+        self.assertNotIn("reopened", res)
+        self.assertEqual(os.listdir(self.units), [])
+        self.assertNotIn("gate close --token deploy-1", self.logged())
+
+    def test_a_failed_reopen_fails_saying_the_gate_may_be_closed(self):
+        self.open_rc = 3
+        self.fake_helper()
+        res = m.new_result()
+        failed = m.host_step(FakeModule(), self.params(), res)
+        self.assertIn("the units are written, but reopening the gate failed", failed)
+        self.assertIn("exit 3): cannot open: broken gate", failed)
+        self.assertTrue(res["installed"])
+        self.assertEqual(res["written"], ["tickgate-a.service"])
+
+
 class Documentation(unittest.TestCase):
     def test_parses_and_documents_every_option(self):
         # ansible-doc reads DOCUMENTATION as YAML; a ': ' in a plain scalar
