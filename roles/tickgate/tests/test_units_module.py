@@ -298,9 +298,9 @@ class UnitsFromThePlan(unittest.TestCase):
         self.assertEqual(m.notify(FakeModule(), p), [])
 
 
-class CloseAndDrain(unittest.TestCase):
-    """The host step's close and drain (site.yml's), with a real program in
-    the helper's place that logs its arguments; systemctl is recorded."""
+class HelperLog:
+    """A temporary directory with a program in the helper's place (written by
+    the test's fake_helper) that logs its arguments; systemctl is recorded."""
 
     def setUp(self):
         import shutil
@@ -312,18 +312,8 @@ class CloseAndDrain(unittest.TestCase):
         self.helper = os.path.join(self.dir, "tickgate")
         record_systemctl(self)
 
-    def fake_helper(self, close_rc=0, drain_rc=0, drain_out='{"drained": true, "running": []}'):
-        with open(self.helper, "w") as f:
-            f.write(
-                "#!/bin/sh\n"
-                'echo "$*" >>%s\n'
-                'case "$1" in gate) echo "cannot close: broken gate" >&2; exit %d;; '
-                "drain) echo '%s'; echo 'drain timed out after 1s; still running: a (pid 7)' >&2; exit %d;; esac\n"
-                % (self.log, close_rc, drain_out, drain_rc)
-            )
-        os.chmod(self.helper, 0o755)
-
-    def params(self, **kw):
+    def gate_params(self, **kw):
+        """site.yml's close and drain, as the host step gets them."""
         p = dict(
             close=[self.helper, "gate", "close", "--token", "deploy-1"],
             drain=[self.helper, "drain", "--json"],
@@ -339,6 +329,24 @@ class CloseAndDrain(unittest.TestCase):
                 return f.read().splitlines()
         except FileNotFoundError:
             return []
+
+
+class CloseAndDrain(HelperLog, unittest.TestCase):
+    """The host step's close and drain (site.yml's)."""
+
+    def fake_helper(self, close_rc=0, drain_rc=0, drain_out='{"drained": true, "running": []}'):
+        with open(self.helper, "w") as f:
+            f.write(
+                "#!/bin/sh\n"
+                'echo "$*" >>%s\n'
+                'case "$1" in gate) echo "cannot close: broken gate" >&2; exit %d;; '
+                "drain) echo '%s'; echo 'drain timed out after 1s; still running: a (pid 7)' >&2; exit %d;; esac\n"
+                % (self.log, close_rc, drain_out, drain_rc)
+            )
+        os.chmod(self.helper, 0o755)
+
+    def params(self, **kw):
+        return self.gate_params(**kw)
 
     def test_closes_then_drains_where_a_helper_is_installed(self):
         self.fake_helper()
@@ -386,25 +394,18 @@ class CloseAndDrain(unittest.TestCase):
         self.assertEqual(self.calls, [])
 
 
-class HostThenWrite(unittest.TestCase):
+class HostThenWrite(HelperLog, unittest.TestCase):
     """The host step with write_if_ready: close, drain, then the write and the
-    reopen in the same call only when the host needs nothing else first. A
-    real program stands in for the helper and logs its arguments; systemctl
-    is recorded; the layout and the binaries' check are stubbed."""
+    reopen in the same call only when the host needs nothing else first. The
+    layout and the binaries' check are stubbed."""
 
     def setUp(self):
         import hashlib
-        import shutil
-        import tempfile
 
-        self.dir = tempfile.mkdtemp()
-        self.addCleanup(shutil.rmtree, self.dir)
+        super().setUp()
         self.units = os.path.join(self.dir, "units")
         os.mkdir(self.units)
-        self.log = os.path.join(self.dir, "log")
-        self.helper = os.path.join(self.dir, "tickgate")
         self.open_rc = 0
-        record_systemctl(self)
         self.sha = lambda c: hashlib.sha256(c.encode()).hexdigest()
         self.current = True
         for name, stub in (
@@ -432,13 +433,9 @@ class HostThenWrite(unittest.TestCase):
         import pwd
 
         me = pwd.getpwuid(os.getuid()).pw_name
-        p = dict(
-            close=[self.helper, "gate", "close", "--token", "deploy-1"],
-            drain=[self.helper, "drain", "--json"],
-            drain_stop_running=False,
+        p = self.gate_params(
             reopen=[self.helper, "gate", "open", "--token", "deploy-1"],
             write_if_ready=True,
-            prefix="tickgate-",
             unit_dir=self.units,
             units={"tickgate-a.service": "A\n"},
             digests={"tickgate-a.service": self.sha("A\n")},
@@ -461,13 +458,6 @@ class HostThenWrite(unittest.TestCase):
         )
         p.update(kw)
         return p
-
-    def logged(self):
-        try:
-            with open(self.log) as f:
-                return f.read().splitlines()
-        except FileNotFoundError:
-            return []
 
     def test_writes_and_reopens_after_the_drain_when_nothing_else_is_needed(self):
         self.fake_helper()
