@@ -82,6 +82,17 @@ options:
     type: list
     elements: dict
     default: []
+  private_files:
+    description:
+      - For host, dicts with path, owner, group and mode of files whose content is secret (the fleet DSN files), written like I(files) but only when every account exists (C(private_done)), since their owners may be accounts this deploy creates.
+      - Their contents are in I(private_contents); a trailing newline is added when missing.
+    type: list
+    elements: dict
+    default: []
+  private_contents:
+    description: For host, each of I(private_files)' path to its content (never logged).
+    type: dict
+    default: {}
   absent:
     description: For host, paths to remove (a file; missing is fine).
     type: list
@@ -212,7 +223,7 @@ options:
   write_if_ready:
     description:
       - For host, then write the units as C(write) does (I(units), I(digests), I(enabled), I(disabled), I(helper), I(reopen)) when nothing else must come first (C(wrote)).
-      - Give it only when the play has nothing else to do on the host between the two steps (no files to copy).
+      - Give it only when the play has nothing else to do on the host between the two steps (no job files to copy; I(private_files) are written first).
     type: bool
     default: false
 author: tickgate
@@ -237,6 +248,7 @@ disarmed: {description: timers stopped/disabled, type: list, returned: always}
 timezone: {description: the host's time zone (/etc/localtime), type: str, returned: validate}
 local_time_jobs: {description: floating singletons whose schedule is read in the host's local time, type: list, returned: validate}
 layout_done: {description: the host step laid out too (every account existed), type: bool, returned: host}
+private_done: {description: the host step wrote (or found current) every one of private_files (every account existed), type: bool, returned: host}
 reopened: {description: the reopen command ran and succeeded, type: bool, returned: write with reopen, and host when it wrote}
 wrote: {description: for host with write_if_ready, it wrote the units (written, removed, armed, disarmed are the write's), type: bool, returned: host}
 installed: {description: for host with close, a helper was installed, so the gate was closed and drained (outside check mode), type: bool, returned: host}
@@ -707,26 +719,7 @@ def host(module, p):
             if not check:
                 os.makedirs(parent, 0o755)  # as ansible.builtin.file does: root's, 0755
         _ensure_dir(d["path"], uid, gid, int(str(d["mode"]), 8), check, changes)
-    for f in p["files"]:
-        path, content = f["path"], f["content"]
-        uid, gid = _ids(f.get("owner") or "root", f.get("group") or "root", check)
-        mode = int(str(f.get("mode") or "0644"), 8)
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            st = None
-        if st is not None and not f.get("force", True):
-            continue  # never overwrite an operator's file (the gate)
-        if st is not None and stat.S_ISREG(st.st_mode):
-            with open(path) as fh:
-                same = fh.read() == content
-            if same and (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (uid, gid, mode):
-                continue
-        elif st is not None:
-            raise LayoutError("%s is not a regular file: tickgate will not replace it; move it away" % path)
-        changes.append(path)
-        if not check:
-            write_atomic(path, content, mode=mode, uid=uid, gid=gid)
+    put_files(p["files"], check, changes)
     for path in p["absent"]:
         if os.path.lexists(path):
             changes.append("remove %s" % path)
@@ -756,6 +749,43 @@ def host(module, p):
     return changes, fix_groups, fix_users
 
 
+def put_files(files, check, changes):
+    """Write each of files (path, content, owner, group, mode, force) that
+    differs in content, owner or mode, atomically; its path into changes."""
+    for f in files:
+        path, content = f["path"], f["content"]
+        uid, gid = _ids(f.get("owner") or "root", f.get("group") or "root", check)
+        mode = int(str(f.get("mode") or "0644"), 8)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            st = None
+        if st is not None and not f.get("force", True):
+            continue  # never overwrite an operator's file (the gate)
+        if st is not None and stat.S_ISREG(st.st_mode):
+            with open(path) as fh:
+                same = fh.read() == content
+            if same and (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (uid, gid, mode):
+                continue
+        elif st is not None:
+            raise LayoutError("%s is not a regular file: tickgate will not replace it; move it away" % path)
+        changes.append(path)
+        if not check:
+            write_atomic(path, content, mode=mode, uid=uid, gid=gid)
+
+
+def private_files(p):
+    """private_files with their contents (from the no_log private_contents),
+    each ending in a newline."""
+    out = []
+    for f in p["private_files"]:
+        content = p["private_contents"].get(f["path"])
+        if content is None:
+            raise LayoutError("private file %s has no content in private_contents" % f["path"])
+        out.append(dict(f, content=content if content.endswith("\n") else content + "\n"))
+    return out
+
+
 def new_result():
     """Every action's result before it runs: the lists RETURN says are always there."""
     return dict(changed=False, errors=[], written=[], removed=[], layout=[], moved=[], armed=[], disarmed=[])
@@ -767,6 +797,7 @@ def host_step(module, p, res):
     write_if_ready the write and the reopen when nothing else must come
     first. Returns why it failed ("" when it did not); res then still says
     whether the gate may be closed (installed)."""
+    private = private_files(p)  # a missing content fails before the gate closes
     try:
         res["installed"], res["stopped"] = close_and_drain(module, p)
     except (GateError, RuntimeError, OSError) as e:
@@ -791,6 +822,9 @@ def host_step(module, p, res):
         )
         res["layout"], res["moved"], files = lay_out(module, lp)
         res["files"] += files
+        # The secret files too: their owners exist now.
+        put_files(private, module.check_mode, res["files"])
+    res["private_done"] = res["layout_done"]
     # Nothing else before the write (accounts, layout, binaries; the caller
     # knows there are no files to copy): write and reopen now.
     res["wrote"] = bool(p["write_if_ready"] and res["layout_done"] and res.get("helper_current") and res.get("shim_current"))
@@ -1033,6 +1067,8 @@ def main():
             group=dict(type="str"),
             secret_files=dict(type="dict", default={}, no_log=True),
             files=dict(type="list", elements="dict", default=[]),
+            private_files=dict(type="list", elements="dict", default=[]),
+            private_contents=dict(type="dict", default={}, no_log=True),
             absent=dict(type="list", elements="path", default=[]),
             groups=dict(type="list", elements="str", default=[]),
             users=dict(type="list", elements="dict", default=[]),

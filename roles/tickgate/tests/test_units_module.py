@@ -457,9 +457,82 @@ class HostThenWrite(HelperLog, unittest.TestCase):
             layout_dir=None,
             layout_owner=me,
             layout_group="",
+            private_files=[],
+            private_contents={},
         )
         p.update(kw)
         return p
+
+    def private(self, **kw):
+        """One private file (a DSN file) for the host step, owned by the test's user."""
+        import pwd
+
+        path = os.path.join(self.dir, "fleet-tick.dsn")
+        f = dict(path=path, owner=pwd.getpwuid(os.getuid()).pw_name, mode="0600")
+        f.update(kw)
+        return f["path"], self.params(private_files=[f], private_contents={f["path"]: "postgresql://tick:s3cret@db/fleet"})
+
+    def test_writes_the_private_files_when_every_account_exists(self):
+        import stat
+
+        self.fake_helper()
+        path, p = self.private()
+        res = m.new_result()
+        self.assertEqual(m.host_step(FakeModule(), p, res), "")
+        self.assertTrue(res["private_done"] and res["wrote"])
+        self.assertIn(path, res["files"])
+        with open(path) as f:
+            self.assertEqual(f.read(), "postgresql://tick:s3cret@db/fleet\n")
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        # The same again: nothing to change.
+        res = m.new_result()
+        m.host_step(FakeModule(), p, res)
+        self.assertTrue(res["private_done"])
+        self.assertNotIn(path, res["files"])
+
+    def test_leaves_the_private_files_to_files_yml_when_an_account_is_missing(self):
+        self.fake_helper()
+        path, p = self.private()
+        p["users"] = [{"name": "no-such-user-tg", "shell": "/usr/sbin/nologin"}]
+        res = m.new_result()
+        self.assertEqual(m.host_step(FakeModule(), p, res), "")
+        self.assertFalse(res["private_done"] or res["wrote"])
+        self.assertFalse(os.path.exists(path))
+
+    def test_a_private_file_without_content_fails_before_the_gate_closes(self):
+        self.fake_helper()
+        path, p = self.private()
+        p["private_contents"] = {}
+        with self.assertRaises(m.LayoutError) as e:
+            m.host_step(FakeModule(), p, m.new_result())
+        self.assertIn(path, str(e.exception))
+        self.assertEqual(self.logged(), [])
+
+    def test_the_contents_never_reach_the_module_output(self):
+        # The module run as Ansible runs it: its result (with the invocation's
+        # arguments) must not hold a DSN, even where it names the file.
+        import json
+        import subprocess
+        import sys
+
+        path, p = self.private(path=os.path.join(self.dir, "no-such-dir", "fleet-tick.dsn"))
+        args = {
+            "action": "host",
+            "users": p["users"],
+            "layout_job_dirs": [],
+            "layout_dirs": [],
+            "private_files": p["private_files"],
+            "private_contents": p["private_contents"],
+        }
+        argsfile = os.path.join(self.dir, "args.json")
+        with open(argsfile, "w") as f:
+            json.dump({"ANSIBLE_MODULE_ARGS": args}, f)
+        out = subprocess.run([sys.executable, m.__file__, argsfile], capture_output=True, text=True)
+        res = json.loads(out.stdout)
+        self.assertTrue(res.get("failed"), res)
+        self.assertRegex(res["msg"], r"No such file.*no-such-dir/\.fleet-tick\.dsn")  # its directory does not exist
+        self.assertNotIn("no content", res["msg"])
+        self.assertNotIn("s3cret", out.stdout + out.stderr)
 
     def test_writes_and_reopens_after_the_drain_when_nothing_else_is_needed(self):
         self.fake_helper()
