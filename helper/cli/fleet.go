@@ -24,11 +24,17 @@ func fleetCommand(e *env) *ucli.Command {
 		Subcommands: []*ucli.Command{{
 			Name:      "migrate",
 			Usage:     "bring the fleet schema to this helper's version and grant the tick role",
-			UsageText: "tickgate fleet migrate [--tick-role ROLE]",
+			UsageText: "tickgate fleet migrate [--tick-role ROLE] [--check]",
 			Description: `With the admin role's DSN (--fleet-admin-dsn-file). Idempotent, and safe
 when several deploys run it at once; refuses a schema newer than this helper.
+With --check it changes nothing: exit 0 when the schema is this helper's
+version and the tick role holds its grants, 1 (saying what) when a migrate
+would do anything. The deploy's first step reopens the gate itself only then.
 Example: tickgate fleet migrate --tick-role tickgate_tick`,
-			Flags: []ucli.Flag{&ucli.StringFlag{Name: "tick-role", Value: "tickgate_tick", Usage: "the `ROLE` ticks connect as"}},
+			Flags: []ucli.Flag{
+				&ucli.StringFlag{Name: "tick-role", Value: "tickgate_tick", Usage: "the `ROLE` ticks connect as"},
+				&ucli.BoolFlag{Name: "check", Usage: "change nothing; exit 1 when a migrate would do anything"},
+			},
 			Action: func(c *ucli.Context) error {
 				if err := noArgs(c); err != nil {
 					return err
@@ -41,6 +47,17 @@ Example: tickgate fleet migrate --tick-role tickgate_tick`,
 				dsn, err := fleet.ReadDSN(g.FleetAdminDSNFile, g.Owners)
 				if err != nil {
 					return exitcode.New(exitcode.GateBad, "%v", err)
+				}
+				if c.Bool("check") {
+					pending, err := fleet.Pending(c.Context, fleet.Options{DSN: dsn, Timeout: t, AppName: "tickgate migrate --check"}, c.String("tick-role"))
+					if err != nil {
+						return exitcode.New(exitcode.GateBad, "%v", err)
+					}
+					if len(pending) > 0 {
+						return exitcode.New(exitcode.Failure, "fleet schema: a migrate is needed: %s", strings.Join(pending, "; "))
+					}
+					fmt.Fprintf(e.stdout, "fleet schema up to date (version %d), role %s granted\n", fleet.SchemaVersion, c.String("tick-role"))
+					return nil
 				}
 				applied, err := fleet.Migrate(c.Context, fleet.Options{DSN: dsn, Timeout: t, AppName: "tickgate migrate"}, c.String("tick-role"))
 				if err != nil {

@@ -405,3 +405,54 @@ func TestFleetBackoff(t *testing.T) {
 	}
 	hosts[1].mustCode(0, "run", "--lock-scope", "fleet", "--lock", "fapi", "checker", "--", "true")
 }
+
+// fleet migrate --check changes nothing and says whether a migrate would do
+// anything (exit 1, and what) or not (exit 0): the deploy reopens the gate
+// in its first step only then. A schema newer than the helper, or a tick
+// role that does not exist, is an error (78).
+func TestFleetMigrateCheck(t *testing.T) {
+	d := fleettest.DB(t, "e2emigrate", func(string) error { return nil })
+	sql := func(dsn, q string) {
+		t.Helper()
+		if out, err := exec.Command("psql", "-tAc", q, dsn).CombinedOutput(); err != nil {
+			t.Fatalf("psql %s: %v: %s", q, err, out)
+		}
+	}
+	sql(d.Admin, "DROP SCHEMA IF EXISTS tickgate CASCADE") // a new fleet, whatever ran before
+	h := newEnv(t)
+	if err := os.WriteFile(filepath.Join(h.dir, "fleet-admin.dsn"), []byte(d.Admin+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check := func(code int, want string, args ...string) {
+		t.Helper()
+		r := h.mustCode(code, append([]string{"fleet", "migrate", "--check"}, args...)...)
+		if !strings.Contains(r.stdout+r.stderr, want) {
+			t.Fatalf("migrate --check %v: exit %d\nstdout: %s\nstderr: %s\nwant %q", args, r.code, r.stdout, r.stderr, want)
+		}
+	}
+	check(1, "a migrate is needed: the fleet database has no tickgate schema yet")
+	h.mustCode(0, "fleet", "migrate")
+	check(0, fmt.Sprintf("fleet schema up to date (version %d), role tickgate_tick granted", fleet.SchemaVersion))
+
+	// One grant revoked by hand: a migrate would grant it again.
+	sql(d.Admin, "REVOKE UPDATE (since) ON tickgate.locks FROM tickgate_tick")
+	check(1, "role tickgate_tick lacks some of the tick role's grants")
+	h.mustCode(0, "fleet", "migrate")
+	check(0, "up to date")
+
+	// Another tick role, not granted yet; one that does not exist.
+	sql(d.Super, "DROP ROLE IF EXISTS tickgate_tick2; CREATE ROLE tickgate_tick2")
+	t.Cleanup(func() {
+		_ = exec.Command("psql", "-tAc", "DROP OWNED BY tickgate_tick2; DROP ROLE tickgate_tick2", d.Super).Run()
+	})
+	check(1, "role tickgate_tick2 lacks", "--tick-role", "tickgate_tick2")
+	check(78, `role "no_such_role" does not exist`, "--tick-role", "no_such_role")
+
+	// An older schema needs a migrate; a newer one is refused.
+	sql(d.Admin, fmt.Sprintf("UPDATE tickgate.meta SET version = %d", fleet.SchemaVersion-1))
+	check(1, fmt.Sprintf("the fleet schema is version %d, this helper's is %d", fleet.SchemaVersion-1, fleet.SchemaVersion))
+	sql(d.Admin, fmt.Sprintf("UPDATE tickgate.meta SET version = %d", fleet.SchemaVersion+1))
+	check(78, "newer than this helper understands")
+	sql(d.Admin, fmt.Sprintf("UPDATE tickgate.meta SET version = %d", fleet.SchemaVersion))
+	check(0, "up to date")
+}

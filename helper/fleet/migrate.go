@@ -2,9 +2,12 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // migrations[i] takes the schema from version i to i+1. Never edit one that
@@ -86,17 +89,52 @@ var migrations = []string{
 		FOR EACH ROW EXECUTE FUNCTION tickgate.backoff_only_extends();`,
 }
 
-// grants are applied after every migration run: what the tick role may do.
-// It may read the gate, take and release lock groups and claim singleton
-// slots; it cannot change the gate, delete a lock group, lower a fencing
-// token or move a slot back.
-const grants = `GRANT USAGE ON SCHEMA tickgate TO %[1]s;
-	GRANT SELECT ON tickgate.meta, tickgate.gate TO %[1]s;
-	GRANT SELECT, INSERT ON tickgate.locks TO %[1]s;
-	GRANT UPDATE (fence, host, job, pid, since) ON tickgate.locks TO %[1]s;
-	GRANT SELECT, INSERT, UPDATE (record, updated_at) ON tickgate.jobs TO %[1]s;
-	GRANT SELECT, INSERT, UPDATE (slot, host, claimed_at) ON tickgate.slots TO %[1]s;
-	GRANT SELECT, INSERT, UPDATE (until, reason, set_by, set_at) ON tickgate.backoffs TO %[1]s;`
+// tickGrants are what the tick role may do, granted after every migration
+// run (grantSQL) and checked by Pending from the same list. It may read the
+// gate, take and release lock groups, publish its jobs' records, claim
+// singleton slots and extend back-offs; it cannot change the gate, delete a
+// lock group, lower a fencing token or move a slot back.
+var tickGrants = []struct {
+	table  string
+	privs  []string // on the table
+	update []string // UPDATE on these columns only
+}{
+	{"meta", []string{"SELECT"}, nil},
+	{"gate", []string{"SELECT"}, nil},
+	{"locks", []string{"SELECT", "INSERT"}, []string{"fence", "host", "job", "pid", "since"}},
+	{"jobs", []string{"SELECT", "INSERT"}, []string{"record", "updated_at"}},
+	{"slots", []string{"SELECT", "INSERT"}, []string{"slot", "host", "claimed_at"}},
+	{"backoffs", []string{"SELECT", "INSERT"}, []string{"until", "reason", "set_by", "set_at"}},
+}
+
+// grantSQL grants role (a sanitised identifier) everything in tickGrants.
+func grantSQL(role string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "GRANT USAGE ON SCHEMA tickgate TO %s;\n", role)
+	for _, g := range tickGrants {
+		privs := strings.Join(g.privs, ", ")
+		if len(g.update) > 0 {
+			privs += ", UPDATE (" + strings.Join(g.update, ", ") + ")"
+		}
+		fmt.Fprintf(&b, "GRANT %s ON tickgate.%s TO %s;\n", privs, g.table, role)
+	}
+	return b.String()
+}
+
+// grantedSQL is one boolean: whether the role in $1 holds everything in
+// tickGrants.
+func grantedSQL() string {
+	checks := []string{"has_schema_privilege($1, 'tickgate', 'USAGE')"}
+	for _, g := range tickGrants {
+		for _, p := range g.privs {
+			checks = append(checks, fmt.Sprintf("has_table_privilege($1, 'tickgate.%s', '%s')", g.table, p))
+		}
+		for _, col := range g.update {
+			checks = append(checks, fmt.Sprintf("has_column_privilege($1, 'tickgate.%s', '%s', 'UPDATE')", g.table, col))
+		}
+	}
+	return "SELECT " + strings.Join(checks, "\n\tAND ")
+}
 
 // migrateLock serialises concurrent deploys' migrations.
 const migrateLock = 0x7469636b67617465 // "tickgate"
@@ -139,7 +177,7 @@ func Migrate(ctx context.Context, o Options, tickRole string) ([]int, error) {
 		if _, err := tx.Exec(ctx, "DELETE FROM tickgate.meta; INSERT INTO tickgate.meta (version) VALUES ("+fmt.Sprint(SchemaVersion)+")"); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, fmt.Sprintf(grants, pgx.Identifier{tickRole}.Sanitize())); err != nil {
+		if _, err := tx.Exec(ctx, grantSQL(pgx.Identifier{tickRole}.Sanitize())); err != nil {
 			return fmt.Errorf("granting %s: %w", tickRole, explain(err))
 		}
 		return nil
@@ -148,4 +186,39 @@ func Migrate(ctx context.Context, o Options, tickRole string) ([]int, error) {
 		return nil, fmt.Errorf("migrating the fleet schema: %w", explain(err))
 	}
 	return applied, nil
+}
+
+// Pending says what Migrate would still do, without changing anything: the
+// schema version to reach, or the grants tickRole lacks (each a sentence;
+// none when the schema is current and the role holds every grant). A schema
+// newer than this helper, or a role that does not exist, is an error.
+func Pending(ctx context.Context, o Options, tickRole string) ([]string, error) {
+	c, err := dial(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	qctx, cancel := c.query(ctx)
+	defer cancel()
+	var v int
+	err = c.conn.QueryRow(qctx, "SELECT coalesce(max(version), 0) FROM tickgate.meta").Scan(&v)
+	var pe *pgconn.PgError
+	switch {
+	case errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000"):
+		return []string{fmt.Sprintf("the fleet database has no tickgate schema yet (this helper's is version %d)", SchemaVersion)}, nil
+	case err != nil:
+		return nil, fmt.Errorf("reading the fleet schema version: %w", explain(err))
+	case v > SchemaVersion:
+		return nil, fmt.Errorf("the fleet schema is version %d, newer than this helper understands (%d): deploy a newer tickgate", v, SchemaVersion)
+	case v < SchemaVersion:
+		return []string{fmt.Sprintf("the fleet schema is version %d, this helper's is %d", v, SchemaVersion)}, nil
+	}
+	var granted bool
+	if err := c.conn.QueryRow(qctx, grantedSQL(), tickRole).Scan(&granted); err != nil {
+		return nil, fmt.Errorf("reading the grants of role %s: %w", tickRole, explain(err))
+	}
+	if !granted {
+		return []string{fmt.Sprintf("role %s lacks some of the tick role's grants", tickRole)}, nil
+	}
+	return nil, nil
 }
