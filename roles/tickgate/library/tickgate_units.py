@@ -201,6 +201,12 @@ options:
     type: str
   reopen:
     description: For write (and host with I(write_if_ready)), outside check mode, a command (argv) that reopens the gate once the units are written; its failure fails the task.
+  reopen_if:
+    description:
+      - With I(reopen), a command (argv) run first; only when it exits 0 is the gate reopened. Otherwise the gate stays closed, its output is returned as C(reopen_deferred), and the task does not fail (site.yml's fleet schema check; the play's migrate and reopen tasks follow).
+    type: list
+    elements: str
+    default: []
     type: list
     elements: str
     default: []
@@ -250,6 +256,7 @@ local_time_jobs: {description: floating singletons whose schedule is read in the
 layout_done: {description: the host step laid out too (every account existed), type: bool, returned: host}
 private_done: {description: the host step wrote (or found current) every one of private_files (every account existed), type: bool, returned: host}
 reopened: {description: the reopen command ran and succeeded, type: bool, returned: write with reopen, and host when it wrote}
+reopen_deferred: {description: why the gate was not reopened (what reopen_if said), type: str, returned: when reopen_if exited non-zero}
 wrote: {description: for host with write_if_ready, it wrote the units (written, removed, armed, disarmed are the write's), type: bool, returned: host}
 installed: {description: for host with close, a helper was installed, so the gate was closed and drained (outside check mode), type: bool, returned: host}
 stopped: {description: services stopped at the drain timeout (drain_stop_running), type: list, returned: host}
@@ -599,6 +606,16 @@ def write_and_reopen(module, p, res):
     if p["helper"]:
         res["helper_version"] = helper_version(p["helper"])
     if p["reopen"] and not module.check_mode:
+        if p["reopen_if"]:
+            r = run(p["reopen_if"], check=False)
+            if r.returncode != 0:
+                # Not an error: the gate stays closed for the play's tasks.
+                res["reopen_deferred"] = "%s (exit %d): %s" % (
+                    " ".join(p["reopen_if"]),
+                    r.returncode,
+                    (r.stderr or r.stdout).strip(),
+                )
+                return ""
         r = run(p["reopen"], check=False)
         if r.returncode != 0:
             return "the units are written, but reopening the gate failed (%s, exit %d): %s" % (
@@ -1097,6 +1114,7 @@ def main():
             # write: the command that reopens the gate once the units are
             # written (site.yml's, when nothing else must come first).
             reopen=dict(type="list", elements="str", default=[]),
+            reopen_if=dict(type="list", elements="str", default=[]),
             # host: site.yml's gate close and drain, run first when the
             # helper is installed, in this round trip.
             close=dict(type="list", elements="str", default=[]),

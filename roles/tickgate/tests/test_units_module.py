@@ -406,6 +406,7 @@ class HostThenWrite(HelperLog, unittest.TestCase):
         self.units = os.path.join(self.dir, "units")
         os.mkdir(self.units)
         self.open_rc = 0
+        self.check_rc = 0
         self.sha = lambda c: hashlib.sha256(c.encode()).hexdigest()
         self.current = True
         for name, stub in (
@@ -427,7 +428,9 @@ class HostThenWrite(HelperLog, unittest.TestCase):
             f.write(
                 "#!/bin/sh\n"
                 'echo "$*" >>%s\n'
-                'case "$1 $2" in "gate open") echo "cannot open: broken gate" >&2; exit %d;; esac\n' % (self.log, self.open_rc)
+                'case "$1 $2" in "gate open") echo "cannot open: broken gate" >&2; exit %d;;\n'
+                '  "fleet migrate") echo "fleet schema: a migrate is needed: version 3" >&2; exit %d;; esac\n'
+                % (self.log, self.open_rc, self.check_rc)
             )
         os.chmod(self.helper, 0o755)
 
@@ -459,6 +462,7 @@ class HostThenWrite(HelperLog, unittest.TestCase):
             layout_group="",
             private_files=[],
             private_contents={},
+            reopen_if=[],
         )
         p.update(kw)
         return p
@@ -577,6 +581,26 @@ class HostThenWrite(HelperLog, unittest.TestCase):
         self.assertNotIn("reopened", res)
         self.assertEqual(os.listdir(self.units), [])
         self.assertNotIn("gate close --token deploy-1", self.logged())
+
+    def test_reopen_if_decides_whether_the_gate_reopens(self):
+        check = [self.helper, "fleet", "migrate", "--check"]
+        self.fake_helper()
+        res = m.new_result()
+        self.assertEqual(m.host_step(FakeModule(), self.params(reopen_if=check), res), "")
+        self.assertTrue(res["reopened"])
+        self.assertNotIn("reopen_deferred", res)
+        self.assertEqual(self.logged()[-2:], ["fleet migrate --check", "gate open --token deploy-1"])
+        # A migrate is needed (or the check cannot tell): the units are
+        # written, the gate stays closed, and the task does not fail.
+        os.remove(self.log)
+        self.check_rc = 1
+        self.fake_helper()
+        res = m.new_result()
+        self.assertEqual(m.host_step(FakeModule(), self.params(reopen_if=check), res), "")
+        self.assertTrue(res["wrote"])
+        self.assertNotIn("reopened", res)
+        self.assertIn("(exit 1): fleet schema: a migrate is needed: version 3", res["reopen_deferred"])
+        self.assertEqual(self.logged()[-1], "fleet migrate --check")
 
     def test_a_failed_reopen_fails_saying_the_gate_may_be_closed(self):
         self.open_rc = 3
