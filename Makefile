@@ -130,7 +130,7 @@ bench: deps build
 	  $(GO) test -run '^$$' -bench 'StatusJSON1000|DrainReaction' -benchtime 20x ./helper/e2e/ && \
 	  $(GO) test -run '^$$' -bench 'FleetLockRace200' -benchtime 1x ./helper/e2e/" | grep -E '^(Benchmark|ok|FAIL)|breakdown'
 	scripts/bench-tick
-	scripts/bench-deploy
+	scripts/pgtest run -- scripts/bench-deploy
 	scripts/pgtest run -- scripts/bench-fleet-gate
 
 # --- demo ---------------------------------------------------------------------
