@@ -423,12 +423,13 @@ func TestFleetMigrateCheck(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(h.dir, "fleet-admin.dsn"), []byte(d.Admin+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	check := func(code int, want string, args ...string) {
+	check := func(code int, want string, args ...string) string {
 		t.Helper()
 		r := h.mustCode(code, append([]string{"fleet", "migrate", "--check"}, args...)...)
 		if !strings.Contains(r.stdout+r.stderr, want) {
 			t.Fatalf("migrate --check %v: exit %d\nstdout: %s\nstderr: %s\nwant %q", args, r.code, r.stdout, r.stderr, want)
 		}
+		return r.stdout + r.stderr
 	}
 	check(1, "a migrate is needed: the fleet database has no tickgate schema yet")
 	h.mustCode(0, "fleet", "migrate")
@@ -455,4 +456,17 @@ func TestFleetMigrateCheck(t *testing.T) {
 	check(78, "newer than this helper understands")
 	sql(d.Admin, fmt.Sprintf("UPDATE tickgate.meta SET version = %d", fleet.SchemaVersion))
 	check(0, "up to date")
+
+	// The database unreachable: an error within the fleet timeout, never a hang.
+	if err := os.WriteFile(filepath.Join(h.dir, "fleet-admin.dsn"), []byte("postgresql://tickgate_admin:pw@127.0.0.1:1/tickgate?sslmode=disable\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	out := check(78, "connecting to the fleet database 127.0.0.1:1/tickgate as tickgate_admin", "--fleet-timeout", "1s")
+	if strings.Contains(out, ":pw@") {
+		t.Fatalf("the password in the output: %s", out)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("migrate --check against an unreachable database took %s", took)
+	}
 }
