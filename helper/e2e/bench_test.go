@@ -193,6 +193,7 @@ func logBreakdown(b *testing.B, med map[string]time.Duration) {
 		{"+ the durable write's fsyncs (tickgate - tmpfs)", med["tickgate"] - med["tmpfs"]},
 		{"= the tick (tickgate)", med["tickgate"]},
 		{"the same tick beside 999 other jobs' state, lock and metrics files (host1000)", med["host1000"]},
+		{"the issue's budget, no library at all: execonly + durable write", med["execonly"] + med["tickgate"] - med["tmpfs"]},
 		{"floor with these libraries: depsonly-start + command + durable write", med["depsonly-start"] + child + med["tickgate"] - med["tmpfs"]},
 		{"floor with these libraries and signal handling: depsonly-signal-start + command + durable write", med["depsonly-signal-start"] + child + med["tickgate"] - med["tmpfs"]},
 	}
