@@ -11,10 +11,13 @@ trip), then given only the new or changed units.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import os
+import re
 
-from ansible.errors import AnsibleActionFail
+from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
@@ -83,6 +86,41 @@ def layout_args(lay, jobs):
         # The targets, in the same round trip; URLs may hold secrets, so they
         # go in a no_log option of the module.
         out.update(dir=lay["dir"], owner=lay.get("owner"), group=grp, secret_files=notify_files(jobs))
+    return out
+
+
+# The jobs' files travel in the host step's arguments only up to this much
+# in all; beyond it (or for a directory as src, or a mode that is not
+# octal) the role's copy tasks copy them, as before.
+JOB_FILES_MAX = 1 << 20
+
+
+def job_file_args(files, find):
+    """The host step's job_files from tickgate_job_files (src found on the
+    controller by find, as ansible.builtin.copy finds it), or None when the
+    copy tasks must do it."""
+    out, total = [], 0
+    for f in files:
+        if not f.get("src") or not f.get("dest"):
+            return None  # the copy task says what is missing
+        path = find(f["src"])
+        mode = str(f.get("mode") or "0755")
+        if not os.path.isfile(path) or not re.fullmatch(r"0?[0-7]{3}", mode):
+            return None
+        total += os.path.getsize(path)
+        if total > JOB_FILES_MAX:
+            return None
+        with open(path, "rb") as fh:
+            content = base64.b64encode(fh.read()).decode("ascii")
+        out.append(
+            {
+                "path": f["dest"],
+                "content_b64": content,
+                "owner": f.get("owner") or "root",
+                "group": f.get("group") or "root",
+                "mode": mode,
+            }
+        )
     return out
 
 
@@ -207,6 +245,18 @@ class ActionModule(ActionBase):
                 la = layout_args(lay, jobs)
                 args["secret_files"] = la.pop("secret_files", {})
                 args.update({"layout_" + k: v for k, v in la.items()})
+            job_files = args.pop("job_files", None) or []
+            if job_files:
+                # The jobs' files in this round trip when they are small
+                # regular files; else the copy tasks, and the write step.
+                try:
+                    carried = job_file_args(job_files, lambda src: self._find_needle("files", src))
+                except (AnsibleError, OSError) as e:
+                    raise AnsibleActionFail("tickgate: tickgate_job_files: %s" % e)
+                if carried is None:
+                    args["write_if_ready"] = False
+                else:
+                    args["job_files"] = carried
             then_write = boolean(args.get("write_if_ready", False), strict=False)
             if then_write:
                 # The write too, if the host turns out ready for it: its

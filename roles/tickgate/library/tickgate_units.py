@@ -93,6 +93,13 @@ options:
     description: For host, each of I(private_files)' path to its content (never logged).
     type: dict
     default: {}
+  job_files:
+    description:
+      - For host, the jobs' files (tickgate_job_files) with their contents, dicts with path, content_b64, owner, group and mode, written like I(private_files) when every account exists and none of their paths is a directory (C(job_files_done)); each one's directory is created or set to root's, 0755, as the role's copy tasks do.
+      - The action plugin sends them only when they are small regular files; otherwise the role's copy tasks do it.
+    type: list
+    elements: dict
+    default: []
   absent:
     description: For host, paths to remove (a file; missing is fine).
     type: list
@@ -254,6 +261,7 @@ disarmed: {description: timers stopped/disabled, type: list, returned: always}
 timezone: {description: the host's time zone (/etc/localtime), type: str, returned: validate}
 local_time_jobs: {description: floating singletons whose schedule is read in the host's local time, type: list, returned: validate}
 layout_done: {description: the host step laid out too (every account existed), type: bool, returned: host}
+job_files_done: {description: the host step wrote (or found current) every one of job_files, type: bool, returned: host}
 private_done: {description: the host step wrote (or found current) every one of private_files (every account existed), type: bool, returned: host}
 reopened: {description: the reopen command ran and succeeded, type: bool, returned: write with reopen, and host when it wrote}
 reopen_deferred: {description: why the gate was not reopened (what reopen_if said), type: str, returned: when reopen_if exited non-zero}
@@ -262,6 +270,7 @@ installed: {description: for host with close, a helper was installed, so the gat
 stopped: {description: services stopped at the drain timeout (drain_stop_running), type: list, returned: host}
 """
 
+import base64
 import concurrent.futures
 import datetime
 import grp
@@ -498,7 +507,7 @@ def write_atomic(path, content, mode=0o644, uid=None, gid=None):
     d = os.path.dirname(path)
     fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=d)
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "wb" if isinstance(content, bytes) else "w") as f:
             f.write(content)
             f.flush()
             os.fsync(f.fileno())
@@ -780,7 +789,7 @@ def put_files(files, check, changes):
         if st is not None and not f.get("force", True):
             continue  # never overwrite an operator's file (the gate)
         if st is not None and stat.S_ISREG(st.st_mode):
-            with open(path) as fh:
+            with open(path, "rb" if isinstance(content, bytes) else "r") as fh:
                 same = fh.read() == content
             if same and (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (uid, gid, mode):
                 continue
@@ -801,6 +810,34 @@ def private_files(p):
             raise LayoutError("private file %s has no content in private_contents" % f["path"])
         out.append(dict(f, content=content if content.endswith("\n") else content + "\n"))
     return out
+
+
+def put_job_files(p, check, changes):
+    """The jobs' files (job_files, contents base64) with their directories,
+    as the role's copy tasks would write them. False, writing nothing, when
+    one of them or its directory is anything but a regular file and a
+    directory or missing (a link, a directory as dest): the copy tasks then
+    handle it as ansible.builtin.file and copy do."""
+
+    def plain(path, kind):
+        return not os.path.lexists(path) or (not os.path.islink(path) and kind(path))
+
+    for f in p["job_files"]:
+        if (
+            f["path"].endswith("/")
+            or not plain(f["path"], os.path.isfile)
+            or not plain(os.path.dirname(f["path"]), os.path.isdir)
+        ):
+            return False
+    for d in sorted({os.path.dirname(f["path"]) for f in p["job_files"]}):
+        parent = os.path.dirname(d.rstrip("/"))
+        if parent and not os.path.isdir(parent):
+            changes.append("create %s" % parent)
+            if not check:
+                os.makedirs(parent, 0o755)
+        _ensure_dir(d, 0, 0, 0o755, check, changes)
+    put_files([dict(f, content=base64.b64decode(f["content_b64"])) for f in p["job_files"]], check, changes)
+    return True
 
 
 def new_result():
@@ -839,12 +876,21 @@ def host_step(module, p, res):
         )
         res["layout"], res["moved"], files = lay_out(module, lp)
         res["files"] += files
-        # The secret files too: their owners exist now.
+        # The secret files and the jobs' files too: their owners exist now.
         put_files(private, module.check_mode, res["files"])
+        res["job_files_done"] = put_job_files(p, module.check_mode, res["files"])
+    else:
+        res["job_files_done"] = False
     res["private_done"] = res["layout_done"]
-    # Nothing else before the write (accounts, layout, binaries; the caller
-    # knows there are no files to copy): write and reopen now.
-    res["wrote"] = bool(p["write_if_ready"] and res["layout_done"] and res.get("helper_current") and res.get("shim_current"))
+    # Nothing else before the write (accounts, layout, binaries, files):
+    # write and reopen now.
+    res["wrote"] = bool(
+        p["write_if_ready"]
+        and res["layout_done"]
+        and res["job_files_done"]
+        and res.get("helper_current")
+        and res.get("shim_current")
+    )
     failed = write_and_reopen(module, p, res) if res["wrote"] else ""
     res["changed"] = bool(res["files"] or res["layout"] or res["moved"] or res["stopped"]) or wrote_anything(res)
     return failed
@@ -1086,6 +1132,7 @@ def main():
             files=dict(type="list", elements="dict", default=[]),
             private_files=dict(type="list", elements="dict", default=[]),
             private_contents=dict(type="dict", default={}, no_log=True),
+            job_files=dict(type="list", elements="dict", default=[]),
             absent=dict(type="list", elements="path", default=[]),
             groups=dict(type="list", elements="str", default=[]),
             users=dict(type="list", elements="dict", default=[]),

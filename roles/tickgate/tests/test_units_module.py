@@ -463,6 +463,7 @@ class HostThenWrite(HelperLog, unittest.TestCase):
             private_files=[],
             private_contents={},
             reopen_if=[],
+            job_files=[],
         )
         p.update(kw)
         return p
@@ -582,6 +583,58 @@ class HostThenWrite(HelperLog, unittest.TestCase):
         self.assertEqual(os.listdir(self.units), [])
         self.assertNotIn("gate close --token deploy-1", self.logged())
 
+    def job_file(self, **kw):
+        """One job file for the host step, in a directory to create."""
+        import base64
+
+        f = dict(
+            path=os.path.join(self.dir, "opt", "jobs", "backfill.sh"),
+            content_b64=base64.b64encode(b"#!/bin/sh\n\x00\xff binary too\n").decode(),
+            owner="root",
+            group="root",
+            mode="0750",
+        )
+        f.update(kw)
+        return f
+
+    def test_writes_the_jobs_files_and_their_directory_then_the_units(self):
+        import stat
+
+        self.fake_helper()
+        f = self.job_file()
+        res = m.new_result()
+        self.assertEqual(m.host_step(FakeModule(), self.params(job_files=[f]), res), "")
+        self.assertTrue(res["job_files_done"] and res["wrote"])
+        with open(f["path"], "rb") as fh:
+            self.assertEqual(fh.read(), b"#!/bin/sh\n\x00\xff binary too\n")
+        self.assertEqual(stat.S_IMODE(os.stat(f["path"]).st_mode), 0o750)
+        d = os.stat(os.path.dirname(f["path"]))
+        self.assertEqual((d.st_uid, stat.S_IMODE(d.st_mode)), (0, 0o755))
+        self.assertIn(f["path"], res["files"])
+        res = m.new_result()  # the same again: nothing to change
+        m.host_step(FakeModule(), self.params(job_files=[f]), res)
+        self.assertTrue(res["job_files_done"])
+        self.assertNotIn(f["path"], res["files"])
+
+    def test_leaves_a_job_file_behind_a_link_to_the_copy_tasks_and_the_write_step(self):
+        self.fake_helper()
+        target = os.path.join(self.dir, "elsewhere")
+        os.mkdir(target)
+        for what, f in {
+            "dest a link": self.job_file(path=os.path.join(self.dir, "link.sh")),
+            "its directory a link": self.job_file(path=os.path.join(self.dir, "linkdir", "job.sh")),
+            "dest a directory": self.job_file(path=target),
+        }.items():
+            with self.subTest(what):
+                if not os.path.lexists(os.path.join(self.dir, "link.sh")):
+                    os.symlink(os.path.join(target, "job.sh"), os.path.join(self.dir, "link.sh"))
+                    os.symlink(target, os.path.join(self.dir, "linkdir"))
+                res = m.new_result()
+                self.assertEqual(m.host_step(FakeModule(), self.params(job_files=[self.job_file(), f]), res), "")
+                self.assertFalse(res["job_files_done"] or res["wrote"])
+                self.assertEqual(os.listdir(target), [])
+                self.assertFalse(os.path.exists(self.job_file()["path"]))  # not the other one either
+
     def test_reopen_if_decides_whether_the_gate_reopens(self):
         check = [self.helper, "fleet", "migrate", "--check"]
         self.fake_helper()
@@ -631,3 +684,54 @@ class Documentation(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class JobFileArgs(unittest.TestCase):
+    """The action plugin's choice: the jobs' files in the host step's
+    arguments, or (None) the role's copy tasks."""
+
+    def setUp(self):
+        import shutil
+        import tempfile
+
+        import importlib.util
+
+        # The action plugin has the module's name: load it under another.
+        path = os.path.join(os.path.dirname(__file__), "..", "action_plugins", "tickgate_units.py")
+        spec = importlib.util.spec_from_file_location("tickgate_units_action", path)
+        self.action = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(self.action)
+        self.dir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.dir)
+        self.src = os.path.join(self.dir, "job.sh")
+        with open(self.src, "wb") as f:
+            f.write(b"#!/bin/sh\necho hi\n")
+
+    def args(self, *files):
+        return self.action.job_file_args(list(files), lambda src: os.path.join(self.dir, src))
+
+    def test_small_regular_files_travel_with_owner_group_and_mode(self):
+        import base64
+
+        out = self.args(
+            {"src": "job.sh", "dest": "/opt/j/job.sh"}, {"src": "job.sh", "dest": "/opt/j/b", "mode": "0640", "owner": "tgtest"}
+        )
+        self.assertEqual(base64.b64decode(out[0]["content_b64"]), b"#!/bin/sh\necho hi\n")
+        self.assertEqual(
+            [(f["path"], f["owner"], f["group"], f["mode"]) for f in out],
+            [("/opt/j/job.sh", "root", "root", "0755"), ("/opt/j/b", "tgtest", "root", "0640")],
+        )
+
+    def test_anything_else_is_left_to_the_copy_tasks(self):
+        big = os.path.join(self.dir, "big")
+        with open(big, "wb") as f:
+            f.write(b"x" * (self.action.JOB_FILES_MAX + 1))
+        for what, f in {
+            "a directory as src": {"src": ".", "dest": "/opt/j/"},
+            "over the size bound": {"src": "big", "dest": "/opt/j/big"},
+            "a symbolic mode": {"src": "job.sh", "dest": "/opt/j/job.sh", "mode": "u=rwx"},
+            "a YAML int mode (0755 unquoted is 493)": {"src": "job.sh", "dest": "/opt/j/job.sh", "mode": 493},
+            "no dest": {"src": "job.sh"},
+        }.items():
+            with self.subTest(what):
+                self.assertIsNone(self.args({"src": "job.sh", "dest": "/opt/j/a"}, f))
