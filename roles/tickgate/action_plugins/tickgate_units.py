@@ -246,6 +246,7 @@ class ActionModule(ActionBase):
                 args["secret_files"] = la.pop("secret_files", {})
                 args.update({"layout_" + k: v for k, v in la.items()})
             job_files = args.pop("job_files", None) or []
+            left = False  # the jobs' files left to the copy tasks
             if job_files:
                 # The jobs' files in this round trip when they are small
                 # regular files; else the copy tasks, and the write step.
@@ -254,6 +255,7 @@ class ActionModule(ActionBase):
                 except (AnsibleError, OSError) as e:
                     raise AnsibleActionFail("tickgate: tickgate_job_files: %s" % e)
                 if carried is None:
+                    left = True
                     args["write_if_ready"] = False
                 else:
                     args["job_files"] = carried
@@ -266,6 +268,9 @@ class ActionModule(ActionBase):
                     result.update(failed)
                     return result
             res = self._module(args, task_vars)
+            if left:
+                # The module saw no job files: files.yml must copy them.
+                res["job_files_done"] = False
             if then_write:
                 res["absent_jobs"] = absent_jobs(plan)
             result.update(res)
