@@ -96,10 +96,10 @@ JOB_FILES_MAX = 1 << 20
 
 
 def job_file_args(files, find):
-    """The host step's job_files from tickgate_job_files (src found on the
-    controller by find, as ansible.builtin.copy finds it), or None when the
-    copy tasks must do it."""
-    out, total = [], 0
+    """The host step's job_files and job_contents (path to content, base64)
+    from tickgate_job_files (src found on the controller by find, as
+    ansible.builtin.copy finds it), or None when the copy tasks must do it."""
+    out, contents, total = [], {}, 0
     for f in files:
         if not f.get("src") or not f.get("dest"):
             return None  # the copy task says what is missing
@@ -111,17 +111,16 @@ def job_file_args(files, find):
         if total > JOB_FILES_MAX:
             return None
         with open(path, "rb") as fh:
-            content = base64.b64encode(fh.read()).decode("ascii")
+            contents[f["dest"]] = base64.b64encode(fh.read()).decode("ascii")
         out.append(
             {
                 "path": f["dest"],
-                "content_b64": content,
                 "owner": f.get("owner") or "root",
                 "group": f.get("group") or "root",
                 "mode": mode,
             }
         )
-    return out
+    return out, contents
 
 
 def present(plan):
@@ -258,7 +257,7 @@ class ActionModule(ActionBase):
                     left = True
                     args["write_if_ready"] = False
                 else:
-                    args["job_files"] = carried
+                    args["job_files"], args["job_contents"] = carried
             then_write = boolean(args.get("write_if_ready", False), strict=False)
             if then_write:
                 # The write too, if the host turns out ready for it: its

@@ -95,11 +95,15 @@ options:
     default: {}
   job_files:
     description:
-      - For host, the jobs' files (tickgate_job_files) with their contents, dicts with path, content_b64, owner, group and mode, written like I(private_files) when every account exists and none of their paths is a directory (C(job_files_done)); each one's directory is created or set to root's, 0755, as the role's copy tasks do.
+      - For host, the jobs' files (tickgate_job_files), dicts with path, owner, group and mode, their contents in I(job_contents); written like I(private_files) when every account exists and each path and its directory is a regular file, a directory or missing (C(job_files_done)); each one's directory is created or set to root's, 0755, as the role's copy tasks do.
       - The action plugin sends them only when they are small regular files; otherwise the role's copy tasks do it.
     type: list
     elements: dict
     default: []
+  job_contents:
+    description: For host, each of I(job_files)' path to its content, base64 (never logged, as a job's file may hold a credential).
+    type: dict
+    default: {}
   absent:
     description: For host, paths to remove (a file; missing is fine).
     type: list
@@ -836,7 +840,7 @@ def put_job_files(p, check, changes):
             if not check:
                 os.makedirs(parent, 0o755)
         _ensure_dir(d, 0, 0, 0o755, check, changes)
-    put_files([dict(f, content=base64.b64decode(f["content_b64"])) for f in p["job_files"]], check, changes)
+    put_files([dict(f, content=base64.b64decode(p["job_contents"][f["path"]])) for f in p["job_files"]], check, changes)
     return True
 
 
@@ -1133,6 +1137,7 @@ def main():
             private_files=dict(type="list", elements="dict", default=[]),
             private_contents=dict(type="dict", default={}, no_log=True),
             job_files=dict(type="list", elements="dict", default=[]),
+            job_contents=dict(type="dict", default={}, no_log=True),
             absent=dict(type="list", elements="path", default=[]),
             groups=dict(type="list", elements="str", default=[]),
             users=dict(type="list", elements="dict", default=[]),

@@ -407,6 +407,7 @@ class HostThenWrite(HelperLog, unittest.TestCase):
         os.mkdir(self.units)
         self.open_rc = 0
         self.check_rc = 0
+        self.contents = {}  # job_contents, filled by job_file
         self.sha = lambda c: hashlib.sha256(c.encode()).hexdigest()
         self.current = True
         for name, stub in (
@@ -464,6 +465,7 @@ class HostThenWrite(HelperLog, unittest.TestCase):
             private_contents={},
             reopen_if=[],
             job_files=[],
+            job_contents=self.contents,
         )
         p.update(kw)
         return p
@@ -515,12 +517,15 @@ class HostThenWrite(HelperLog, unittest.TestCase):
 
     def test_the_contents_never_reach_the_module_output(self):
         # The module run as Ansible runs it: its result (with the invocation's
-        # arguments) must not hold a DSN, even where it names the file.
+        # arguments) must not hold a DSN or a job file's content, even where
+        # it names the file.
+        import base64
         import json
         import subprocess
         import sys
 
         path, p = self.private(path=os.path.join(self.dir, "no-such-dir", "fleet-tick.dsn"))
+        job = base64.b64encode(b"PGPASSWORD=j0b-s3cret\n").decode()
         args = {
             "action": "host",
             "users": p["users"],
@@ -528,6 +533,8 @@ class HostThenWrite(HelperLog, unittest.TestCase):
             "layout_dirs": [],
             "private_files": p["private_files"],
             "private_contents": p["private_contents"],
+            "job_files": [{"path": "/opt/j/env", "owner": "root", "group": "root", "mode": "0600"}],
+            "job_contents": {"/opt/j/env": job},
         }
         argsfile = os.path.join(self.dir, "args.json")
         with open(argsfile, "w") as f:
@@ -538,6 +545,8 @@ class HostThenWrite(HelperLog, unittest.TestCase):
         self.assertRegex(res["msg"], r"No such file.*no-such-dir/\.fleet-tick\.dsn")  # its directory does not exist
         self.assertNotIn("no content", res["msg"])
         self.assertNotIn("s3cret", out.stdout + out.stderr)
+        self.assertIn("/opt/j/env", out.stdout)
+        self.assertNotIn(job, out.stdout + out.stderr)
 
     def test_writes_and_reopens_after_the_drain_when_nothing_else_is_needed(self):
         self.fake_helper()
@@ -587,14 +596,9 @@ class HostThenWrite(HelperLog, unittest.TestCase):
         """One job file for the host step, in a directory to create."""
         import base64
 
-        f = dict(
-            path=os.path.join(self.dir, "opt", "jobs", "backfill.sh"),
-            content_b64=base64.b64encode(b"#!/bin/sh\n\x00\xff binary too\n").decode(),
-            owner="root",
-            group="root",
-            mode="0750",
-        )
+        f = dict(path=os.path.join(self.dir, "opt", "jobs", "backfill.sh"), owner="root", group="root", mode="0750")
         f.update(kw)
+        self.contents[f["path"]] = base64.b64encode(b"#!/bin/sh\n\x00\xff binary too\n").decode()
         return f
 
     def test_writes_the_jobs_files_and_their_directory_then_the_units(self):
@@ -713,10 +717,12 @@ class JobFileArgs(unittest.TestCase):
     def test_small_regular_files_travel_with_owner_group_and_mode(self):
         import base64
 
-        out = self.args(
+        out, contents = self.args(
             {"src": "job.sh", "dest": "/opt/j/job.sh"}, {"src": "job.sh", "dest": "/opt/j/b", "mode": "0640", "owner": "tgtest"}
         )
-        self.assertEqual(base64.b64decode(out[0]["content_b64"]), b"#!/bin/sh\necho hi\n")
+        self.assertEqual(base64.b64decode(contents["/opt/j/job.sh"]), b"#!/bin/sh\necho hi\n")
+        self.assertEqual(sorted(contents), ["/opt/j/b", "/opt/j/job.sh"])
+        self.assertNotIn("content_b64", out[0])
         self.assertEqual(
             [(f["path"], f["owner"], f["group"], f["mode"]) for f in out],
             [("/opt/j/job.sh", "root", "root", "0755"), ("/opt/j/b", "tgtest", "root", "0640")],
