@@ -212,12 +212,12 @@ options:
     type: str
   reopen:
     description: For write (and host with I(write_if_ready)), outside check mode, a command (argv) that reopens the gate once the units are written; its failure fails the task.
-  reopen_if:
-    description:
-      - With I(reopen), a command (argv) run first; only when it exits 0 is the gate reopened. Otherwise the gate stays closed, its output is returned as C(reopen_deferred), and the task does not fail (site.yml's fleet schema check; the play's migrate and reopen tasks follow).
     type: list
     elements: str
     default: []
+  reopen_if:
+    description:
+      - With I(reopen), a command (argv) run first; only when it exits 0 is the gate reopened. Otherwise the gate stays closed, its output is returned as C(reopen_deferred), and the task does not fail (site.yml's fleet schema check; the play's migrate and reopen tasks follow).
     type: list
     elements: str
     default: []

@@ -679,8 +679,19 @@ class Documentation(unittest.TestCase):
 
         import yaml
 
-        doc = yaml.safe_load(m.DOCUMENTATION)
-        yaml.safe_load(m.RETURN)
+        class Strict(yaml.SafeLoader):
+            """A key given twice is an error (safe_load keeps the last one:
+            an option inserted inside another's block once went unnoticed)."""
+
+        def mapping(loader, node, deep=False):
+            keys = [loader.construct_object(k) for k, _ in node.value]
+            dup = sorted({k for k in keys if keys.count(k) > 1})
+            self.assertEqual(dup, [], "a key given twice in DOCUMENTATION or RETURN")
+            return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+        Strict.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+        doc = yaml.load(m.DOCUMENTATION, Loader=Strict)
+        yaml.load(m.RETURN, Loader=Strict)
         src = inspect.getsource(m.main)
         spec = src[src.index("argument_spec=dict(") : src.index("supports_check_mode")]
         self.assertEqual(sorted(set(re.findall(r"^\s+(\w+)=dict\(", spec, re.M))), sorted(doc["options"]))
