@@ -151,20 +151,33 @@ func (c *Client) query(ctx context.Context) (context.Context, context.CancelFunc
 func (c *Client) checkSchema(ctx context.Context) error {
 	ctx, cancel := c.query(ctx)
 	defer cancel()
-	var v int
-	err := c.conn.QueryRow(ctx, "SELECT version FROM tickgate.meta").Scan(&v)
-	var pe *pgconn.PgError
+	v, present, err := c.schemaVersion(ctx)
 	switch {
-	case errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000"):
-		return errors.New("the fleet database has no tickgate schema: run the deploy, which migrates it with tickgate_fleet_admin_dsn")
 	case err != nil:
-		return fmt.Errorf("reading the fleet schema version: %w", explain(err))
+		return err
+	case !present:
+		return errors.New("the fleet database has no tickgate schema: run the deploy, which migrates it with tickgate_fleet_admin_dsn")
 	case v > SchemaVersion:
 		return fmt.Errorf("the fleet schema is version %d, newer than this helper understands (%d): upgrade the helper on this host", v, SchemaVersion)
 	case v < SchemaVersion:
 		return fmt.Errorf("the fleet schema is version %d, older than this helper needs (%d): run the deploy to migrate it", v, SchemaVersion)
 	}
 	return nil
+}
+
+// schemaVersion reads the fleet schema's version (within a query's bound,
+// taken by the caller); present is false when the database has no tickgate
+// schema or no meta table yet.
+func (c *Client) schemaVersion(ctx context.Context) (v int, present bool, err error) {
+	err = c.conn.QueryRow(ctx, "SELECT version FROM tickgate.meta").Scan(&v)
+	var pe *pgconn.PgError
+	switch {
+	case errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000"):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("reading the fleet schema version: %w", explain(err))
+	}
+	return v, true, nil
 }
 
 // Gate reads the fleet gate (the same document and rules as the gate file).

@@ -2,12 +2,10 @@ package fleet
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // migrations[i] takes the schema from version i to i+1. Never edit one that
@@ -200,14 +198,12 @@ func Pending(ctx context.Context, o Options, tickRole string) ([]string, error) 
 	defer c.Close()
 	qctx, cancel := c.query(ctx)
 	defer cancel()
-	var v int
-	err = c.conn.QueryRow(qctx, "SELECT coalesce(max(version), 0) FROM tickgate.meta").Scan(&v)
-	var pe *pgconn.PgError
+	v, present, err := c.schemaVersion(qctx)
 	switch {
-	case errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000"):
-		return []string{fmt.Sprintf("the fleet database has no tickgate schema yet (this helper's is version %d)", SchemaVersion)}, nil
 	case err != nil:
-		return nil, fmt.Errorf("reading the fleet schema version: %w", explain(err))
+		return nil, err
+	case !present:
+		return []string{fmt.Sprintf("the fleet database has no tickgate schema yet (this helper's is version %d)", SchemaVersion)}, nil
 	case v > SchemaVersion:
 		return nil, fmt.Errorf("the fleet schema is version %d, newer than this helper understands (%d): deploy a newer tickgate", v, SchemaVersion)
 	case v < SchemaVersion:
