@@ -554,7 +554,7 @@ def tickgate_armed(jobs):
     """What the cross-host singleton check needs of one host's job list, in
     one short string: each job present and enabled, as NAME (no singleton),
     NAME:1 (singleton) or NAME:fleet (floating singleton), space-separated
-    (job names have neither). tickgate_check registers it per host, so the
+    (job names have neither). tickgate_plan registers it per host, so the
     check reads a string per host instead of templating every host's whole
     job list in every host's worker (hosts x hosts job lists)."""
     out = []
@@ -578,7 +578,7 @@ def tickgate_singleton_errors(hostvars, hosts, result_var="__tickgate_checked"):
     """Each singleton job must be present and enabled on exactly one host; a
     floating singleton (singleton: fleet) must say so on every host that arms
     it, or a host that does not would run every slot besides. Reads each
-    host's tickgate_armed summary (the "armed" of its tickgate_check result)."""
+    host's tickgate_armed summary (the "armed" of its tickgate_plan result)."""
     armed = {h: _armed_jobs((hostvars[h].get(result_var) or {}).get("armed")) for h in hosts}
     where, floating = {}, {}
     for h in hosts:

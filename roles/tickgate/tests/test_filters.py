@@ -316,7 +316,7 @@ class Singletons(unittest.TestCase):
     @staticmethod
     def registered(jobs_by_host):
         """hostvars as the check across hosts sees them: each host's
-        tickgate_check result, whose "armed" is tickgate_armed of its jobs."""
+        tickgate_plan result, whose "armed" is tickgate_armed of its jobs."""
         return {h: {"__tickgate_checked": {"armed": t.tickgate_armed(jobs)}} for h, jobs in jobs_by_host.items()}
 
     def test_armed_summary(self):

@@ -1,0 +1,151 @@
+"""Unit tests for roles/tickgate/action_plugins/tickgate_plan.py: the
+preflight's controller-side checks, in their order, against the role's real
+meta/argument_specs.yml and defaults/main.yml, then the plan they lead to.
+The molecule scenarios run the task itself in deploys."""
+
+import copy
+import os
+import sys
+import unittest
+
+import yaml
+
+HERE = os.path.dirname(__file__)
+sys.path.insert(0, os.path.join(HERE, "..", "action_plugins"))
+import tickgate_plan as c  # noqa: E402
+
+SPEC_FILE = os.path.join(HERE, "..", "meta", "argument_specs.yml")
+with open(os.path.join(HERE, "..", "defaults", "main.yml"), encoding="utf-8") as f:
+    DEFAULTS = yaml.safe_load(f)
+
+
+def values(**over):
+    v = copy.deepcopy(DEFAULTS)
+    v["tickgate_jobs"] = [{"name": "a", "command": ["/bin/true"], "schedule": "hourly"}]
+    v.update(over)
+    return v
+
+
+class Check(unittest.TestCase):
+    def setUp(self):
+        self.spec = c._spec(SPEC_FILE)
+
+    def run_check(self, v):
+        return c.check("h1", v, self.spec)
+
+    def test_defaults_and_a_job_pass(self):
+        self.assertEqual(self.run_check(values()), "")
+
+    def test_every_default_is_in_the_spec(self):
+        # What the action templates is the spec's options: a default the spec
+        # lacks would never be checked.
+        self.assertEqual(sorted(k for k in DEFAULTS if k not in self.spec), [])
+
+    def test_the_job_list_first_one_line_naming_host_job_and_field(self):
+        v = values(tickgate_jobs=[{"name": "shelly", "command": "echo hi", "schedule": "hourly"}], tickgate_kill_after=[1])
+        msg = self.run_check(v)
+        self.assertTrue(msg.startswith("host h1: "), msg)
+        self.assertIn("job shelly: command: must be an argv list, not a string", msg)
+        self.assertNotIn("argument", msg)  # the spec's own check did not run
+
+    def test_then_the_argument_spec(self):
+        msg = self.run_check(values(tickgate_purge="sometimes"))
+        self.assertTrue(msg.startswith("Validation of arguments failed:"), msg)
+        self.assertIn("tickgate_purge", msg)
+
+    def run_action(self, task_vars):
+        """The action as the preflight calls it, its plans in a temp dir."""
+        import shutil
+        import tempfile
+        from unittest import mock
+
+        tmp = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, tmp)
+        templates = os.path.join(HERE, "..", "..", "..", "templates")
+        action = c.ActionModule.__new__(c.ActionModule)
+        action._task = mock.Mock(args={"spec_file": SPEC_FILE, "inputs_var": "__tickgate_plan_inputs"})
+        task_vars["__tickgate_plan_inputs"] = {
+            "settings": {
+                "bin": "/usr/local/bin/tickgate",
+                "state_dir": "/var/lib/tickgate",
+                "lock_dir": "/run/lock/tickgate",
+                "gate": "/etc/tickgate/gate.json",
+                "metrics_dir": "",
+                "data_dir": "/var/lib/tickgate-data",
+                "supervisor": "tickgate",
+                "kill_after": "30s",
+                "fleet": False,
+                "fleet_dsn_file": "/etc/tickgate/fleet-tick.dsn",
+                "fleet_timeout": "5s",
+                "notify": [],
+                "notify_dir": "/etc/tickgate/notify",
+            },
+            "service_template": os.path.join(templates, "tickgate-job.service.j2"),
+            "timer_template": os.path.join(templates, "tickgate-job.timer.j2"),
+            "catch_up_template": os.path.join(templates, "tickgate-catch-up.service.j2"),
+        }
+        self.templated = []  # what the action had templated, in order
+        action._templar = mock.Mock(template=lambda v: self.templated.append(v) or v)
+        with mock.patch.object(c.ActionBase, "run", return_value={}), mock.patch.object(c.C, "DEFAULT_LOCAL_TMP", tmp):
+            return action.run(task_vars=task_vars), tmp
+
+    def test_the_action_checks_then_plans_and_returns_the_armed_jobs_for_the_check_across_hosts(self):
+        import json
+
+        jobs = [
+            {"name": "s", "command": ["/bin/true"], "schedule": "hourly", "singleton": True},
+            {"name": "off", "command": ["/bin/true"], "schedule": "hourly", "enabled": False},
+            {"name": "a", "command": ["/bin/true"], "schedule": "hourly"},
+        ]
+        task_vars = dict(values(tickgate_jobs=jobs), inventory_hostname="h1", ansible_managed="managed")
+        res, _ = self.run_action(task_vars)
+        self.assertFalse(res.get("failed"), res.get("msg"))
+        self.assertEqual(res["armed"], "s:1 a")
+        summary = res["ansible_facts"]["__tickgate_plan"]
+        self.assertEqual((summary["jobs"], summary["present"], summary["units"]), (3, 3, 6))
+        with open(summary["path"]) as f:
+            plan = json.load(f)
+        self.assertEqual([j["name"] for j in plan["jobs"]], ["s", "off", "a"])
+        self.assertIn('ExecStart="/usr/local/bin/tickgate" "run" "--lock" "a"', plan["units"]["tickgate-a.service"])
+
+    def test_a_failed_check_writes_no_plan(self):
+        task_vars = dict(
+            values(tickgate_jobs=[{"name": "bad", "command": "echo", "schedule": "hourly"}]), inventory_hostname="h1"
+        )
+        res, tmp = self.run_action(task_vars)
+        self.assertTrue(res["failed"])
+        self.assertIn("job bad: command: must be an argv list", res["msg"])
+        self.assertNotIn("armed", res)
+        self.assertNotIn("ansible_facts", res)
+        self.assertFalse(os.path.exists(os.path.join(tmp, "tickgate-plans")))
+        # The plan's inputs were never templated: a variable of the wrong
+        # type fails with the check's message, not in their templating.
+        self.assertNotIn(task_vars["__tickgate_plan_inputs"], self.templated)
+        self.assertEqual(len(self.templated), 1)
+
+    def test_documents_every_argument_it_reads(self):
+        import inspect
+        import re
+
+        doc = yaml.safe_load(c.DOCUMENTATION)
+        yaml.safe_load(c.RETURN)
+        src = inspect.getsource(c.ActionModule.run)
+        read = set(re.findall(r'args(?:\["|\.get\(")(\w+)"', src)) | set(
+            re.findall(r"for k in \(([^)]*)\)", src)[0].replace('"', "").replace(" ", "").split(",")
+        )
+        self.assertEqual(sorted(read - {""}), sorted(doc["options"]))
+
+    def test_plain_strips_subclasses(self):
+        class Tagged(str):
+            pass
+
+        out = c.plain({Tagged("k"): [Tagged("v"), 1, True, 1.5, None, (Tagged("t"),)]})
+        self.assertEqual(out, {"k": ["v", 1, True, 1.5, None, ["t"]]})
+        k = next(iter(out))
+        self.assertIs(type(k), str)
+        self.assertIs(type(out["k"][0]), str)
+        self.assertIs(type(out["k"][2]), bool)
+
+
+if __name__ == "__main__":
+    unittest.main()
