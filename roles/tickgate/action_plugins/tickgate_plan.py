@@ -142,9 +142,27 @@ def check(host, values, spec):
     if errors:
         return "host %s: %s" % (host, " | ".join(errors))
     result = ArgumentSpecValidator(spec).validate(values, validate_role_argument_spec=True)
-    if result.error_messages:
-        return "Validation of arguments failed:\n%s" % "\n".join(result.error_messages)
+    messages = result.error_messages + unconverted(values, spec)
+    if messages:
+        return "Validation of arguments failed:\n%s" % "\n".join(messages)
     return ""
+
+
+def unconverted(values, spec):
+    """What the validator accepts only by converting it: the role reads its
+    variables as given, not as converted, so a list where a string belongs
+    (or "yes" where a boolean does) would fail later, in a template or a
+    condition, or on the host with its gate closed. Numbers stay allowed
+    for strings (durations in seconds, names that are digits)."""
+    out = []
+    for name, opt in spec.items():
+        v = values.get(name)
+        kind = opt.get("type", "str")
+        if kind == "bool" and not isinstance(v, bool) and name in values:
+            out.append("%s: must be true or false, not %r" % (name, v))
+        elif kind in ("str", "path") and (v is None or isinstance(v, (bool, list, dict))) and name in values:
+            out.append("%s: must be a string, not %s" % (name, "null" if v is None else type(v).__name__))
+    return out
 
 
 def _builtin_filters():

@@ -53,6 +53,24 @@ class Check(unittest.TestCase):
         self.assertTrue(msg.startswith("Validation of arguments failed:"), msg)
         self.assertIn("tickgate_purge", msg)
 
+    def test_a_value_the_spec_would_only_accept_converted_is_refused(self):
+        # ArgumentSpecValidator converts these, but the role reads the
+        # variables as given: each would fail later (a list's .endswith on the
+        # host, with the gate closed; "yes" in a condition).
+        for name, bad, says in (
+            ("tickgate_fleet_dsn", [5], "tickgate_fleet_dsn: must be a string, not list"),
+            ("tickgate_gate_file", {"a": 1}, "tickgate_gate_file: must be a string, not dict"),
+            ("tickgate_state_dir", None, "tickgate_state_dir: must be a string, not null"),
+            ("tickgate_metrics_dir", True, "tickgate_metrics_dir: must be a string, not bool"),
+            ("tickgate_purge", "yes", "tickgate_purge: must be true or false, not 'yes'"),
+        ):
+            with self.subTest(name=name):
+                msg = self.run_check(values(**{name: bad}))
+                self.assertTrue(msg.startswith("Validation of arguments failed:"), msg)
+                self.assertIn(says, msg)
+        # A number is a string's value as it renders: a duration in seconds.
+        self.assertEqual(self.run_check(values(tickgate_kill_after=30, tickgate_drain_timeout=600)), "")
+
     def run_action(self, task_vars):
         """The action as the preflight calls it, its plans in a temp dir."""
         import shutil
