@@ -148,18 +148,30 @@ def check(host, values, spec):
     return ""
 
 
+# The strings (any case) that ansible.builtin.bool, which the role applies
+# to its boolean variables, reads as true or false: `-e tickgate_purge=true`
+# passes a string.
+BOOL_WORDS = {"yes", "on", "true", "1", "no", "off", "false", "0"}
+
+
 def unconverted(values, spec):
     """What the validator accepts only by converting it: the role reads its
     variables as given, not as converted, so a list where a string belongs
-    (or "yes" where a boolean does) would fail later, in a template or a
-    condition, or on the host with its gate closed. Numbers stay allowed
-    for strings (durations in seconds, names that are digits)."""
+    would fail later, in a template or on the host with its gate closed.
+    Numbers stay allowed for strings (durations in seconds, names that are
+    digits); a boolean may be a string the role's `| bool` reads the same
+    way as the validator (not "y" or "t", which the validator takes and
+    ansible.builtin.bool does not)."""
     out = []
     for name, opt in spec.items():
         v = values.get(name)
         kind = opt.get("type", "str")
-        if kind == "bool" and not isinstance(v, bool) and name in values:
-            out.append("%s: must be true or false, not %r" % (name, v))
+        if (
+            kind == "bool"
+            and name in values
+            and not (isinstance(v, bool) or (isinstance(v, str) and v.lower() in BOOL_WORDS) or (type(v) is int and v in (0, 1)))
+        ):
+            out.append("%s: must be true or false (or yes/no, on/off, 1/0), not %r" % (name, v))
         elif kind in ("str", "path") and (v is None or isinstance(v, (bool, list, dict))) and name in values:
             out.append("%s: must be a string, not %s" % (name, "null" if v is None else type(v).__name__))
     return out

@@ -4,6 +4,7 @@ meta/argument_specs.yml and defaults/main.yml, then the plan they lead to.
 The molecule scenarios run the task itself in deploys."""
 
 import copy
+import json
 import os
 import sys
 import unittest
@@ -62,7 +63,8 @@ class Check(unittest.TestCase):
             ("tickgate_gate_file", {"a": 1}, "tickgate_gate_file: must be a string, not dict"),
             ("tickgate_state_dir", None, "tickgate_state_dir: must be a string, not null"),
             ("tickgate_metrics_dir", True, "tickgate_metrics_dir: must be a string, not bool"),
-            ("tickgate_purge", "yes", "tickgate_purge: must be true or false, not 'yes'"),
+            ("tickgate_purge", "y", "tickgate_purge: must be true or false (or yes/no, on/off, 1/0), not 'y'"),
+            ("tickgate_facts", 2, "tickgate_facts: must be true or false (or yes/no, on/off, 1/0), not 2"),
         ):
             with self.subTest(name=name):
                 msg = self.run_check(values(**{name: bad}))
@@ -70,6 +72,8 @@ class Check(unittest.TestCase):
                 self.assertIn(says, msg)
         # A number is a string's value as it renders: a duration in seconds.
         self.assertEqual(self.run_check(values(tickgate_kill_after=30, tickgate_drain_timeout=600)), "")
+        # `-e tickgate_purge=true` passes a string: the role reads it with `| bool`.
+        self.assertEqual(self.run_check(values(tickgate_purge="true", tickgate_facts="False", tickgate_hardening="no")), "")
 
     def run_action(self, task_vars):
         """The action as the preflight calls it, its plans in a temp dir."""
@@ -125,6 +129,22 @@ class Check(unittest.TestCase):
             plan = json.load(f)
         self.assertEqual([j["name"] for j in plan["jobs"]], ["s", "off", "a"])
         self.assertIn('ExecStart="/usr/local/bin/tickgate" "run" "--lock" "a"', plan["units"]["tickgate-a.service"])
+
+    def test_a_boolean_given_as_a_string_renders_as_that_boolean(self):
+        # As `-e tickgate_hardening=false` gives it: a string, which Jinja
+        # alone would read as true.
+        jobs = [{"name": "a", "command": ["/bin/true"], "schedule": "hourly"}]
+        units = {}
+        for given in (False, "false", True, "true"):
+            task_vars = dict(values(tickgate_jobs=jobs, tickgate_hardening=given), inventory_hostname="h1", ansible_managed="m")
+            res, _ = self.run_action(task_vars)
+            self.assertFalse(res.get("failed"), res.get("msg"))
+            with open(res["ansible_facts"]["__tickgate_plan"]["path"]) as f:
+                units[given] = json.load(f)["units"]["tickgate-a.service"]
+        self.assertNotIn("NoNewPrivileges=yes", units[False])
+        self.assertEqual(units["false"], units[False])
+        self.assertIn("NoNewPrivileges=yes", units[True])
+        self.assertEqual(units["true"], units[True])
 
     def test_a_failed_check_writes_no_plan(self):
         task_vars = dict(
