@@ -128,7 +128,7 @@ def present(plan):
 
 
 def absent_jobs(plan):
-    """Which jobs are gone, for the purge of their state and data."""
+    """Which jobs the plan marks absent, for tickgate_purge."""
     return [j["name"] for j in plan["jobs"] if j["state"] == "absent"]
 
 
@@ -161,6 +161,10 @@ class ActionModule(ActionBase):
         if args.pop("arm", False):
             args["enabled"] = [j["unit"] + ".timer" for j in jobs if j.get("enabled", True)]
             args["disabled"] = [j["unit"] + ".timer" for j in jobs if not j.get("enabled", True)]
+        if args.get("purge_dirs"):
+            # tickgate_purge: the module purges these and the jobs whose
+            # units it removes, after the write.
+            args["absent_jobs"] = absent_jobs(plan)
         return args, None
 
     def run(self, tmp=None, task_vars=None):
@@ -219,9 +223,7 @@ class ActionModule(ActionBase):
             if failed:
                 result.update(failed)
                 return result
-            res = self._module(args, task_vars)
-            res["absent_jobs"] = absent_jobs(plan)
-            result.update(res)
+            result.update(self._module(args, task_vars))
             return result
 
         if action == "host":
@@ -270,8 +272,6 @@ class ActionModule(ActionBase):
             if left:
                 # The module saw no job files: files.yml must copy them.
                 res["job_files_done"] = False
-            if then_write:
-                res["absent_jobs"] = absent_jobs(plan)
             result.update(res)
             return result
 

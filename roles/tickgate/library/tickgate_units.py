@@ -215,6 +215,20 @@ options:
     type: list
     elements: str
     default: []
+  purge_dirs:
+    description:
+      - For write (and host when it writes), the directories whose entry
+        for each gone job is removed after the units (C(tickgate_purge) -
+        its state dir and data dir) - each job of I(absent_jobs) and each
+        job whose units the write removed. Returned as C(purged).
+    type: list
+    elements: path
+    default: []
+  absent_jobs:
+    description: With I(purge_dirs), the jobs the plan marks C(state=absent).
+    type: list
+    elements: str
+    default: []
   reopen_if:
     description:
       - With I(reopen), a command (argv) run first; only when it exits 0 is the gate reopened. Otherwise the gate stays closed, its output is returned as C(reopen_deferred), and the task does not fail (site.yml's fleet schema check; the play's migrate and reopen tasks follow).
@@ -267,6 +281,7 @@ local_time_jobs: {description: floating singletons whose schedule is read in the
 layout_done: {description: the host step laid out too (every account existed), type: bool, returned: host}
 job_files_done: {description: the host step wrote (or found current) every one of job_files, type: bool, returned: host}
 private_done: {description: the host step wrote (or found current) every one of private_files (every account existed), type: bool, returned: host}
+purged: {description: the gone jobs' directories removed (with purge_dirs; in check mode, those that would be), type: list, returned: write with purge_dirs, and host when it wrote}
 reopened: {description: the reopen command ran and succeeded, type: bool, returned: write with reopen, and host when it wrote}
 reopen_deferred: {description: why the gate was not reopened (what reopen_if said), type: str, returned: when reopen_if exited non-zero}
 wrote: {description: for host with write_if_ready, it wrote the units (written, removed, armed, disarmed are the write's), type: bool, returned: host}
@@ -611,13 +626,58 @@ def write(module, p):
     return written, removed, armed, disarmed
 
 
+JOB_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+def purge(p, removed, check):
+    """tickgate_purge: each gone job's entry in each of p["purge_dirs"] (its
+    state dir and data dir) removed, as ansible.builtin.file state=absent
+    does: a link is unlinked, not followed, and a directory is removed with
+    shutil.rmtree, which on Linux walks by file descriptor and never follows
+    a link a job planted inside. The gone jobs: the plan's absent ones and
+    those whose units the write removed. Returns the paths (in check mode,
+    those that would go)."""
+    if not p["purge_dirs"]:
+        return []
+    gone = set(p["absent_jobs"]) | {job_of(n, p["prefix"]) for n in removed if n.startswith(p["prefix"])}
+    out = []
+    for name in sorted(gone):
+        if not JOB_NAME_RE.match(name):
+            continue  # never "..", never a path
+        for d in p["purge_dirs"]:
+            path = os.path.join(d, name)
+            if not os.path.lexists(path):
+                continue
+            out.append(path)
+            if check:
+                continue
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+    return out
+
+
 def write_and_reopen(module, p, res):
     """write's work into res: the units, the helper's version, then the gate
-    reopened with p["reopen"] (outside check mode). Returns why the reopen
-    failed ("" when it did not)."""
+    reopened with p["reopen"] (outside check mode), then the gone jobs'
+    directories purged (with purge_dirs). Returns why the reopen or the
+    purge failed ("" when neither did)."""
     res["written"], res["removed"], res["armed"], res["disarmed"] = write(module, p)
     if p["helper"]:
         res["helper_version"] = helper_version(p["helper"])
+    failed = reopen(module, p, res)
+    if p["purge_dirs"]:
+        try:
+            res["purged"] = purge(p, res["removed"], module.check_mode)
+        except OSError as e:
+            failed = "; ".join(x for x in (failed, "purging the gone jobs' directories failed: %s" % e) if x)
+    return failed
+
+
+def reopen(module, p, res):
+    """The gate reopened with p["reopen"] (outside check mode), if
+    p["reopen_if"] (when given) exits 0. Returns why the reopen failed."""
     if p["reopen"] and not module.check_mode:
         if p["reopen_if"]:
             r = run(p["reopen_if"], check=False)
@@ -641,7 +701,7 @@ def write_and_reopen(module, p, res):
 
 
 def wrote_anything(res):
-    return bool(res["written"] or res["removed"] or res["armed"] or res["disarmed"])
+    return bool(res["written"] or res["removed"] or res["armed"] or res["disarmed"] or res.get("purged"))
 
 
 def helper_version(path):
@@ -1167,6 +1227,9 @@ def main():
             # written (site.yml's, when nothing else must come first).
             reopen=dict(type="list", elements="str", default=[]),
             reopen_if=dict(type="list", elements="str", default=[]),
+            # write: tickgate_purge, after the units.
+            purge_dirs=dict(type="list", elements="path", default=[]),
+            absent_jobs=dict(type="list", elements="str", default=[]),
             # host: site.yml's gate close and drain, run first when the
             # helper is installed, in this round trip.
             close=dict(type="list", elements="str", default=[]),

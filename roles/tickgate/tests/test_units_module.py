@@ -466,6 +466,8 @@ class HostThenWrite(HelperLog, unittest.TestCase):
             reopen_if=[],
             job_files=[],
             job_contents=self.contents,
+            purge_dirs=[],
+            absent_jobs=[],
         )
         p.update(kw)
         return p
@@ -591,6 +593,56 @@ class HostThenWrite(HelperLog, unittest.TestCase):
         self.assertNotIn("reopened", res)
         self.assertEqual(os.listdir(self.units), [])
         self.assertNotIn("gate close --token deploy-1", self.logged())
+
+    def gone_jobs_dirs(self):
+        """A state and a data root with the directories of jobs a (kept),
+        old (its units installed, no longer wanted) and gone (absent in the
+        plan); old's data dir holds a link to a directory outside."""
+        roots = [os.path.join(self.dir, r) for r in ("state", "data")]
+        outside = os.path.join(self.dir, "outside")
+        os.makedirs(outside)
+        with open(os.path.join(outside, "keep"), "w") as f:
+            f.write("not a job's\n")
+        for root in roots:
+            for job in ("a", "old", "gone"):
+                os.makedirs(os.path.join(root, job, "sub"))
+        os.symlink(outside, os.path.join(roots[1], "old", "sub", "link"))
+        with open(os.path.join(self.units, "tickgate-old.service"), "w") as f:
+            f.write("old\n")
+        return roots, outside
+
+    def test_purge_removes_the_gone_jobs_dirs_after_the_write_never_following_a_link(self):
+        self.fake_helper()
+        roots, outside = self.gone_jobs_dirs()
+        p = self.params(purge_dirs=roots, absent_jobs=["gone", "../state"])
+        res = m.new_result()
+        self.assertEqual(m.host_step(FakeModule(), p, res), "")
+        self.assertEqual(res["removed"], ["tickgate-old.service"])
+        want = sorted(os.path.join(r, j) for r in roots for j in ("gone", "old"))
+        self.assertEqual(sorted(res["purged"]), want)
+        self.assertTrue(res["changed"])
+        for r in roots:
+            self.assertEqual(sorted(os.listdir(r)), ["a"])
+        self.assertEqual(os.listdir(outside), ["keep"])  # the link was removed, not followed
+        self.assertTrue(os.path.isdir(self.dir))  # "../state" is no job name
+
+    def test_purge_in_check_mode_names_what_would_go_and_removes_nothing(self):
+        self.fake_helper()
+        roots, _ = self.gone_jobs_dirs()
+        res = m.new_result()
+        self.assertEqual(m.host_step(FakeModule(check_mode=True), self.params(purge_dirs=roots, absent_jobs=["gone"]), res), "")
+        self.assertEqual(len(res["purged"]), 4)
+        for r in roots:
+            self.assertEqual(sorted(os.listdir(r)), ["a", "gone", "old"])
+
+    def test_without_purge_dirs_the_gone_jobs_dirs_stay(self):
+        self.fake_helper()
+        roots, _ = self.gone_jobs_dirs()
+        res = m.new_result()
+        self.assertEqual(m.host_step(FakeModule(), self.params(absent_jobs=["gone"]), res), "")
+        self.assertNotIn("purged", res)
+        for r in roots:
+            self.assertEqual(sorted(os.listdir(r)), ["a", "gone", "old"])
 
     def job_file(self, **kw):
         """One job file for the host step, in a directory to create."""
