@@ -164,15 +164,13 @@ def unconverted(values, spec):
     ansible.builtin.bool does not)."""
     out = []
     for name, opt in spec.items():
-        v = values.get(name)
-        kind = opt.get("type", "str")
-        if (
-            kind == "bool"
-            and name in values
-            and not (isinstance(v, bool) or (isinstance(v, str) and v.lower() in BOOL_WORDS) or (type(v) is int and v in (0, 1)))
-        ):
-            out.append("%s: must be true or false (or yes/no, on/off, 1/0), not %r" % (name, v))
-        elif kind in ("str", "path") and (v is None or isinstance(v, (bool, list, dict))) and name in values:
+        if name not in values:
+            continue
+        v, kind = values[name], opt.get("type", "str")
+        if kind == "bool":
+            if not (isinstance(v, bool) or (isinstance(v, str) and v.lower() in BOOL_WORDS) or (type(v) is int and v in (0, 1))):
+                out.append("%s: must be true or false (or yes/no, on/off, 1/0), not %r" % (name, v))
+        elif kind in ("str", "path") and (v is None or isinstance(v, (bool, list, dict))):
             out.append("%s: must be a string, not %s" % (name, "null" if v is None else type(v).__name__))
     return out
 

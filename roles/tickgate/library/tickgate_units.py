@@ -637,8 +637,6 @@ def purge(p, removed, check):
     a link a job planted inside. The gone jobs: the plan's absent ones and
     those whose units the write removed. Returns the paths (in check mode,
     those that would go)."""
-    if not p["purge_dirs"]:
-        return []
     gone = set(p["absent_jobs"]) | {job_of(n, p["prefix"]) for n in removed if n.startswith(p["prefix"])}
     out = []
     for name in sorted(gone):
