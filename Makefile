@@ -37,7 +37,7 @@ help:
 	@echo "make bench       helper and deploy benchmarks (figures, no pass/fail)"
 	@echo "make demo        boot a demo host, deploy inventory/demo, run each job once"
 	@echo "make demo-clean  stop and remove the demo host"
-	@echo "make build       dist/tickgate and dist/tickgate-exec (static)"
+	@echo "make build       dist/tickgate, dist/tickgate-tick and dist/tickgate-exec (static)"
 
 # --- installs ---------------------------------------------------------------
 .PHONY: deps apt-deps venv go-deps
@@ -81,8 +81,8 @@ build:
 test: deps
 	@$(STEPS) \
 	  "gofmt"            "test -z \"\$$(gofmt -l \$$(git ls-files '*.go' 2>/dev/null || find helper -name '*.go'))\" || { gofmt -l helper; false; }" \
-	  "go vet"           "$(GO) vet ./..." \
-	  "staticcheck"      "$(GO) run $(STATICCHECK) ./..." \
+	  "go vet"           "$(GO) vet ./... && $(GO) vet -tags tickonly ./..." \
+	  "staticcheck"      "$(GO) run $(STATICCHECK) ./... && $(GO) run $(STATICCHECK) -tags tickonly ./..." \
 	  "go test -race"    "scripts/pgtest run -- $(MAKE) --no-print-directory go-test" \
 	  "fuzz (brief)"     "$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_BRIEF)" \
 	  "filter tests"     "$(VENV_BIN)/python -m unittest discover -s roles/tickgate/tests -v" \
@@ -93,8 +93,8 @@ test: deps
 	  "molecule"         "$(MAKE) --no-print-directory molecule"
 
 test-go: go-deps
-	$(GO) vet ./...
-	$(GO) run $(STATICCHECK) ./...
+	$(GO) vet ./... && $(GO) vet -tags tickonly ./...
+	$(GO) run $(STATICCHECK) ./... && $(GO) run $(STATICCHECK) -tags tickonly ./...
 	scripts/pgtest run -- $(MAKE) --no-print-directory go-test
 
 # Run inside scripts/pgtest: every package, then alone the test that

@@ -1,3 +1,5 @@
+//go:build !tickonly
+
 package cli
 
 import (

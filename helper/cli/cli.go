@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -15,9 +14,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/tickgate/tickgate/helper/exitcode"
-	"github.com/tickgate/tickgate/helper/fleet"
 	"github.com/tickgate/tickgate/helper/safefs"
-	"github.com/tickgate/tickgate/helper/state"
 	"github.com/tickgate/tickgate/helper/timespec"
 )
 
@@ -26,11 +23,12 @@ var Version = "dev"
 
 // Run runs the command line args (args[0] is the program name).
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	app := newApp(stdin, stdout, stderr)
+	app := newApp(args, stdin, stdout, stderr)
 	return app.RunContext(ctx, interspersed(app, args))
 }
 
 type env struct {
+	args           []string // as given, for a tick handed to the full helper
 	stdin          io.Reader
 	stdout, stderr io.Writer
 }
@@ -58,26 +56,6 @@ func getGlobals(c *ucli.Context) globals {
 	}
 }
 
-// fleetClient connects to the fleet database with the DSN in file.
-func fleetClient(c *ucli.Context, file string) (*fleet.Client, error) {
-	t, err := durationFlag(c, "fleet-timeout")
-	if err != nil {
-		return nil, exitcode.UsageError("%v", err)
-	}
-	dsn, err := fleet.ReadDSN(file, getGlobals(c).Owners)
-	if err != nil {
-		return nil, exitcode.New(exitcode.GateBad, "%v", err)
-	}
-	host, _ := os.Hostname()
-	fc, err := fleet.Connect(c.Context, fleet.Options{DSN: dsn, Timeout: t, AppName: "tickgate " + host + " operator"})
-	if err != nil {
-		return nil, exitcode.New(exitcode.GateBad, "%v", err)
-	}
-	return fc, nil
-}
-
-func (g globals) store() state.Store { return state.Store{Dir: g.StateDir, Owners: g.Owners} }
-
 // checkGlobals refuses an empty path where tickgate keeps its facts: an
 // empty --state-dir would put job state in the working directory.
 func checkGlobals(c *ucli.Context) error {
@@ -93,8 +71,8 @@ func usageErr(_ *ucli.Context, err error, _ bool) error {
 	return exitcode.UsageError("%v (see --help)", err)
 }
 
-func newApp(stdin io.Reader, stdout, stderr io.Writer) *ucli.App {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+func newApp(args []string, stdin io.Reader, stdout, stderr io.Writer) *ucli.App {
+	e := &env{args: args, stdin: stdin, stdout: stdout, stderr: stderr}
 	app := &ucli.App{
 		Name:    "tickgate",
 		Usage:   "run periodic jobs under lock groups, a rollout gate and persistent markers",
@@ -141,7 +119,7 @@ through the environment variables shown, as the units do with Environment=.`,
 	app.CommandNotFound = func(c *ucli.Context, name string) {}
 	app.Action = func(c *ucli.Context) error {
 		if c.Args().Present() {
-			return exitcode.UsageError("unknown command %q (see tickgate --help)", c.Args().First())
+			return unknownCommand(c.Args().First())
 		}
 		return exitcode.UsageError("no command given (see tickgate --help)")
 	}
@@ -186,13 +164,6 @@ func durationFlag(c *ucli.Context, flag string) (time.Duration, error) {
 		return 0, fmt.Errorf("--%s: %v", flag, err)
 	}
 	return d, nil
-}
-
-func checkJobName(job string) error {
-	if err := state.ValidName("job", job); err != nil {
-		return exitcode.UsageError("%v", err)
-	}
-	return nil
 }
 
 // asUsage turns a plain error into a usage error, leaving coded ones alone.

@@ -92,7 +92,7 @@ func TestJobContract(t *testing.T) {
 func runFlags(t *testing.T, flag, value string) error {
 	t.Helper()
 	var cfgErr error
-	app := newApp(strings.NewReader(""), &strings.Builder{}, &strings.Builder{})
+	app := newApp(nil, strings.NewReader(""), &strings.Builder{}, &strings.Builder{})
 	for _, cmd := range app.Commands {
 		if cmd.Name == "run" {
 			cmd.Action = func(c *ucli.Context) error { _, cfgErr = runConfig(c, &env{}); return nil }

@@ -14,7 +14,7 @@ func TestFlagNamesAsUrfave(t *testing.T) {
 		{"state-dir"}, {"json", "j"}, {"lock-wait", "w", "wait"}, {""},
 		{"v1, alias"}, {"name", "bad alias"}, {"x,y"}, {" lead"},
 	}
-	app := newApp(nil, nil, nil)
+	app := newApp(nil, nil, nil, nil)
 	var walk func(fs []ucli.Flag, cs []*ucli.Command)
 	walk = func(fs []ucli.Flag, cs []*ucli.Command) {
 		for _, f := range fs {

@@ -1,9 +1,12 @@
+//go:build !tickonly
+
 package cli
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -225,4 +228,22 @@ func printFleetStatus(w io.Writer, fs *fleetStatus) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Job, s.Slot.Format(time.RFC3339), s.Host, short(&s.ClaimedAt, now))
 	}
 	tw.Flush()
+}
+
+// fleetClient connects to the fleet database with the DSN in file.
+func fleetClient(c *ucli.Context, file string) (*fleet.Client, error) {
+	t, err := durationFlag(c, "fleet-timeout")
+	if err != nil {
+		return nil, exitcode.UsageError("%v", err)
+	}
+	dsn, err := fleet.ReadDSN(file, getGlobals(c).Owners)
+	if err != nil {
+		return nil, exitcode.New(exitcode.GateBad, "%v", err)
+	}
+	host, _ := os.Hostname()
+	fc, err := fleet.Connect(c.Context, fleet.Options{DSN: dsn, Timeout: t, AppName: "tickgate " + host + " operator"})
+	if err != nil {
+		return nil, exitcode.New(exitcode.GateBad, "%v", err)
+	}
+	return fc, nil
 }

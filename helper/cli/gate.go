@@ -1,3 +1,5 @@
+//go:build !tickonly
+
 package cli
 
 import (
@@ -404,18 +406,6 @@ Example (in a job's loop): tickgate gate check || exit 3`,
 			}
 			return nil
 		},
-	}
-}
-
-// gateFailFlag reads --gate-fail: true for open.
-func gateFailFlag(c *ucli.Context) (bool, error) {
-	switch v := c.String("gate-fail"); v {
-	case "closed":
-		return false, nil
-	case "open":
-		return true, nil
-	default:
-		return false, fmt.Errorf("--gate-fail: %q is neither closed nor open", v)
 	}
 }
 

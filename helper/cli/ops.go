@@ -1,3 +1,5 @@
+//go:build !tickonly
+
 package cli
 
 import (
@@ -421,6 +423,15 @@ func afterMarkerChange(ctx context.Context, g globals, j *state.Job, fn func(*st
 	}
 	if _, err := j.Update(ctx, fn, hooks); err != nil {
 		return fmt.Errorf("state or metrics not updated: %w", err)
+	}
+	return nil
+}
+
+func (g globals) store() state.Store { return state.Store{Dir: g.StateDir, Owners: g.Owners} }
+
+func checkJobName(job string) error {
+	if err := state.ValidName("job", job); err != nil {
+		return exitcode.UsageError("%v", err)
 	}
 	return nil
 }

@@ -77,6 +77,9 @@ func runCommand(e *env) *ucli.Command {
 			if err != nil {
 				return asUsage(err)
 			}
+			if err := handOff(cfg, e.args); err != nil {
+				return err
+			}
 			out, err := runner.Run(cfg)
 			if err != nil {
 				return exitcode.New(exitcode.Software, "%v", err)
@@ -302,4 +305,16 @@ func credential(userArg, groupArg string) (*runner.Credential, error) {
 		return nil, fmt.Errorf("locating tickgate itself: %v", err)
 	}
 	return cr, nil
+}
+
+// gateFailFlag reads --gate-fail: true for open.
+func gateFailFlag(c *ucli.Context) (bool, error) {
+	switch v := c.String("gate-fail"); v {
+	case "closed":
+		return false, nil
+	case "open":
+		return true, nil
+	default:
+		return false, fmt.Errorf("--gate-fail: %q is neither closed nor open", v)
+	}
 }

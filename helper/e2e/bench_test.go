@@ -18,18 +18,21 @@ import (
 	"github.com/tickgate/tickgate/helper/state"
 )
 
-// BenchmarkRunVsFlock times `tickgate run JOB -- true` (state and metrics
-// on) against `flock -n LOCK true`, pair by pair, whole processes one at a
-// time, and reports the medians, the median of the pairs' ratios (target
-// <= 2.0) and tickgate's peak RSS. The same rounds time what breaks the
-// tick down, each as its median over flock's:
+// BenchmarkRunVsFlock times a tick as the units run it, `tickgate-tick run
+// JOB -- true` (state and metrics on), against `flock -n LOCK true`, pair by
+// pair, whole processes one at a time, and reports the medians, the median
+// of the pairs' ratios (target <= 2.0) and the tick's peak RSS. The same
+// rounds time what breaks the tick down, each as its median over flock's:
 //   - execonly: a Go program that only runs the command; execonly-start: the
 //     same given a command that does not exist (the Go runtime's start-up);
-//   - depsonly(-start): the same linked with tickgate's libraries (their
-//     package initialisation and page faults); depsonly-signal-start: the
-//     same handling SIGTERM, SIGINT and SIGHUP as a supervisor must (the
+//   - depsonly(-start): the same linked with tickgate-tick's libraries
+//     (their package initialisation and page faults); depsonly-signal-start:
+//     the same handling SIGTERM, SIGINT and SIGHUP as a supervisor must (the
 //     first signal.Notify starts the runtime's signal goroutines);
-//   - version: `tickgate --version` (the helper's start-up and CLI, no tick);
+//     depsonly-full-start: linked with the full helper's libraries too;
+//   - version: `tickgate-tick --version` (its start-up and CLI, no tick);
+//   - full: the same tick by the full helper, `tickgate run` (what a job
+//     with fleet coordination or notifications runs);
 //   - host1000: the tick on a host with 999 other jobs' files beside its
 //     own (it should cost what the tick does);
 //   - tmpfs: the tick with its state, locks and metrics on a tmpfs
@@ -49,7 +52,7 @@ func BenchmarkRunVsFlock(b *testing.B) {
 	t := &testing.T{}
 	e := steadyEnv(b, t, b.TempDir())
 	lock := filepath.Join(e.dir, "flock.lock")
-	execOnly, depsOnly := buildReference(b, "execonly"), buildReference(b, "depsonly")
+	execOnly, depsOnly, depsFull := buildReference(b, "execonly", ""), buildReference(b, "depsonly", ""), buildReference(b, "depsonly", "full")
 	missing := filepath.Join(e.dir, "no-such-command")
 	kinds := []benchKind{
 		{"tickgate", func() *exec.Cmd { return e.cmd("run", "bench", "--", "true") }, false},
@@ -63,7 +66,9 @@ func BenchmarkRunVsFlock(b *testing.B) {
 			c.Env = append(os.Environ(), "DEPSONLY_SIGNALS=1")
 			return c
 		}, true},
-		{"version", func() *exec.Cmd { return e.cmd("--version") }, false},
+		{"depsonly-full-start", func() *exec.Cmd { return exec.Command(depsFull, missing) }, true},
+		{"version", func() *exec.Cmd { c := e.cmd("--version"); c.Path, c.Args[0] = tickBin, tickBin; return c }, false},
+		{"full", func() *exec.Cmd { c := e.cmd("run", "bench", "--", "true"); c.Path, c.Args[0] = bin, bin; return c }, false},
 	}
 	h := steadyEnv(b, t, b.TempDir())
 	if err := besideOtherJobs(h, 999); err != nil {
@@ -184,14 +189,16 @@ func logBreakdown(b *testing.B, med map[string]time.Duration) {
 		d    time.Duration
 	}{
 		{"Go runtime start-up (execonly-start)", med["execonly-start"]},
-		{"+ the libraries' package initialisation (depsonly-start - execonly-start)", med["depsonly-start"] - med["execonly-start"]},
+		{"+ tickgate-tick's libraries' package initialisation: urfave/cli, go-systemd's journal (depsonly-start - execonly-start)", med["depsonly-start"] - med["execonly-start"]},
 		{"+ handling signals, as a supervisor must (depsonly-signal-start - depsonly-start)", med["depsonly-signal-start"] - med["depsonly-start"]},
-		{"+ the helper's own start-up and CLI (version - depsonly-signal-start)", med["version"] - med["depsonly-signal-start"]},
+		{"+ tickgate-tick's own start-up and CLI (version - depsonly-signal-start)", med["version"] - med["depsonly-signal-start"]},
 		{"+ starting and reaping the command (execonly - execonly-start)", child},
 		{"+ the tick's work: gate, markers, locks, state read and write (tmpfs-nometrics - version - command)", med["tmpfs-nometrics"] - med["version"] - child},
 		{"+ the metrics file (tmpfs - tmpfs-nometrics)", med["tmpfs"] - med["tmpfs-nometrics"]},
 		{"+ the durable write's fsyncs (tickgate - tmpfs)", med["tickgate"] - med["tmpfs"]},
-		{"= the tick (tickgate)", med["tickgate"]},
+		{"= the tick (tickgate-tick)", med["tickgate"]},
+		{"the same tick by the full helper, as jobs with fleet coordination or notifications run it (full)", med["full"]},
+		{"  of which the full helper's other libraries: pgx, D-Bus, net/http (depsonly-full-start - depsonly-start)", med["depsonly-full-start"] - med["depsonly-start"]},
 		{"the same tick beside 999 other jobs' state, lock and metrics files (host1000)", med["host1000"]},
 		{"the issue's budget, no library at all: execonly + durable write", med["execonly"] + med["tickgate"] - med["tmpfs"]},
 		{"floor with these libraries: depsonly-start + command + durable write", med["depsonly-start"] + child + med["tickgate"] - med["tmpfs"]},
@@ -208,15 +215,15 @@ func logBreakdown(b *testing.B, med map[string]time.Duration) {
 		return
 	}
 	logf("breakdown: %6.2f ms %5.2fx  a non-root job's tick: the supervisor account runs the command as the job's user through tickgate-exec (user)", float64(med["user"])/1e6, float64(med["user"])/fl)
-	logf("breakdown: %6.2f ms %5.2fx  the same with tickgate itself as the shim (user-selfshim)", float64(med["user-selfshim"])/1e6, float64(med["user-selfshim"])/fl)
+	logf("breakdown: %6.2f ms %5.2fx  the same with tickgate-tick itself as the shim (user-selfshim)", float64(med["user-selfshim"])/1e6, float64(med["user-selfshim"])/fl)
 }
 
 // userTickKinds sets up a non-root job's tick the way the role lays it out
 // and systemd runs it (as security_test.go does): layOutForSupervisor,
 // tickgate run as the supervisor account with
 // CAP_SETUID, CAP_SETGID and CAP_KILL as ambient capabilities, --user the
-// job's. user starts the command through tickgate-exec beside the helper,
-// user-selfshim through a copy of the helper with no tickgate-exec beside it.
+// job's. user starts the command through tickgate-exec beside tickgate-tick,
+// user-selfshim through a copy of tickgate-tick with no tickgate-exec beside it.
 // Nothing without root.
 func userTickKinds(b *testing.B) []benchKind {
 	if os.Geteuid() != 0 {
@@ -228,13 +235,13 @@ func userTickKinds(b *testing.B) []benchKind {
 	self := filepath.Join(root, "selfshim")
 	var helperBytes []byte
 	if err == nil {
-		helperBytes, err = os.ReadFile(bin)
+		helperBytes, err = os.ReadFile(tickBin)
 	}
 	if err == nil {
 		err = os.Mkdir(self, 0o755)
 	}
 	if err == nil {
-		err = os.WriteFile(filepath.Join(self, "tickgate"), helperBytes, 0o755)
+		err = os.WriteFile(filepath.Join(self, "tickgate-tick"), helperBytes, 0o755)
 	}
 	if err != nil {
 		b.Fatal(err)
@@ -250,7 +257,7 @@ func userTickKinds(b *testing.B) []benchKind {
 			return c
 		}
 	}
-	kinds := []benchKind{{"user", tick(bin), false}, {"user-selfshim", tick(filepath.Join(self, "tickgate")), false}}
+	kinds := []benchKind{{"user", tick(tickBin), false}, {"user-selfshim", tick(filepath.Join(self, "tickgate-tick")), false}}
 	for _, k := range kinds {
 		for i := 0; i < 50; i++ { // the same 50 runs of history as the others
 			if out, err := k.cmd().CombinedOutput(); err != nil {
@@ -268,13 +275,13 @@ type benchKind struct {
 	fails bool // exits non-zero on purpose
 }
 
-// buildReference builds testdata/NAME (a benchmark reference program) the
-// way `make build` builds tickgate: with urfave/cli's docs left out too, or
-// the reference pays blackfriday's package initialisation (~0.25 ms) that
-// tickgate does not.
-func buildReference(b *testing.B, name string) string {
-	out := filepath.Join(b.TempDir(), name)
-	c := exec.Command("go", "build", "-tags", "urfave_cli_no_docs", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w", "-o", out, "./testdata/"+name)
+// buildReference builds testdata/NAME (a benchmark reference program), with
+// tag if not empty, the way `make build` builds tickgate: with urfave/cli's
+// docs left out too, or the reference pays blackfriday's package
+// initialisation (~0.25 ms) that tickgate does not.
+func buildReference(b *testing.B, name, tag string) string {
+	out := filepath.Join(b.TempDir(), name+tag)
+	c := exec.Command("go", "build", "-tags", "urfave_cli_no_docs,"+tag, "-trimpath", "-buildvcs=false", "-ldflags", "-s -w", "-o", out, "./testdata/"+name)
 	c.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if msg, err := c.CombinedOutput(); err != nil {
 		b.Fatalf("building %s: %v\n%s", name, err, msg)
@@ -304,7 +311,7 @@ func peakRSSKB(b *testing.B, e *env) float64 {
 		return 0
 	}
 	c := e.cmd("run", "bench", "--", "true")
-	c.Args = append([]string{gnuTime, "-f", "%M", bin}, c.Args[1:]...)
+	c.Args = append([]string{gnuTime, "-f", "%M", c.Path}, c.Args[1:]...)
 	c.Path = gnuTime
 	out, err := c.CombinedOutput()
 	if err != nil {

@@ -19,21 +19,30 @@ import (
 	"github.com/tickgate/tickgate/helper/state"
 )
 
-var bin string
+// bin is the full helper; tickBin the tick-only build (tickgate-tick, the
+// ExecStart of jobs without fleet coordination or notifications), which
+// e.cmd runs for `run`: it hands fleet and notification ticks to bin.
+var bin, tickBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "tickgate-e2e-")
 	if err != nil {
 		panic(err)
 	}
-	bin = filepath.Join(dir, "tickgate")
+	bin, tickBin = filepath.Join(dir, "tickgate"), filepath.Join(dir, "tickgate-tick")
 	_ = os.Chmod(dir, 0o755) // the security suite runs it as other users
 	// The same flags as `make build`: static binaries without urfave/cli's
 	// man-page generator (it costs ~0.5 ms of init per tick). tickgate-exec,
-	// beside tickgate as the role installs it, is the shim of non-root jobs.
-	for _, prog := range []string{"tickgate", "tickgate-exec"} {
-		build := exec.Command("go", "build", "-tags", "urfave_cli_no_docs", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w",
-			"-o", filepath.Join(dir, prog), "github.com/tickgate/tickgate/helper/cmd/"+prog)
+	// beside tickgate as the role installs it, is the shim of non-root jobs;
+	// tickgate-tick, beside it too, the same helper built with -tags tickonly
+	// (as scripts/build-helper builds it).
+	for _, prog := range []string{"tickgate", "tickgate-tick", "tickgate-exec"} {
+		tags, pkg := "urfave_cli_no_docs", prog
+		if prog == "tickgate-tick" {
+			tags, pkg = tags+",tickonly", "tickgate"
+		}
+		build := exec.Command("go", "build", "-tags", tags, "-trimpath", "-buildvcs=false", "-ldflags", "-s -w",
+			"-o", filepath.Join(dir, prog), "github.com/tickgate/tickgate/helper/cmd/"+pkg)
 		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {
@@ -63,7 +72,7 @@ func newEnv(t *testing.T) *env {
 }
 
 func (e *env) cmd(args ...string) *exec.Cmd {
-	c := exec.Command(bin, args...)
+	c := exec.Command(helperFor(args), args...)
 	base := []string{}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "TICKGATE_") && !strings.HasPrefix(kv, "JOURNAL_STREAM=") && !strings.HasPrefix(kv, "NOTIFY_SOCKET=") {
@@ -75,6 +84,20 @@ func (e *env) cmd(args ...string) *exec.Cmd {
 		"TICKGATE_GATE="+e.gate, "TICKGATE_METRICS_DIR="+e.metricDir)
 	c.Env = append(c.Env, e.extraEnv...)
 	return c
+}
+
+// helperFor is the program the units run for args: tickgate-tick for a
+// tick (its first argument that is not a flag is "run"), else tickgate.
+func helperFor(args []string) string {
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			if a == "run" {
+				return tickBin
+			}
+			break
+		}
+	}
+	return bin
 }
 
 type result struct {

@@ -151,7 +151,7 @@ func (s *secEnv) tick(t *testing.T, job string, want int, cmd ...string) result 
 	if len(cmd) == 0 {
 		cmd = []string{"true"}
 	}
-	args := append([]string{bin, "run", "--user", strconv.Itoa(uid), job, "--"}, cmd...)
+	args := append([]string{tickBin, "run", "--user", strconv.Itoa(uid), job, "--"}, cmd...) // as the units run it
 	r, _ := s.asUID(supUID, true, args...)
 	if r.code != want {
 		t.Fatalf("tick of %s: exit %d, want %d\nstderr: %s", job, r.code, want, r.stderr)

@@ -114,9 +114,9 @@ func (r *runner) handle(msg []byte) ControlReply {
 		SetBy: fmt.Sprintf("job %s (run %s)", r.c.Job, r.runID)}
 	var stands *backoff.B
 	var err error
-	if r.c.Fleet != nil && r.c.Fleet.LockScope && r.fleet != nil {
+	if r.c.Fleet != nil && r.c.Fleet.LockScope && r.fleetOpen() {
 		b.SetBy += " on " + r.c.Fleet.Host
-		stands, err = r.fleet.ExtendBackoff(context.Background(), b)
+		stands, err = r.fleetExtendBackoff(b)
 	} else {
 		stands, err = backoff.Extend(context.Background(), r.c.LockDir, b, r.c.Owners)
 	}
@@ -163,8 +163,8 @@ func (r *runner) activeBackoff() (*backoff.B, error) {
 	if b.Active(now) {
 		return b, nil
 	}
-	if r.c.Fleet != nil && r.c.Fleet.LockScope && r.fleet != nil {
-		fb, err := r.fleet.Backoff(context.Background(), r.c.Lock)
+	if r.c.Fleet != nil && r.c.Fleet.LockScope && r.fleetOpen() {
+		fb, err := r.fleetBackoff()
 		if err != nil {
 			return nil, err
 		}

@@ -1,3 +1,5 @@
+//go:build !tickonly
+
 package runner
 
 import (
@@ -8,31 +10,114 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tickgate/tickgate/helper/backoff"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/fleet"
 	"github.com/tickgate/tickgate/helper/reason"
 	"github.com/tickgate/tickgate/helper/state"
 )
 
-// FleetConfig is a tick's part in fleet coordination (package fleet).
-type FleetConfig struct {
-	DSNFile   string        // the tick role's DSN (never on a command line)
-	Timeout   time.Duration // connecting and each query
-	LockScope bool          // the lock group is held fleet-wide too
-	Host      string        // this host's name, for holders and messages
-	// Singleton makes the job a floating singleton: each slot of the
-	// schedule (Config.Schedule) runs on one host of the fleet.
-	Singleton bool
+// links are what a tick reaches beyond the host, while it uses them (none
+// in the tick-only build).
+type links struct {
+	fl  fleetConn // the fleet database and lock
+	ntf *notifier // the job's notification targets (nil: none)
 }
 
-// WatchInterval is how often a held fleet lock is confirmed while the
-// command runs; with the query timeout, a loss is noticed within ~5 s.
-var WatchInterval = 2 * time.Second
+// fleetConn is the tick's fleet database and fleet lock, while it uses them.
+type fleetConn struct {
+	db   *fleet.Client
+	held *fleet.Held
+}
+
+// fleetOpen says whether the tick is connected to the fleet database.
+func (r *runner) fleetOpen() bool { return r.fl.db != nil }
+
+// closeFleet ends the tick's connection (and with it a fleet lock still held).
+func (r *runner) closeFleet() {
+	if r.fl.db != nil {
+		r.fl.db.Close()
+		r.fl.db = nil
+	}
+}
+
+// fleetLockHeld says whether the tick holds its lock group fleet-wide.
+func (r *runner) fleetLockHeld() bool { return r.fl.held != nil }
+
+// fence is the fencing token of the fleet lock this run holds (0: none).
+func (r *runner) fence() int64 {
+	if r.fl.held == nil {
+		return 0
+	}
+	return r.fl.held.Fence
+}
+
+// watchFleetLock confirms the held fleet lock while the command runs: lost
+// says when it went (nil, and a no-op stop, without one).
+func (r *runner) watchFleetLock() (lost <-chan error, stop func()) {
+	if r.fl.held == nil {
+		return nil, func() {}
+	}
+	return r.fl.held.Watch(WatchInterval)
+}
+
+// takeFleetLock holds the lock group fleet-wide, or records why the tick
+// does not run (stop=true): busy, a signal during the wait, no database.
+func (r *runner) takeFleetLock() (Outcome, bool, error) {
+	h, sig, err := r.fleetLock()
+	switch {
+	case sig != nil:
+		out, err := r.finishInterrupted(sig, false, 0)
+		return out, true, err
+	case errors.Is(err, fleet.ErrBusy):
+		out, err := r.skip(exitcode.Skipped, reason.F(reason.LockBusy, "fleet lock group %s %s", r.c.Lock, strings.TrimPrefix(err.Error(), fleet.ErrBusy.Error()+": ")))
+		return out, true, err
+	case err != nil:
+		return r.fleetUnusable(err)
+	}
+	r.fl.held = h
+	return Outcome{}, false, nil
+}
+
+// releaseFleetLock lets go of the fleet lock.
+func (r *runner) releaseFleetLock() {
+	if r.fl.held != nil {
+		_ = r.fl.held.Release(context.Background())
+	}
+}
+
+// fleetExtendBackoff records a fleet-scoped lock group's back-off.
+func (r *runner) fleetExtendBackoff(b backoff.B) (*backoff.B, error) {
+	return r.fl.db.ExtendBackoff(context.Background(), b)
+}
+
+// fleetBackoff is the fleet-wide back-off of the tick's lock group.
+func (r *runner) fleetBackoff() (*backoff.B, error) {
+	return r.fl.db.Backoff(context.Background(), r.c.Lock)
+}
+
+// fleetGateStops says why the fleet gate stops a further attempt ("" = go on).
+func (r *runner) fleetGateStops() string {
+	if r.fl.db == nil {
+		return ""
+	}
+	g, err := r.fl.db.Gate(context.Background())
+	if err != nil {
+		if !r.c.GateFailOpen {
+			return "fleet gate unreachable: " + err.Error()
+		}
+		return ""
+	}
+	if d := g.Evaluate(r.c.Job, time.Now(), r.c.ExpectedRuntime); !d.Allowed {
+		return "fleet: " + d.Reason
+	}
+	return ""
+}
 
 // fleetAdmit applies the fleet gate, connecting first if need be. A skip is
 // recorded and returned with stop=true.
 func (r *runner) fleetAdmit() (Outcome, bool, error) {
-	if r.fleet == nil {
+	if r.fl.db == nil {
 		if r.fleetSkipped {
 			return Outcome{}, false, nil // unusable under --gate-fail open: host rules only
 		}
@@ -40,7 +125,7 @@ func (r *runner) fleetAdmit() (Outcome, bool, error) {
 			return r.fleetUnusable(err)
 		}
 	}
-	g, err := r.fleet.Gate(context.Background())
+	g, err := r.fl.db.Gate(context.Background())
 	if err != nil {
 		return r.fleetUnusable(err)
 	}
@@ -61,29 +146,15 @@ func (r *runner) connectFleet() error {
 	if err != nil {
 		return err
 	}
-	r.fleet, err = fleet.Connect(context.Background(), fleet.Options{DSN: dsn, Timeout: fc.Timeout,
+	r.fl.db, err = fleet.Connect(context.Background(), fleet.Options{DSN: dsn, Timeout: fc.Timeout,
 		AppName: fmt.Sprintf("tickgate %s %s", fc.Host, r.c.Job)})
 	return err
-}
-
-// slotOf names the slot this tick serves: the schedule's next elapse, asked
-// of systemd as the tick starts. Every host whose timer fired for the same
-// scheduled time gets the same answer from its own clock, whatever its skew
-// or random delay (the deploy checks that the delay is well inside the
-// shortest interval).
-func (r *runner) slotOf() (Outcome, bool, error) {
-	if r.nextErr != nil {
-		out, err := r.skip(exitcode.GateBad, reason.F(reason.FleetSlotUnavailable, "%v (a floating singleton never runs without its slot)", r.nextErr))
-		return out, true, err
-	}
-	r.slot = *r.nextDue
-	return Outcome{}, false, nil
 }
 
 // claimSlot claims the tick's slot fleet-wide, as the last step before the
 // command starts: the slot already ran elsewhere → skip; no answer → 78.
 func (r *runner) claimSlot() (Outcome, bool, error) {
-	s, err := r.fleet.ClaimSlot(context.Background(), r.c.Job, r.slot, r.c.Fleet.Host)
+	s, err := r.fl.db.ClaimSlot(context.Background(), r.c.Job, r.slot, r.c.Fleet.Host)
 	switch {
 	case err == nil:
 		r.claimed = true
@@ -102,37 +173,13 @@ func (r *runner) claimSlot() (Outcome, bool, error) {
 	}
 }
 
-// fleetUnusable applies the job's policy to a fleet database it cannot use:
-// --gate-fail closed (or a fleet-scoped lock group) does not run (78).
-func (r *runner) fleetUnusable(err error) (Outcome, bool, error) {
-	if r.fleet != nil {
-		r.fleet.Close()
-		r.fleet = nil
-	}
-	if r.c.Fleet.Singleton {
-		out, err := r.skip(exitcode.GateBad, reason.F(reason.FleetSlotUnavailable, "%v (a floating singleton never runs without its slot)", err))
-		return out, true, err
-	}
-	if r.c.Fleet.LockScope {
-		out, err := r.skip(exitcode.GateBad, reason.F(reason.FleetLockUnavailable, "%v (a fleet-scoped lock group never runs without its fleet lock)", err))
-		return out, true, err
-	}
-	if r.c.GateFailOpen {
-		r.rep.Warn("job=%s: %s; running anyway (--gate-fail open)", r.c.Job, reason.F(reason.FleetGateUnreachable, "%v", err))
-		r.fleetSkipped = true
-		return Outcome{}, false, nil
-	}
-	out, err := r.skip(exitcode.GateBad, reason.F(reason.FleetGateUnreachable, "%v", err))
-	return out, true, err
-}
-
 // fleetLock takes the lock group fleet-wide, retrying up to --lock-wait; a
 // signal during the wait ends it and is returned.
 func (r *runner) fleetLock() (*fleet.Held, os.Signal, error) {
 	deadline := time.Now().Add(r.c.LockWait)
 	holder := fleet.Holder{Host: r.c.Fleet.Host, Job: r.c.Job, PID: os.Getpid()}
 	for {
-		h, err := r.fleet.TryLock(context.Background(), r.c.Lock, holder)
+		h, err := r.fl.db.TryLock(context.Background(), r.c.Lock, holder)
 		if err == nil || !errors.Is(err, fleet.ErrBusy) || !time.Now().Before(deadline) {
 			return h, nil, err
 		}
@@ -160,7 +207,7 @@ func (r *runner) publish(st *state.State) {
 	if r.c.Fleet == nil || r.fleetSkipped {
 		return
 	}
-	if r.fleet == nil {
+	if r.fl.db == nil {
 		if err := r.connectFleet(); err != nil {
 			r.fleetSkipped = true
 			r.rep.Warn("job=%s: fleet status not published: %v", r.c.Job, err)
@@ -169,7 +216,7 @@ func (r *runner) publish(st *state.State) {
 	}
 	rec := published{State: st, Running: st.Result == state.Running,
 		Done: r.job.HasMarker(state.MarkerDone), Halted: r.job.HasMarker(state.MarkerHalted)}
-	if err := r.fleet.Publish(context.Background(), r.c.Fleet.Host, r.c.Job, rec); err != nil {
+	if err := r.fl.db.Publish(context.Background(), r.c.Fleet.Host, r.c.Job, rec); err != nil {
 		r.rep.Warn("job=%s: fleet status not published: %v", r.c.Job, err)
 	}
 }

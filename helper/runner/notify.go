@@ -1,3 +1,5 @@
+//go:build !tickonly
+
 package runner
 
 import (
@@ -12,7 +14,6 @@ import (
 	"time"
 
 	"github.com/tickgate/tickgate/helper/notify"
-	"github.com/tickgate/tickgate/helper/state"
 )
 
 // NotifyBudget bounds all the sending of one tick.
@@ -66,20 +67,12 @@ func (r *runner) notifyStart() {
 	}
 }
 
-// transition names what changed with this run, for notifications: the
-// first failure, a halt, done, or a recovery ("" = nothing changed).
-func transition(result string, prevFails, fails int) string {
-	switch {
-	case result == state.Halted:
-		return "halted"
-	case result == state.Done:
-		return "done"
-	case result == state.Success && prevFails > 0:
-		return "recovered"
-	case (result == state.Failed || result == state.Interrupted) && prevFails == 0 && fails > 0:
-		return "failing"
+// notePending keeps a recorded run's outcome for notifyEnd, when the job
+// has targets.
+func (r *runner) notePending(result, why string, exit int, transition string) {
+	if r.ntf != nil {
+		r.ntf.pending = &pendingEnd{result: result, reason: why, exit: exit, transition: transition}
 	}
-	return ""
 }
 
 // notifyEnd sends the run's outcome to the targets that want it. Run calls

@@ -120,17 +120,5 @@ func (r *runner) stopRetrying() string {
 	if b, err := r.activeBackoff(); err == nil && b != nil {
 		return backoffReason(b)
 	}
-	if r.fleet != nil {
-		g, err := r.fleet.Gate(context.Background())
-		if err != nil {
-			if !r.c.GateFailOpen {
-				return "fleet gate unreachable: " + err.Error()
-			}
-			return ""
-		}
-		if d := g.Evaluate(r.c.Job, time.Now(), r.c.ExpectedRuntime); !d.Allowed {
-			return "fleet: " + d.Reason
-		}
-	}
-	return ""
+	return r.fleetGateStops()
 }

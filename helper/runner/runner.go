@@ -23,7 +23,6 @@ import (
 	"github.com/tickgate/tickgate/helper/backoff"
 	"github.com/tickgate/tickgate/helper/execshim"
 	"github.com/tickgate/tickgate/helper/exitcode"
-	"github.com/tickgate/tickgate/helper/fleet"
 	"github.com/tickgate/tickgate/helper/gate"
 	"github.com/tickgate/tickgate/helper/lockgroup"
 	"github.com/tickgate/tickgate/helper/metrics"
@@ -110,23 +109,22 @@ type runner struct {
 	// stopWatch ends the signal watch of the record in progress.
 	stopWatch context.CancelFunc
 
-	fleet        *fleet.Client // the fleet database, while the tick uses it
-	fleetSkipped bool          // the fleet was unusable and --gate-fail open let the tick go on
-	held         *fleet.Held   // the fleet lock, while held
-	slot         time.Time     // a floating singleton's slot (zero: not one)
-	claimed      bool          // the slot is this tick's
-	attempt      int           // the command's attempt in this tick (1 = first)
-	nextDue      *time.Time    // the schedule's next elapse as the tick started (nil: no schedule)
-	elapses      []time.Time   // the schedule's coming elapses (cached in state.json)
-	interval     float64       // the longest gap between them, in seconds
-	nextErr      error         // why nextDue is unknown
-	due          *time.Time    // when this tick was due (nil: not known, or a start off the schedule)
-	ctl          *control      // the control socket, while the command runs
-	ntf          *notifier     // the job's notification targets (nil: none)
-	backoff      *backoff.B    // the lock group's back-off as last checked (nil: none)
-	lastWhy      string        // with retries: why the attempts stopped early, for the final reason
-	gate         *gate.Gate    // the gate as last read for admission (nil: not read, or unusable)
-	gateRead     bool          // gate is set (a marker may decide before the gate is read)
+	links // the fleet database and lock, the job's notification targets
+
+	fleetSkipped bool        // the fleet was unusable and --gate-fail open let the tick go on
+	slot         time.Time   // a floating singleton's slot (zero: not one)
+	claimed      bool        // the slot is this tick's
+	attempt      int         // the command's attempt in this tick (1 = first)
+	nextDue      *time.Time  // the schedule's next elapse as the tick started (nil: no schedule)
+	elapses      []time.Time // the schedule's coming elapses (cached in state.json)
+	interval     float64     // the longest gap between them, in seconds
+	nextErr      error       // why nextDue is unknown
+	due          *time.Time  // when this tick was due (nil: not known, or a start off the schedule)
+	ctl          *control    // the control socket, while the command runs
+	backoff      *backoff.B  // the lock group's back-off as last checked (nil: none)
+	lastWhy      string      // with retries: why the attempts stopped early, for the final reason
+	gate         *gate.Gate  // the gate as last read for admission (nil: not read, or unusable)
+	gateRead     bool        // gate is set (a marker may decide before the gate is read)
 }
 
 // Run performs one tick. The returned error is non-nil only when tickgate
@@ -160,11 +158,7 @@ func (r *runner) tick() (Outcome, error) {
 	}
 	defer job.Close()
 	r.job = job
-	defer func() {
-		if r.fleet != nil {
-			r.fleet.Close()
-		}
-	}()
+	defer r.closeFleet()
 
 	r.whenDue()
 
@@ -205,18 +199,10 @@ func (r *runner) tick() (Outcome, error) {
 	}
 	defer lg.Close()
 	if c.Fleet != nil && c.Fleet.LockScope {
-		h, sig, err := r.fleetLock()
-		switch {
-		case sig != nil:
-			return r.finishInterrupted(sig, false, 0)
-		case errors.Is(err, fleet.ErrBusy):
-			return r.skip(exitcode.Skipped, reason.F(reason.LockBusy, "fleet lock group %s %s", c.Lock, strings.TrimPrefix(err.Error(), fleet.ErrBusy.Error()+": ")))
-		case err != nil:
-			out, _, rerr := r.fleetUnusable(err)
-			return out, rerr
+		if out, stop, err := r.takeFleetLock(); stop {
+			return out, err
 		}
-		r.held = h
-		defer func() { _ = h.Release(context.Background()) }()
+		defer r.releaseFleetLock()
 	}
 
 	// 3. Ask again now that the lock is held. Drain counts a held group lock
@@ -353,8 +339,8 @@ func (r *runner) childEnv() []string {
 		fmt.Sprintf("TICKGATE_CONTROL_FD=%d", ControlFD),
 		"TICKGATE_GATE_FAIL="+map[bool]string{false: "closed", true: "open"}[r.c.GateFailOpen],
 	)
-	if r.held != nil {
-		env = append(env, fmt.Sprintf("TICKGATE_FENCE=%d", r.held.Fence))
+	if f := r.fence(); f != 0 {
+		env = append(env, fmt.Sprintf("TICKGATE_FENCE=%d", f))
 	}
 	if r.claimed {
 		env = append(env, "TICKGATE_FLEET_SLOT="+r.slot.Format(time.RFC3339))
@@ -384,7 +370,7 @@ func (r *runner) command(pin, ctl *os.File) (*exec.Cmd, error) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.Stdin, c.Stdout, c.Stderr
 	cmd.ExtraFiles = []*os.File{pin, ctl} // fd 3: the child pins the group too (SIGKILL safety); fd 4: control
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if r.held != nil {
+	if r.fleetLockHeld() {
 		// The fleet lock lives in this process' connection: if tickgate is
 		// SIGKILLed, the job must not run on without it. (The forking
 		// thread must outlive the child: execute locks it.)
@@ -460,7 +446,7 @@ func (r *runner) runOnce(lg *lockgroup.Group) (ending, int, string) {
 		ctl.Close()
 		return ending{}, 126, err.Error()
 	}
-	if r.held != nil {
+	if r.fleetLockHeld() {
 		runtime.LockOSThread() // Pdeathsig follows the thread that forked the child
 		defer runtime.UnlockOSThread()
 	}
@@ -569,14 +555,6 @@ func (r *runner) setRun(s *state.State, result, reason string, now time.Time, co
 	endTick(s, run)
 	s.LastRun = &run
 	s.AddHistory(run, r.c.History)
-}
-
-// fence is the fencing token of the fleet lock this run holds (0: none).
-func (r *runner) fence() int64 {
-	if r.held == nil {
-		return 0
-	}
-	return r.held.Fence
 }
 
 // slotClaimed is the floating singleton's slot this run claimed (nil: none).
@@ -714,10 +692,9 @@ func (r *runner) record(t tick, exit, childCode int, fn func(*state.State, *tick
 	}
 	r.rep.Tick(report.Entry{Job: c.Job, Lock: c.Lock, Result: t.result, Reason: t.reason, RunID: r.runID,
 		ExitCode: exit, DurationSec: time.Since(r.started).Seconds(), Attempt: r.attemptNo()})
-	if ran && err == nil && r.ntf != nil {
+	if ran && err == nil {
 		// Sent when the tick has let go of its locks (Run).
-		r.ntf.pending = &pendingEnd{result: t.result, reason: t.reason, exit: childCode,
-			transition: transition(t.result, prevFails, st.ConsecutiveFailures)}
+		r.notePending(t.result, t.reason, childCode, transition(t.result, prevFails, st.ConsecutiveFailures))
 	}
 	r.stopWatch()
 	out := Outcome{Result: t.result, Reason: t.reason, ExitCode: exit}

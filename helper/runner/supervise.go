@@ -33,12 +33,8 @@ func (r *runner) supervise(cmd *exec.Cmd, pid int) ending {
 		defer t.Stop()
 		timeoutC = t.C
 	}
-	var lost <-chan error
-	if r.held != nil {
-		var stopWatch func()
-		lost, stopWatch = r.held.Watch(WatchInterval)
-		defer stopWatch()
-	}
+	lost, stopWatch := r.watchFleetLock()
+	defer stopWatch()
 	var end ending
 	stop := func(sig syscall.Signal) {
 		_ = syscall.Kill(-pid, sig)

@@ -1,7 +1,9 @@
 // Command depsonly is a benchmark reference (BenchmarkRunVsFlock): execonly
-// linked with the libraries tickgate is built on (pgx, urfave/cli,
-// go-systemd, net/http for notifications), whose package initialisation
-// every tickgate process pays before main.
+// linked with the libraries tickgate is built on, whose package
+// initialisation every tickgate process pays before main. Built as is, it
+// links what tickgate-tick links (urfave/cli, go-systemd's journal); built
+// with -tags full (full.go), also what only the full helper links (pgx,
+// go-systemd's D-Bus, net/http for notifications).
 package main
 
 import (
@@ -11,11 +13,8 @@ import (
 	"os/signal"
 	"syscall"
 
-	_ "github.com/coreos/go-systemd/v22/dbus"
 	_ "github.com/coreos/go-systemd/v22/journal"
-	_ "github.com/jackc/pgx/v5"
 	_ "github.com/urfave/cli/v2"
-	_ "net/http"
 )
 
 func main() {

@@ -1,0 +1,42 @@
+//go:build tickonly
+
+package runner
+
+// The tick-only build (tickgate-tick, `-tags tickonly`) is the ExecStart of
+// jobs that use neither fleet coordination nor notifications: it links no
+// PostgreSQL driver and no HTTP client, whose package initialisation every
+// process would pay. Its command line hands a tick that needs either to the
+// full helper before the runner starts (cli.handOff), so these are never
+// reached with a Config.Fleet or a job's targets; if they were, the fleet is
+// unusable (the job's --gate-fail policy decides) and no one is notified.
+
+import (
+	"errors"
+
+	"github.com/tickgate/tickgate/helper/backoff"
+	"github.com/tickgate/tickgate/helper/state"
+)
+
+var errNoFleet = errors.New("this build of tickgate (tickgate-tick) has no fleet coordination; run the job with tickgate")
+
+// links has nothing to link to here; its methods are the runner's (promoted).
+type links struct{}
+
+func (links) fleetOpen() bool                                  { return false }
+func (links) closeFleet()                                      {}
+func (links) fleetLockHeld() bool                              { return false }
+func (links) fence() int64                                     { return 0 }
+func (links) watchFleetLock() (<-chan error, func())           { return nil, func() {} }
+func (links) releaseFleetLock()                                {}
+func (links) fleetGateStops() string                           { return "" }
+func (links) fleetExtendBackoff(backoff.B) (*backoff.B, error) { return nil, errNoFleet }
+func (links) fleetBackoff() (*backoff.B, error)                { return nil, errNoFleet }
+func (links) publish(*state.State)                             {}
+func (links) loadNotify()                                      {}
+func (links) notifyStart()                                     {}
+func (links) notifyEnd()                                       {}
+func (links) notePending(string, string, int, string)          {}
+
+func (r *runner) fleetAdmit() (Outcome, bool, error)    { return r.fleetUnusable(errNoFleet) }
+func (r *runner) takeFleetLock() (Outcome, bool, error) { return r.fleetUnusable(errNoFleet) }
+func (r *runner) claimSlot() (Outcome, bool, error)     { return r.fleetUnusable(errNoFleet) }
