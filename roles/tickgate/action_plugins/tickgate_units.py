@@ -228,7 +228,11 @@ class ActionModule(ActionBase):
 
         if action == "host":
             args["files"] = plan.get("files", []) + list(args.get("files") or [])
-            for name, what in (("helper", "the helper"), ("shim", "the helper's start-up shim")):
+            for name, what in (
+                ("helper", "the helper"),
+                ("shim", "the helper's start-up shim"),
+                ("tick", "the helper's tick-only build"),
+            ):
                 src = args.pop(name + "_src", None)
                 if src:
                     # The module compares this with the installed file: the

@@ -452,8 +452,14 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
             out.append(j)
             continue
         kill_after = settings.get("kill_after") or "10s"
+        j["notify_targets"] = _targets(job, {"notify": settings.get("notify")})
+        # A tick that needs neither the fleet nor notifications runs on the
+        # helper's tick-only build (tickgate-tick: no PostgreSQL driver or
+        # HTTP client to initialise, ~0.7 ms less per tick); the others on
+        # the full helper, which the tick-only build would hand them to.
+        tick_only = settings.get("tick_bin") and not settings.get("fleet") and not j["notify_targets"]
         argv = [
-            settings["bin"],
+            settings["tick_bin"] if tick_only else settings["bin"],
             "run",
             "--lock",
             j["lock"],
@@ -521,7 +527,6 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
                 ["TICKGATE_FLEET_DSN_FILE", settings["fleet_dsn_file"]],
                 ["TICKGATE_FLEET_TIMEOUT", tickgate_span(settings["fleet_timeout"])],
             ]
-        j["notify_targets"] = _targets(job, {"notify": settings.get("notify")})
         if settings.get("notify_dir"):
             env.append(["TICKGATE_NOTIFY_DIR", settings["notify_dir"]])
         env += [[k, "" if v is None else str(v)] for k, v in sorted((j.get("environment") or {}).items())]

@@ -129,6 +129,12 @@ options:
   shim_sha256:
     description: For host, the sha256 of the tickgate-exec to install (the action plugin computes it from shim_src).
     type: str
+  tick:
+    description: For host, with I(tick_sha256), the installed tickgate-tick (the helper built for ticks alone, the ExecStart of jobs without fleet coordination or notifications), returned as C(tick_current) like C(helper_current).
+    type: path
+  tick_sha256:
+    description: For host, the sha256 of the tickgate-tick to install (the action plugin computes it from tick_src).
+    type: str
   users:
     description: For host, dicts with name, shell and group (optional primary group) that must exist so.
     type: list
@@ -274,6 +280,7 @@ fix_groups: {description: groups missing on the host, type: list, returned: host
 helper_version: {description: what the helper's --version prints, type: str, returned: write with helper, and host when it wrote}
 helper_current: {description: the helper is installed with the wanted content, owner and mode, type: bool, returned: host with helper}
 shim_current: {description: tickgate-exec is installed with the wanted content, owner and mode, type: bool, returned: host with shim}
+tick_current: {description: tickgate-tick is installed with the wanted content, owner and mode, type: bool, returned: host with tick}
 fix_users: {description: users missing on the host or with another shell or primary group, type: list, returned: host}
 disarmed: {description: timers stopped/disabled, type: list, returned: always}
 timezone: {description: the host's time zone (/etc/localtime), type: str, returned: validate}
@@ -921,7 +928,7 @@ def host_step(module, p, res):
         res.update(installed=True, stderr=getattr(e, "stderr", ""))
         return str(e)
     res["files"], res["fix_groups"], res["fix_users"] = host(module, p)
-    for name in ("helper", "shim"):
+    for name in ("helper", "shim", "tick"):
         if p[name] and p[name + "_sha256"]:
             res[name + "_current"] = binary_current(p[name], p[name + "_sha256"])
     res["layout_done"] = p["layout_job_dirs"] is not None and not (res["fix_groups"] or res["fix_users"])
@@ -952,6 +959,7 @@ def host_step(module, p, res):
         and res["job_files_done"]
         and res.get("helper_current")
         and res.get("shim_current")
+        and res.get("tick_current")
     )
     failed = write_and_reopen(module, p, res) if res["wrote"] else ""
     res["changed"] = bool(res["files"] or res["layout"] or res["moved"] or res["stopped"]) or wrote_anything(res)
@@ -1203,6 +1211,8 @@ def main():
             helper_sha256=dict(type="str"),
             shim=dict(type="path"),
             shim_sha256=dict(type="str"),
+            tick=dict(type="path"),
+            tick_sha256=dict(type="str"),
             unit_dir=dict(type="path", default="/etc/systemd/system"),
             prefix=dict(type="str", default="tickgate-"),
             schedules=dict(type="list", elements="dict", default=[]),

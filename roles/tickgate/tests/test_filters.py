@@ -281,6 +281,27 @@ class Normalize(unittest.TestCase):
         self.assertEqual(t.tickgate_target_errors([{"healthchecks": "https://hc/uuid", "on": "every"}]), [])
         self.assertIn("tickgate_notify: target 1", t.tickgate_target_errors([{"webhook": "nope s3cr3t"}])[0])
 
+    def test_the_tick_only_build_runs_jobs_without_fleet_or_targets(self):
+        tick = dict(self.settings, tick_bin="/usr/local/bin/tickgate-tick", fleet_dsn_file="/d", fleet_timeout="3s")
+        cases = [
+            ("plain", tick, {}, "/usr/local/bin/tickgate-tick"),
+            ("no tick_bin setting", self.settings, {}, "/usr/local/bin/tickgate"),
+            ("a job's target", tick, {"notify": [{"webhook": "https://h/x"}]}, "/usr/local/bin/tickgate"),
+            ("the host's default target", dict(tick, notify=[{"healthchecks": "https://hc/1"}]), {}, "/usr/local/bin/tickgate"),
+            (
+                "the job turns the default off",
+                dict(tick, notify=[{"healthchecks": "https://hc/1"}]),
+                {"notify": []},
+                "/usr/local/bin/tickgate-tick",
+            ),
+            ("fleet coordination", dict(tick, fleet=True), {}, "/usr/local/bin/tickgate"),
+        ]
+        for what, settings, kw, want in cases:
+            with self.subTest(what):
+                job = dict({"name": "j", "command": ["/x"], "schedule": "hourly"}, **kw)
+                j = t.tickgate_normalize_jobs([job], self.defaults, settings)[0]
+                self.assertEqual(j["argv"][:2], [want, "run"])
+
     def test_notify_targets_from_the_job_or_the_host_default(self):
         settings = dict(self.settings, notify=[{"healthchecks": "https://hc/1"}], notify_dir="/etc/tickgate/notify")
         own, default = t.tickgate_normalize_jobs(

@@ -456,6 +456,8 @@ class HostThenWrite(HelperLog, unittest.TestCase):
             helper_sha256="x",
             shim=self.helper,
             shim_sha256="x",
+            tick=self.helper,
+            tick_sha256="x",
             layout_dirs=[],
             layout_job_dirs=[],
             layout_dir=None,
@@ -570,6 +572,7 @@ class HostThenWrite(HelperLog, unittest.TestCase):
             "an account to fix": dict(users=[{"name": "no-such-user-tg", "shell": "/usr/sbin/nologin"}]),
             "no layout given": dict(layout_job_dirs=None),
             "no binaries to compare": dict(helper_sha256=None),
+            "no tick-only build to compare": dict(tick_sha256=None),
         }
         for what, kw in cases.items():
             with self.subTest(what):
@@ -577,7 +580,7 @@ class HostThenWrite(HelperLog, unittest.TestCase):
                 self.assertEqual(m.host_step(FakeModule(), self.params(**kw), res), "")
                 self.assertFalse(res["wrote"])
                 self.assertNotIn("reopened", res)
-        self.current = False  # a helper or shim to install first
+        self.current = False  # a helper, shim or tick-only build to install first
         res = m.new_result()
         m.host_step(FakeModule(), self.params(), res)
         self.assertFalse(res["wrote"])
