@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -111,20 +112,21 @@ type runner struct {
 
 	links // the fleet database and lock, the job's notification targets
 
-	fleetSkipped bool        // the fleet was unusable and --gate-fail open let the tick go on
-	slot         time.Time   // a floating singleton's slot (zero: not one)
-	claimed      bool        // the slot is this tick's
-	attempt      int         // the command's attempt in this tick (1 = first)
-	nextDue      *time.Time  // the schedule's next elapse as the tick started (nil: no schedule)
-	elapses      []time.Time // the schedule's coming elapses (cached in state.json)
-	interval     float64     // the longest gap between them, in seconds
-	nextErr      error       // why nextDue is unknown
-	due          *time.Time  // when this tick was due (nil: not known, or a start off the schedule)
-	ctl          *control    // the control socket, while the command runs
-	backoff      *backoff.B  // the lock group's back-off as last checked (nil: none)
-	lastWhy      string      // with retries: why the attempts stopped early, for the final reason
-	gate         *gate.Gate  // the gate as last read for admission (nil: not read, or unusable)
-	gateRead     bool        // gate is set (a marker may decide before the gate is read)
+	fleetSkipped bool                  // the fleet was unusable and --gate-fail open let the tick go on
+	slot         time.Time             // a floating singleton's slot (zero: not one)
+	claimed      bool                  // the slot is this tick's
+	attempt      int                   // the command's attempt in this tick (1 = first)
+	nextDue      *time.Time            // the schedule's next elapse as the tick started (nil: no schedule)
+	elapses      []time.Time           // the schedule's coming elapses (cached in state.json)
+	interval     float64               // the longest gap between them, in seconds
+	nextErr      error                 // why nextDue is unknown
+	due          *time.Time            // when this tick was due (nil: not known, or a start off the schedule)
+	ctl          *control              // the control socket, while the command runs
+	backoff      *backoff.B            // the lock group's back-off as last checked (nil: none)
+	lastWhy      string                // with retries: why the attempts stopped early, for the final reason
+	gate         *gate.Gate            // the gate as last read for admission (nil: not read, or unusable)
+	gateRead     bool                  // gate is set (a marker may decide before the gate is read)
+	pre          chan *state.Preloaded // state.json as read while the command ran (nil: not read)
 }
 
 // Run performs one tick. The returned error is non-nil only when tickgate
@@ -359,22 +361,51 @@ func (r *runner) dataDir() string {
 	return filepath.Join(r.c.DataDir, r.c.Job)
 }
 
+// child is the command as it is to be started.
+type child struct {
+	path string   // the program (found in PATH as os/exec would)
+	argv []string // exactly the job's, or the shim's before it
+	attr syscall.ProcAttr
+	err  error      // why it cannot start (the lookup failed)
+	keep []*os.File // files whose descriptors attr.Files holds (closed once started)
+}
+
 // command builds the child: the exact argv, in its own process group, with
 // the group's pin on fd 3, as the job's user when one is set.
-func (r *runner) command(pin, ctl *os.File) (*exec.Cmd, error) {
+//
+// It is started with syscall.ForkExec, not os/exec: os.StartProcess first
+// checks, once per process, that pidfds work, by forking a child that exits
+// at once (Go 1.23+) — a second fork in every tick. The supervisor needs no
+// pidfd: it signals the process group by its id, and reaps the leader
+// itself, after which it signals the group only while it is not empty.
+func (r *runner) command(pin, ctl *os.File) (*child, error) {
 	c := r.c
-	cmd := exec.Command(c.Argv[0], c.Argv[1:]...)
-	cmd.Args = c.Argv
-	cmd.Env = r.childEnv()
-	cmd.Dir = c.WorkDir
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = c.Stdin, c.Stdout, c.Stderr
-	cmd.ExtraFiles = []*os.File{pin, ctl} // fd 3: the child pins the group too (SIGKILL safety); fd 4: control
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	ch := &child{path: c.Argv[0], argv: c.Argv}
+	if filepath.Base(ch.path) == ch.path {
+		// As exec.Command: a bare name is looked up in the helper's PATH.
+		lp, err := exec.LookPath(ch.path)
+		if lp != "" {
+			ch.path = lp
+		}
+		ch.err = err
+	}
+	std, keep, err := stdFiles(c.Stdin, c.Stdout, c.Stderr)
+	ch.keep = keep
+	if err != nil {
+		return nil, fmt.Errorf("job %s: %w", c.Job, err)
+	}
+	ch.attr = syscall.ProcAttr{
+		Dir: c.WorkDir,
+		Env: dedupEnv(r.childEnv()),
+		// fd 3: the child pins the group too (SIGKILL safety); fd 4: control
+		Files: append(std, pin.Fd(), ctl.Fd()),
+		Sys:   &syscall.SysProcAttr{Setpgid: true},
+	}
 	if r.fleetLockHeld() {
 		// The fleet lock lives in this process' connection: if tickgate is
 		// SIGKILLed, the job must not run on without it. (The forking
-		// thread must outlive the child: execute locks it.)
-		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+		// thread must outlive the child: runOnce locks it.)
+		ch.attr.Sys.Pdeathsig = syscall.SIGKILL
 	}
 	cr := c.Cred
 	if cr == nil {
@@ -383,9 +414,9 @@ func (r *runner) command(pin, ctl *os.File) (*exec.Cmd, error) {
 				return nil, fmt.Errorf("job %s: data dir: %w", c.Job, err)
 			}
 		}
-		return cmd, nil
+		return ch, nil
 	}
-	cmd.SysProcAttr.Credential = &syscall.Credential{Uid: cr.UID, Gid: cr.GID, Groups: cr.Groups}
+	ch.attr.Sys.Credential = &syscall.Credential{Uid: cr.UID, Gid: cr.GID, Groups: cr.Groups}
 	if os.Geteuid() != 0 {
 		// The supervisor account keeps its capabilities across setuid: the
 		// child must start with none (no ambient set) and shed the rest in
@@ -397,11 +428,70 @@ func (r *runner) command(pin, ctl *os.File) (*exec.Cmd, error) {
 		if skipped != nil {
 			r.rep.Warn("job %s: not using %s: %v; tickgate runs itself as the shim", c.Job, execshim.Name, skipped)
 		}
-		cmd.Path = shim
-		cmd.Args = append([]string{filepath.Base(shim), execshim.Arg, "--"}, c.Argv...)
-		cmd.Err = nil
+		// The shim looks the job's program up, as the job's user.
+		ch.path, ch.err = shim, nil
+		ch.argv = append([]string{filepath.Base(shim), execshim.Arg, "--"}, c.Argv...)
 	}
-	return cmd, nil
+	return ch, nil
+}
+
+// start forks and execs ch; its pid leads a process group of its own.
+func (ch *child) start() (int, error) {
+	defer func() {
+		for _, f := range ch.keep {
+			f.Close()
+		}
+	}()
+	if ch.err != nil {
+		return 0, ch.err
+	}
+	pid, err := syscall.ForkExec(ch.path, ch.argv, &ch.attr)
+	if err != nil {
+		return 0, &os.PathError{Op: "fork/exec", Path: ch.path, Err: err}
+	}
+	return pid, nil
+}
+
+// stdFiles are the descriptors the command inherits as 0, 1 and 2: the
+// helper's own (systemd's journal stream, or a terminal); /dev/null for a
+// missing one, as os/exec does (returned in keep, to close once started).
+func stdFiles(in io.Reader, out, errw io.Writer) (fds []uintptr, keep []*os.File, err error) {
+	fds = make([]uintptr, 3)
+	for i, s := range []any{in, out, errw} {
+		switch f := s.(type) {
+		case *os.File:
+			if f == nil {
+				return nil, keep, fmt.Errorf("standard stream %d is a nil file", i)
+			}
+			fds[i] = f.Fd()
+		case nil:
+			null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+			if err != nil {
+				return nil, keep, err
+			}
+			keep = append(keep, null)
+			fds[i] = null.Fd()
+		default:
+			return nil, keep, fmt.Errorf("standard stream %d is a %T, not a file the command can inherit", i, s)
+		}
+	}
+	return fds, keep, nil
+}
+
+// dedupEnv keeps the last of each variable set twice (the tick's own
+// TICKGATE_* values over inherited ones), as os/exec does.
+func dedupEnv(env []string) []string {
+	seen := make(map[string]bool, len(env))
+	out := make([]string, 0, len(env))
+	for i := len(env) - 1; i >= 0; i-- {
+		k, _, _ := strings.Cut(env[i], "=")
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, env[i])
+		}
+	}
+	slices.Reverse(out)
+	return out
 }
 
 func (r *runner) execute(lg *lockgroup.Group) (Outcome, error) {
@@ -441,7 +531,7 @@ func (r *runner) runOnce(lg *lockgroup.Group) (ending, int, string) {
 		return ending{}, 126, err.Error()
 	}
 	defer r.closeControl()
-	cmd, err := r.command(lg.Pin(), ctl)
+	ch, err := r.command(lg.Pin(), ctl)
 	if err != nil {
 		ctl.Close()
 		return ending{}, 126, err.Error()
@@ -451,7 +541,7 @@ func (r *runner) runOnce(lg *lockgroup.Group) (ending, int, string) {
 		defer runtime.UnlockOSThread()
 	}
 	r.notifyStart()
-	err = cmd.Start()
+	pid, err := ch.start()
 	ctl.Close() // the child's end stays with the child
 	if err != nil {
 		code := 126
@@ -460,7 +550,10 @@ func (r *runner) runOnce(lg *lockgroup.Group) (ending, int, string) {
 		}
 		return ending{}, code, fmt.Sprintf("cannot start %q: %v", c.Argv[0], err)
 	}
-	pid := cmd.Process.Pid
+	// Read state.json while the command runs: recording its outcome then
+	// decodes nothing if the file did not change meanwhile.
+	r.pre = make(chan *state.Preloaded, 1)
+	go func(pre chan<- *state.Preloaded) { pre <- r.job.Preload() }(r.pre)
 
 	// Record "running" while the command runs, off the critical path.
 	recorded := make(chan error, 1)
@@ -491,7 +584,7 @@ func (r *runner) runOnce(lg *lockgroup.Group) (ending, int, string) {
 	}()
 	report.Status("running %s pid %d (lock %s)", c.Job, pid, c.Lock)
 
-	end := r.supervise(cmd, pid)
+	end := r.supervise(pid)
 	stopRecording() // the run is over: its "running" record no longer matters
 	if err := <-recorded; err != nil && runningCtx.Err() == nil {
 		r.rep.Warn("job=%s: recording the running state: %v", c.Job, err)
@@ -670,6 +763,9 @@ func (r *runner) record(t tick, exit, childCode int, fn func(*state.State, *tick
 			}
 			return nil
 		}
+	}
+	if r.pre != nil {
+		hooks.Pre, r.pre = <-r.pre, nil
 	}
 	var ran bool
 	var prevFails int

@@ -117,7 +117,7 @@ func (s *State) AddHistory(run Run, max int) {
 	}
 	if s.History == nil && s.rawHistory != nil {
 		if raw, err := json.MarshalIndent(run, "    ", "  "); err == nil {
-			s.rawHistory = append(s.rawHistory, raw)
+			s.rawHistory = append(s.rawHistory, raw) // JSON: rawValid stands
 			if n := len(s.rawHistory) - max; n > 0 {
 				s.rawHistory = append([][]byte(nil), s.rawHistory[n:]...)
 			}
@@ -157,7 +157,7 @@ func (s *State) Marshal() ([]byte, error) {
 	}
 	b.WriteString("\n  ]\n}")
 	out := b.Bytes()
-	if !json.Valid(out) {
+	if !s.rawValid && !json.Valid(out) {
 		// A run kept raw that is not JSON after all: decode what can be.
 		s.History, s.rawHistory = s.Runs(), nil
 		return json.MarshalIndent(s, "", "  ")

@@ -11,6 +11,7 @@
 package state
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -160,6 +161,7 @@ type State struct {
 	History []Run `json:"history,omitempty"`
 
 	rawHistory [][]byte // the runs as read, not decoded (History is nil then)
+	rawValid   bool     // every run in rawHistory is known to be JSON (Marshal need not check)
 }
 
 // IsRunning reports whether the record says running and its child or helper
@@ -313,10 +315,19 @@ func (j *Job) Path(name string) string { return filepath.Join(j.Dir.Path(), name
 
 // Load reads state.json: (nil, nil) if missing, a *CorruptError if it does
 // not parse, any other error if it cannot be read (never treated as empty).
-func (j *Job) Load() (*State, error) {
+func (j *Job) Load() (*State, error) { return j.load(nil) }
+
+// load is Load, taking pre's decoded state when the file still holds the
+// bytes pre read (each Preloaded is used once).
+func (j *Job) load(pre *Preloaded) (*State, error) {
 	data, err := j.readStateFile()
 	if data == nil || err != nil {
 		return nil, err
+	}
+	if pre != nil && pre.st != nil && bytes.Equal(data, pre.data) {
+		st := pre.st
+		pre.st = nil
+		return st, nil
 	}
 	st, err := parseLazy(data)
 	if err != nil {
@@ -324,6 +335,35 @@ func (j *Job) Load() (*State, error) {
 	}
 	st.Job = j.Name // the directory names the job, never the content
 	return st, nil
+}
+
+// Preloaded is state.json as Preload read and decoded it, without the lock.
+type Preloaded struct {
+	data []byte
+	st   *State
+}
+
+// Preload reads and decodes state.json without the state lock, for an
+// Update soon after (Hooks.Pre): a tick does it while its command runs, so
+// that recording the outcome, under the lock, decodes nothing when the file
+// still holds the same bytes (compared byte for byte: never trusted
+// otherwise). It checks that the runs kept raw are JSON, so Marshal need
+// not, and builds encoding/json's caches for the state's types. nil:
+// nothing to reuse (no state yet, or one that does not read or decode).
+func (j *Job) Preload() *Preloaded {
+	data, err := j.readStateFile()
+	var st *State
+	if err == nil && data != nil {
+		st, err = parseLazy(data)
+	}
+	if err != nil || st == nil {
+		_, _ = json.Marshal(&State{}) // the caches, at least
+		return nil
+	}
+	st.Job = j.Name
+	st.rawValid = st.rawHistory != nil && json.Valid(data)
+	_, _ = json.Marshal(st)
+	return &Preloaded{data: data, st: st}
 }
 
 // readStateFile is state.json's content: (nil, nil) if there is none.
@@ -394,6 +434,8 @@ type Hooks struct {
 	// Along runs concurrently with the write of state.json (e.g. metrics in
 	// another directory), on a copy of the new state.
 	Along func(*State) error
+	// Pre is state.json as read before the lock (Preload), used if unchanged.
+	Pre *Preloaded
 }
 
 // Locked runs fn under the job's state lock, waiting at most LockBound (and
@@ -422,7 +464,7 @@ func (j *Job) Update(ctx context.Context, fn func(*State), h Hooks) (*State, err
 	var cur *State
 	err := j.Locked(ctx, func() error {
 		var err error
-		cur, err = j.Load()
+		cur, err = j.load(h.Pre)
 		var ce *CorruptError
 		if errors.As(err, &ce) {
 			// Writes are atomic, so this was not written by tickgate: keep it
