@@ -2,7 +2,6 @@ package runner
 
 import (
 	"os"
-	"os/exec"
 	"syscall"
 	"time"
 
@@ -22,10 +21,10 @@ type ending struct {
 // gets SIGTERM; --kill-after after either, SIGKILL. Stragglers of a stopped
 // run (background jobs that ignore SIGINT would keep the pin) get the rest
 // of that grace, then SIGKILL.
-func (r *runner) supervise(cmd *exec.Cmd, pid int) ending {
+func (r *runner) supervise(pid int) ending {
 	c := r.c
-	waitCh := make(chan error, 1)
-	go func() { waitCh <- cmd.Wait() }()
+	waitCh := make(chan reaped, 1)
+	go func() { waitCh <- reap(pid) }()
 
 	var timeoutC, killC <-chan time.Time
 	if c.Timeout > 0 {
@@ -44,8 +43,8 @@ func (r *runner) supervise(cmd *exec.Cmd, pid int) ending {
 	}
 	for {
 		select {
-		case err := <-waitCh:
-			end.code = exitCodeOf(cmd.ProcessState, err)
+		case w := <-waitCh:
+			end.code = w.exitCode()
 			if end.sig != nil || end.timedOut {
 				killStragglers(pid, killC)
 			}
@@ -92,12 +91,31 @@ func killStragglers(pgid int, killC <-chan time.Time) {
 	}
 }
 
-func exitCodeOf(ps *os.ProcessState, err error) int {
-	if ps == nil {
+// reaped is how wait4 saw the command end.
+type reaped struct {
+	ws  syscall.WaitStatus
+	err error // wait4 failed: how it ended is unknown
+}
+
+// reap waits for the command to end and reaps it.
+func reap(pid int) reaped {
+	var ws syscall.WaitStatus
+	for {
+		_, err := syscall.Wait4(pid, &ws, 0, nil)
+		if err != syscall.EINTR {
+			return reaped{ws, err}
+		}
+	}
+}
+
+// exitCode is the command's exit code: 128+N when signal N ended it, 126
+// when it is unknown.
+func (w reaped) exitCode() int {
+	switch {
+	case w.err != nil:
 		return 126
+	case w.ws.Signaled():
+		return 128 + int(w.ws.Signal())
 	}
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int(ws.Signal())
-	}
-	return ps.ExitCode()
+	return w.ws.ExitStatus()
 }
