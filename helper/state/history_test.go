@@ -97,17 +97,23 @@ func TestLazyHistoryOtherLayouts(t *testing.T) {
 	}
 }
 
+// threeRuns is a state.json with three runs, and the same with the second
+// run's record not JSON.
+func threeRuns() (data, notJSON []byte) {
+	st := &State{Job: "j"}
+	for i := 0; i < 3; i++ {
+		st.AddHistory(sampleRun(i), 50)
+	}
+	data, _ = st.Marshal()
+	return data, bytes.Replace(data, []byte(`"run_id": "run001"`), []byte(`"run_id": run001`), 1)
+}
+
 // A run record that is JSON but not a run (a hand edit) does not stop the
 // tick: it reads as an unknown run and the write keeps state.json valid.
 // One that is not JSON at all makes the file corrupt, as a whole decode
 // says (Update moves it aside).
 func TestLazyHistoryBrokenRun(t *testing.T) {
-	st := &State{Job: "j"}
-	for i := 0; i < 3; i++ {
-		st.AddHistory(sampleRun(i), 50)
-	}
-	data, _ := st.Marshal()
-	notJSON := bytes.Replace(data, []byte(`"run_id": "run001"`), []byte(`"run_id": run001`), 1)
+	data, notJSON := threeRuns()
 	if st, err := parseLazy(notJSON); err == nil {
 		// Read lazily, the file is not decoded whole: the odd run reads as
 		// unknown, and a write of it is refused as not JSON, then repaired.

@@ -88,12 +88,7 @@ func TestPreloadIsUsedOnlyForTheSameBytes(t *testing.T) {
 // write still checks, and repairs, as without it; no state yet, or one
 // that does not decode, preloads nothing.
 func TestPreloadOfBrokenOrMissingState(t *testing.T) {
-	st := &State{Job: "j"}
-	for i := 0; i < 3; i++ {
-		st.AddHistory(sampleRun(i), 50)
-	}
-	data, _ := st.Marshal()
-	notJSON := bytes.Replace(data, []byte(`"run_id": "run001"`), []byte(`"run_id": run001`), 1)
+	_, notJSON := threeRuns()
 	j := storeWith(t, notJSON)
 	p := j.Preload()
 	if p != nil && p.st.rawValid {
