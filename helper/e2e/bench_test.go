@@ -32,7 +32,8 @@ import (
 //     depsonly-full-start: linked with the full helper's libraries too;
 //   - version: `tickgate-tick --version` (its start-up and CLI, no tick);
 //   - full: the same tick by the full helper, `tickgate run` (what a job
-//     with fleet coordination or notifications runs);
+//     with fleet coordination or notifications runs); nometrics: the tick
+//     with metrics off (on disk they are written beside the fsyncs);
 //   - host1000: the tick on a host with 999 other jobs' files beside its
 //     own (it should cost what the tick does);
 //   - tmpfs: the tick with its state, locks and metrics on a tmpfs
@@ -69,6 +70,7 @@ func BenchmarkRunVsFlock(b *testing.B) {
 		{"depsonly-full-start", func() *exec.Cmd { return exec.Command(depsFull, missing) }, true},
 		{"version", func() *exec.Cmd { c := e.cmd("--version"); c.Path, c.Args[0] = tickBin, tickBin; return c }, false},
 		{"full", func() *exec.Cmd { c := e.cmd("run", "bench", "--", "true"); c.Path, c.Args[0] = bin, bin; return c }, false},
+		{"nometrics", func() *exec.Cmd { return e.cmd("--metrics-dir=", "run", "bench", "--", "true") }, false},
 	}
 	h := steadyEnv(b, t, b.TempDir())
 	if err := besideOtherJobs(h, 999); err != nil {
@@ -195,6 +197,7 @@ func logBreakdown(b *testing.B, med map[string]time.Duration) {
 		{"+ starting and reaping the command (execonly - execonly-start)", child},
 		{"+ the tick's work: gate, markers, locks, state read and write (tmpfs-nometrics - version - command)", med["tmpfs-nometrics"] - med["version"] - child},
 		{"+ the metrics file (tmpfs - tmpfs-nometrics)", med["tmpfs"] - med["tmpfs-nometrics"]},
+		{"  (on disk, written beside the durable write's fsyncs: tickgate - nometrics)", med["tickgate"] - med["nometrics"]},
 		{"+ the durable write's fsyncs (tickgate - tmpfs)", med["tickgate"] - med["tmpfs"]},
 		{"= the tick (tickgate-tick)", med["tickgate"]},
 		{"the same tick by the full helper, as jobs with fleet coordination or notifications run it (full)", med["full"]},
