@@ -33,7 +33,9 @@ import (
 //   - version: `tickgate-tick --version` (its start-up and CLI, no tick);
 //   - full: the same tick by the full helper, `tickgate run` (what a job
 //     with fleet coordination or notifications runs); nometrics: the tick
-//     with metrics off (on disk they are written beside the fsyncs);
+//     with metrics off (on disk they are written beside the fsyncs); unit:
+//     the tick as the role's units run it, with its --schedule (when it was
+//     due and the next elapse, from the elapses cached in state.json);
 //   - host1000: the tick on a host with 999 other jobs' files beside its
 //     own (it should cost what the tick does);
 //   - tmpfs: the tick with its state, locks and metrics on a tmpfs
@@ -71,6 +73,12 @@ func BenchmarkRunVsFlock(b *testing.B) {
 		{"version", func() *exec.Cmd { c := e.cmd("--version"); c.Path, c.Args[0] = tickBin, tickBin; return c }, false},
 		{"full", func() *exec.Cmd { c := e.cmd("run", "bench", "--", "true"); c.Path, c.Args[0] = bin, bin; return c }, false},
 		{"nometrics", func() *exec.Cmd { return e.cmd("--metrics-dir=", "run", "bench", "--", "true") }, false},
+		{"unit", func() *exec.Cmd { return e.cmd("run", "--schedule", "hourly", "unit", "--", "true") }, false},
+	}
+	for i := 0; i < 50; i++ { // unit's steady state, as bench's
+		if out, err := kinds[len(kinds)-1].cmd().CombinedOutput(); err != nil {
+			b.Fatalf("unit: %v: %s", err, out)
+		}
 	}
 	h := steadyEnv(b, t, b.TempDir())
 	if err := besideOtherJobs(h, 999); err != nil {
@@ -200,6 +208,7 @@ func logBreakdown(b *testing.B, med map[string]time.Duration) {
 		{"  (on disk, written beside the durable write's fsyncs: tickgate - nometrics)", med["tickgate"] - med["nometrics"]},
 		{"+ the durable write's fsyncs (tickgate - tmpfs)", med["tickgate"] - med["tmpfs"]},
 		{"= the tick (tickgate-tick)", med["tickgate"]},
+		{"the same tick with the timer's --schedule, as the role's units run it (unit)", med["unit"]},
 		{"the same tick by the full helper, as jobs with fleet coordination or notifications run it (full)", med["full"]},
 		{"  of which the full helper's other libraries: pgx, D-Bus, net/http (depsonly-full-start - depsonly-start)", med["depsonly-full-start"] - med["depsonly-start"]},
 		{"the same tick beside 999 other jobs' state, lock and metrics files (host1000)", med["host1000"]},

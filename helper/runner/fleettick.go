@@ -28,6 +28,7 @@ var WatchInterval = 2 * time.Second
 // or random delay (the deploy checks that the delay is well inside the
 // shortest interval).
 func (r *runner) slotOf() (Outcome, bool, error) {
+	r.ensureDue()
 	if r.nextErr != nil {
 		out, err := r.skip(exitcode.GateBad, reason.F(reason.FleetSlotUnavailable, "%v (a floating singleton never runs without its slot)", r.nextErr))
 		return out, true, err

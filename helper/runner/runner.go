@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -127,6 +128,7 @@ type runner struct {
 	gate         *gate.Gate            // the gate as last read for admission (nil: not read, or unusable)
 	gateRead     bool                  // gate is set (a marker may decide before the gate is read)
 	pre          chan *state.Preloaded // state.json as read while the command ran (nil: not read)
+	dueOnce      sync.Once             // whenDue, run once (ensureDue)
 }
 
 // Run performs one tick. The returned error is non-nil only when tickgate
@@ -162,7 +164,9 @@ func (r *runner) tick() (Outcome, error) {
 	r.job = job
 	defer r.closeFleet()
 
-	r.whenDue()
+	if c.StartDeadline > 0 || (c.Fleet != nil && c.Fleet.Singleton) {
+		r.ensureDue() // decided on before the command; else while it runs
+	}
 
 	// 1. May the job start? Its markers (a drained or halted job stays
 	// stopped until an operator clears it), then the gate.
@@ -554,6 +558,7 @@ func (r *runner) runOnce(lg *lockgroup.Group) (ending, int, string) {
 	// decodes nothing if the file did not change meanwhile.
 	r.pre = make(chan *state.Preloaded, 1)
 	go func(pre chan<- *state.Preloaded) { pre <- r.job.Preload() }(r.pre)
+	go r.ensureDue()
 
 	// Record "running" while the command runs, off the critical path.
 	recorded := make(chan error, 1)
@@ -569,6 +574,7 @@ func (r *runner) runOnce(lg *lockgroup.Group) (ending, int, string) {
 			return
 		case <-time.After(RunningRecordDelay):
 		}
+		r.ensureDue()
 		st, err := r.job.Update(runningCtx, func(s *state.State) {
 			s.Lock = c.Lock
 			s.Run = state.Run{RunID: r.runID, Result: state.Running, StartedAt: &r.started, Attempt: r.attemptNo()}
@@ -767,6 +773,7 @@ func (r *runner) record(t tick, exit, childCode int, fn func(*state.State, *tick
 	if r.pre != nil {
 		hooks.Pre, r.pre = <-r.pre, nil
 	}
+	r.ensureDue() // (before the state lock: it may ask systemd-analyze)
 	var ran bool
 	var prevFails int
 	st, err := r.job.Update(r.untilSignal(), func(s *state.State) {

@@ -35,11 +35,15 @@ const CacheElapses = 50
 // The next elapse comes from the elapses cached in state.json; only when
 // they run out (or the schedule or zone changed) is systemd-analyze asked,
 // for the next CacheElapses at once.
+//
+// It is reckoned from the tick's start whenever it runs (ensureDue): before
+// the command when a check needs it (--start-deadline, a floating
+// singleton's slot), else while the command runs, off the critical path.
 func (r *runner) whenDue() {
 	if len(r.c.Schedule) == 0 {
 		return
 	}
-	now := time.Now().UTC()
+	now := r.started
 	prev, _ := r.job.LoadSchedule()
 	key := r.schedKey()
 	if prev != nil && prev.Schedule == key {
@@ -69,6 +73,10 @@ func (r *runner) whenDue() {
 		r.due = &d
 	}
 }
+
+// ensureDue runs whenDue once; every reader of what it works out (nextDue,
+// elapses, interval, nextErr, due) calls it first.
+func (r *runner) ensureDue() { r.dueOnce.Do(r.whenDue) }
 
 func firstAfter(els []time.Time, now time.Time) *time.Time {
 	for _, e := range els {
@@ -112,6 +120,7 @@ func (r *runner) checkDeadline() (Outcome, bool, error) {
 	if r.c.StartDeadline <= 0 {
 		return Outcome{}, false, nil
 	}
+	r.ensureDue()
 	if r.nextErr != nil {
 		r.rep.Warn("job=%s: --start-deadline not applied: %v", r.c.Job, r.nextErr)
 	}
