@@ -369,9 +369,9 @@ func (r *runner) dataDir() string {
 type child struct {
 	path string   // the program (found in PATH as os/exec would)
 	argv []string // exactly the job's, or the shim's before it
+	std  [3]any   // its standard streams (attr.Files has the rest)
 	attr syscall.ProcAttr
-	err  error      // why it cannot start (the lookup failed)
-	keep []*os.File // files whose descriptors attr.Files holds (closed once started)
+	err  error // why it cannot start (the lookup failed)
 }
 
 // command builds the child: the exact argv, in its own process group, with
@@ -393,16 +393,12 @@ func (r *runner) command(pin, ctl *os.File) (*child, error) {
 		}
 		ch.err = err
 	}
-	std, keep, err := stdFiles(c.Stdin, c.Stdout, c.Stderr)
-	ch.keep = keep
-	if err != nil {
-		return nil, fmt.Errorf("job %s: %w", c.Job, err)
-	}
+	ch.std = [3]any{c.Stdin, c.Stdout, c.Stderr}
 	ch.attr = syscall.ProcAttr{
 		Dir: c.WorkDir,
 		Env: dedupEnv(r.childEnv()),
 		// fd 3: the child pins the group too (SIGKILL safety); fd 4: control
-		Files: append(std, pin.Fd(), ctl.Fd()),
+		Files: []uintptr{pin.Fd(), ctl.Fd()},
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	}
 	if r.fleetLockHeld() {
@@ -441,15 +437,21 @@ func (r *runner) command(pin, ctl *os.File) (*child, error) {
 
 // start forks and execs ch; its pid leads a process group of its own.
 func (ch *child) start() (int, error) {
-	defer func() {
-		for _, f := range ch.keep {
-			f.Close()
-		}
-	}()
 	if ch.err != nil {
 		return 0, ch.err
 	}
-	pid, err := syscall.ForkExec(ch.path, ch.argv, &ch.attr)
+	std, keep, err := stdFiles(ch.std)
+	defer func() {
+		for _, f := range keep {
+			f.Close()
+		}
+	}()
+	if err != nil {
+		return 0, err
+	}
+	attr := ch.attr
+	attr.Files = append(std, ch.attr.Files...)
+	pid, err := syscall.ForkExec(ch.path, ch.argv, &attr)
 	if err != nil {
 		return 0, &os.PathError{Op: "fork/exec", Path: ch.path, Err: err}
 	}
@@ -459,9 +461,9 @@ func (ch *child) start() (int, error) {
 // stdFiles are the descriptors the command inherits as 0, 1 and 2: the
 // helper's own (systemd's journal stream, or a terminal); /dev/null for a
 // missing one, as os/exec does (returned in keep, to close once started).
-func stdFiles(in io.Reader, out, errw io.Writer) (fds []uintptr, keep []*os.File, err error) {
-	fds = make([]uintptr, 3)
-	for i, s := range []any{in, out, errw} {
+func stdFiles(streams [3]any) (fds []uintptr, keep []*os.File, err error) {
+	fds = make([]uintptr, 3, 5)
+	for i, s := range streams {
 		switch f := s.(type) {
 		case *os.File:
 			if f == nil {
