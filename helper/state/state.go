@@ -329,6 +329,12 @@ func (j *Job) load(pre *Preloaded) (*State, error) {
 		pre.st = nil
 		return st, nil
 	}
+	return j.parse(data)
+}
+
+// parse decodes state.json's content (its history kept raw): a
+// *CorruptError if it does not parse.
+func (j *Job) parse(data []byte) (*State, error) {
 	st, err := parseLazy(data)
 	if err != nil {
 		return nil, &CorruptError{Path: j.Path(stateFile), Err: err}
@@ -354,13 +360,12 @@ func (j *Job) Preload() *Preloaded {
 	data, err := j.readStateFile()
 	var st *State
 	if err == nil && data != nil {
-		st, err = parseLazy(data)
+		st, err = j.parse(data)
 	}
 	if err != nil || st == nil {
 		_, _ = json.Marshal(&State{}) // the caches, at least
 		return nil
 	}
-	st.Job = j.Name
 	st.rawValid = st.rawHistory != nil && json.Valid(data)
 	_, _ = json.Marshal(st)
 	return &Preloaded{data: data, st: st}
