@@ -113,22 +113,22 @@ type runner struct {
 
 	links // the fleet database and lock, the job's notification targets
 
-	fleetSkipped bool                  // the fleet was unusable and --gate-fail open let the tick go on
-	slot         time.Time             // a floating singleton's slot (zero: not one)
-	claimed      bool                  // the slot is this tick's
-	attempt      int                   // the command's attempt in this tick (1 = first)
-	nextDue      *time.Time            // the schedule's next elapse as the tick started (nil: no schedule)
-	elapses      []time.Time           // the schedule's coming elapses (cached in state.json)
-	interval     float64               // the longest gap between them, in seconds
-	nextErr      error                 // why nextDue is unknown
-	due          *time.Time            // when this tick was due (nil: not known, or a start off the schedule)
-	ctl          *control              // the control socket, while the command runs
-	backoff      *backoff.B            // the lock group's back-off as last checked (nil: none)
-	lastWhy      string                // with retries: why the attempts stopped early, for the final reason
-	gate         *gate.Gate            // the gate as last read for admission (nil: not read, or unusable)
-	gateRead     bool                  // gate is set (a marker may decide before the gate is read)
-	pre          chan *state.Preloaded // state.json as read while the command ran (nil: not read)
-	dueOnce      sync.Once             // whenDue, run once (ensureDue)
+	fleetSkipped bool             // the fleet was unusable and --gate-fail open let the tick go on
+	slot         time.Time        // a floating singleton's slot (zero: not one)
+	claimed      bool             // the slot is this tick's
+	attempt      int              // the command's attempt in this tick (1 = first)
+	nextDue      *time.Time       // the schedule's next elapse as the tick started (nil: no schedule)
+	elapses      []time.Time      // the schedule's coming elapses (cached in state.json)
+	interval     float64          // the longest gap between them, in seconds
+	nextErr      error            // why nextDue is unknown
+	due          *time.Time       // when this tick was due (nil: not known, or a start off the schedule)
+	ctl          *control         // the control socket, while the command runs
+	backoff      *backoff.B       // the lock group's back-off as last checked (nil: none)
+	lastWhy      string           // with retries: why the attempts stopped early, for the final reason
+	gate         *gate.Gate       // the gate as last read for admission (nil: not read, or unusable)
+	gateRead     bool             // gate is set (a marker may decide before the gate is read)
+	pre          *state.Preloaded // state.json as read while the command ran (nil: not read)
+	dueOnce      sync.Once        // whenDue, run once (ensureDue)
 }
 
 // Run performs one tick. The returned error is non-nil only when tickgate
@@ -281,6 +281,11 @@ func (r *runner) gateClosedSince(now time.Time) time.Time {
 // acquire takes the lock group, waiting up to --lock-wait; a signal during
 // the wait ends it and is returned.
 func (r *runner) acquire() (*lockgroup.Group, os.Signal, error) {
+	if r.c.LockWait <= 0 {
+		// No wait: nothing for a signal to end (a goroutine less per tick).
+		lg, err := lockgroup.Acquire(context.Background(), r.c.LockDir, r.c.Lock, 0, r.c.Owners)
+		return lg, nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var got os.Signal
@@ -556,27 +561,27 @@ func (r *runner) runOnce(lg *lockgroup.Group) (ending, int, string) {
 		}
 		return ending{}, code, fmt.Sprintf("cannot start %q: %v", c.Argv[0], err)
 	}
-	// Read state.json while the command runs: recording its outcome then
-	// decodes nothing if the file did not change meanwhile.
-	r.pre = make(chan *state.Preloaded, 1)
-	go func(pre chan<- *state.Preloaded) { pre <- r.job.Preload() }(r.pre)
-	go r.ensureDue()
+	// While the command runs, before waiting for it, and in this goroutine
+	// (a goroutine started here costs a tick an OS thread's start-up): read
+	// state.json, so that recording the outcome decodes nothing if the file
+	// did not change meanwhile; and work out when the tick was due. A signal
+	// meanwhile waits in sigCh for supervise.
+	r.pre = r.job.Preload()
+	r.ensureDue()
 
-	// Record "running" while the command runs, off the critical path.
+	// Record "running" while the command runs, off the critical path. A
+	// command that ends within RunningRecordDelay is never recorded as
+	// running (nor is a goroutine started for it): its outcome is the
+	// tick's one durable write. (Drain and status see it running meanwhile
+	// by its held lock group.)
 	recorded := make(chan error, 1)
 	runningCtx, stopRecording := context.WithCancel(context.Background())
 	defer stopRecording()
-	go func() {
-		// A command that ends within RunningRecordDelay is never recorded as
-		// running: its outcome is the tick's one durable write. (Drain and
-		// status see it running meanwhile by its held lock group.)
-		select {
-		case <-runningCtx.Done():
+	runningTimer := time.AfterFunc(RunningRecordDelay, func() {
+		if runningCtx.Err() != nil {
 			recorded <- nil
 			return
-		case <-time.After(RunningRecordDelay):
 		}
-		r.ensureDue()
 		st, err := r.job.Update(runningCtx, func(s *state.State) {
 			s.Lock = c.Lock
 			s.Run = state.Run{RunID: r.runID, Result: state.Running, StartedAt: &r.started, Attempt: r.attemptNo()}
@@ -589,13 +594,16 @@ func (r *runner) runOnce(lg *lockgroup.Group) (ending, int, string) {
 			r.publish(st)
 		}
 		recorded <- err
-	}()
+	})
 	report.Status("running %s pid %d (lock %s)", c.Job, pid, c.Lock)
 
 	end := r.supervise(pid)
 	stopRecording() // the run is over: its "running" record no longer matters
-	if err := <-recorded; err != nil && runningCtx.Err() == nil {
-		r.rep.Warn("job=%s: recording the running state: %v", c.Job, err)
+	if !runningTimer.Stop() {
+		// It fired: wait for the record it started to end.
+		if err := <-recorded; err != nil && runningCtx.Err() == nil {
+			r.rep.Warn("job=%s: recording the running state: %v", c.Job, err)
+		}
 	}
 	return end, 0, ""
 }
@@ -772,9 +780,7 @@ func (r *runner) record(t tick, exit, childCode int, fn func(*state.State, *tick
 			return nil
 		}
 	}
-	if r.pre != nil {
-		hooks.Pre, r.pre = <-r.pre, nil
-	}
+	hooks.Pre, r.pre = r.pre, nil
 	r.ensureDue() // (before the state lock: it may ask systemd-analyze)
 	var ran bool
 	var prevFails int
@@ -809,21 +815,62 @@ func (r *runner) record(t tick, exit, childCode int, fn func(*state.State, *tick
 	return out, nil
 }
 
-// untilSignal is a context that ends when a signal reaches the helper from
-// now on (the state lock's own bound applies too): systemd stopping a tick
-// that waits to record must not wait for it.
+// untilSignal is a context that ends when a signal reaches the helper (the
+// state lock's own bound applies too): systemd stopping a tick that waits
+// to record must not wait for it. It watches for the signal only once it is
+// waited on (Done): a record that takes its state lock at once, as nearly
+// all do, starts no goroutine for it.
 func (r *runner) untilSignal() context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() {
-		select {
-		case s := <-r.sigCh:
-			r.rep.Warn("job=%s: %s received while recording the outcome; giving up on it", r.c.Job, s)
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	r.stopWatch = cancel
-	return ctx
+	s := &signalCtx{Context: context.Background(), r: r}
+	r.stopWatch = s.stop
+	return s
+}
+
+// signalCtx is untilSignal's context.
+type signalCtx struct {
+	context.Context // Background's: no deadline, no values
+	r               *runner
+	once            sync.Once
+	ctx             context.Context // set by the first Done (nil after stop)
+	cancel          context.CancelFunc
+}
+
+func (s *signalCtx) watch() {
+	s.once.Do(func() {
+		s.ctx, s.cancel = context.WithCancel(context.Background())
+		go func(ctx context.Context, cancel context.CancelFunc) {
+			select {
+			case sig := <-s.r.sigCh:
+				s.r.rep.Warn("job=%s: %s received while recording the outcome; giving up on it", s.r.c.Job, sig)
+				cancel()
+			case <-ctx.Done():
+			}
+		}(s.ctx, s.cancel)
+	})
+}
+
+func (s *signalCtx) Done() <-chan struct{} {
+	s.watch()
+	if s.ctx == nil {
+		return nil // stopped before any wait: never ends
+	}
+	return s.ctx.Done()
+}
+
+func (s *signalCtx) Err() error {
+	s.watch()
+	if s.ctx == nil {
+		return nil
+	}
+	return s.ctx.Err()
+}
+
+// stop ends the watch, or keeps it from starting.
+func (s *signalCtx) stop() {
+	s.once.Do(func() {})
+	if s.cancel != nil {
+		s.cancel()
+	}
 }
 
 // newRunID names a run: 64 random bits, unique rather than secret, so from

@@ -455,12 +455,8 @@ func (d *Dir) OpenLock(name string, perm os.FileMode, o *Owners) (*os.File, erro
 // It never blocks in the kernel, so a signal or deadline always ends it.
 func Flock(ctx context.Context, f *os.File, poll time.Duration) error {
 	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			return &fs.PathError{Op: "flock", Path: f.Name(), Err: err}
+		if ok, err := TryFlock(f); ok || err != nil {
+			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -468,6 +464,19 @@ func Flock(ctx context.Context, f *os.File, poll time.Duration) error {
 		case <-time.After(poll):
 		}
 	}
+}
+
+// TryFlock takes an exclusive flock on f if it is free: false (and no
+// error) when another holds it.
+func TryFlock(f *os.File) (bool, error) {
+	err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, unix.EWOULDBLOCK) || errors.Is(err, unix.EINTR):
+		return false, nil
+	}
+	return false, &fs.PathError{Op: "flock", Path: f.Name(), Err: err}
 }
 
 // Names lists the entries of d (unsorted).
