@@ -69,8 +69,8 @@ func interspersed(app *ucli.App, args []string) []string {
 			continue
 		}
 		name := flagName(a)
-		_, isOwn := own[name]
-		_, isGlobal := global[name]
+		_, isOwn := own.lookup(name)
+		_, isGlobal := global.lookup(name)
 		dst := &flags
 		if isGlobal && !isOwn {
 			dst = &globals
@@ -100,25 +100,46 @@ func flagName(a string) string {
 	return name
 }
 
-// flagTable maps every name of every flag to whether it takes a value.
-func flagTable(flags []ucli.Flag) map[string]bool {
-	t := map[string]bool{"help": false, "h": false}
-	for _, f := range flags {
-		takes := true
-		if v, ok := f.(interface{ TakesValue() bool }); ok {
-			takes = v.TakesValue() // false for a bool flag, wrapped or not
-		}
+// flagTable is every flag of a command, to look a name up in. A few dozen
+// flags and a command line's handful of them: a scan, not a map (building
+// the maps, and the interface conversion TakesValue took, were ~1% of a
+// tick in perf, most of it first-touch page faults).
+type flagTable []ucli.Flag
+
+// lookup reports whether name is one of the flags (or help) and whether it
+// takes a value.
+func (t flagTable) lookup(name string) (takes, found bool) {
+	if name == "help" || name == "h" {
+		return false, true
+	}
+	for _, f := range t {
 		for _, n := range f.Names() {
-			t[n] = takes
+			if n == name {
+				return takesValueFlag(f), true
+			}
 		}
 	}
-	return t
+	return false, false
+}
+
+// takesValueFlag is false for a bool flag, wrapped (cachedNames) or not.
+func takesValueFlag(f ucli.Flag) bool {
+	switch t := f.(type) {
+	case boolFlag, *ucli.BoolFlag:
+		return false
+	case stringFlag, intFlag, float64Flag, stringSliceFlag:
+		return true
+	case interface{ TakesValue() bool }:
+		return t.TakesValue()
+	}
+	return true
 }
 
 // takesValue reports whether a (a flag without "=VALUE") consumes the next
 // argument.
-func takesValue(table map[string]bool, a string) bool {
-	return !strings.Contains(a, "=") && table[flagName(a)]
+func takesValue(table flagTable, a string) bool {
+	takes, _ := table.lookup(flagName(a))
+	return !strings.Contains(a, "=") && takes
 }
 
 func findCommand(cmds []*ucli.Command, name string) *ucli.Command {

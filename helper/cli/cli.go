@@ -74,9 +74,12 @@ func usageErr(_ *ucli.Context, err error, _ bool) error {
 func newApp(args []string, stdin io.Reader, stdout, stderr io.Writer) *ucli.App {
 	e := &env{args: args, stdin: stdin, stdout: stdout, stderr: stderr}
 	app := &ucli.App{
-		Name:    "tickgate",
-		Usage:   "run periodic jobs under lock groups, a rollout gate and persistent markers",
-		Version: Version,
+		Name: "tickgate",
+		// Shown by no help text; left zero, urfave/cli stats os.Args[0] for
+		// it on every run.
+		Compiled: time.Unix(0, 0).UTC(),
+		Usage:    "run periodic jobs under lock groups, a rollout gate and persistent markers",
+		Version:  Version,
 		// Calendar expressions (--schedule) contain commas: a repeated flag
 		// is a list, a comma is not a separator.
 		DisableSliceFlagSeparator: true,

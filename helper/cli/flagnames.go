@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"flag"
+	"os"
+	"strconv"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
@@ -16,6 +19,7 @@ type (
 	stringFlag struct {
 		*ucli.StringFlag
 		names []string
+		def   string // Value as declared (Apply sets it from the environment)
 	}
 	boolFlag struct {
 		*ucli.BoolFlag
@@ -41,6 +45,41 @@ func (f intFlag) Names() []string         { return f.names }
 func (f float64Flag) Names() []string     { return f.names }
 func (f stringSliceFlag) Names() []string { return f.names }
 
+// Apply is ucli.StringFlag's (v2.27) but for the names, which it computes
+// through FlagNames' regexp on every run: a string flag is most of a
+// tick's, and this keeps regexp matching out of a tick altogether.
+func (f stringFlag) Apply(set *flag.FlagSet) error {
+	if f.FilePath != "" {
+		return f.StringFlag.Apply(set)
+	}
+	for _, env := range f.EnvVars {
+		if val, found := os.LookupEnv(strings.TrimSpace(env)); found {
+			f.Value, f.HasBeenSet = val, true
+			break
+		}
+	}
+	for _, name := range f.names {
+		if f.Destination != nil {
+			set.StringVar(f.Destination, name, f.Value, f.Usage)
+			continue
+		}
+		set.String(name, f.Value, f.Usage)
+	}
+	return nil
+}
+
+// GetDefaultText is ucli.StringFlag's: the default as declared, not as the
+// environment set it.
+func (f stringFlag) GetDefaultText() string {
+	if f.DefaultText != "" || f.def == "" {
+		return f.DefaultText
+	}
+	return strconv.Quote(f.def)
+}
+
+// String is the flag in help texts, with this GetDefaultText.
+func (f stringFlag) String() string { return ucli.FlagStringer(f) }
+
 // cachedNames wraps each flag of the kinds tickgate uses; others stay as
 // they are.
 func cachedNames(flags []ucli.Flag) []ucli.Flag {
@@ -48,7 +87,7 @@ func cachedNames(flags []ucli.Flag) []ucli.Flag {
 	for i, f := range flags {
 		switch t := f.(type) {
 		case *ucli.StringFlag:
-			out[i] = stringFlag{t, flagNames(t.Name, t.Aliases)}
+			out[i] = stringFlag{t, flagNames(t.Name, t.Aliases), t.Value}
 		case *ucli.BoolFlag:
 			out[i] = boolFlag{t, flagNames(t.Name, t.Aliases)}
 		case *ucli.IntFlag:
