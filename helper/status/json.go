@@ -112,7 +112,7 @@ func encodeRow(j *Job) ([]byte, error) {
 	}
 	runs := make([][]byte, len(j.History))
 	for k, run := range j.History {
-		if !json.Valid(run) {
+		if !j.historyJSON && !json.Valid(run) {
 			return nil, fmt.Errorf("status: job %s: a history entry is not JSON", j.Job)
 		}
 		runs[k] = run

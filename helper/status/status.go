@@ -110,6 +110,9 @@ type Job struct {
 	Error   string `json:"error,omitempty"` // what could not be read for this job
 
 	firstRun *time.Time // the oldest run state.json remembers
+	// historyJSON: every History entry is one JSON value (they came from
+	// state's HistoryRaw, which checked it): encodeRow need not check again.
+	historyJSON bool
 }
 
 // GateView is the gate as status and `gate show --json` print it.
@@ -294,6 +297,7 @@ func (o Options) jobRow(name string, g *gate.Gate) Job {
 		for i := st.HistoryLen() - 1; i >= 0 && len(row.History) < o.History; i-- {
 			row.History = append(row.History, st.HistoryRaw(i))
 		}
+		row.historyJSON = true // HistoryRaw's: each one JSON value
 		if st.IsRunning() {
 			row.Running = true
 			pid := st.ActivePID()
