@@ -46,13 +46,7 @@ type run struct {
 type state struct {
 	Job           string            `json:"job"`
 	Lock          string            `json:"lock"`
-	RunID         string            `json:"run_id"`
-	Result        string            `json:"result"`
-	Reason        string            `json:"reason"`
-	StartedAt     *time.Time        `json:"started_at"`
-	FinishedAt    *time.Time        `json:"finished_at"`
-	Duration      float64           `json:"duration_seconds"`
-	ExitCode      int               `json:"exit_code"`
+	run                             // the latest tick's fields, at the top level
 	LastSuccessAt *time.Time        `json:"last_success_at"`
 	Failures      int               `json:"consecutive_failures"`
 	PID           int               `json:"pid"`
@@ -155,7 +149,7 @@ func tick(stateRoot, lockDir, gateFile, notifyDir, dataRoot, metricsDir, job str
 	}
 	r := run{RunID: strconv.FormatInt(started.UnixNano(), 16), Result: "success", StartedAt: &started, FinishedAt: &finished,
 		Duration: finished.Sub(started).Seconds(), ExitCode: ws.ExitStatus()}
-	s.RunID, s.Result, s.StartedAt, s.FinishedAt, s.Duration, s.ExitCode = r.RunID, r.Result, r.StartedAt, r.FinishedAt, r.Duration, r.ExitCode
+	s.run = r
 	s.LastSuccessAt, s.LastRun, s.RunsTotal, s.UpdatedAt = &finished, &r, s.RunsTotal+1, time.Now()
 	entry, _ := json.Marshal(r)
 	if s.History = append(s.History, entry); len(s.History) > 50 {
