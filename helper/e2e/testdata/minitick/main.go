@@ -12,7 +12,9 @@
 // backoff files after the lock group and its pin are taken, the control
 // socket, the command's start and reaping, state.json read and replaced
 // under the state lock (temp, fsync, rename, fsync dir), the metrics file
-// (temp, rename; empty METRICS_DIR: none) and one line on stderr.
+// (temp, rename; empty METRICS_DIR: none) and one line on stderr. Keep it
+// in step: a syscall tickgate-tick's plain path gains belongs here too, or
+// the benchmark's "tickgate-tick above that" flatters the tick.
 package main
 
 import (
