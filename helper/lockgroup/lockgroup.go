@@ -101,11 +101,11 @@ func Acquire(ctx context.Context, dir, name string, wait time.Duration, owners *
 
 // try takes the lock, then the pin; it keeps neither unless it gets both.
 func (g *Group) try() (bool, error) {
-	ok, err := tryFlock(g.lock)
+	ok, err := safefs.TryFlock(g.lock)
 	if !ok || err != nil {
 		return false, err
 	}
-	if ok, err = tryFlock(g.pin); !ok || err != nil {
+	if ok, err = safefs.TryFlock(g.pin); !ok || err != nil {
 		unlock(g.lock)
 		return false, err
 	}
