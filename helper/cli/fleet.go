@@ -18,6 +18,7 @@ import (
 	"github.com/tickgate/tickgate/helper/fleet"
 	"github.com/tickgate/tickgate/helper/state"
 	"github.com/tickgate/tickgate/helper/status"
+	"github.com/tickgate/tickgate/helper/textsafe"
 )
 
 func fleetCommand(e *env) *ucli.Command {
@@ -185,7 +186,7 @@ func printFleetStatus(w io.Writer, fs *fleetStatus) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "HOST\tLAST SEEN\tJOBS")
 	for _, h := range fs.Hosts {
-		fmt.Fprintf(tw, "%s\t%s\t%d\n", h.Host, short(&h.LastSeen, now), h.Jobs)
+		fmt.Fprintf(tw, "%s\t%s\t%d\n", textsafe.Clean(h.Host), short(&h.LastSeen, now), h.Jobs)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -203,8 +204,8 @@ func printFleetStatus(w io.Writer, fs *fleetStatus) {
 		if j.Running {
 			running = fmt.Sprintf("pid %d", j.PID)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", j.Host, j.Job, short(j.LastRun, now), orDash(j.Result),
-			short(j.LastSuccessAt, now), j.ConsecutiveFailures, marker, running, j.Lock, clip(orDash(j.Reason), 60))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", textsafe.Clean(j.Host), textsafe.Clean(j.Job), short(j.LastRun, now), orDash(textsafe.Clean(j.Result)),
+			short(j.LastSuccessAt, now), j.ConsecutiveFailures, marker, running, textsafe.Clean(j.Lock), clip(orDash(j.Reason), 60))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
@@ -214,7 +215,7 @@ func printFleetStatus(w io.Writer, fs *fleetStatus) {
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "FLEET LOCK\tHOST\tJOB\tPID\tSINCE\tFENCE")
 		for _, l := range fs.Locks {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\n", l.Group, l.Host, l.Job, l.PID, short(l.Since, now), l.Fence)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\n", textsafe.Clean(l.Group), textsafe.Clean(l.Host), textsafe.Clean(l.Job), l.PID, short(l.Since, now), l.Fence)
 		}
 		tw.Flush()
 	}
@@ -225,7 +226,7 @@ func printFleetStatus(w io.Writer, fs *fleetStatus) {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "FLOATING SINGLETON\tLAST SLOT ENDS\tRAN ON\tCLAIMED")
 	for _, s := range fs.Singletons {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", s.Job, s.Slot.Format(time.RFC3339), s.Host, short(&s.ClaimedAt, now))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", textsafe.Clean(s.Job), s.Slot.Format(time.RFC3339), textsafe.Clean(s.Host), short(&s.ClaimedAt, now))
 	}
 	tw.Flush()
 }

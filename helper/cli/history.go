@@ -12,6 +12,7 @@ import (
 
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/state"
+	"github.com/tickgate/tickgate/helper/textsafe"
 )
 
 func historyCommand(e *env) *ucli.Command {
@@ -75,7 +76,7 @@ Example: tickgate history --limit 5 backfill`,
 					attempt = fmt.Sprint(r.Attempt)
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", started, short(r.StartedAt, now),
-					(time.Duration(r.DurationSeconds * float64(time.Second))).Round(time.Millisecond), r.Result, code, attempt, r.RunID, clip(orDash(r.Reason), 70))
+					(time.Duration(r.DurationSeconds * float64(time.Second))).Round(time.Millisecond), textsafe.Clean(r.Result), code, attempt, textsafe.Clean(r.RunID), clip(orDash(r.Reason), 70))
 			}
 			return tw.Flush()
 		},

@@ -12,6 +12,8 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/coreos/go-systemd/v22/journal"
+
+	"github.com/tickgate/tickgate/helper/textsafe"
 )
 
 // Entry is one tick's outcome.
@@ -68,7 +70,7 @@ func (r *Reporter) Tick(e Entry) {
 			"TICKGATE_JOB":          e.Job,
 			"TICKGATE_LOCK":         e.Lock,
 			"TICKGATE_RESULT":       e.Result,
-			"TICKGATE_REASON":       e.Reason,
+			"TICKGATE_REASON":       textsafe.Clean(e.Reason),
 			"TICKGATE_EXIT_CODE":    strconv.Itoa(e.ExitCode),
 			"TICKGATE_DURATION_SEC": strconv.FormatFloat(e.DurationSec, 'f', 3, 64),
 			"TICKGATE_RUN_ID":       e.RunID,
@@ -85,7 +87,7 @@ func (r *Reporter) Tick(e Entry) {
 
 // Warn prints a warning line in the helper's voice.
 func (r *Reporter) Warn(format string, a ...any) {
-	msg := "tickgate: warning: " + strings.TrimSpace(fmt.Sprintf(format, a...))
+	msg := "tickgate: warning: " + textsafe.Clean(strings.TrimSpace(fmt.Sprintf(format, a...)))
 	if r.journal {
 		if err := journal.Send(msg, journal.PriWarning, map[string]string{"SYSLOG_IDENTIFIER": "tickgate"}); err == nil {
 			return
@@ -96,5 +98,5 @@ func (r *Reporter) Warn(format string, a ...any) {
 
 // Status sends STATUS= to the service manager when NOTIFY_SOCKET is set.
 func Status(format string, a ...any) {
-	_, _ = daemon.SdNotify(false, "STATUS="+fmt.Sprintf(format, a...))
+	_, _ = daemon.SdNotify(false, "STATUS="+textsafe.Clean(fmt.Sprintf(format, a...)))
 }

@@ -5,12 +5,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+
+	"github.com/tickgate/tickgate/helper/textsafe"
 )
 
 // WriteJSON prints the report as `status --json` does: the bytes of a
 // json.Encoder indenting by two spaces. The job rows (nearly all of the
 // output: at 1000 jobs with 10 runs each, ~4 MB of which encoding took more
 // time than reading the state files) are encoded side by side.
+//
+// The runes encoding/json leaves raw that a terminal would obey (DEL, C1,
+// bidi controls) are escaped (textsafe.EscapeJSON): the same JSON value.
 func (r *Report) WriteJSON(w io.Writer) error {
 	head := *r
 	head.Jobs = nil
@@ -25,13 +30,19 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	if r.Jobs == nil {
 		rows = nil // printed as null, as the encoder does
 	}
-	out, err = spliceArray(out, "jobs", "  ", rows, "")
+	out, err = spliceArray(textsafe.EscapeJSON(out), "jobs", "  ", rows, "")
 	if err != nil {
 		return fmt.Errorf("status: encoding the report: %w", err)
 	}
 	_, err = w.Write(append(out, '\n'))
 	return err
 }
+
+// Printable escapes, in place, every text of the report (reasons, markers,
+// errors, the gate, back-offs, the runs) as the tables print it
+// (textsafe.Clean), for a consumer that prints the values as they are: the
+// Ansible fact, and playbooks/status.yml after it.
+func (r *Report) Printable() { textsafe.Strings(r) }
 
 // spliceArray puts items, as an indented JSON array, where enc (indented
 // by two spaces) has the line `<indent>"key": null,` — the key left out of
@@ -89,7 +100,11 @@ func spliceArray(enc []byte, key, indent string, items [][]byte, shift string) (
 func encodeRows(jobs []Job) ([][]byte, error) {
 	out := make([][]byte, len(jobs))
 	errs := make([]error, len(jobs))
-	eachParallel(len(jobs), func(k int) { out[k], errs[k] = encodeRow(&jobs[k]) })
+	eachParallel(len(jobs), func(k int) {
+		if out[k], errs[k] = encodeRow(&jobs[k]); errs[k] == nil {
+			out[k] = textsafe.EscapeJSON(out[k])
+		}
+	})
 	for _, err := range errs {
 		if err != nil {
 			return nil, err

@@ -14,6 +14,7 @@ import (
 	"github.com/tickgate/tickgate/helper/cli"
 	"github.com/tickgate/tickgate/helper/execshim"
 	"github.com/tickgate/tickgate/helper/exitcode"
+	"github.com/tickgate/tickgate/helper/textsafe"
 )
 
 func main() {
@@ -32,7 +33,8 @@ func main() {
 	err := cli.Run(signalContext(), os.Args, os.Stdin, os.Stdout, os.Stderr)
 	code, print := exitcode.From(err)
 	if print {
-		fmt.Fprintf(os.Stderr, "tickgate: %v\n", err)
+		// One line, whatever text of a job's the message quotes.
+		fmt.Fprintf(os.Stderr, "tickgate: %s\n", textsafe.Clean(err.Error()))
 	}
 	os.Exit(code)
 }
