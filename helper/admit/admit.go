@@ -1,57 +1,263 @@
-// Package admit answers one question for `tickgate run` and `tickgate gate
-// check` alike: may this job start now? In order: its done and halted
-// markers, then the gate (closed, job paused, rollout window), with the
-// job's policy for a gate file that cannot be used.
+// Package admit answers one question for `tickgate run`, its retries,
+// `tickgate gate check` (inside a job, through its supervisor, or as an
+// operator) and `tickgate catch-up` alike: may this job start now?
+//
+// The answer is one ordered list of named steps (Steps), each asked only if
+// every step before it let the job through:
+//
+//  1. markers     its done and halted markers (75)
+//  2. host-gate   this host's gate: closed, the job paused, a rollout window
+//     (75; 78 for a gate file that cannot be used, unless --gate-fail open)
+//  3. fleet-gate  the fleet gate, with fleet coordination (75; 78 when the
+//     database cannot be asked, unless --gate-fail open lets a job that
+//     neither holds a fleet lock nor floats go on)
+//  4. backoff     the lock group's back-off on this host, and the fleet's for
+//     a fleet-scoped lock group (75)
+//  5. deadline    a run due more than --start-deadline ago (75; only when the
+//     tick knows when it was due)
+//
+// Callers differ only in what they know (a Subject), never in the rules.
 package admit
 
 import (
+	"context"
 	"time"
 
+	"github.com/tickgate/tickgate/helper/backoff"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/gate"
 	"github.com/tickgate/tickgate/helper/reason"
+	"github.com/tickgate/tickgate/helper/safefs"
 	"github.com/tickgate/tickgate/helper/state"
+)
+
+// The steps, by name, as Decision.Step reports them.
+const (
+	Markers   = "markers"
+	HostGate  = "host-gate"
+	FleetGate = "fleet-gate"
+	Backoff   = "backoff"
+	Deadline  = "deadline"
 )
 
 // Policy is what a job declared.
 type Policy struct {
 	ExpectedRuntime time.Duration // for the rollout window (0: ignore it)
-	GateFailOpen    bool          // an unusable gate file lets the job run (with a warning)
+	GateFailOpen    bool          // an unusable gate file (or fleet) lets the job run, with a warning
 }
 
-// Decision is the answer. When not Allowed, Code is the exit code (75
-// skipped, 78 gate unusable) and Reason says why; Warning is set when the
-// job may run although the gate file is unusable.
+// Fleet is the fleet database as admission asks it.
+type Fleet interface {
+	Gate(ctx context.Context) (*gate.Gate, error)
+	Backoff(ctx context.Context, lock string) (*backoff.B, error)
+}
+
+// Subject is the job that asks, and where its steps look.
+type Subject struct {
+	Job      string
+	Dir      *state.Job // the job's state dir (nil: it has none yet)
+	GatePath string
+	Lock     string         // its lock group (the back-off step)
+	LockDir  string         // where host back-offs live ("" = none)
+	Owners   *safefs.Owners // who may own the back-off files
+	Policy   Policy
+
+	Fleet     Fleet // nil: this host works alone
+	FleetLock bool  // the lock group is held fleet-wide: never runs without the fleet, obeys its back-off
+	Singleton bool  // a floating singleton: never runs without the fleet
+
+	// Due is when the tick was due (nil: not known, or a start off the
+	// schedule: a manual start, a retry, a check from inside the job).
+	Due           *time.Time
+	StartDeadline time.Duration
+}
+
+// Decision is the answer. When not Allowed, Step names the step that said
+// no, Code is the exit code (75 skipped, 78 unusable) and Reason says why.
 type Decision struct {
 	Allowed bool
+	Step    string
 	Code    int
 	Reason  string
-	Warning string
-	// Gate is the gate file as read for this decision (nil: a marker
-	// decided first, or the file was unusable).
-	Gate *gate.Gate
+	// Warnings are the problems --gate-fail open let the job go past.
+	Warnings []string
+	// Gate is the host gate as read (nil: not read, or unusable), GateRead
+	// says whether it was read at all.
+	Gate     *gate.Gate
+	GateRead bool
+	// Backoff is the lock group's back-off as read (nil: none).
+	Backoff *backoff.B
+	// FleetDown: the fleet could not be asked and --gate-fail open let the
+	// job go on under the host's rules alone.
+	FleetDown bool
 }
 
-// Check decides for the job named name (job is its open state dir, nil when
-// it has none yet) with the gate file at gatePath at now.
-func Check(name string, job *state.Job, gatePath string, now time.Time, p Policy) Decision {
-	if job != nil {
-		for _, name := range []string{state.MarkerDone, state.MarkerHalted} {
-			// A marker that cannot be read still stops the job: its reason says why.
-			if m, _ := job.ReadMarker(name); m != nil {
-				return Decision{Code: exitcode.Skipped, Reason: reason.F(name, "%s", m.Reason)}
-			}
+type step struct {
+	name string
+	ask  func(ctx context.Context, s *Subject, now time.Time, d *Decision) bool // false: stop here
+}
+
+var steps = []step{
+	{Markers, markers},
+	{HostGate, hostGate},
+	{FleetGate, fleetGate},
+	{Backoff, backoffs},
+	{Deadline, deadline},
+}
+
+// Steps are the names of the steps, in the order they are asked.
+func Steps() []string {
+	out := make([]string, len(steps))
+	for i, st := range steps {
+		out[i] = st.name
+	}
+	return out
+}
+
+// Decide asks every step in order; the first that says no decides.
+func Decide(ctx context.Context, s Subject, now time.Time) Decision {
+	d := Decision{Allowed: true}
+	for _, st := range steps {
+		if !st.ask(ctx, &s, now, &d) {
+			d.Allowed, d.Step = false, st.name
+			return d
 		}
 	}
-	g, _, err := gate.Load(gatePath)
+	return d
+}
+
+func (d *Decision) deny(code int, why string) bool {
+	d.Code, d.Reason = code, why
+	return false
+}
+
+func markers(_ context.Context, s *Subject, _ time.Time, d *Decision) bool {
+	if s.Dir == nil {
+		return true
+	}
+	for _, name := range []string{state.MarkerDone, state.MarkerHalted} {
+		// A marker that cannot be read still stops the job: its reason says why.
+		if m, _ := s.Dir.ReadMarker(name); m != nil {
+			return d.deny(exitcode.Skipped, reason.F(name, "%s", m.Reason))
+		}
+	}
+	return true
+}
+
+func hostGate(_ context.Context, s *Subject, now time.Time, d *Decision) bool {
+	d.GateRead = true
+	g, _, err := gate.Load(s.GatePath)
 	if err != nil {
-		if p.GateFailOpen {
-			return Decision{Allowed: true, Warning: reason.F(reason.GateUnusable, "%v; running anyway (--gate-fail open)", err)}
+		if s.Policy.GateFailOpen {
+			d.Warnings = append(d.Warnings, reason.F(reason.GateUnusable, "%v; running anyway (--gate-fail open)", err))
+			return true
 		}
-		return Decision{Code: exitcode.GateBad, Reason: reason.F(reason.GateUnusable, "%v", err)}
+		return d.deny(exitcode.GateBad, reason.F(reason.GateUnusable, "%v", err))
 	}
-	if d := g.Evaluate(name, now, p.ExpectedRuntime); !d.Allowed {
-		return Decision{Code: exitcode.Skipped, Reason: d.Reason, Gate: g}
+	d.Gate = g
+	if e := g.Evaluate(s.Job, now, s.Policy.ExpectedRuntime); !e.Allowed {
+		return d.deny(exitcode.Skipped, e.Reason)
 	}
-	return Decision{Allowed: true, Gate: g}
+	return true
+}
+
+func fleetGate(ctx context.Context, s *Subject, now time.Time, d *Decision) bool {
+	if s.Fleet == nil {
+		return true
+	}
+	g, err := s.Fleet.Gate(ctx)
+	if err != nil {
+		return fleetDown(s, d, err)
+	}
+	if e := g.Evaluate(s.Job, now, s.Policy.ExpectedRuntime); !e.Allowed {
+		// "gate-closed: fleet: deploy 42": the same prefixes, saying which gate.
+		prefix, detail, _ := cutReason(e.Reason)
+		return d.deny(exitcode.Skipped, reason.F(prefix, "fleet: %s", detail))
+	}
+	return true
+}
+
+// Unreachable is the decision for a job whose fleet database cannot be
+// asked (err says why), by the same rule as the fleet-gate step.
+func Unreachable(s Subject, err error) Decision {
+	d := Decision{Allowed: true}
+	if !fleetDown(&s, &d, err) {
+		d.Allowed, d.Step = false, FleetGate
+	}
+	return d
+}
+
+// fleetDown applies the job's policy to a fleet it cannot ask: a floating
+// singleton and a fleet-scoped lock group never run without it; others
+// follow --gate-fail.
+func fleetDown(s *Subject, d *Decision, err error) bool {
+	switch {
+	case s.Singleton:
+		return d.deny(exitcode.GateBad, reason.F(reason.FleetSlotUnavailable, "%v (a floating singleton never runs without its slot)", err))
+	case s.FleetLock:
+		return d.deny(exitcode.GateBad, reason.F(reason.FleetLockUnavailable, "%v (a fleet-scoped lock group never runs without its fleet lock)", err))
+	case s.Policy.GateFailOpen:
+		d.FleetDown = true
+		d.Warnings = append(d.Warnings, reason.F(reason.FleetGateUnreachable, "%v", err)+"; running anyway (--gate-fail open)")
+		return true
+	}
+	return d.deny(exitcode.GateBad, reason.F(reason.FleetGateUnreachable, "%v", err))
+}
+
+func cutReason(r string) (prefix, detail string, ok bool) {
+	for i := 0; i+1 < len(r); i++ {
+		if r[i] == ':' && r[i+1] == ' ' {
+			return r[:i], r[i+2:], true
+		}
+	}
+	return r, "", false
+}
+
+func backoffs(ctx context.Context, s *Subject, now time.Time, d *Decision) bool {
+	if s.LockDir != "" && s.Lock != "" {
+		b, err := backoff.Read(s.LockDir, s.Lock, s.Owners)
+		if err != nil {
+			return backoffUnusable(s, d, err)
+		}
+		if b.Active(now) {
+			d.Backoff = b
+			return d.deny(exitcode.Skipped, Why(b))
+		}
+	}
+	if s.FleetLock && s.Fleet != nil && !d.FleetDown {
+		b, err := s.Fleet.Backoff(ctx, s.Lock)
+		if err != nil {
+			return backoffUnusable(s, d, err)
+		}
+		if b.Active(now) {
+			d.Backoff = b
+			return d.deny(exitcode.Skipped, Why(b))
+		}
+	}
+	return true
+}
+
+func backoffUnusable(s *Subject, d *Decision, err error) bool {
+	if s.Policy.GateFailOpen {
+		d.Warnings = append(d.Warnings, err.Error()+"; running anyway (--gate-fail open)")
+		return true
+	}
+	return d.deny(exitcode.GateBad, reason.F(reason.GateUnusable, "%v", err))
+}
+
+// Why is the reason of a skip for b.
+func Why(b *backoff.B) string {
+	return reason.F(reason.Backoff, "lock group %s until %s: %s (set by %s)", b.Lock, b.Until.UTC().Format(time.RFC3339), b.Reason, b.SetBy)
+}
+
+func deadline(_ context.Context, s *Subject, now time.Time, d *Decision) bool {
+	if s.StartDeadline <= 0 || s.Due == nil {
+		return true
+	}
+	late := now.Sub(*s.Due)
+	if late <= s.StartDeadline {
+		return true
+	}
+	return d.deny(exitcode.Skipped, reason.F(reason.MissedDeadline, "due %s, %s late (start_deadline %s)",
+		s.Due.Format(time.RFC3339), late.Round(time.Second), s.StartDeadline))
 }

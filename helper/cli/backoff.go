@@ -17,6 +17,7 @@ import (
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/runner"
 	"github.com/tickgate/tickgate/helper/state"
+	"github.com/tickgate/tickgate/helper/textsafe"
 	"github.com/tickgate/tickgate/helper/timespec"
 )
 
@@ -128,10 +129,10 @@ func reportBackoff(w io.Writer, asJSON bool, b *backoff.B, asked time.Time) erro
 		return printJSON(w, b)
 	}
 	if b.Until.After(asked) {
-		fmt.Fprintf(w, "lock group %s already backs off longer, until %s: %s (set by %s)\n", b.Lock, b.Until.Format(time.RFC3339), b.Reason, b.SetBy)
+		fmt.Fprintf(w, "lock group %s already backs off longer, until %s: %s (set by %s)\n", b.Lock, b.Until.Format(time.RFC3339), textsafe.Clean(b.Reason), textsafe.Clean(b.SetBy))
 		return nil
 	}
-	fmt.Fprintf(w, "lock group %s backs off until %s: %s\n", b.Lock, b.Until.Format(time.RFC3339), b.Reason)
+	fmt.Fprintf(w, "lock group %s backs off until %s: %s\n", b.Lock, b.Until.Format(time.RFC3339), textsafe.Clean(b.Reason))
 	return nil
 }
 
@@ -155,13 +156,42 @@ func clearBackoff(c *ucli.Context, e *env, g globals, lock string) error {
 		fmt.Fprintf(e.stdout, "lock group %s had no back-off\n", lock)
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "back-off of lock group %s cleared (was until %s: %s)\n", lock, was.Until.UTC().Format(time.RFC3339), was.Reason)
+	fmt.Fprintf(e.stdout, "back-off of lock group %s cleared (was until %s: %s)\n", lock, was.Until.UTC().Format(time.RFC3339), textsafe.Clean(was.Reason))
 	return nil
 }
 
-// askSupervisor sends the request over the job's control descriptor and
-// waits (5 s at most) for the answer.
+// askSupervisor asks the job's supervisor for a back-off of its lock group.
 func askSupervisor(until time.Time, reasonText string) (*backoff.B, error) {
+	rep, err := askControl(runner.ControlRequest{Op: "backoff", Until: until, Reason: reasonText}, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	if !rep.OK || rep.Backed == nil {
+		return nil, fmt.Errorf("refused: %s", rep.Error)
+	}
+	return rep.Backed, nil
+}
+
+// askCheck asks the job's supervisor whether the job may start now.
+func askCheck(expected *time.Duration) (*runner.Check, error) {
+	req := runner.ControlRequest{Op: "check"}
+	if expected != nil {
+		sec := expected.Seconds()
+		req.ExpectedRuntime = &sec
+	}
+	rep, err := askControl(req, runner.CheckBound+2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	if !rep.OK || rep.Check == nil {
+		return nil, fmt.Errorf("refused: %s", rep.Error)
+	}
+	return rep.Check, nil
+}
+
+// askControl sends one request over the job's control descriptor and waits
+// (up to wait) for the answer.
+func askControl(req runner.ControlRequest, wait time.Duration) (*runner.ControlReply, error) {
 	fd, err := strconv.Atoi(os.Getenv("TICKGATE_CONTROL_FD"))
 	if err != nil || fd < 3 {
 		return nil, fmt.Errorf("TICKGATE_CONTROL_FD=%q is not a descriptor", os.Getenv("TICKGATE_CONTROL_FD"))
@@ -170,11 +200,11 @@ func askSupervisor(until time.Time, reasonText string) (*backoff.B, error) {
 	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
 		return nil, fmt.Errorf("descriptor %d is not tickgate's control socket (is this running under `tickgate run`?)", fd)
 	}
-	req, _ := json.Marshal(runner.ControlRequest{Op: "backoff", Until: until, Reason: reasonText})
-	if err := unix.Sendto(fd, req, 0, nil); err != nil {
+	msg, _ := json.Marshal(req)
+	if err := unix.Sendto(fd, msg, 0, nil); err != nil {
 		return nil, fmt.Errorf("asking the supervisor: %v (has the tick that started this job ended?)", err)
 	}
-	tv := unix.NsecToTimeval(int64(5 * time.Second))
+	tv := unix.NsecToTimeval(int64(wait))
 	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	buf := make([]byte, 4096)
 	n, _, err := unix.Recvfrom(fd, buf, 0)
@@ -185,8 +215,5 @@ func askSupervisor(until time.Time, reasonText string) (*backoff.B, error) {
 	if err := json.Unmarshal(buf[:n], &rep); err != nil {
 		return nil, fmt.Errorf("the supervisor's answer does not parse: %v", err)
 	}
-	if !rep.OK || rep.Backed == nil {
-		return nil, fmt.Errorf("refused: %s", rep.Error)
-	}
-	return rep.Backed, nil
+	return &rep, nil
 }

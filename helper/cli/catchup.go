@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/tickgate/tickgate/helper/admit"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/state"
+	"github.com/tickgate/tickgate/helper/sysprog"
 	"github.com/tickgate/tickgate/helper/systemd"
 	"github.com/tickgate/tickgate/helper/timespec"
 )
@@ -47,8 +49,8 @@ func catchUpCommand(e *env) *ucli.Command {
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "spacing", Value: "2s", Usage: "at least `DURATION` between two starts"},
 			&ucli.BoolFlag{Name: "dry-run", Usage: "print what would start, start nothing"},
-			&ucli.StringFlag{Name: "start-with", Value: "systemctl start", Hidden: true, EnvVars: []string{"TICKGATE_CATCH_UP_START"},
-				Usage: "the command that starts a unit and waits for it (tests)"},
+			&ucli.StringFlag{Name: "start-with", Hidden: true, EnvVars: []string{"TICKGATE_CATCH_UP_START"},
+				Usage: "an absolute `PROGRAM` that starts a unit and waits for it, instead of systemctl start (tests)"},
 		},
 		Action: func(c *ucli.Context) error {
 			if err := noArgs(c); err != nil {
@@ -67,9 +69,11 @@ func catchUpCommand(e *env) *ucli.Command {
 				fmt.Fprintln(e.stdout, "catch-up: no job owes a run")
 				return nil
 			}
-			starter := strings.Fields(c.String("start-with"))
-			if len(starter) == 0 {
-				return exitcode.UsageError("--start-with: empty")
+			var starter []string
+			if sw := c.String("start-with"); sw != "" {
+				if starter = strings.Fields(sw); !filepath.IsAbs(starter[0]) {
+					return exitcode.UsageError("--start-with: %q is not an absolute path", starter[0])
+				}
 			}
 			return runCatchUps(c.Context, e, g, owed, spacing, starter, c.Bool("dry-run"))
 		},
@@ -150,7 +154,8 @@ func runCatchUps(ctx context.Context, e *env, g globals, jobs []owed, spacing ti
 					say("catch-up: job %s: %v", o.job, err)
 					continue
 				}
-				d := admit.Check(o.job, j, g.Gate, time.Now(), admit.Policy{})
+				// The host's checks (the unit's own tick asks the rest).
+				d := admit.Decide(ctx, admit.Subject{Job: o.job, Dir: j, GatePath: g.Gate, Lock: o.lock, LockDir: g.LockDir, Owners: g.Owners}, time.Now())
 				j.Close()
 				if !d.Allowed {
 					say("catch-up: job %s not started: %s", o.job, d.Reason)
@@ -163,7 +168,14 @@ func runCatchUps(ctx context.Context, e *env, g globals, jobs []owed, spacing ti
 				if err := gate(); err != nil {
 					return
 				}
-				cmd := exec.CommandContext(ctx, starter[0], append(starter[1:], unitOf(o.job))...)
+				cmd, err := startUnit(ctx, starter, unitOf(o.job))
+				if err != nil {
+					say("catch-up: job %s not started: %v", o.job, err)
+					out.Lock()
+					failed++
+					out.Unlock()
+					continue
+				}
 				cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 				start := time.Now()
 				err = cmd.Run()
@@ -203,11 +215,25 @@ func triggerCatchUp(c *ucli.Context, e *env) {
 		fmt.Fprintf(e.stdout, "catch-up: %d job(s) owe a run: run `tickgate catch-up`\n", len(owed))
 		return
 	}
-	cmd := exec.CommandContext(c.Context, "systemctl", "start", "--no-block", unit)
-	if msg, err := cmd.CombinedOutput(); err != nil {
+	cmd, err := sysprog.Command(c.Context, "systemctl", "start", "--no-block", unit)
+	var msg []byte
+	if err == nil {
+		msg, err = cmd.CombinedOutput()
+	}
+	if err != nil {
 		fmt.Fprintf(e.stderr, "tickgate: warning: catch-up: %d job(s) owe a run, but starting %s failed (%v: %s); run `tickgate catch-up`\n",
 			len(owed), unit, err, strings.TrimSpace(string(msg)))
 		return
 	}
 	fmt.Fprintf(e.stdout, "catch-up: %d job(s) owe a run: started %s\n", len(owed), unit)
+}
+
+// startUnit is the command that starts unit and waits for its tick:
+// systemctl start, or the test's starter (an absolute program, given the
+// helper's environment as a unit would have it).
+func startUnit(ctx context.Context, starter []string, unit string) (*exec.Cmd, error) {
+	if len(starter) == 0 {
+		return sysprog.Command(ctx, "systemctl", "start", unit)
+	}
+	return exec.CommandContext(ctx, starter[0], append(starter[1:], unit)...), nil
 }

@@ -3,6 +3,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,8 +18,12 @@ import (
 	"github.com/tickgate/tickgate/helper/admit"
 	"github.com/tickgate/tickgate/helper/backoff"
 	"github.com/tickgate/tickgate/helper/exitcode"
+	"github.com/tickgate/tickgate/helper/fleet"
 	"github.com/tickgate/tickgate/helper/gate"
+	"github.com/tickgate/tickgate/helper/runner"
+	"github.com/tickgate/tickgate/helper/state"
 	"github.com/tickgate/tickgate/helper/status"
+	"github.com/tickgate/tickgate/helper/textsafe"
 	"github.com/tickgate/tickgate/helper/timespec"
 )
 
@@ -354,23 +359,30 @@ Example: tickgate gate rollout --at 2026-11-23T18:00:00Z --reason "release 4.2"`
 
 func gateCheckCommand(e *env) *ucli.Command {
 	return &ucli.Command{
-		Name: "check", Usage: "exit 0 if JOB may start now, 75 if not", UsageText: "tickgate gate check [--expected-runtime D] [--gate-fail closed|open] [JOB]",
-		Description: `For long jobs to call between batches and stop cleanly at a checkpoint.
-The same answer a tick gets (package admit): 75 when the job's done or halted
-marker is set (an operator's 'tickgate halt' reaches a running job this way),
-the gate is closed, the job paused, or an announced rollout overlaps
---expected-runtime; 78 when the gate file is unusable under --gate-fail
-closed. JOB defaults to $TICKGATE_JOB and --gate-fail to $TICKGATE_GATE_FAIL,
-both set by tickgate run.
+		Name: "check", Usage: "exit 0 if JOB may start now, 75 if not", UsageText: "tickgate gate check [--expected-runtime D] [--gate-fail closed|open] [--lock NAME] [--lock-scope host|fleet] [--fleet] [JOB]",
+		Description: `For long jobs to call between batches and stop cleanly at a checkpoint,
+and for operators. The answer a tick gets, from the same ordered checks
+(README "Reasons"): its done and halted markers, the host gate (closed, the
+job paused, a rollout window within --expected-runtime), the fleet gate, the
+lock group's back-off; 75 when one says no, 78 when the gate or the fleet
+cannot be asked under --gate-fail closed.
+Inside a job (run by tickgate run: $TICKGATE_CONTROL_FD), the job's own
+supervisor answers, with the tick's flags and its fleet connection. As an
+operator, JOB's lock group and fleet flags come from its state.json (as its
+latest tick ran), unless given; JOB defaults to $TICKGATE_JOB.
 Example (in a job's loop): tickgate gate check || exit 3`,
 		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "expected-runtime", Value: "0", Usage: "the next batch's `DURATION`, for the rollout window"},
-			&ucli.StringFlag{Name: "gate-fail", Value: "closed", EnvVars: []string{"TICKGATE_GATE_FAIL"}, Usage: "an unusable gate file means `closed` (78) or open (0, with a warning)"},
+			&ucli.StringFlag{Name: "expected-runtime", Usage: "the next batch's `DURATION`, for the rollout window (default: the job's own)"},
+			&ucli.StringFlag{Name: "gate-fail", EnvVars: []string{"TICKGATE_GATE_FAIL"}, Usage: "an unusable gate file means `closed` (78) or open (0, with a warning) (default: the job's own)"},
+			&ucli.StringFlag{Name: "lock", Usage: "the job's lock group `NAME` (default: as its latest tick ran)"},
+			&ucli.StringFlag{Name: "lock-scope", Usage: "`host` or fleet (default: as its latest tick ran)"},
+			&ucli.BoolFlag{Name: "fleet", Usage: "ask the fleet gate too (default: as its latest tick ran)"},
 		},
 		Action: func(c *ucli.Context) error {
 			job := c.Args().First()
+			own := os.Getenv("TICKGATE_JOB")
 			if job == "" {
-				job = os.Getenv("TICKGATE_JOB")
+				job = own
 			}
 			if job == "" {
 				return exitcode.UsageError("no JOB given and TICKGATE_JOB is not set")
@@ -381,31 +393,132 @@ Example (in a job's loop): tickgate gate check || exit 3`,
 			if err := checkJobName(job); err != nil {
 				return err
 			}
-			p := admit.Policy{}
-			var err error
-			if p.ExpectedRuntime, err = durationFlag(c, "expected-runtime"); err != nil {
-				return exitcode.UsageError("%v", err)
+			var expected *time.Duration
+			if c.IsSet("expected-runtime") {
+				d, err := durationFlag(c, "expected-runtime")
+				if err != nil {
+					return exitcode.UsageError("%v", err)
+				}
+				expected = &d
 			}
-			if p.GateFailOpen, err = gateFailFlag(c); err != nil {
-				return exitcode.UsageError("%v", err)
+			if job == own && os.Getenv("TICKGATE_CONTROL_FD") != "" && !c.IsSet("lock") && !c.IsSet("lock-scope") && !c.IsSet("fleet") {
+				ans, err := askCheck(expected)
+				if err == nil {
+					return checkAnswer(e, job, ans)
+				}
+				fmt.Fprintf(e.stderr, "tickgate: warning: job %s: %s\n", job, textsafe.Clean(fmt.Sprintf("its supervisor could not be asked (%v); answering from what this process can read", err)))
 			}
-			g := getGlobals(c)
-			j, err := g.store().Job(job, false)
-			if err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return exitcode.New(exitcode.GateBad, "job %s: %v", job, err)
-			}
-			if j != nil {
-				defer j.Close()
-			}
-			d := admit.Check(job, j, g.Gate, time.Now(), p)
-			if !d.Allowed {
-				return exitcode.New(d.Code, "job %s: %s", job, d.Reason)
-			}
-			if d.Warning != "" {
-				fmt.Fprintf(e.stderr, "tickgate: warning: job %s: %s\n", job, d.Warning)
-			}
-			return nil
+			return localCheck(c, e, job, expected)
 		},
+	}
+}
+
+// checkAnswer prints the answer and gives its exit code.
+func checkAnswer(e *env, job string, a *runner.Check) error {
+	if !a.Allowed {
+		return exitcode.New(a.Code, "job %s: %s", job, a.Reason)
+	}
+	for _, w := range a.Warnings {
+		fmt.Fprintf(e.stderr, "tickgate: warning: job %s: %s\n", job, textsafe.Clean(w))
+	}
+	return nil
+}
+
+// localCheck answers as an operator (or a job whose supervisor cannot be
+// asked): the job's flags from its state.json unless given, the fleet with
+// the tick role's DSN when the job uses it.
+func localCheck(c *ucli.Context, e *env, job string, expected *time.Duration) error {
+	g := getGlobals(c)
+	j, err := g.store().Job(job, false)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return exitcode.New(exitcode.GateBad, "job %s: %v", job, err)
+	}
+	var st *state.State
+	if j != nil {
+		defer j.Close()
+		st, _ = j.Load() // unreadable: the flags' defaults (the markers still count)
+	}
+	s := admit.Subject{Job: job, Dir: j, GatePath: g.Gate, Lock: job, LockDir: g.LockDir, Owners: g.Owners}
+	if st != nil && st.Lock != "" && state.ValidName("lock", st.Lock) == nil {
+		s.Lock = st.Lock
+	}
+	var fleetOn bool
+	if st != nil && st.Admission != nil {
+		a := st.Admission
+		s.Policy = admit.Policy{ExpectedRuntime: time.Duration(a.ExpectedRuntime * float64(time.Second)), GateFailOpen: a.GateFailOpen}
+		fleetOn, s.FleetLock, s.Singleton = a.Fleet, a.LockScope == "fleet", a.Singleton
+	}
+	if c.IsSet("lock") {
+		if err := state.ValidName("lock", c.String("lock")); err != nil {
+			return exitcode.UsageError("--lock: %v", err)
+		}
+		s.Lock = c.String("lock")
+	}
+	if c.IsSet("lock-scope") {
+		switch c.String("lock-scope") {
+		case "host":
+			s.FleetLock = false
+		case "fleet":
+			s.FleetLock, fleetOn = true, true
+		default:
+			return exitcode.UsageError("--lock-scope: %q is neither host nor fleet", c.String("lock-scope"))
+		}
+	}
+	if c.IsSet("fleet") {
+		fleetOn = c.Bool("fleet")
+	}
+	if c.IsSet("gate-fail") {
+		if s.Policy.GateFailOpen, err = gateFailFlag(c); err != nil {
+			return exitcode.UsageError("%v", err)
+		}
+	}
+	if expected != nil {
+		s.Policy.ExpectedRuntime = *expected
+	}
+	if fleetOn {
+		f := &operatorFleet{c: c, file: g.FleetDSNFile}
+		defer f.close()
+		s.Fleet = f
+	}
+	d := admit.Decide(c.Context, s, time.Now())
+	return checkAnswer(e, job, &runner.Check{Allowed: d.Allowed, Step: d.Step, Code: d.Code, Reason: d.Reason, Warnings: d.Warnings})
+}
+
+// operatorFleet is the fleet database as an operator's gate check asks it
+// (the tick role's DSN, connected on first use).
+type operatorFleet struct {
+	c    *ucli.Context
+	file string
+	fc   *fleet.Client
+	err  error
+}
+
+func (f *operatorFleet) client() (*fleet.Client, error) {
+	if f.fc == nil && f.err == nil {
+		f.fc, f.err = fleetClient(f.c, f.file)
+	}
+	return f.fc, f.err
+}
+
+func (f *operatorFleet) Gate(ctx context.Context) (*gate.Gate, error) {
+	fc, err := f.client()
+	if err != nil {
+		return nil, err
+	}
+	return fc.Gate(ctx)
+}
+
+func (f *operatorFleet) Backoff(ctx context.Context, lock string) (*backoff.B, error) {
+	fc, err := f.client()
+	if err != nil {
+		return nil, err
+	}
+	return fc.Backoff(ctx, lock)
+}
+
+func (f *operatorFleet) close() {
+	if f.fc != nil {
+		f.fc.Close()
 	}
 }
 
@@ -477,10 +590,15 @@ func orNone(s []string) string {
 	return strings.Join(s, " ")
 }
 
+// printJSON prints v indented, with the runes encoding/json leaves raw that
+// a terminal would obey escaped (textsafe.EscapeJSON): the same JSON value.
 func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	out, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(textsafe.EscapeJSON(out), '\n'))
+	return err
 }
 
 // timeFlag parses a TIME flag (RFC3339 or +DURATION from now), in UTC.
@@ -503,14 +621,14 @@ func fmtTime(t *time.Time, now time.Time) string {
 
 func printGate(w io.Writer, v status.GateView, now time.Time) {
 	if v.State == "unusable" {
-		fmt.Fprintf(w, "gate: UNUSABLE: %s\n", v.Error)
+		fmt.Fprintf(w, "gate: UNUSABLE: %s\n", textsafe.Clean(v.Error))
 		return
 	}
 	g := v.Gate
 	switch {
 	case v.State == "closed":
-		fmt.Fprintf(w, "gate: closed: %s\n", orDash(g.Reason))
-		fmt.Fprintf(w, "  since: %s  until: %s  token: %s\n", fmtTime(g.Since, now), fmtTime(g.Until, now), orDash(g.Token))
+		fmt.Fprintf(w, "gate: closed: %s\n", orDash(textsafe.Clean(g.Reason)))
+		fmt.Fprintf(w, "  since: %s  until: %s  token: %s\n", fmtTime(g.Since, now), fmtTime(g.Until, now), orDash(textsafe.Clean(g.Token)))
 	case g.Closed:
 		fmt.Fprintf(w, "gate: open (closure %q lapsed %s)\n", g.Reason, fmtTime(g.Until, now))
 	default:
@@ -521,11 +639,11 @@ func printGate(w io.Writer, v status.GateView, now time.Time) {
 		if g.RolloutAt.Before(now) {
 			note = "  [past: jobs with --expected-runtime skip until `tickgate gate rollout --clear`]"
 		}
-		fmt.Fprintf(w, "  rollout: %s %s%s\n", fmtTime(g.RolloutAt, now), g.RolloutReason, note)
+		fmt.Fprintf(w, "  rollout: %s %s%s\n", fmtTime(g.RolloutAt, now), textsafe.Clean(g.RolloutReason), note)
 	}
 	for _, j := range g.PausedJobs() {
 		p := g.Paused[j]
-		fmt.Fprintf(w, "  paused: %s: %s (since %s)\n", j, orDash(p.Reason), fmtTime(&p.Since, now))
+		fmt.Fprintf(w, "  paused: %s: %s (since %s)\n", textsafe.Clean(j), orDash(textsafe.Clean(p.Reason)), fmtTime(&p.Since, now))
 	}
 }
 

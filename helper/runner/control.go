@@ -9,9 +9,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tickgate/tickgate/helper/admit"
 	"github.com/tickgate/tickgate/helper/backoff"
-	"github.com/tickgate/tickgate/helper/exitcode"
-	"github.com/tickgate/tickgate/helper/reason"
 )
 
 // ControlFD is the descriptor the job's command gets for asking its
@@ -19,11 +18,14 @@ import (
 // never writes a file tickgate reads.
 const ControlFD = 4
 
-// ControlRequest is one request on the control socket.
+// ControlRequest is one request on the control socket: "backoff" (Until,
+// Reason) or "check" (may the job start now? ExpectedRuntime, when given,
+// replaces the job's own for the rollout window).
 type ControlRequest struct {
-	Op     string    `json:"op"` // "backoff"
-	Until  time.Time `json:"until"`
-	Reason string    `json:"reason"`
+	Op              string    `json:"op"`
+	Until           time.Time `json:"until"`
+	Reason          string    `json:"reason"`
+	ExpectedRuntime *float64  `json:"expected_runtime_seconds,omitempty"`
 }
 
 // ControlReply answers it.
@@ -31,6 +33,17 @@ type ControlReply struct {
 	OK     bool       `json:"ok"`
 	Error  string     `json:"error,omitempty"`
 	Backed *backoff.B `json:"backoff,omitempty"` // the back-off that stands now
+	Check  *Check     `json:"check,omitempty"`   // the answer to "check"
+}
+
+// Check is the supervisor's answer to "may this job start now?": its own
+// admission (package admit), as a retry of the tick would be asked.
+type Check struct {
+	Allowed  bool     `json:"allowed"`
+	Step     string   `json:"step,omitempty"`
+	Code     int      `json:"code,omitempty"`
+	Reason   string   `json:"reason,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // MaxControlRequests bounds what one run may ask of its supervisor.
@@ -103,7 +116,11 @@ func (r *runner) handle(msg []byte) ControlReply {
 	if err := json.Unmarshal(msg, &req); err != nil {
 		return ControlReply{Error: "a request tickgate does not understand: " + err.Error()}
 	}
-	if req.Op != "backoff" {
+	switch req.Op {
+	case "backoff":
+	case "check":
+		return r.check(req)
+	default:
 		return ControlReply{Error: fmt.Sprintf("unknown request %q", req.Op)}
 	}
 	now := time.Now()
@@ -129,48 +146,26 @@ func (r *runner) handle(msg []byte) ControlReply {
 	return ControlReply{OK: true, Backed: stands}
 }
 
-// checkBackoff skips the tick while its lock group backs off (this host's,
-// or the fleet's for a fleet-scoped lock group).
-func (r *runner) checkBackoff() (Outcome, bool, error) {
-	b, err := r.activeBackoff()
-	r.backoff = b // the metrics of this tick show it without asking again
-	if err != nil {
-		if r.c.GateFailOpen {
-			r.rep.Warn("job=%s: %v; running anyway (--gate-fail open)", r.c.Job, err)
-			return Outcome{}, false, nil
+// CheckBound bounds the supervisor's answer to "check" (the fleet is asked
+// within its own timeout, twice at most).
+var CheckBound = 10 * time.Second
+
+// check answers "may this job start now?" from inside the running job with
+// the tick's own admission: the same checks in the same order, the fleet's
+// included (a job's user cannot read the fleet DSN), the start deadline
+// aside (the run has started).
+func (r *runner) check(req ControlRequest) ControlReply {
+	s := r.subject(nil)
+	if e := req.ExpectedRuntime; e != nil {
+		if *e < 0 || *e > float64(maxDuration/time.Second) {
+			return ControlReply{Error: "expected_runtime_seconds out of range"}
 		}
-		out, err := r.skip(exitcode.GateBad, reason.F(reason.GateUnusable, "%v", err))
-		return out, true, err
+		s.Policy.ExpectedRuntime = time.Duration(*e * float64(time.Second))
 	}
-	if b == nil {
-		return Outcome{}, false, nil
-	}
-	out, err := r.skip(exitcode.Skipped, backoffReason(b))
-	return out, true, err
+	ctx, cancel := context.WithTimeout(context.Background(), CheckBound)
+	defer cancel()
+	d := admit.Decide(ctx, s, time.Now())
+	return ControlReply{OK: true, Check: &Check{Allowed: d.Allowed, Step: d.Step, Code: d.Code, Reason: d.Reason, Warnings: d.Warnings}}
 }
 
-func backoffReason(b *backoff.B) string {
-	return reason.F(reason.Backoff, "lock group %s until %s: %s (set by %s)", b.Lock, b.Until.UTC().Format(time.RFC3339), b.Reason, b.SetBy)
-}
-
-// activeBackoff is the back-off that stops the tick now, if any.
-func (r *runner) activeBackoff() (*backoff.B, error) {
-	now := time.Now()
-	b, err := backoff.Read(r.c.LockDir, r.c.Lock, r.c.Owners)
-	if err != nil {
-		return nil, err
-	}
-	if b.Active(now) {
-		return b, nil
-	}
-	if r.c.Fleet != nil && r.c.Fleet.LockScope && r.fleetOpen() {
-		fb, err := r.fleetBackoff()
-		if err != nil {
-			return nil, err
-		}
-		if fb.Active(now) {
-			return fb, nil
-		}
-	}
-	return nil, nil
-}
+const maxDuration = time.Duration(1<<63 - 1)

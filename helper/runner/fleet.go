@@ -10,9 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tickgate/tickgate/helper/admit"
 	"github.com/tickgate/tickgate/helper/backoff"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/fleet"
+	"github.com/tickgate/tickgate/helper/gate"
 	"github.com/tickgate/tickgate/helper/reason"
 	"github.com/tickgate/tickgate/helper/state"
 )
@@ -20,8 +22,9 @@ import (
 // links are what a tick reaches beyond the host, while it uses them (none
 // in the tick-only build).
 type links struct {
-	fl  fleetConn // the fleet database and lock
-	ntf *notifier // the job's notification targets (nil: none)
+	fl       fleetConn // the fleet database and lock
+	fleetErr error     // why the fleet could not be asked (not asked again this tick)
+	ntf      *notifier // the job's notification targets (nil: none)
 }
 
 // fleetConn is the tick's fleet database and fleet lock, while it uses them.
@@ -91,51 +94,33 @@ func (r *runner) fleetExtendBackoff(b backoff.B) (*backoff.B, error) {
 	return r.fl.db.ExtendBackoff(context.Background(), b)
 }
 
-// fleetBackoff is the fleet-wide back-off of the tick's lock group.
-func (r *runner) fleetBackoff() (*backoff.B, error) {
-	return r.fl.db.Backoff(context.Background(), r.c.Lock)
-}
+// fleetView is the tick's fleet database as admission asks it: connected on
+// first use; once connecting failed, not tried again this tick (the same
+// error stands). A failed query never closes the connection: it may hold
+// the tick's fleet lock.
+type fleetView struct{ r *runner }
 
-// fleetGateStops says why the fleet gate stops a further attempt ("" = go on).
-func (r *runner) fleetGateStops() string {
-	if r.fl.db == nil {
-		return ""
-	}
-	g, err := r.fl.db.Gate(context.Background())
-	if err != nil {
-		if !r.c.GateFailOpen {
-			return "fleet gate unreachable: " + err.Error()
-		}
-		return ""
-	}
-	if d := g.Evaluate(r.c.Job, time.Now(), r.c.ExpectedRuntime); !d.Allowed {
-		return "fleet: " + d.Reason
-	}
-	return ""
-}
+func (r *runner) fleetView() admit.Fleet { return fleetView{r} }
 
-// fleetAdmit applies the fleet gate, connecting first if need be. A skip is
-// recorded and returned with stop=true.
-func (r *runner) fleetAdmit() (Outcome, bool, error) {
+func (f fleetView) Gate(ctx context.Context) (*gate.Gate, error) {
+	r := f.r
 	if r.fl.db == nil {
-		if r.fleetSkipped {
-			return Outcome{}, false, nil // unusable under --gate-fail open: host rules only
+		if r.fleetErr != nil {
+			return nil, r.fleetErr
 		}
 		if err := r.connectFleet(); err != nil {
-			return r.fleetUnusable(err)
+			r.fleetErr = err
+			return nil, err
 		}
 	}
-	g, err := r.fl.db.Gate(context.Background())
-	if err != nil {
-		return r.fleetUnusable(err)
+	return r.fl.db.Gate(ctx)
+}
+
+func (f fleetView) Backoff(ctx context.Context, lock string) (*backoff.B, error) {
+	if f.r.fl.db == nil {
+		return nil, f.r.fleetErr
 	}
-	if d := g.Evaluate(r.c.Job, time.Now(), r.c.ExpectedRuntime); !d.Allowed {
-		// "gate-closed: fleet: deploy 42": the same prefixes, saying which gate.
-		prefix, detail, _ := strings.Cut(d.Reason, ": ")
-		out, err := r.skip(exitcode.Skipped, reason.F(prefix, "fleet: %s", detail))
-		return out, true, err
-	}
-	return Outcome{}, false, nil
+	return f.r.fl.db.Backoff(ctx, lock)
 }
 
 // connectFleet opens this tick's connection to the fleet database, named
@@ -204,7 +189,7 @@ type published struct {
 // tick has not yet, e.g. a skip by the host gate). It only warns: fleet
 // status is never worth failing a tick for.
 func (r *runner) publish(st *state.State) {
-	if r.c.Fleet == nil || r.fleetSkipped {
+	if r.c.Fleet == nil || r.fleetSkipped || r.fleetErr != nil {
 		return
 	}
 	if r.fl.db == nil {

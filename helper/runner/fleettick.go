@@ -3,6 +3,7 @@ package runner
 import (
 	"time"
 
+	"github.com/tickgate/tickgate/helper/admit"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/reason"
 )
@@ -37,23 +38,19 @@ func (r *runner) slotOf() (Outcome, bool, error) {
 	return Outcome{}, false, nil
 }
 
-// fleetUnusable applies the job's policy to a fleet database it cannot use:
-// --gate-fail closed (or a fleet-scoped lock group) does not run (78).
+// fleetUnusable applies the job's policy to a fleet database it cannot use
+// (admission's rule): a floating singleton and a fleet-scoped lock group
+// never run without it; others follow --gate-fail.
 func (r *runner) fleetUnusable(err error) (Outcome, bool, error) {
 	r.closeFleet()
-	if r.c.Fleet.Singleton {
-		out, err := r.skip(exitcode.GateBad, reason.F(reason.FleetSlotUnavailable, "%v (a floating singleton never runs without its slot)", err))
-		return out, true, err
-	}
-	if r.c.Fleet.LockScope {
-		out, err := r.skip(exitcode.GateBad, reason.F(reason.FleetLockUnavailable, "%v (a fleet-scoped lock group never runs without its fleet lock)", err))
-		return out, true, err
-	}
-	if r.c.GateFailOpen {
-		r.rep.Warn("job=%s: %s; running anyway (--gate-fail open)", r.c.Job, reason.F(reason.FleetGateUnreachable, "%v", err))
-		r.fleetSkipped = true
+	d := admit.Unreachable(r.subject(nil), err)
+	r.noteDecision(d)
+	if d.Allowed {
+		for _, w := range d.Warnings {
+			r.rep.Warn("job=%s: %s", r.c.Job, w)
+		}
 		return Outcome{}, false, nil
 	}
-	out, err := r.skip(exitcode.GateBad, reason.F(reason.FleetGateUnreachable, "%v", err))
+	out, err := r.skip(d.Code, d.Reason)
 	return out, true, err
 }

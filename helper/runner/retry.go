@@ -109,16 +109,13 @@ func (r *runner) waitToRetry(code int, why string) (Outcome, bool, error) {
 }
 
 // stopRetrying says why no further attempt may start ("" = go on): the
-// same rules as a tick's start.
+// same checks as a tick's start (package admit), the deadline aside: the
+// tick started in time.
 func (r *runner) stopRetrying() string {
-	d := admit.Check(r.c.Job, r.job, r.c.GatePath, time.Now(),
-		admit.Policy{ExpectedRuntime: r.c.ExpectedRuntime, GateFailOpen: r.c.GateFailOpen})
-	r.noteGate(d)
+	d := admit.Decide(context.Background(), r.subject(nil), time.Now())
+	r.noteDecision(d)
 	if !d.Allowed {
 		return d.Reason
 	}
-	if b, err := r.activeBackoff(); err == nil && b != nil {
-		return backoffReason(b)
-	}
-	return r.fleetGateStops()
+	return ""
 }

@@ -7,16 +7,16 @@ import (
 	"time"
 
 	"github.com/tickgate/tickgate/helper/calendar"
-	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/reason"
 	"github.com/tickgate/tickgate/helper/state"
 )
 
 // schedKey is how state.json remembers which schedule (and time zone) its
-// cached elapses belong to.
+// cached elapses belong to. The zone is the host's (/etc/localtime), as the
+// timer reads it: systemd-analyze runs without TZ (package sysprog).
 func (r *runner) schedKey() string {
 	zone, _ := os.Readlink("/etc/localtime")
-	return strings.Join(r.c.Schedule, "\n") + "\n@" + os.Getenv("TZ") + "|" + zone
+	return strings.Join(r.c.Schedule, "\n") + "\n@|" + zone
 }
 
 // CacheElapses is how many coming elapses one systemd-analyze call caches.
@@ -111,29 +111,6 @@ func (r *runner) noteSchedule(s *state.State) {
 			s.Elapses = append(s.Elapses, e)
 		}
 	}
-}
-
-// checkDeadline skips a run that would start more than --start-deadline
-// after it was due (a Persistent catch-up after downtime, a long lock wait,
-// a late catch-up).
-func (r *runner) checkDeadline() (Outcome, bool, error) {
-	if r.c.StartDeadline <= 0 {
-		return Outcome{}, false, nil
-	}
-	r.ensureDue()
-	if r.nextErr != nil {
-		r.rep.Warn("job=%s: --start-deadline not applied: %v", r.c.Job, r.nextErr)
-	}
-	if r.due == nil {
-		return Outcome{}, false, nil
-	}
-	late := time.Since(*r.due)
-	if late <= r.c.StartDeadline {
-		return Outcome{}, false, nil
-	}
-	out, err := r.skip(exitcode.Skipped, reason.F(reason.MissedDeadline, "due %s, %s late (start_deadline %s)",
-		r.due.Format(time.RFC3339), late.Round(time.Second), r.c.StartDeadline))
-	return out, true, err
 }
 
 // gateSkip says whether a skip's reason is the gate's (closed, paused, a

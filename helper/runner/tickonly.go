@@ -11,9 +11,12 @@ package runner
 // unusable (the job's --gate-fail policy decides) and no one is notified.
 
 import (
+	"context"
 	"errors"
 
+	"github.com/tickgate/tickgate/helper/admit"
 	"github.com/tickgate/tickgate/helper/backoff"
+	"github.com/tickgate/tickgate/helper/gate"
 	"github.com/tickgate/tickgate/helper/state"
 )
 
@@ -28,15 +31,19 @@ func (links) fleetLockHeld() bool                              { return false }
 func (links) fence() int64                                     { return 0 }
 func (links) watchFleetLock() (<-chan error, func())           { return nil, func() {} }
 func (links) releaseFleetLock()                                {}
-func (links) fleetGateStops() string                           { return "" }
 func (links) fleetExtendBackoff(backoff.B) (*backoff.B, error) { return nil, errNoFleet }
-func (links) fleetBackoff() (*backoff.B, error)                { return nil, errNoFleet }
 func (links) publish(*state.State)                             {}
 func (links) loadNotify()                                      {}
 func (links) notifyStart()                                     {}
 func (links) notifyEnd()                                       {}
 func (links) notePending(string, string, int, string)          {}
 
-func (r *runner) fleetAdmit() (Outcome, bool, error)    { return r.fleetUnusable(errNoFleet) }
+func (r *runner) fleetView() admit.Fleet                { return noFleet{} }
 func (r *runner) takeFleetLock() (Outcome, bool, error) { return r.fleetUnusable(errNoFleet) }
 func (r *runner) claimSlot() (Outcome, bool, error)     { return r.fleetUnusable(errNoFleet) }
+
+// noFleet answers admission's fleet questions: there is no fleet here.
+type noFleet struct{}
+
+func (noFleet) Gate(context.Context) (*gate.Gate, error)            { return nil, errNoFleet }
+func (noFleet) Backoff(context.Context, string) (*backoff.B, error) { return nil, errNoFleet }

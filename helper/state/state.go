@@ -151,8 +151,11 @@ type State struct {
 	ExpectedInterval float64     `json:"expected_interval_seconds,omitempty"`
 	// CatchUp is set while a run the gate skipped waits for the gate to
 	// reopen (catch_up: once); Slot is when the latest skipped run was due.
-	CatchUp   *CatchUp  `json:"catch_up,omitempty"`
-	UpdatedAt time.Time `json:"updated_at"`
+	CatchUp *CatchUp `json:"catch_up,omitempty"`
+	// Admission is how the latest tick was admitted (its flags), so that
+	// `tickgate gate check JOB` gives the answer a tick gets.
+	Admission *Admission `json:"admission,omitempty"`
+	UpdatedAt time.Time  `json:"updated_at"`
 	// History is the job's latest runs of its command, oldest first, at
 	// most the helper's --history (default 50): state.json is written
 	// atomically anyway, so history costs no write of its own. It stays
@@ -162,6 +165,16 @@ type State struct {
 
 	rawHistory [][]byte // the runs as read, not decoded (History is nil then)
 	rawValid   bool     // every run in rawHistory is known to be JSON (Marshal need not check)
+}
+
+// Admission is what a job's ticks are admitted by besides the files every
+// tick reads (package admit): its fleet coordination and its policy.
+type Admission struct {
+	Fleet           bool    `json:"fleet,omitempty"`      // it obeys the fleet gate
+	LockScope       string  `json:"lock_scope,omitempty"` // "fleet": its lock group is held fleet-wide
+	Singleton       bool    `json:"singleton,omitempty"`  // a floating singleton
+	ExpectedRuntime float64 `json:"expected_runtime_seconds,omitempty"`
+	GateFailOpen    bool    `json:"gate_fail_open,omitempty"`
 }
 
 // IsRunning reports whether the record says running and its child or helper
