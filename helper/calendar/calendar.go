@@ -10,14 +10,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"sort"
 	"strings"
 	"time"
-)
 
-// Analyze is the systemd-analyze binary (a variable for tests).
-var Analyze = "systemd-analyze"
+	"github.com/tickgate/tickgate/helper/sysprog"
+)
 
 // layout is how systemd-analyze prints a timestamp in UTC.
 const layout = "Mon 2006-01-02 15:04:05 MST"
@@ -47,7 +45,12 @@ func Elapses(ctx context.Context, specs []string, n int) ([]time.Time, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, Analyze, append([]string{"calendar", fmt.Sprintf("--iterations=%d", n), "--"}, specs...)...)
+	// The system's own systemd-analyze, never one found through PATH, with
+	// a fixed environment: no TZ, so the host's zone, as the timer reads it.
+	cmd, err := sysprog.Command(ctx, "systemd-analyze", append([]string{"calendar", fmt.Sprintf("--iterations=%d", n), "--"}, specs...)...)
+	if err != nil {
+		return nil, fmt.Errorf("systemd-analyze calendar %q: %v", specs, err)
+	}
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		msg := strings.TrimSpace(stderr.String())

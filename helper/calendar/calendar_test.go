@@ -3,10 +3,13 @@ package calendar
 import (
 	"context"
 	"errors"
-	"os/exec"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tickgate/tickgate/helper/sysprog"
 )
 
 func TestParse(t *testing.T) {
@@ -61,12 +64,29 @@ Normalized form: *-*-* 03:00:00 UTC
 	}
 }
 
-// TestNextAgainstSystemd asks the real systemd-analyze, in this host's zone
-// and in another one.
+// hostZone is the host's time zone as systemd reads it (/etc/localtime),
+// whatever TZ says.
+func hostZone(t *testing.T) *time.Location {
+	data, err := os.ReadFile("/etc/localtime")
+	if err != nil {
+		return time.UTC
+	}
+	loc, err := time.LoadLocationFromTZData("host", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+// TestNextAgainstSystemd asks the real systemd-analyze, with zones named in
+// the expressions and in the host's zone. A TZ in the helper's environment
+// changes nothing: the timer reads its schedule in the host's zone, and so
+// does the helper.
 func TestNextAgainstSystemd(t *testing.T) {
-	if _, err := exec.LookPath(Analyze); err != nil {
+	if _, err := sysprog.Find("systemd-analyze"); err != nil {
 		t.Fatalf("systemd-analyze is part of the test machine (systemd): %v", err)
 	}
+	host := hostZone(t)
 	for _, tz := range []string{"UTC", "Europe/Berlin", "America/New_York"} {
 		t.Run(tz, func(t *testing.T) {
 			t.Setenv("TZ", tz)
@@ -77,8 +97,8 @@ func TestNextAgainstSystemd(t *testing.T) {
 			if want := time.Date(2098, 6, 1, 12, 0, 0, 0, time.UTC); !got.Equal(want) {
 				t.Fatalf("Next = %s, want %s", got, want)
 			}
-			// A local-time expression follows the zone.
-			got, err = Next(context.Background(), []string{"2098-06-01 12:00:00"})
+			// A zone named in the expression is that zone.
+			got, err = Next(context.Background(), []string{"2098-06-01 12:00:00 " + tz})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -87,7 +107,15 @@ func TestNextAgainstSystemd(t *testing.T) {
 				t.Fatal(err)
 			}
 			if want := time.Date(2098, 6, 1, 12, 0, 0, 0, loc); !got.Equal(want) {
-				t.Fatalf("local Next = %s, want %s", got, want)
+				t.Fatalf("zoned Next = %s, want %s", got, want)
+			}
+			// A local-time expression is the host's zone, not TZ's.
+			got, err = Next(context.Background(), []string{"2098-06-01 12:00:00"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := time.Date(2098, 6, 1, 12, 0, 0, 0, host); !got.Equal(want) {
+				t.Fatalf("local Next with TZ=%s = %s, want %s (the host's zone)", tz, got, want)
 			}
 			before := time.Now()
 			got, err = Next(context.Background(), []string{"*:*:0/10"})
@@ -107,6 +135,31 @@ func TestNextAgainstSystemd(t *testing.T) {
 	}
 }
 
+// TestNeverThroughPath: a systemd-analyze planted first in PATH (a job's
+// venv) never runs; the system's does, with none of the environment's
+// loader or locale variables.
+func TestNeverThroughPath(t *testing.T) {
+	dir := t.TempDir()
+	proof := filepath.Join(dir, "ran")
+	fake := "#!/bin/sh\necho planted > " + proof + "\necho 'Next elapse: Thu 2000-01-01 00:00:00 UTC'\n"
+	if err := os.WriteFile(filepath.Join(dir, "systemd-analyze"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
+	t.Setenv("LD_PRELOAD", filepath.Join(dir, "evil.so"))
+	t.Setenv("LANG", "de_DE.UTF-8")
+	got, err := Next(context.Background(), []string{"2098-06-01 12:00:00 UTC"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(proof); err == nil {
+		t.Fatal("the planted systemd-analyze ran")
+	}
+	if want := time.Date(2098, 6, 1, 12, 0, 0, 0, time.UTC); !got.Equal(want) {
+		t.Fatalf("Next = %s, want %s", got, want)
+	}
+}
+
 func TestElapses(t *testing.T) {
 	got, err := Elapses(context.Background(), []string{"2099-01-01 00:00:00 UTC", "2098-*-01 12:00:00 UTC"}, 4)
 	if err != nil {
@@ -119,8 +172,7 @@ func TestElapses(t *testing.T) {
 	if want := "2098-01-01T12:00:00Z 2098-02-01T12:00:00Z 2098-03-01T12:00:00Z 2098-04-01T12:00:00Z"; strings.Join(s, " ") != want {
 		t.Fatalf("Elapses = %v, want %s", s, want)
 	}
-	t.Setenv("TZ", "Europe/Berlin")
-	got, err = Elapses(context.Background(), []string{"2098-06-01 12:00:00", "2098-06-01 12:00:00 Europe/Berlin"}, 5)
+	got, err = Elapses(context.Background(), []string{"2098-06-01 10:00:00 UTC", "2098-06-01 12:00:00 Europe/Berlin"}, 5)
 	if err != nil || len(got) != 1 || !got[0].Equal(time.Date(2098, 6, 1, 10, 0, 0, 0, time.UTC)) {
 		t.Fatalf("duplicates across expressions: %v %v", got, err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/safefs"
+	"github.com/tickgate/tickgate/helper/textsafe"
 	"github.com/tickgate/tickgate/helper/timespec"
 )
 
@@ -28,9 +29,12 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 }
 
 type env struct {
-	args           []string // as given, for a tick handed to the full helper
-	stdin          io.Reader
-	stdout, stderr io.Writer
+	args  []string // as given, for a tick handed to the full helper
+	stdin io.Reader
+	// stdout and stderr are the operator commands': every unsafe rune
+	// escaped (textsafe.Writer). A tick's command inherits the raw streams.
+	stdout, stderr       io.Writer
+	rawStdout, rawStderr io.Writer
 }
 
 // globals are the flags every command shares.
@@ -72,7 +76,8 @@ func usageErr(_ *ucli.Context, err error, _ bool) error {
 }
 
 func newApp(args []string, stdin io.Reader, stdout, stderr io.Writer) *ucli.App {
-	e := &env{args: args, stdin: stdin, stdout: stdout, stderr: stderr}
+	e := &env{args: args, stdin: stdin, stdout: textsafe.Writer{W: stdout}, stderr: textsafe.Writer{W: stderr},
+		rawStdout: stdout, rawStderr: stderr}
 	app := &ucli.App{
 		Name: "tickgate",
 		// Shown by no help text; left zero, urfave/cli stats os.Args[0] for
@@ -105,8 +110,8 @@ through the environment variables shown, as the units do with Environment=.`,
 		},
 		Before:          checkGlobals,
 		Reader:          stdin,
-		Writer:          stdout,
-		ErrWriter:       stderr,
+		Writer:          e.stdout,
+		ErrWriter:       e.stderr,
 		HideHelpCommand: true,
 		OnUsageError:    usageErr,
 		ExitErrHandler:  func(*ucli.Context, error) {}, // main alone exits

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/tickgate/tickgate/helper/metrics"
 	"github.com/tickgate/tickgate/helper/state"
 	"github.com/tickgate/tickgate/helper/status"
+	"github.com/tickgate/tickgate/helper/textsafe"
 )
 
 // DrainPoll is how often drain looks again; it reacts within one poll.
@@ -108,10 +110,13 @@ func nonNil(r []status.Running) []status.Running {
 }
 
 func describeRunning(r status.Running) string {
-	if r.Job == "" {
-		return fmt.Sprintf("lock group %s held by pid %d", r.Lock, r.PID)
+	if r.Left != "" {
+		return textsafe.Clean(fmt.Sprintf("lock group %s: %s", r.Lock, r.Left))
 	}
-	return fmt.Sprintf("%s (pid %d, running %s, lock %s)", r.Job, r.PID, time.Duration(r.RunningSeconds*float64(time.Second)).Round(time.Second), r.Lock)
+	if r.Job == "" {
+		return fmt.Sprintf("lock group %s held by pid %d", textsafe.Clean(r.Lock), r.PID)
+	}
+	return fmt.Sprintf("%s (pid %d, running %s, lock %s)", r.Job, r.PID, time.Duration(r.RunningSeconds*float64(time.Second)).Round(time.Second), textsafe.Clean(r.Lock))
 }
 
 func statusCommand(e *env) *ucli.Command {
@@ -129,6 +134,7 @@ Example: tickgate status --json | jq '.jobs[] | select(.halted != null) | .job'`
 			&ucli.IntFlag{Name: "history", Value: 10, Usage: "with --json: each job's last `N` runs, newest first (0: none)"},
 			&ucli.Float64Flag{Name: "tolerance", Value: status.DefaultTolerance, Usage: "a job is late after `X` expected intervals without a success"},
 			&ucli.BoolFlag{Name: "fleet", Usage: "every host's jobs, the fleet gate and the fleet lock holders, from the fleet database"},
+			&ucli.BoolFlag{Name: "printable", Usage: "with --json: every text that came from a job, a state file or the fleet escaped as the table prints it (\\x1b), for consumers that print the values (the Ansible fact)"},
 		},
 		Action: func(c *ucli.Context) error {
 			if c.Bool("fleet") {
@@ -140,6 +146,9 @@ Example: tickgate status --json | jq '.jobs[] | select(.halted != null) | .job'`
 					return err
 				}
 				if c.Bool("json") {
+					if c.Bool("printable") {
+						textsafe.Strings(fs)
+					}
 					return printJSON(e.stdout, fs)
 				}
 				printFleetStatus(e.stdout, fs)
@@ -158,6 +167,9 @@ Example: tickgate status --json | jq '.jobs[] | select(.halted != null) | .job'`
 				return exitcode.New(exitcode.Software, "status: %v", err)
 			}
 			if c.Bool("json") {
+				if c.Bool("printable") {
+					rep.Printable()
+				}
 				if err := rep.WriteJSON(e.stdout); err != nil {
 					return err
 				}
@@ -198,7 +210,7 @@ func printStatus(w io.Writer, rep *status.Report) {
 	fmt.Fprintf(w, "tickgate %s on %s\n", rep.Version, rep.Host)
 	printGate(w, rep.Gate, now)
 	if rep.Systemd.Error != "" {
-		fmt.Fprintf(w, "systemd: %s (timer columns empty)\n", rep.Systemd.Error)
+		fmt.Fprintf(w, "systemd: %s (timer columns empty)\n", textsafe.Clean(rep.Systemd.Error))
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -240,8 +252,8 @@ func printStatus(w io.Writer, rep *status.Report) {
 			result += " LATE"
 			reason = j.LateWhy + "; " + reason
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", j.Job, next, short(lastRun, now), result,
-			short(j.LastSuccessAt, now), j.ConsecutiveFailures, clip(marker, 40), pid, j.Lock, clip(reason, 60))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", j.Job, textsafe.Clean(next), short(lastRun, now), textsafe.Clean(result),
+			short(j.LastSuccessAt, now), j.ConsecutiveFailures, clip(marker, 40), pid, textsafe.Clean(j.Lock), clip(reason, 60))
 	}
 	tw.Flush()
 	if len(rep.Jobs) == 0 {
@@ -258,16 +270,23 @@ func printBackoffs(w io.Writer, bs []backoff.B, now time.Time) {
 		if b.Fleet {
 			where = " (fleet)"
 		}
-		fmt.Fprintf(w, "backoff %s%s until %s: %s (set by %s)\n", b.Lock, where, fmtTime(&u, now), b.Reason, b.SetBy)
+		fmt.Fprintf(w, "backoff %s%s until %s: %s (set by %s)\n", textsafe.Clean(b.Lock), where, fmtTime(&u, now), textsafe.Clean(b.Reason), textsafe.Clean(b.SetBy))
 	}
 }
 
+// clip is text from a job, a state file or the fleet for a table cell:
+// escaped (textsafe.Clean: one line, nothing a terminal obeys), cut to n
+// bytes on a rune boundary.
 func clip(s string, n int) string {
-	s = strings.ReplaceAll(s, "\n", " ")
+	s = textsafe.Clean(s)
 	if len(s) <= n {
 		return s
 	}
-	return s[:n-1] + "…"
+	cut := n - 1
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // knownJob opens the one JOB argument's state dir; a job without one is a
@@ -330,7 +349,7 @@ Example: tickgate clear --halted backfill`,
 					if ok {
 						desc := m
 						if old != nil && old.Reason != "" {
-							desc += fmt.Sprintf(" (was: %s)", old.Reason)
+							desc += fmt.Sprintf(" (was: %s)", textsafe.Clean(old.Reason))
 						}
 						removed = append(removed, desc)
 					}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -64,6 +65,7 @@ func runCommand(e *env) *ucli.Command {
 			&ucli.StringFlag{Name: "user", Usage: "run the command as `USER` (name or uid); tickgate itself stays the supervisor"},
 			&ucli.StringFlag{Name: "group", Usage: "the command's primary `GROUP` (default: the user's)"},
 			&ucli.StringFlag{Name: "workdir", Usage: "the command's working `DIR` (entered as the job's user)"},
+			&ucli.StringFlag{Name: "env-file", Usage: "the job's own variables, a JSON object in `FILE` (root's or the supervisor's, 0600): the command's environment only"},
 			&ucli.BoolFlag{Name: "fleet", Usage: "also obey the fleet gate (the DSN in --fleet-dsn-file)"},
 			&ucli.StringFlag{Name: "lock-scope", Value: "host", Usage: "`host`, or fleet: hold the lock group fleet-wide too (implies --fleet)"},
 			&ucli.StringFlag{Name: "singleton", Usage: "`fleet`: each slot of --schedule runs on one host of the fleet only (implies --fleet)"},
@@ -122,9 +124,12 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 	cfg := runner.Config{
 		Job: job, Lock: lock, Argv: argv,
 		StateDir: g.StateDir, LockDir: g.LockDir, GatePath: g.Gate, MetricsDir: g.MetricsDir,
-		DataDir: g.DataDir, Owners: g.Owners, WorkDir: c.String("workdir"), NotifyDir: g.NotifyDir,
+		DataDir: g.DataDir, Owners: g.Owners, WorkDir: c.String("workdir"), NotifyDir: g.NotifyDir, EnvFile: c.String("env-file"),
 		HaltAfter: c.Int("halt-after"),
-		Env:       os.Environ(), Stdin: e.stdin, Stdout: e.stdout, Stderr: e.stderr,
+		Env:       os.Environ(), Stdin: e.stdin, Stdout: e.rawStdout, Stderr: e.rawStderr,
+	}
+	if cfg.EnvFile != "" && !filepath.IsAbs(cfg.EnvFile) {
+		return cfg, fmt.Errorf("job %s: --env-file: %q is not an absolute path", job, cfg.EnvFile)
 	}
 	if cfg.HaltAfter < 0 {
 		return cfg, fmt.Errorf("job %s: --halt-after: %d is negative", job, cfg.HaltAfter)

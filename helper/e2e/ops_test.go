@@ -111,7 +111,8 @@ func TestDrainTimeoutListsRunningJobs(t *testing.T) {
 	}
 }
 
-// A job whose helper was SIGKILLed still holds its lock through its child:
+// A job whose helper was SIGKILLed still holds its lock group through its
+// child (the holder record in the lock file names its process group):
 // drain waits for it.
 func TestDrainSeesOrphanedChild(t *testing.T) {
 	e := newEnv(t)
@@ -123,11 +124,12 @@ func TestDrainSeesOrphanedChild(t *testing.T) {
 	if !strings.Contains(r.stdout, fmt.Sprintf("long (pid %d", child)) {
 		t.Fatalf("drain did not list the orphaned child: %s", r.stdout)
 	}
-	// Remove the state record: the held lock alone still keeps drain waiting.
+	// Remove the state record: the holder record alone still keeps drain
+	// waiting, naming the job and the process group.
 	os.Remove(e.stateDir + "/long/state.json")
 	r = e.mustCode(1, "drain", "--timeout", "200ms")
-	if !strings.Contains(r.stdout, "lock group long held by pid") {
-		t.Fatalf("drain ignored a held lock: %s", r.stdout)
+	if !strings.Contains(r.stdout, fmt.Sprintf("lock group long: processes of job long's run (helper pid %d) still run (process group %d)", w.Process.Pid, child)) {
+		t.Fatalf("drain ignored the run's leftovers: %s", r.stdout)
 	}
 	_ = syscall.Kill(-child, syscall.SIGKILL)
 	waitFor(t, "child to exit", func() bool { return !alive(child) })

@@ -93,7 +93,8 @@ func TestDifferentJobsOneLockNeverOverlap(t *testing.T) {
 	}
 }
 
-// 2. SIGKILL of the wrapper: the child keeps the lock; no overlap ever.
+// 2. SIGKILL of the wrapper: its child keeps the lock group busy (the
+// holder record names its process group); no overlap ever.
 func TestSIGKILLWrapperChildKeepsLock(t *testing.T) {
 	e := newEnv(t)
 	w, child := e.startRun("long", "--lock", "g", "long", "--", "sleep", "30")
@@ -376,13 +377,14 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// The child gets exactly its argv, its environment, and the lock on fd 3.
+// The child gets exactly its argv and its environment; fd 3 is closed (the
+// lock group's lock stays with the helper) and fd 4 is its control socket.
 func TestChildArgvEnvAndLockFD(t *testing.T) {
 	e := newEnv(t)
 	out := filepath.Join(e.dir, "argv")
 	want := []string{"it's", "100%", "$HOME", "a b", `"q"`, `back\slash`, ";", "", "*", "\ttab"}
 	args := append([]string{"run", "--lock", "grp", "argv", "--", "sh", "-c",
-		`printf '%s\0' "$@" > "$OUT"; env | grep '^TICKGATE_' | sort > "$OUT.env"; readlink /proc/self/fd/3 > "$OUT.fd"`, "sh"}, want...)
+		`printf '%s\0' "$@" > "$OUT"; env | grep '^TICKGATE_' | sort > "$OUT.env"; readlink /proc/self/fd/4 > "$OUT.ctl"`, "sh"}, want...)
 	e.extraEnv = []string{"OUT=" + out, "TICKGATE_RUN_ID=stale"}
 	e.mustCode(0, args...)
 	data, _ := os.ReadFile(out)
@@ -398,8 +400,17 @@ func TestChildArgvEnvAndLockFD(t *testing.T) {
 			t.Errorf("child env lacks %s:\n%s", kv, envData)
 		}
 	}
-	if fd, _ := os.ReadFile(out + ".fd"); strings.TrimSpace(string(fd)) != filepath.Join(e.lockDir, "grp.pin") {
-		t.Fatalf("fd 3 = %q, want the lock file", fd)
+	if strings.Contains(string(envData), "TICKGATE_LOCK_FD") {
+		t.Fatalf("child env still names a lock descriptor:\n%s", envData)
+	}
+	// ls (no shell in between) opens one descriptor for the directory it
+	// lists: 3, free since the helper gave none there.
+	r := e.mustCode(0, "run", "--lock", "grp", "argv", "--", "ls", "/proc/self/fd")
+	if fds := strings.Join(strings.Fields(r.stdout), " "); fds != "0 1 2 3 4" {
+		t.Fatalf("the child's descriptors (as ls, which holds 3, saw them): %q, want 0 1 2 and the control socket 4", fds)
+	}
+	if ctl, _ := os.ReadFile(out + ".ctl"); !strings.HasPrefix(string(ctl), "socket:") {
+		t.Fatalf("fd 4 = %q, want the control socket", ctl)
 	}
 }
 

@@ -206,7 +206,7 @@ func TestSecurityLayoutAndChildPrivileges(t *testing.T) {
 			t.Fatalf("%s: uid %d mode %v, want the supervisor's and not group/other-writable", p, st.Uid, fi.Mode())
 		}
 	}
-	for _, p := range []string{s.lockDir + "/a.lock", s.lockDir + "/a.pin", s.stateDir + "/a/.state.lock"} {
+	for _, p := range []string{s.lockDir + "/a.lock", s.stateDir + "/a/.state.lock"} {
 		if m := fileMode(t, p).Perm(); m != 0o600 {
 			t.Fatalf("%s: mode %v, want 0600", p, m)
 		}
@@ -237,7 +237,6 @@ kill -STOP $PPID 2>/dev/null && echo SIGNALLED-SUPERVISOR; exit 0`
 func TestAttackStarveLockGroup(t *testing.T) {
 	s := newSecEnv(t)
 	s.attackFails(t, "flock a's lock file", "exec 9<"+s.lockDir+"/a.lock && flock -n 9 && sleep 3")
-	s.attackFails(t, "flock a's pin", "exec 9<"+s.lockDir+"/a.pin && flock -n 9 && sleep 3")
 	s.tick(t, "a", 0)
 }
 

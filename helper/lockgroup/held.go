@@ -4,18 +4,23 @@ import (
 	"bufio"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tickgate/tickgate/helper/safefs"
 )
 
-// Holder is a lock group whose lock someone holds right now.
+// Holder is a lock group that a run holds right now.
 type Holder struct {
 	Name string // lock group
-	PID  int    // process that took the lock (it may have died since, leaving the lock to its child)
+	PID  int    // the helper that holds the lock, or the process group of a run's leftovers
+	// Job and Left are set for a group whose lock is free but whose last
+	// holder left processes that still run (its helper was killed, or its
+	// command left processes behind): Left says which.
+	Job  string
+	Left string
 }
 
 type fileID struct {
@@ -23,23 +28,35 @@ type fileID struct {
 	ino          uint64
 }
 
-// Held lists the lock groups in dir whose lock or pin is held, from
-// /proc/locks (a held pin alone is the child of a SIGKILLed helper). It takes
-// no lock itself, so it never makes a starting job skip.
+// Held lists the lock groups in dir that a run holds: those whose lock is
+// held (/proc/locks), and those whose holder record names processes that
+// still run. It takes no lock itself, so it never makes a starting job
+// skip. A record it cannot read (status run by a user other than the
+// supervisor or root) is passed over.
 func Held(dir string) ([]Holder, error) {
+	d, err := safefs.OpenRoot(dir, false, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	names, err := d.Names()
+	if err != nil {
+		return nil, err
+	}
 	byID := map[fileID]string{}
-	for _, pattern := range []string{"*.lock", "*.pin"} {
-		matches, err := filepath.Glob(filepath.Join(dir, pattern))
-		if err != nil {
-			return nil, err
+	var recorded []string // lock files with a holder record
+	for _, n := range names {
+		group, ok := strings.CutSuffix(n, ".lock")
+		if !ok || strings.HasPrefix(n, ".") {
+			continue
 		}
-		for _, m := range matches {
-			var st syscall.Stat_t
-			if err := syscall.Lstat(m, &st); err != nil {
-				continue
-			}
-			id := fileID{unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino}
-			byID[id] = strings.TrimSuffix(strings.TrimSuffix(filepath.Base(m), ".lock"), ".pin")
+		st, err := d.Lstat(n)
+		if err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+			continue
+		}
+		byID[fileID{unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino}] = group
+		if st.Size > 0 {
+			recorded = append(recorded, n)
 		}
 	}
 	if len(byID) == 0 {
@@ -73,6 +90,19 @@ func Held(dir string) ([]Holder, error) {
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("/proc/locks: %w", err)
+	}
+	for _, n := range recorded {
+		group := strings.TrimSuffix(n, ".lock")
+		if seen[group] {
+			continue
+		}
+		r, ok := ReadRecord(d, n)
+		if !ok {
+			continue
+		}
+		if alive, what := r.Alive(); alive {
+			out = append(out, Holder{Name: group, PID: r.PGID, Job: r.Job, Left: what})
+		}
 	}
 	return out, nil
 }

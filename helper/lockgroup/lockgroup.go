@@ -1,32 +1,66 @@
 // Package lockgroup takes a lock group's exclusive flock(2) lock on
-// LOCK_DIR/NAME.lock, and its pin LOCK_DIR/NAME.pin.
+// LOCK_DIR/NAME.lock. The file belongs to tickgate (mode 0600, in a
+// directory no job's user can write), so a job's user can neither open it
+// to starve a group, nor remove or replace it to break mutual exclusion.
 //
-// Both files belong to tickgate (mode 0600, in a directory no job's user can
-// write), so a job's user can neither open them to starve a group, nor
-// remove or replace them to break mutual exclusion.
+// Only the helper holds the lock, on a descriptor of its own, for the whole
+// run. The job's command gets no descriptor of it: a descriptor can be
+// passed out of the unit (SCM_RIGHTS to any process of the job's uid) and
+// would hold the group, and every deploy's drain, hostage long after the run.
 //
-// The helper holds NAME.lock for the whole run on a descriptor of its own.
-// The child gets NAME.pin on fd 3 (as flock(1) passes its lock): if the
-// helper is SIGKILLed while its child runs, the child still holds the pin,
-// and the next run of the group, which needs both, skips until it exits. The
-// child can release only its pin, never the lock its supervisor holds.
-// gofrs/flock keeps its descriptor private and cannot hand a lock to a child
-// or open without following links, so this package uses flock(2) directly.
+// What a descriptor in the job used to give — the group stays busy while
+// processes of a run live on after their helper was SIGKILLed — comes from
+// the holder record instead: the holder writes into the lock file itself
+// who holds it (its job, its pid, its unit's cgroup, the command's process
+// group) once the command has started, and empties it when it lets go with
+// nothing of the run left. A record the next holder finds non-empty was left
+// by a holder that died without letting go, or that left processes behind:
+// the group counts as busy while they live — under systemd while the old
+// holder's unit cgroup is populated, otherwise while the run's process group
+// has members — and is free once they are gone.
+//
+// gofrs/flock keeps its descriptor private and cannot open without following
+// links, so this package uses flock(2) directly.
 package lockgroup
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/tickgate/tickgate/helper/proc"
 	"github.com/tickgate/tickgate/helper/safefs"
 )
 
-// ErrBusy means another process holds the lock group.
+// ErrBusy means another run holds the lock group (errors.Is; the error
+// itself says who, when known).
 var ErrBusy = errors.New("lock busy")
+
+// BusyError is ErrBusy with what holds the group.
+type BusyError struct {
+	Group  string
+	Detail string
+}
+
+func (e *BusyError) Error() string        { return e.Detail }
+func (e *BusyError) Is(target error) bool { return target == ErrBusy }
+
+// Detail says what holds group, for a lock-busy reason.
+func Detail(err error, group string) string {
+	var be *BusyError
+	if errors.As(err, &be) {
+		return be.Detail
+	}
+	return fmt.Sprintf("lock group %s is held by another run", group)
+}
 
 // PollInterval is how often a waiting Acquire retries.
 const PollInterval = 50 * time.Millisecond
@@ -34,18 +68,70 @@ const PollInterval = 50 * time.Millisecond
 // Path returns the lock file for a group.
 func Path(dir, name string) string { return filepath.Join(dir, name+".lock") }
 
-// Group is a held lock group.
-type Group struct {
-	lock, pin *os.File
+// maxRecord caps what is read of a holder record.
+const maxRecord = 4096
+
+// Record is what a holder writes into the lock file while it holds it.
+type Record struct {
+	Job         string `json:"job"`
+	Helper      int    `json:"helper_pid"`
+	HelperStart uint64 `json:"helper_start,omitempty"`
+	PGID        int    `json:"pgid,omitempty"`   // the command's process group
+	Cgroup      string `json:"cgroup,omitempty"` // the holder's cgroup (v2 path), its unit's under systemd
+	LeftBehind  bool   `json:"left_behind,omitempty"`
 }
 
-// Pin is the descriptor to hand to the child (fd 3).
-func (g *Group) Pin() *os.File { return g.pin }
+// Group is a held lock group.
+type Group struct {
+	name   string
+	lock   *os.File
+	wrote  bool // the record is not empty
+	keep   bool // let go with processes left behind: keep the record
+	record Record
+	// lastLeft says which processes of an earlier run made the last try
+	// fail ("" when another holder had the lock).
+	lastLeft string
+}
 
-// Close releases both locks (the child may still hold the pin).
+// Close lets go of the lock: the record is emptied first, unless the run
+// left processes behind (LeftBehind), which keep the group busy.
 func (g *Group) Close() {
-	g.pin.Close()
+	if g.wrote && !g.keep {
+		_ = g.lock.Truncate(0)
+	}
 	g.lock.Close()
+}
+
+// Started records that the command runs in process group pgid, for job.
+func (g *Group) Started(job string, pgid int) {
+	self := os.Getpid()
+	g.record = Record{Job: job, Helper: self, HelperStart: proc.StartTime(self), PGID: pgid, Cgroup: OwnCgroup()}
+	g.write()
+}
+
+// LeftBehind says that the run's command ended but processes it started
+// still run: the record stays when the lock is let go, so the next holder
+// waits for them.
+func (g *Group) LeftBehind() {
+	if !g.wrote {
+		return
+	}
+	g.keep = true
+	g.record.LeftBehind = true
+	g.write()
+}
+
+func (g *Group) write() {
+	data, _ := json.Marshal(g.record)
+	data = append(data, '\n')
+	f := g.lock
+	// One write at offset 0 then a truncate to its length: a reader sees
+	// either record whole or the new one beginning with the old one's end
+	// cut off (json then fails, and the reader takes it as busy).
+	if _, err := f.WriteAt(data, 0); err == nil {
+		_ = f.Truncate(int64(len(data)))
+		g.wrote = true
+	}
 }
 
 // OpenDir opens the lock dir (creating it if missing) and checks that no
@@ -62,52 +148,156 @@ func OpenDir(dir string, owners *safefs.Owners) (*safefs.Dir, error) {
 	return d, nil
 }
 
-// Acquire takes the group's lock and pin. With wait 0 it fails at once with
-// ErrBusy; otherwise it retries until wait has passed or ctx is done.
+// Acquire takes the group's lock. With wait 0 it fails at once with
+// ErrBusy; otherwise it retries until wait has passed or ctx is done. A lock
+// whose last holder left processes that still run counts as busy.
 func Acquire(ctx context.Context, dir, name string, wait time.Duration, owners *safefs.Owners) (*Group, error) {
 	d, err := OpenDir(dir, owners)
 	if err != nil {
 		return nil, err
 	}
 	defer d.Close()
-	g := &Group{}
-	if g.lock, err = d.OpenLock(name+".lock", 0o600, owners); err != nil {
-		return nil, fmt.Errorf("lock group %s: %w", name, err)
-	}
-	if g.pin, err = d.OpenLock(name+".pin", 0o600, owners); err != nil {
-		g.lock.Close()
+	g := &Group{name: name}
+	if g.lock, err = d.OpenLockRW(name+".lock", 0o600, owners); err != nil {
 		return nil, fmt.Errorf("lock group %s: %w", name, err)
 	}
 	deadline := time.Now().Add(wait)
 	for {
-		if ok, err := g.try(); ok || err != nil {
-			if err != nil {
-				g.Close()
-			}
-			return g, err
+		ok, err := g.try()
+		switch {
+		case err != nil:
+			g.lock.Close()
+			return nil, err
+		case ok:
+			return g, nil
 		}
 		if wait <= 0 || !time.Now().Before(deadline) {
-			g.Close()
-			return nil, ErrBusy
+			g.lock.Close()
+			return nil, g.busy()
 		}
 		select {
 		case <-ctx.Done():
-			g.Close()
+			g.lock.Close()
 			return nil, ctx.Err()
 		case <-time.After(min(PollInterval, time.Until(deadline))):
 		}
 	}
 }
 
-// try takes the lock, then the pin; it keeps neither unless it gets both.
+// try takes the lock, and keeps it unless the record left in it names
+// processes that still run.
 func (g *Group) try() (bool, error) {
 	ok, err := safefs.TryFlock(g.lock)
 	if !ok || err != nil {
 		return false, err
 	}
-	if ok, err = safefs.TryFlock(g.pin); !ok || err != nil {
-		unlock(g.lock)
-		return false, err
+	if left, what := g.leftover(); left {
+		_ = unix.Flock(int(g.lock.Fd()), unix.LOCK_UN)
+		g.lastLeft = what
+		return false, nil
 	}
 	return true, nil
+}
+
+func (g *Group) busy() error {
+	if g.lastLeft != "" {
+		return &BusyError{Group: g.name, Detail: fmt.Sprintf("lock group %s: %s", g.name, g.lastLeft)}
+	}
+	return ErrBusy
+}
+
+// leftover reads the record in the (locked) file: whether processes of an
+// earlier run still hold the group, and which.
+func (g *Group) leftover() (bool, string) {
+	var buf [maxRecord]byte
+	n, _ := g.lock.ReadAt(buf[:], 0)
+	if n == 0 {
+		return false, ""
+	}
+	r, ok := parseRecord(buf[:n])
+	if !ok {
+		// A record cut off by a write in progress, or not ours: whoever
+		// wrote it is alive or just died; ask again later.
+		return true, "the holder record is being written"
+	}
+	if alive, what := r.Alive(); alive {
+		return true, what
+	}
+	// Stale: nothing of that run is left. The new holder's record will
+	// replace it; empty it now in case this holder starts nothing.
+	_ = g.lock.Truncate(0)
+	return false, ""
+}
+
+func parseRecord(b []byte) (Record, bool) {
+	var r Record
+	if json.Unmarshal(bytes.TrimSpace(b), &r) != nil || r.Helper <= 0 {
+		return r, false
+	}
+	return r, true
+}
+
+// Alive says whether processes of the run r records still live, and which:
+// under systemd, those of its unit's cgroup, whatever they did to their
+// process groups; otherwise (or for this process' own unit, which systemd
+// started only once the processes of its previous run were gone) those of
+// the command's process group.
+func (r Record) Alive() (bool, string) {
+	who := fmt.Sprintf("job %s's run (helper pid %d)", r.Job, r.Helper)
+	if r.Cgroup != "" && r.Cgroup != "/" {
+		own := OwnCgroup()
+		if r.Cgroup != own {
+			if Populated(r.Cgroup) {
+				return true, "processes of " + who + " still run in " + r.Cgroup
+			}
+			return false, ""
+		}
+		if os.Getenv("INVOCATION_ID") != "" {
+			return false, ""
+		}
+	}
+	if proc.GroupAlive(r.PGID) {
+		return true, fmt.Sprintf("processes of %s still run (process group %d)", who, r.PGID)
+	}
+	return false, ""
+}
+
+// ReadRecord reads group's record from the lock file path without taking
+// the lock (drain, status): ok is false when there is none.
+func ReadRecord(d *safefs.Dir, file string) (Record, bool) {
+	data, err := d.ReadFile(file, maxRecord)
+	if err != nil || len(data) == 0 {
+		return Record{}, false
+	}
+	return parseRecord(data)
+}
+
+// OwnCgroup is this process' cgroup (v2) path, "" when unknown.
+func OwnCgroup() string {
+	data, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if p, ok := strings.CutPrefix(line, "0::"); ok {
+			return p
+		}
+	}
+	return ""
+}
+
+// CgroupRoot is where the cgroup v2 hierarchy is mounted.
+var CgroupRoot = "/sys/fs/cgroup"
+
+// Populated says whether the cgroup (v2 path) has any process in it or
+// below it; false when it is gone.
+func Populated(cg string) bool {
+	if strings.Contains(cg, "..") {
+		return false
+	}
+	data, err := os.ReadFile(filepath.Join(CgroupRoot, cg, "cgroup.events"))
+	if err != nil {
+		return false
+	}
+	return bytes.Contains(data, []byte("populated 1"))
 }

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"os"
 	"strconv"
+	"syscall"
 )
 
 // StartTime returns the start time of pid in clock ticks since boot (field 22
@@ -46,4 +47,47 @@ func Alive(pid int, start uint64) bool {
 		return false
 	}
 	return start == 0 || st == start
+}
+
+// GroupAlive reports whether process group pgid has a member that is not a
+// zombie. kill(-pgid, 0) answers for the group but counts a zombie (an
+// exited process its parent has not reaped: a container's init may never
+// reap); /proc then tells them apart. Processes /proc hides (another user's,
+// under hidepid) count as alive.
+func GroupAlive(pgid int) bool {
+	if pgid <= 0 {
+		return false
+	}
+	if err := syscall.Kill(-pgid, 0); err == syscall.ESRCH {
+		return false
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return true
+	}
+	want := strconv.Itoa(pgid)
+	seen := false
+	for _, e := range entries {
+		if c := e.Name()[0]; c < '0' || c > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := bytes.Fields(b[i+1:]) // state, ppid, pgrp, ...
+		if len(f) < 3 || string(f[2]) != want {
+			continue
+		}
+		seen = true
+		if s := string(f[0]); s != "Z" && s != "X" {
+			return true
+		}
+	}
+	// Members /proc showed were all zombies; none shown: hidden from us.
+	return !seen
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -55,5 +56,38 @@ func TestZombieIsNotAlive(t *testing.T) {
 	}
 	if Alive(pid, 0) {
 		t.Fatal("zombie reported alive")
+	}
+}
+
+// A process group whose only member is a zombie (exited, not reaped: a
+// container's init may never reap) is not alive; one with a live member is.
+func TestGroupAlive(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pgid := cmd.Process.Pid
+	if !GroupAlive(pgid) {
+		t.Fatal("a running group reported dead")
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	// Not reaped: a zombie, which kill(-pgid, 0) still counts.
+	deadline := time.Now().Add(5 * time.Second)
+	for Alive(pgid, 0) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := syscall.Kill(-pgid, 0); err != nil {
+		t.Fatalf("premise: the zombie's group no longer answers kill: %v", err)
+	}
+	if GroupAlive(pgid) {
+		t.Fatal("a group of one zombie reported alive")
+	}
+	_ = cmd.Wait()
+	if GroupAlive(pgid) {
+		t.Fatal("a gone group reported alive")
+	}
+	if GroupAlive(0) || GroupAlive(-1) {
+		t.Fatal("no group reported alive")
 	}
 }

@@ -8,12 +8,12 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/tickgate/tickgate/helper/notify"
+	"github.com/tickgate/tickgate/helper/sysprog"
 )
 
 // NotifyBudget bounds all the sending of one tick.
@@ -92,7 +92,16 @@ func (r *runner) notifyEnd() {
 		case <-ctx.Done():
 		}
 	}()
-	defer r.ntf.started.Wait()
+	// The start pings go out first: a run's end must never reach a
+	// healthchecks check before its start (the check would stay
+	// "started"). They are bounded by the same budget.
+	started := make(chan struct{})
+	go func() { r.ntf.started.Wait(); close(started) }()
+	select {
+	case <-started:
+	case <-ctx.Done():
+		return // (their own contexts end them within NotifyBudget)
+	}
 	p := r.ntf.pending
 	if p == nil {
 		return
@@ -138,8 +147,11 @@ func jobOutput(n int) []string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "journalctl", "--no-pager", "-o", "json", "-n", "200",
-		"_SYSTEMD_INVOCATION_ID="+inv).Output()
+	cmd, err := sysprog.Command(ctx, "journalctl", "--no-pager", "-o", "json", "-n", "200", "_SYSTEMD_INVOCATION_ID="+inv)
+	if err != nil {
+		return []string{}
+	}
+	out, err := cmd.Output()
 	if err != nil {
 		return []string{}
 	}

@@ -21,11 +21,14 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/tickgate/tickgate/helper/admit"
 	"github.com/tickgate/tickgate/helper/backoff"
 	"github.com/tickgate/tickgate/helper/execshim"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/gate"
+	"github.com/tickgate/tickgate/helper/jobenv"
 	"github.com/tickgate/tickgate/helper/lockgroup"
 	"github.com/tickgate/tickgate/helper/metrics"
 	"github.com/tickgate/tickgate/helper/proc"
@@ -33,6 +36,7 @@ import (
 	"github.com/tickgate/tickgate/helper/report"
 	"github.com/tickgate/tickgate/helper/safefs"
 	"github.com/tickgate/tickgate/helper/state"
+	"github.com/tickgate/tickgate/helper/sysprog"
 )
 
 // Codes is a set of exit codes.
@@ -53,6 +57,9 @@ type Config struct {
 	// the execshim when this process is not root), never tickgate itself.
 	Cred    *Credential
 	WorkDir string // the command's working directory ("" = inherited)
+	// EnvFile holds the job's own variables (package jobenv): given to the
+	// command only, never to tickgate itself ("" = none).
+	EnvFile string
 
 	// Fleet, when set, makes the tick consult the fleet gate and (with
 	// LockScope) hold its lock group fleet-wide too.
@@ -79,7 +86,7 @@ type Config struct {
 	KillAfter       time.Duration
 	GateFailOpen    bool
 
-	Env    []string // base environment for the child (os.Environ())
+	Env    []string // the helper's own environment: the command's base (os.Environ())
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
@@ -147,6 +154,13 @@ func Run(c Config) (Outcome, error) {
 	}
 	signal.Notify(r.sigCh, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer signal.Stop(r.sigCh)
+	// No program tickgate did not write (systemd-analyze, journalctl) runs
+	// with the supervisor's capabilities.
+	sysprog.BeforeRun = clearAmbient
+	// Nothing the helper was handed beyond its standard streams reaches the
+	// command (or any program it starts): the command gets 0-2 and the
+	// control socket, exactly.
+	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 
 	out, err := r.tick()
 	r.notifyEnd() // the locks are let go: a slow target delays no job
@@ -168,17 +182,11 @@ func (r *runner) tick() (Outcome, error) {
 		r.ensureDue() // decided on before the command; else while it runs
 	}
 
-	// 1. May the job start? Its markers (a drained or halted job stays
-	// stopped until an operator clears it), then the gate.
-	if out, stop, err := r.admit(true); stop {
-		return out, err
-	}
-	if c.Fleet != nil {
-		if out, stop, err := r.fleetAdmit(); stop {
-			return out, err
-		}
-	}
-	if out, stop, err := r.checkBackoff(); stop {
+	// 1. May the job start? One ordered list of checks (package admit):
+	// its markers (a drained or halted job stays stopped until an operator
+	// clears it), the host gate, the fleet gate, the lock group's back-off,
+	// the start deadline.
+	if out, stop, err := r.admission(true); stop {
 		return out, err
 	}
 
@@ -199,7 +207,7 @@ func (r *runner) tick() (Outcome, error) {
 	case sig != nil:
 		return r.finishInterrupted(sig, false, 0)
 	case errors.Is(err, lockgroup.ErrBusy):
-		return r.skip(exitcode.Skipped, reason.F(reason.LockBusy, "lock group %s is held by another run", c.Lock))
+		return r.skip(exitcode.Skipped, reason.F(reason.LockBusy, "%s", lockgroup.Detail(err, c.Lock)))
 	case err != nil:
 		return Outcome{}, fmt.Errorf("job %s: %w", c.Job, err)
 	}
@@ -214,23 +222,16 @@ func (r *runner) tick() (Outcome, error) {
 	// 3. Ask again now that the lock is held. Drain counts a held group lock
 	// as a running job, so a closure (or a halt) that landed after the first
 	// check either is seen here or drain waits for this run. Only in that
-	// race does a skip hold the lock, for the moment of the re-check.
-	if out, stop, err := r.admit(false); stop {
-		return out, err
+	// race does a skip hold the lock, for the moment of the re-check. The
+	// deadline is asked here too: a lock wait may have made the run late.
+	if c.StartDeadline > 0 && r.nextErr != nil {
+		r.rep.Warn("job=%s: --start-deadline not applied: %v", c.Job, r.nextErr)
 	}
-	if c.Fleet != nil {
-		if out, stop, err := r.fleetAdmit(); stop {
-			return out, err
-		}
-	}
-	if out, stop, err := r.checkBackoff(); stop {
+	if out, stop, err := r.admission(false); stop {
 		return out, err
 	}
 	if sig := r.pendingSignal(); sig != nil {
 		return r.finishInterrupted(sig, false, 0)
-	}
-	if out, stop, err := r.checkDeadline(); stop {
-		return out, err
 	}
 	// The last step before the command: the slot is claimed only by a tick
 	// that will run it.
@@ -244,15 +245,36 @@ func (r *runner) tick() (Outcome, error) {
 	return r.execute(lg)
 }
 
-// admit records a skip when the job may not start; warn says to print the
-// --gate-fail open warning (once per tick).
-func (r *runner) admit(warn bool) (Outcome, bool, error) {
-	d := admit.Check(r.c.Job, r.job, r.c.GatePath, time.Now(),
-		admit.Policy{ExpectedRuntime: r.c.ExpectedRuntime, GateFailOpen: r.c.GateFailOpen})
-	r.noteGate(d)
+// subject is the tick as admission asks about it; due is when the tick was
+// due (nil for a retry, or a check from inside the running job: those are
+// not starts on the schedule).
+func (r *runner) subject(due *time.Time) admit.Subject {
+	c := r.c
+	s := admit.Subject{Job: c.Job, Dir: r.job, GatePath: c.GatePath, Lock: c.Lock, LockDir: c.LockDir, Owners: c.Owners,
+		Policy: admit.Policy{ExpectedRuntime: c.ExpectedRuntime, GateFailOpen: c.GateFailOpen},
+		Due:    due, StartDeadline: c.StartDeadline}
+	if c.Fleet != nil {
+		s.Fleet, s.FleetLock, s.Singleton = r.fleetView(), c.Fleet.LockScope, c.Fleet.Singleton
+	}
+	return s
+}
+
+// admission records a skip when the job may not start (stop=true); first
+// says to print the warnings --gate-fail open let it go past (once per
+// tick).
+func (r *runner) admission(first bool) (Outcome, bool, error) {
+	var due *time.Time
+	if r.c.StartDeadline > 0 {
+		r.ensureDue()
+		due = r.due
+	}
+	d := admit.Decide(context.Background(), r.subject(due), time.Now())
+	r.noteDecision(d)
 	if d.Allowed {
-		if warn && d.Warning != "" {
-			r.rep.Warn("job=%s: %s", r.c.Job, d.Warning)
+		if first {
+			for _, w := range d.Warnings {
+				r.rep.Warn("job=%s: %s", r.c.Job, w)
+			}
 		}
 		return Outcome{}, false, nil
 	}
@@ -260,10 +282,31 @@ func (r *runner) admit(warn bool) (Outcome, bool, error) {
 	return out, true, err
 }
 
-// noteGate keeps the gate an admission read, for the metrics.
-func (r *runner) noteGate(d admit.Decision) {
-	if d.Gate != nil || d.Code == exitcode.GateBad || d.Warning != "" {
+// admissionRecord is the tick's admission flags as state.json keeps them.
+func (r *runner) admissionRecord() *state.Admission {
+	c := r.c
+	a := &state.Admission{ExpectedRuntime: c.ExpectedRuntime.Seconds(), GateFailOpen: c.GateFailOpen}
+	if c.Fleet != nil {
+		a.Fleet, a.Singleton = true, c.Fleet.Singleton
+		if c.Fleet.LockScope {
+			a.LockScope = "fleet"
+		}
+	}
+	if *a == (state.Admission{}) {
+		return nil
+	}
+	return a
+}
+
+// noteDecision keeps what an admission read (the gate and the back-off, for
+// the metrics) and whether the fleet is down (not asked again this tick).
+func (r *runner) noteDecision(d admit.Decision) {
+	if d.GateRead {
 		r.gate, r.gateRead = d.Gate, true
+	}
+	r.backoff = d.Backoff
+	if d.FleetDown {
+		r.fleetSkipped = true
 	}
 }
 
@@ -320,11 +363,17 @@ func (r *runner) pendingSignal() os.Signal {
 	}
 }
 
-func (r *runner) childEnv() []string {
+// childEnv is the command's environment: the helper's own (what its unit
+// gives every job: INVOCATION_ID, JOURNAL_STREAM, LANG, PATH), then the
+// job's own variables from its environment file, then tickgate's TICKGATE_*
+// for this run, each set later winning. The job's variables never reach the
+// helper's own environment.
+func (r *runner) childEnv() ([]string, error) {
 	drop := map[string]bool{"NOTIFY_SOCKET": true, "TICKGATE_JOB": true, "TICKGATE_LOCK": true,
 		"TICKGATE_RUN_ID": true, "TICKGATE_STATE_DIR": true, "TICKGATE_STATE_ROOT": true, "TICKGATE_GATE": true,
 		"TICKGATE_LOCK_FD": true, "TICKGATE_DATA_DIR": true, "TICKGATE_DATA_ROOT": true, "TICKGATE_GATE_FAIL": true,
-		"TICKGATE_FENCE": true, "TICKGATE_FLEET_SLOT": true, "TICKGATE_CONTROL_FD": true, "TICKGATE_FLEET_DSN_FILE": true, "TICKGATE_FLEET_ADMIN_DSN_FILE": true}
+		"TICKGATE_FENCE": true, "TICKGATE_FLEET_SLOT": true, "TICKGATE_CONTROL_FD": true, "TICKGATE_FLEET_DSN_FILE": true,
+		"TICKGATE_FLEET_ADMIN_DSN_FILE": true, "TICKGATE_ENV_DIR": true, "TICKGATE_NOTIFY_DIR": true, "WATCHDOG_USEC": true, "WATCHDOG_PID": true}
 	if r.c.Cred != nil {
 		for _, k := range []string{"HOME", "USER", "LOGNAME"} {
 			drop[k] = true
@@ -337,6 +386,13 @@ func (r *runner) childEnv() []string {
 			env = append(env, kv)
 		}
 	}
+	if r.c.EnvFile != "" {
+		own, err := jobenv.Load(r.c.EnvFile, r.c.Owners)
+		if err != nil {
+			return nil, fmt.Errorf("job %s: %w", r.c.Job, err)
+		}
+		env = append(env, own...)
+	}
 	data := r.dataDir()
 	env = append(env,
 		"TICKGATE_JOB="+r.c.Job,
@@ -346,7 +402,6 @@ func (r *runner) childEnv() []string {
 		"TICKGATE_STATE_DIR="+data, // the name before 0.2: the job's own writable dir
 		"TICKGATE_STATE_ROOT="+r.c.StateDir,
 		"TICKGATE_GATE="+r.c.GatePath,
-		"TICKGATE_LOCK_FD=3",
 		fmt.Sprintf("TICKGATE_CONTROL_FD=%d", ControlFD),
 		"TICKGATE_GATE_FAIL="+map[bool]string{false: "closed", true: "open"}[r.c.GateFailOpen],
 	)
@@ -359,7 +414,7 @@ func (r *runner) childEnv() []string {
 	if cr := r.c.Cred; cr != nil {
 		env = append(env, "HOME="+cr.Home, "USER="+cr.Name, "LOGNAME="+cr.Name)
 	}
-	return env
+	return dedupEnv(env), nil
 }
 
 // dataDir is the job's own writable directory (tickgate never reads it).
@@ -372,38 +427,44 @@ func (r *runner) dataDir() string {
 
 // child is the command as it is to be started.
 type child struct {
-	path string   // the program (found in PATH as os/exec would)
+	path string   // the program (a bare name found in the job's PATH)
 	argv []string // exactly the job's, or the shim's before it
 	std  [3]any   // its standard streams (attr.Files has the rest)
 	attr syscall.ProcAttr
 	err  error // why it cannot start (the lookup failed)
 }
 
+// closedFD, in ProcAttr.Files, closes that descriptor in the child.
+const closedFD = ^uintptr(0)
+
 // command builds the child: the exact argv, in its own process group, with
-// the group's pin on fd 3, as the job's user when one is set.
+// the control socket on fd 4 and nothing on fd 3 (the lock group's lock
+// stays with the helper: package lockgroup), as the job's user when one is
+// set.
 //
 // It is started with syscall.ForkExec, not os/exec: os.StartProcess first
 // checks, once per process, that pidfds work, by forking a child that exits
 // at once (Go 1.23+) — a second fork in every tick. The supervisor needs no
-// pidfd: it signals the process group by its id, and reaps the leader
-// itself, after which it signals the group only while it is not empty.
-func (r *runner) command(pin, ctl *os.File) (*child, error) {
+// pidfd: it is the child subreaper of the command's whole tree and keeps
+// the command unreaped while it signals its process group (supervise.go).
+func (r *runner) command(ctl *os.File) (*child, error) {
 	c := r.c
+	env, err := r.childEnv()
+	if err != nil {
+		return nil, err
+	}
 	ch := &child{path: c.Argv[0], argv: c.Argv}
-	if filepath.Base(ch.path) == ch.path {
-		// As exec.Command: a bare name is looked up in the helper's PATH.
-		lp, err := exec.LookPath(ch.path)
-		if lp != "" {
-			ch.path = lp
-		}
-		ch.err = err
+	if filepath.Base(ch.path) == ch.path && c.Cred == nil {
+		// A bare name is looked up in the job's PATH, as the job's shell
+		// would (a non-root job's shim looks it up as the job's user).
+		ch.path, ch.err = lookPath(ch.path, envValue(env, "PATH"))
 	}
 	ch.std = [3]any{c.Stdin, c.Stdout, c.Stderr}
 	ch.attr = syscall.ProcAttr{
 		Dir: c.WorkDir,
-		Env: dedupEnv(r.childEnv()),
-		// fd 3: the child pins the group too (SIGKILL safety); fd 4: control
-		Files: []uintptr{pin.Fd(), ctl.Fd()},
+		Env: env,
+		// fd 3: nothing (it held the group's pin before 0.3); fd 4: control
+		Files: []uintptr{closedFD, ctl.Fd()},
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	}
 	if r.fleetLockHeld() {
@@ -426,7 +487,7 @@ func (r *runner) command(pin, ctl *os.File) (*child, error) {
 		// The supervisor account keeps its capabilities across setuid: the
 		// child must start with none (no ambient set) and shed the rest in
 		// the execshim before the job's program runs.
-		if err := execshim.ClearAmbient(); err != nil {
+		if err := clearAmbient(); err != nil {
 			return nil, fmt.Errorf("job %s: %w", c.Job, err)
 		}
 		shim, skipped := execshim.Program(cr.SelfExecutable)
@@ -542,7 +603,7 @@ func (r *runner) runOnce(lg *lockgroup.Group) (ending, int, string) {
 		return ending{}, 126, err.Error()
 	}
 	defer r.closeControl()
-	ch, err := r.command(lg.Pin(), ctl)
+	ch, err := r.command(ctl)
 	if err != nil {
 		ctl.Close()
 		return ending{}, 126, err.Error()
@@ -550,6 +611,10 @@ func (r *runner) runOnce(lg *lockgroup.Group) (ending, int, string) {
 	if r.fleetLockHeld() {
 		runtime.LockOSThread() // Pdeathsig follows the thread that forked the child
 		defer runtime.UnlockOSThread()
+	}
+	if err := subreaper(); err != nil {
+		ctl.Close()
+		return ending{}, 126, fmt.Sprintf("cannot keep the command's process tree: %v", err)
 	}
 	r.notifyStart()
 	pid, err := ch.start()
@@ -561,6 +626,9 @@ func (r *runner) runOnce(lg *lockgroup.Group) (ending, int, string) {
 		}
 		return ending{}, code, fmt.Sprintf("cannot start %q: %v", c.Argv[0], err)
 	}
+	// Who holds the lock group, in its lock file: if tickgate is killed, or
+	// the command leaves processes behind, the next holder waits for them.
+	lg.Started(c.Job, pid)
 	// While the command runs, before waiting for it, and in this goroutine
 	// (a goroutine started here costs a tick an OS thread's start-up): read
 	// state.json, so that recording the outcome decodes nothing if the file
@@ -598,6 +666,9 @@ func (r *runner) runOnce(lg *lockgroup.Group) (ending, int, string) {
 	report.Status("running %s pid %d (lock %s)", c.Job, pid, c.Lock)
 
 	end := r.supervise(pid)
+	if end.leftBehind {
+		lg.LeftBehind()
+	}
 	stopRecording() // the run is over: its "running" record no longer matters
 	if !runningTimer.Stop() {
 		// It fired: wait for the record it started to end.
@@ -790,6 +861,7 @@ func (r *runner) record(t tick, exit, childCode int, fn func(*state.State, *tick
 		prevFails = s.ConsecutiveFailures
 		fn(s, &t)
 		ran = s.RunsTotal > runs
+		s.Admission = r.admissionRecord()
 		r.noteSchedule(s)
 		r.noteCatchUp(s, t.result, t.reason, ran)
 	}, hooks)
@@ -873,10 +945,57 @@ func (s *signalCtx) stop() {
 	}
 }
 
+var (
+	ambientOnce sync.Once
+	ambientErr  error
+)
+
+// clearAmbient clears the supervisor's ambient capabilities, once: every
+// program it starts (the job's shim, a system program) starts with none.
+// Root holds none to clear.
+func clearAmbient() error {
+	ambientOnce.Do(func() {
+		if os.Geteuid() != 0 {
+			ambientErr = execshim.ClearAmbient()
+		}
+	})
+	return ambientErr
+}
+
 // newRunID names a run: 64 random bits, unique rather than secret, so from
 // math/rand/v2 (ChaCha8, seeded by the runtime from the kernel's randomness
 // for each process). crypto/rand's first read costs a tick 40-100 µs
 // (the getrandom vDSO maps its state then); this costs nothing.
 func newRunID() string {
 	return fmt.Sprintf("%016x", rand.Uint64())
+}
+
+// envValue is the value of name in env (the last one set), "" if none.
+func envValue(env []string, name string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if v, ok := strings.CutPrefix(env[i], name+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// lookPath finds a bare program name in the directories of path (the
+// job's PATH, not the helper's), as exec.LookPath does in its own: the
+// first regular file there that is executable. An empty PATH means the
+// directories execvp(3) searches.
+func lookPath(name, path string) (string, error) {
+	if path == "" {
+		path = "/usr/local/bin:/usr/bin:/bin"
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return name, &exec.Error{Name: name, Err: exec.ErrNotFound}
 }

@@ -433,7 +433,17 @@ func isTempOf(entry string, names []string) bool {
 // blocking, a regular file owned by a trusted owner. Root's new lock files
 // are given the directory's owner.
 func (d *Dir) OpenLock(name string, perm os.FileMode, o *Owners) (*os.File, error) {
-	f, st, err := d.openFile(name, unix.O_CREAT, uint32(perm.Perm()))
+	return d.openLock(name, perm, o, 0)
+}
+
+// OpenLockRW is OpenLock, opened for writing too: its holder may write in it
+// (a lock group's holder record).
+func (d *Dir) OpenLockRW(name string, perm os.FileMode, o *Owners) (*os.File, error) {
+	return d.openLock(name, perm, o, unix.O_RDWR)
+}
+
+func (d *Dir) openLock(name string, perm os.FileMode, o *Owners, extra int) (*os.File, error) {
+	f, st, err := d.openFile(name, unix.O_CREAT|extra, uint32(perm.Perm()))
 	if err != nil {
 		return nil, err
 	}
@@ -488,6 +498,15 @@ func (d *Dir) Names() ([]string, error) {
 	dir := os.NewFile(uintptr(f), d.path)
 	defer dir.Close()
 	return dir.Readdirnames(-1)
+}
+
+// Lstat is name's stat, not following a link.
+func (d *Dir) Lstat(name string) (unix.Stat_t, error) {
+	var st unix.Stat_t
+	if err := unix.Fstatat(d.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return st, &fs.PathError{Op: "lstat", Path: filepath.Join(d.path, name), Err: err}
+	}
+	return st, nil
 }
 
 // IsDir reports whether name is a directory (a link to one is not).

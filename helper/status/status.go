@@ -35,11 +35,17 @@ type Running struct {
 	PID            int        `json:"pid"`
 	StartedAt      *time.Time `json:"started_at"`
 	RunningSeconds float64    `json:"running_seconds"`
+	// Left says which processes of a run still hold its lock group after
+	// its helper was killed or its command ended (PID is then their process
+	// group).
+	Left string `json:"left,omitempty"`
 }
 
 // FindRunning lists running jobs: a state record that says running with a
-// live child or helper, and any group lock held in lockDir (which covers a
-// run whose helper was SIGKILLed and a run between lock and record).
+// live child or helper, any group lock held in lockDir (a run between lock
+// and record), and any lock group whose holder record names processes that
+// still run (a run whose helper was SIGKILLed, or that left processes
+// behind: package lockgroup).
 func FindRunning(store state.Store, lockDir string, now time.Time) ([]Running, error) {
 	jobs, err := store.Jobs()
 	if err != nil {
@@ -67,7 +73,7 @@ func FindRunning(store state.Store, lockDir string, now time.Time) ([]Running, e
 	}
 	for _, h := range held {
 		if !locks[h.Name] {
-			out = append(out, Running{Lock: h.Name, PID: h.PID})
+			out = append(out, Running{Job: h.Job, Lock: h.Name, PID: h.PID, Left: h.Left})
 		}
 	}
 	return out, nil
