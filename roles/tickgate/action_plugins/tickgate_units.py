@@ -62,6 +62,16 @@ def notify_files(jobs):
     }
 
 
+def env_files(jobs):
+    """Each job's environment file name and content (the variables its
+    command gets, and tickgate never does)."""
+    return {
+        "%s.json" % j["name"]: json.dumps(j["env_vars"], indent=4, sort_keys=True) + "\n"
+        for j in jobs
+        if j.get("env_vars")
+    }
+
+
 def layout_args(lay, jobs):
     """The module's layout parameters from the task's (supervisor, group,
     dirs, and dir and owner for the notification targets): each job's state
@@ -86,6 +96,9 @@ def layout_args(lay, jobs):
         # The targets, in the same round trip; URLs may hold secrets, so they
         # go in a no_log option of the module.
         out.update(dir=lay["dir"], owner=lay.get("owner"), group=grp, secret_files=notify_files(jobs))
+    if lay.get("env_dir"):
+        # The jobs' environments too; a value may be a credential: no_log.
+        out.update(env_dir=lay["env_dir"], env_files=env_files(jobs))
     return out
 
 
@@ -249,6 +262,7 @@ class ActionModule(ActionBase):
                 # every account already exists (configure.yml's step then skips).
                 la = layout_args(lay, jobs)
                 args["secret_files"] = la.pop("secret_files", {})
+                args["env_files"] = la.pop("env_files", {})
                 args.update({"layout_" + k: v for k, v in la.items()})
             job_files = args.pop("job_files", None) or []
             left = False  # the jobs' files left to the copy tasks

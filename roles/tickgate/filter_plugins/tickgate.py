@@ -295,6 +295,12 @@ def tickgate_job_errors(jobs, defaults=None, supervisor=None, fleet=False):
                 for k in env:
                     if not isinstance(k, str) or not _ENV_NAME.match(k):
                         err("environment", "invalid variable name %r" % (k,))
+                    elif k.startswith("TICKGATE_"):
+                        err("environment", "%s: TICKGATE_ variables are tickgate's own (the command gets them from its supervisor)" % k)
+                    elif isinstance(env[k], (dict, list)):
+                        err("environment", "%s: a value must be a string or a number, not a %s" % (k, type(env[k]).__name__))
+                    elif "\x00" in str(env[k]):
+                        err("environment", "%s: the value holds a NUL byte" % k)
         lock = job.get("lock")
         if lock is not None and lock != "" and not _name_ok(_LOCK_NAME, lock):
             err("lock", "must match ^[A-Za-z0-9][A-Za-z0-9_.@-]*$, at most %d characters (got %r)" % (_MAX_NAME, lock))
@@ -375,12 +381,24 @@ def tickgate_job_errors(jobs, defaults=None, supervisor=None, fleet=False):
     return errors
 
 
+def _target(t):
+    """A notification target as the user meant it. Ansible reads inventory
+    YAML as YAML 1.1, where a bare on: key is the boolean true: `on: every`,
+    as the README writes it, arrives as {True: "every"}. That key is on."""
+    if isinstance(t, dict) and any(k is True for k in t) and "on" not in t:
+        t = {("on" if k is True else k): v for k, v in t.items()}
+    return t
+
+
 def _target_errors(t):
     """Problems of one notification target ({webhook: URL} or
     {healthchecks: URL}, optional on: transitions|every). A URL may hold a
     secret: it is never echoed."""
     if not isinstance(t, dict):
         return ["must be a dict like {webhook: URL} or {healthchecks: URL, on: every}"]
+    if any(k is True for k in t) and "on" in t:
+        return ["on: given twice (a bare on: key, which YAML 1.1 reads as true, and a quoted \"on\":)"]
+    t = _target(t)
     kinds = [k for k in ("webhook", "healthchecks") if k in t]
     out = []
     if len(kinds) != 1:
@@ -412,6 +430,7 @@ def _targets(job, defaults):
         raw = defaults.get("notify") or []
     out = []
     for t in raw:
+        t = _target(t)
         kind = "webhook" if "webhook" in t else "healthchecks"
         out.append({"kind": kind, "url": t[kind], "on": t.get("on", "transitions")})
     return out
@@ -512,6 +531,9 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
         # singletons, late jobs, tickgate_next_run_timestamp_seconds).
         for s in j["schedule"]:
             argv += ["--schedule", s]
+        if j.get("environment"):
+            j["env_file"] = "%s/%s.json" % (settings["env_dir"].rstrip("/"), j["name"])
+            argv += ["--env-file", j["env_file"]]
         j["argv"] = argv + [j["name"], "--"] + list(j["command"])
         env = [
             ["TICKGATE_STATE_ROOT", settings["state_dir"]],
@@ -529,8 +551,11 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
             ]
         if settings.get("notify_dir"):
             env.append(["TICKGATE_NOTIFY_DIR", settings["notify_dir"]])
-        env += [[k, "" if v is None else str(v)] for k, v in sorted((j.get("environment") or {}).items())]
+        # The unit's Environment= is the helper's own: only tickgate's
+        # settings. The job's variables go to its command alone, through a
+        # file only tickgate reads (--env-file; README "Security model").
         j["env"] = env
+        j["env_vars"] = _env_vars(j.get("environment"))
         j["state_path"] = "%s/%s" % (settings["state_dir"].rstrip("/"), j["name"])
         j["data_path"] = "%s/%s" % (settings["data_dir"].rstrip("/"), j["name"])
         rw = [j["state_path"], settings["lock_dir"], j["data_path"]]
@@ -549,6 +574,12 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
             j["runtime_max"] = "%gs" % (attempts * (span_seconds(j["timeout"]) + span_seconds(kill_after)) + waits + 30)
         out.append(j)
     return out
+
+
+def _env_vars(env):
+    """A job's environment as the helper reads it: names to strings (a
+    number or boolean as YAML gave it, written out; null is empty)."""
+    return {k: "" if v is None else str(v) for k, v in sorted((env or {}).items())}
 
 
 def _armed(job):

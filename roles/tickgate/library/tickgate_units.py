@@ -42,7 +42,8 @@ description:
     wanted), and says so in C(wrote); otherwise the play's write step does it.
   - C(layout) given I(dir) also writes each job's notification targets file
     there (owner I(owner):I(group), mode 0600; the contents, I(secret_files),
-    are no_log) and removes the C(*.json) files of jobs that have none now.
+    are no_log) and removes the C(*.json) files of jobs that have none now;
+    given I(env_dir), the same for each job's environment file (I(env_files)).
 options:
   action:
     description: What to do.
@@ -75,6 +76,15 @@ options:
     type: str
   secret_files:
     description: For layout, targets file name to content (never logged).
+    type: dict
+    default: {}
+  env_dir:
+    description: For layout, the jobs' environment files' directory (owned like the targets files).
+    type: path
+  env_files:
+    description:
+      - For layout, environment file name (C(JOB.json)) to content, a JSON object of the variables a job's command gets (never logged - a value may be a credential).
+      - The other C(*.json) files in I(env_dir) are removed.
     type: dict
     default: {}
   files:
@@ -209,6 +219,9 @@ options:
     elements: dict
   layout_dir:
     description: For host, the layout's I(dir) (the notification targets' directory).
+    type: path
+  layout_env_dir:
+    description: For host, the layout's I(env_dir).
     type: path
   layout_owner:
     description: For host, the layout's I(owner).
@@ -720,20 +733,31 @@ def helper_version(path):
 
 def notify(module, p):
     """Each job's targets file (0600, the supervisor's); others removed."""
-    d, check = p["dir"], module.check_mode
-    if not d or not p["owner"]:
+    if not p["dir"] or not p["owner"]:
         raise RuntimeError("notify needs dir and owner")
+    return secret_dir(module, p["dir"], p["secret_files"], p["owner"], p["group"])
+
+
+def secret_dir(module, d, files, owner, group):
+    """Each of files (name to content) in d, 0600 and owner's; the other
+    *.json files there removed. For files only tickgate reads, whose content
+    may be a secret: a job's notification targets, its environment."""
+    check = module.check_mode
     changes = []
-    uid, gid = _ids(p["owner"], p["group"], check)
+    uid, gid = _ids(owner, group, check)
     _ensure_dir(d, 0, 0, 0o755, check, changes)
-    for name, content in sorted(p["secret_files"].items()):
+    for name, content in sorted(files.items()):
         if "/" in name or not name.endswith(".json") or name.startswith("."):
-            raise RuntimeError("notify: %r is not a job's targets file name" % name)
+            raise RuntimeError("%r is not a job's file name in %s" % (name, d))
         path = os.path.join(d, name)
         try:
             st = os.lstat(path)
             with open(path) as f:
-                same = f.read() == content and (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (uid, gid, 0o600)
+                same = (
+                    stat.S_ISREG(st.st_mode)
+                    and f.read() == content
+                    and (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (uid, gid, 0o600)
+                )
         except FileNotFoundError:
             same = False
         if not same:
@@ -745,7 +769,7 @@ def notify(module, p):
     except FileNotFoundError:
         names = []
     for name in sorted(names):
-        if name.endswith(".json") and name not in p["secret_files"]:
+        if name.endswith(".json") and name not in files:
             changes.append("remove %s" % os.path.join(d, name))
             if not check:
                 os.unlink(os.path.join(d, name))
@@ -753,10 +777,14 @@ def notify(module, p):
 
 
 def lay_out(module, p):
-    """The layout, then (with p["dir"]) the notification targets in the same
-    round trip: the layout's changes, what it moved, the targets changed."""
+    """The layout, then (with p["dir"]) the notification targets and (with
+    p["env_dir"]) the jobs' environment files in the same round trip: the
+    layout's changes, what it moved, the files changed."""
     changes, moved = layout(module, p)
-    return changes, moved, notify(module, p) if p["dir"] else []
+    files = notify(module, p) if p["dir"] else []
+    if p.get("env_dir"):
+        files += secret_dir(module, p["env_dir"], p.get("env_files") or {}, p["owner"], p["group"])
+    return changes, moved, files
 
 
 class GateError(Exception):
@@ -940,6 +968,7 @@ def host_step(module, p, res):
             dirs=p["layout_dirs"],
             job_dirs=p["layout_job_dirs"],
             dir=p["layout_dir"],
+            env_dir=p.get("layout_env_dir"),
             owner=p["layout_owner"],
             group=p["layout_group"],
         )
@@ -1017,11 +1046,15 @@ class LayoutError(Exception):
 
 def _migrate(job, state_dir, data_dir, uid, gid, check, changes, moved):
     """Sort the entries of a state dir a job's user could write: the caller
-    has already taken the directory back, so nothing can change under us."""
+    has already taken the directory back, so nothing can change under us.
+    Nothing in it is trusted as it is: tickgate's own files are set aside to
+    the job's data dir as NAME.untrusted and rebuilt from their validated
+    fields (never a pid, never a control character); a marker always comes
+    back (it stops the job until an operator clears it), whatever it held;
+    everything else was the job's and moves to its data dir."""
     for name in sorted(os.listdir(state_dir)):
         path = os.path.join(state_dir, name)
         st = os.lstat(path)
-        ours = name in TICKGATE_FILES and stat.S_ISREG(st.st_mode) and st.st_nlink == 1
         if name == ".state.lock" or name.startswith(".") and ".tmp-" in name:
             if stat.S_ISDIR(st.st_mode):
                 continue
@@ -1029,15 +1062,19 @@ def _migrate(job, state_dir, data_dir, uid, gid, check, changes, moved):
             if not check:
                 os.unlink(path)
             continue
-        if ours:
-            if (st.st_uid, st.st_gid) != (uid, gid):
-                changes.append("chown %s" % path)
-                if not check:
-                    os.chown(path, uid, gid, follow_symlinks=False)
-                    os.chmod(path, 0o644)
-            continue
-        # The job's data, or a tickgate name that is not a plain file of its
-        # own (a link, a FIFO, a hard link): it belongs to the job, not to us.
+        plain = stat.S_ISREG(st.st_mode) and st.st_nlink == 1
+        rebuilt = None
+        if name in REBUILT and plain:
+            try:
+                rebuilt = REBUILT[name](job, _read_capped(path, MAX_REBUILD))
+            except (OSError, ValueError):
+                rebuilt = None
+        if name in ("done", "halted") and rebuilt is None:
+            # A marker that is not a plain file, or does not read: it still
+            # stops the job.
+            rebuilt = _marker(None, "a %s marker that could not be read (%s)" % (name, "not a plain file" if not plain else "unreadable"))
+        # The job's data, or tickgate's file the job could have written:
+        # set aside in the job's data dir.
         dest_name = name if name not in TICKGATE_FILES else name + ".untrusted"
         dest = os.path.join(data_dir, dest_name)
         if os.path.lexists(dest):
@@ -1048,6 +1085,169 @@ def _migrate(job, state_dir, data_dir, uid, gid, check, changes, moved):
                 os.rename(path, dest)
             except OSError as e:
                 raise LayoutError("job %s: cannot move %s to %s (%s); move it by hand, then deploy again" % (job, path, dest, e))
+        if rebuilt is not None:
+            changes.append("rebuild %s from %s's validated fields" % (path, dest))
+            if not check:
+                write_atomic(path, rebuilt, mode=0o644, uid=uid, gid=gid)
+
+
+# What is read of a file a job's user could have written, to rebuild it.
+MAX_REBUILD = 1 << 20
+
+
+def _read_capped(path, cap):
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise ValueError("not a regular file")
+        data = f.read(cap + 1)
+    if len(data) > cap:
+        raise ValueError("larger than %d bytes" % cap)
+    return data
+
+
+# The helper's rule for text a job could have written (helper/textsafe):
+# C0 and C1 controls, DEL, bidi controls and line separators are escaped.
+_ESC_NAMED = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+_ESC_BIDI = {0x061C, 0x200E, 0x200F, 0x2028, 0x2029} | set(range(0x202A, 0x202F)) | set(range(0x2066, 0x206A))
+
+
+def printable(s, cap=1000):
+    """s with every unsafe character escaped (as \\x1b, \\u202e), at most
+    cap characters; anything but a string is ""."""
+    if not isinstance(s, str):
+        return ""
+    out = []
+    for ch in s[:cap]:
+        o = ord(ch)
+        if ch in _ESC_NAMED:
+            out.append(_ESC_NAMED[ch])
+        elif o < 0x20 or o == 0x7F:
+            out.append("\\x%02x" % o)
+        elif 0x80 <= o <= 0x9F or o in _ESC_BIDI:
+            out.append("\\u%04x" % o)
+        elif 0xD800 <= o <= 0xDFFF:
+            out.append("\\ufffd")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _time(v):
+    """An RFC 3339 time as the helper writes it, or None."""
+    if not isinstance(v, str) or len(v) > 40:
+        return None
+    try:
+        t = datetime.datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if t.tzinfo is None:
+        return None
+    return t.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _count(v, top=10**12):
+    return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= top else 0
+
+
+_RESULTS = ("success", "failed", "skipped", "done", "halted", "interrupted")
+_LOCK_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,199}$")
+_RUN_ID_RE = re.compile(r"^[0-9a-f]{1,32}$")
+
+
+def _run(r):
+    """One run (the latest tick, the last run, a history entry) from its
+    validated fields; a run recorded as running is interrupted now."""
+    if not isinstance(r, dict):
+        return None
+    result = r.get("result")
+    reason = printable(r.get("reason"))
+    if result == "running":
+        result, reason = "interrupted", "recorded as running when tickgate was upgraded"
+    elif result not in _RESULTS:
+        return None
+    code = r.get("exit_code")
+    dur = r.get("duration_seconds")
+    out = {
+        "run_id": r.get("run_id") if isinstance(r.get("run_id"), str) and _RUN_ID_RE.match(r["run_id"]) else "",
+        "result": result,
+        "reason": reason,
+        "started_at": _time(r.get("started_at")),
+        "finished_at": _time(r.get("finished_at")),
+        "duration_seconds": float(dur) if isinstance(dur, (int, float)) and not isinstance(dur, bool) and 0 <= dur < 10**10 else 0,
+        "exit_code": code if isinstance(code, int) and not isinstance(code, bool) and 0 <= code <= 255 else None,
+    }
+    if isinstance(r.get("attempt"), int) and not isinstance(r["attempt"], bool) and 0 < r["attempt"] <= 1000:
+        out["attempt"] = r["attempt"]
+    return out
+
+
+def rebuild_state(job, data):
+    """state.json rebuilt from the validated fields of a file the job's user
+    could have written: the counters, the last success, the latest tick and
+    run, the history; no pid, no schedule cache (the next tick asks
+    systemd again), every text escaped. Raises ValueError when it does not
+    parse: it is then only set aside, and the job starts a new record."""
+    doc = json.loads(data.decode("utf-8", "replace"))
+    if not isinstance(doc, dict):
+        raise ValueError("not a JSON object")
+    lock = doc.get("lock") if isinstance(doc.get("lock"), str) and _LOCK_RE.match(doc["lock"]) else job
+    out = {"job": job, "lock": lock}
+    latest = _run(doc) or {"run_id": "", "result": "", "reason": "", "started_at": None, "finished_at": None,
+                           "duration_seconds": 0, "exit_code": None}
+    out.update(latest)
+    out["last_success_at"] = _time(doc.get("last_success_at"))
+    out["consecutive_failures"] = _count(doc.get("consecutive_failures"), 10**6)
+    out["pid"] = 0
+    out["last_run"] = _run(doc.get("last_run"))
+    skip = doc.get("last_skip")
+    at = _time(skip.get("at")) if isinstance(skip, dict) else None
+    out["last_skip"] = {"at": at, "reason": printable(skip.get("reason"))} if at else None
+    for k in ("runs_total", "failures_total", "skips_total", "retries_total"):
+        out[k] = _count(doc.get(k))
+    cu = doc.get("catch_up")
+    slot = _time(cu.get("slot")) if isinstance(cu, dict) else None
+    if slot:
+        out["catch_up"] = {"slot": slot, "reason": printable(cu.get("reason"))}
+    out["updated_at"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    hist = doc.get("history") if isinstance(doc.get("history"), list) else []
+    runs = [r for r in (_run(x) for x in hist[-1000:]) if r is not None]
+    if runs:
+        out["history"] = runs  # the last key, as the helper keeps it
+    return json.dumps(out, indent=2) + "\n"
+
+
+def _marker(m, why=None):
+    """A done/halted marker from its validated fields (it stops the job
+    whatever it held)."""
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if why is not None or not isinstance(m, dict):
+        reason = "marker from before the upgrade: " + (why or "it did not parse")
+        return json.dumps({"at": now, "reason": reason, "exit_code": None, "run_id": ""}, indent=2) + "\n"
+    code = m.get("exit_code")
+    return (
+        json.dumps(
+            {
+                "at": _time(m.get("at")) or now,
+                "reason": printable(m.get("reason")),
+                "exit_code": code if isinstance(code, int) and not isinstance(code, bool) and 0 <= code <= 255 else None,
+                "run_id": m.get("run_id") if isinstance(m.get("run_id"), str) and _RUN_ID_RE.match(m["run_id"]) else "",
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+def rebuild_marker(job, data):
+    try:
+        m = json.loads(data.decode("utf-8", "replace"))
+    except ValueError:
+        return _marker(None)
+    return _marker(m)
+
+
+REBUILT = {"state.json": rebuild_state, "done": rebuild_marker, "halted": rebuild_marker}
 
 
 def layout(module, p):
@@ -1095,11 +1295,6 @@ def _plan_job(j, check, changes, moved):
         # Take the directory back first: from here on its old owner can
         # neither add, remove nor swap an entry while we sort them.
         _ensure_dir(state_dir, sup_uid, sup_gid, 0o755, check, changes)
-        if check:
-            for name in sorted(os.listdir(state_dir)):
-                if name not in TICKGATE_FILES and not name.startswith("."):
-                    moved.append("%s -> %s" % (os.path.join(state_dir, name), os.path.join(data_dir, name)))
-            return
         _migrate(j["job"], state_dir, data_dir, sup_uid, sup_gid, check, changes, moved)
         return
     _ensure_dir(state_dir, sup_uid, sup_gid, 0o755, check, changes)
@@ -1199,6 +1394,8 @@ def main():
             owner=dict(type="str"),
             group=dict(type="str"),
             secret_files=dict(type="dict", default={}, no_log=True),
+            env_dir=dict(type="path"),
+            env_files=dict(type="dict", default={}, no_log=True),
             files=dict(type="list", elements="dict", default=[]),
             private_files=dict(type="list", elements="dict", default=[]),
             private_contents=dict(type="dict", default={}, no_log=True),
@@ -1229,6 +1426,7 @@ def main():
             layout_dirs=dict(type="list", elements="dict"),
             layout_job_dirs=dict(type="list", elements="dict"),
             layout_dir=dict(type="path"),
+            layout_env_dir=dict(type="path"),
             layout_owner=dict(type="str"),
             layout_group=dict(type="str"),
             # write: the command that reopens the gate once the units are

@@ -174,6 +174,7 @@ class Normalize(unittest.TestCase):
         "kill_after": "10s",
         "data_dir": "/var/lib/tickgate-data",
         "supervisor": "tickgate",
+        "env_dir": "/etc/tickgate/env",
     }
     defaults = {"lock": "", "mode": "recurring", "environment": {}, "read_write_paths": [], "timeout": 0, "gate_fail": "closed"}
 
@@ -207,7 +208,14 @@ class Normalize(unittest.TestCase):
         )
         self.assertEqual(j["argv"][-4:], ["backfill", "--", "/opt/b", "--x"])
         self.assertIn("--timeout", j["argv"])
-        self.assertEqual(j["env"][-2:], [["A", "1"], ["B", "2"]])
+        # The job's variables reach its command alone: never the unit's
+        # Environment= (the helper's own), but a file the helper reads.
+        self.assertNotIn("A", dict(j["env"]))
+        self.assertEqual(j["env_vars"], {"A": "1", "B": "2"})
+        self.assertEqual(j["env_file"], "/etc/tickgate/env/backfill.json")
+        i = j["argv"].index("--env-file")
+        self.assertEqual(j["argv"][i + 1], "/etc/tickgate/env/backfill.json")
+        self.assertLess(i, j["argv"].index("backfill"))
         self.assertEqual(j["runtime_max"], "1540s")  # 25 min + 10 s + 30 s
         self.assertEqual(j["stop_timeout"], "30s")
         self.assertEqual(j["schedule"], ["hourly"])
@@ -226,6 +234,17 @@ class Normalize(unittest.TestCase):
                 "TICKGATE_SUPERVISOR": "tickgate",
             },
         )
+
+    def test_the_job_environment_never_reaches_the_unit(self):
+        # The ordinary venv job: its PATH first, a loader variable besides.
+        j = self.norm(environment={"PATH": "/opt/app/venv/bin:/usr/bin:/bin", "LD_PRELOAD": "/opt/app/x.so", "PORT": 8080, "EMPTY": None})
+        self.assertTrue(all(k.startswith("TICKGATE_") for k, _ in j["env"]), j["env"])
+        self.assertEqual(
+            j["env_vars"], {"PATH": "/opt/app/venv/bin:/usr/bin:/bin", "LD_PRELOAD": "/opt/app/x.so", "PORT": "8080", "EMPTY": ""}
+        )
+        plain = self.norm()
+        self.assertNotIn("--env-file", plain["argv"])
+        self.assertEqual(plain["env_vars"], {})
 
     def test_nonroot_job_runs_only_its_command_as_its_user(self):
         j = self.norm(user="svc", group="svcg", working_directory="/srv/x")
