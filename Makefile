@@ -15,7 +15,7 @@ STEPS       := scripts/run-steps
 # The role's Python (filter plugin, module, tests) is formatted with black.
 BLACK_FLAGS := --line-length 130
 # Go native fuzz targets (package:Target); make test runs each briefly.
-FUZZ_TARGETS := gate:FuzzParse state:FuzzParseState state:FuzzParseLazy state:FuzzParseMarker timespec:FuzzParseDuration timespec:FuzzParseTime cli:FuzzParseCodes
+FUZZ_TARGETS := gate:FuzzParse state:FuzzParseState state:FuzzParseLazy state:FuzzParseMarker timespec:FuzzParseDuration timespec:FuzzParseTime cli:FuzzParseCodes textsafe:FuzzClean
 FUZZTIME    ?= 60s
 # make test's brief run: a count of inputs, not a duration. A -fuzztime
 # duration races Go's fuzz coordinator (golang/go#75804, fixed in Go 1.27):
@@ -86,7 +86,7 @@ test: deps
 	  "go test -race"    "scripts/pgtest run -- $(MAKE) --no-print-directory go-test" \
 	  "fuzz (brief)"     "$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_BRIEF)" \
 	  "filter tests"     "$(VENV_BIN)/python -m unittest discover -s roles/tickgate/tests -v" \
-	  "black"            "$(VENV_BIN)/black --check --diff $(BLACK_FLAGS) roles" \
+	  "black"            "$(VENV_BIN)/black --check --diff $(BLACK_FLAGS) roles playbooks" \
 	  "promtool rules"   "$(MAKE) --no-print-directory rules" \
 	  "yamllint"         "$(VENV_BIN)/yamllint --strict ." \
 	  "ansible-lint"     "$(VENV_BIN)/ansible-lint" \

@@ -470,3 +470,87 @@ func TestFleetMigrateCheck(t *testing.T) {
 		t.Fatalf("migrate --check against an unreachable database took %s", took)
 	}
 }
+
+// gate check gives the tick's answer for the fleet's checks too: the fleet
+// gate and a fleet lock group's back-off, as an operator (the job's fleet
+// flags from its state.json) and from inside the running job (its
+// supervisor holds the fleet connection a job's user cannot); and a fleet
+// that cannot be asked stops both by the job's --gate-fail.
+func TestFleetGateCheckAgreesWithTheTick(t *testing.T) {
+	h := fleetEnvs(t, 1)[0]
+	h.extraEnv = append(h.extraEnv, "PATH="+filepath.Dir(bin)+":/usr/bin:/bin")
+	flags := []string{"--lock-scope", "fleet", "--lock", "fg"}
+	h.mustCode(0, append(append([]string{"run"}, flags...), "j", "--", "true")...)
+	for _, c := range []struct {
+		name        string
+		apply, undo []string
+		prefix      string
+	}{
+		{"fleet gate closed", []string{"gate", "close", "--fleet", "--reason", "release 5"}, []string{"gate", "open", "--fleet"}, "gate-closed: fleet: release 5"},
+		{"fleet job paused", []string{"gate", "pause", "j", "--fleet", "--reason", "quota"}, []string{"gate", "resume", "j", "--fleet"}, "job-paused: fleet: quota"},
+		{"fleet back-off", []string{"backoff", "--fleet", "--lock", "fg", "--for", "1h", "--reason", "429"}, []string{"backoff", "--clear", "--fleet", "--lock", "fg"}, "backoff: lock group fg until"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h.mustCode(0, c.apply...)
+			if r := h.mustCode(75, append(append([]string{"run"}, flags...), "j", "--", "true")...); !strings.Contains(r.stderr, c.prefix) {
+				t.Fatalf("tick: %s", r.stderr)
+			}
+			if r := h.mustCode(75, "gate", "check", "j"); !strings.Contains(r.stderr, c.prefix) {
+				t.Fatalf("gate check: %s", r.stderr)
+			}
+			h.mustCode(0, c.undo...)
+			ready, goOn := filepath.Join(h.dir, "ready"), filepath.Join(h.dir, "go")
+			os.Remove(ready)
+			os.Remove(goOn)
+			script := `: > "$1"; while [ ! -e "$2" ]; do sleep 0.02; done; tickgate gate check 2>&1; echo "code=$?"`
+			run := h.cmd(append(append([]string{"run"}, flags...), "j", "--", "/bin/sh", "-c", script, "sh", ready, goOn)...)
+			var out strings.Builder
+			run.Stdout, run.Stderr = &out, &out
+			if err := run.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the job to run", func() bool { return fileExists(ready) })
+			h.mustCode(0, c.apply...)
+			if err := os.WriteFile(goOn, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_ = run.Wait()
+			h.mustCode(0, c.undo...)
+			if !strings.Contains(out.String(), "code=75") || !strings.Contains(out.String(), c.prefix) {
+				t.Fatalf("gate check inside the job: %s", out.String())
+			}
+		})
+	}
+	// The fleet unreachable: the tick and gate check both stop the job (a
+	// fleet-scoped lock group never runs without its fleet lock).
+	if err := os.WriteFile(h.dir+"/fleet-tick.dsn", []byte("postgresql://tickgate_tick:pw@127.0.0.1:1/tickgate?sslmode=disable"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.mustCode(78, append(append([]string{"run", "--fleet-timeout", "1s"}, flags...), "j", "--", "true")...); !strings.Contains(r.stderr, "fleet lock unavailable") {
+		t.Fatalf("tick, fleet unreachable: %s", r.stderr)
+	}
+	if r := h.mustCode(78, "--fleet-timeout", "1s", "gate", "check", "j"); !strings.Contains(r.stderr, "fleet lock unavailable") {
+		t.Fatalf("gate check, fleet unreachable: %s", r.stderr)
+	}
+}
+
+// Fleet records are other hosts' words: status --fleet prints their text
+// escaped, as every printer does (text and JSON, and --printable).
+func TestFleetStatusEscapesRecords(t *testing.T) {
+	h := fleetEnvs(t, 1)[0]
+	h.mustCode(0, "run", "--fleet", "j", "--", "true")
+	rec, _ := json.Marshal(map[string]any{"lock": "x\x1b[2J", "result": "failed", "reason": hostileText, "running": true, "pid": 1})
+	psql(t, fmt.Sprintf("INSERT INTO tickgate.jobs (host, job, record) VALUES (%s, %s, %s::jsonb)",
+		sqlQuote("evil\x1b]0;x\x07host"), sqlQuote("job\u202e"), sqlQuote(string(rec))))
+	for _, args := range [][]string{{"status", "--fleet"}, {"status", "--fleet", "--json"}, {"status", "--fleet", "--json", "--printable"}} {
+		r := h.mustCode(0, args...)
+		if bad := unsafeIn(r.stdout + r.stderr); bad != "" {
+			t.Errorf("%v holds %s:\n%s", args, bad, r.stdout)
+		}
+		if !strings.Contains(r.stdout, "evil") {
+			t.Errorf("%v lost the forged row:\n%s", args, r.stdout)
+		}
+	}
+}
+
+func sqlQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

@@ -125,9 +125,9 @@ func (g *Group) write() {
 	data, _ := json.Marshal(g.record)
 	data = append(data, '\n')
 	f := g.lock
-	// One write at offset 0 then a truncate to its length: a reader sees
-	// either record whole or the new one beginning with the old one's end
-	// cut off (json then fails, and the reader takes it as busy).
+	// One write at offset 0, then a truncate to its length: a holder killed
+	// in between leaves the new record followed by the old one's tail,
+	// which parseRecord passes over.
 	if _, err := f.WriteAt(data, 0); err == nil {
 		_ = f.Truncate(int64(len(data)))
 		g.wrote = true
@@ -216,9 +216,10 @@ func (g *Group) leftover() (bool, string) {
 	}
 	r, ok := parseRecord(buf[:n])
 	if !ok {
-		// A record cut off by a write in progress, or not ours: whoever
-		// wrote it is alive or just died; ask again later.
-		return true, "the holder record is being written"
+		// Not a record tickgate wrote whole: nothing to wait for (only the
+		// supervisor and root can write the file).
+		_ = g.lock.Truncate(0)
+		return false, ""
 	}
 	if alive, what := r.Alive(); alive {
 		return true, what
@@ -229,9 +230,11 @@ func (g *Group) leftover() (bool, string) {
 	return false, ""
 }
 
+// parseRecord reads the first JSON value of b: what follows it is the end of
+// a longer record a holder killed between its write and its truncate left.
 func parseRecord(b []byte) (Record, bool) {
 	var r Record
-	if json.Unmarshal(bytes.TrimSpace(b), &r) != nil || r.Helper <= 0 {
+	if json.NewDecoder(bytes.NewReader(b)).Decode(&r) != nil || r.Helper <= 0 {
 		return r, false
 	}
 	return r, true
@@ -286,8 +289,19 @@ func OwnCgroup() string {
 	return ""
 }
 
-// CgroupRoot is where the cgroup v2 hierarchy is mounted.
-var CgroupRoot = "/sys/fs/cgroup"
+// CgroupRoots are where the cgroup v2 hierarchy may be mounted: on its own
+// (systemd's unified mode), or beside the v1 controllers (hybrid mode).
+var CgroupRoots = []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}
+
+// cgroupRoot is the first of CgroupRoots that is a cgroup v2 mount.
+func cgroupRoot() string {
+	for _, r := range CgroupRoots {
+		if _, err := os.Stat(filepath.Join(r, "cgroup.controllers")); err == nil {
+			return r
+		}
+	}
+	return CgroupRoots[0]
+}
 
 // Populated says whether the cgroup (v2 path) has any process in it or
 // below it; false when it is gone.
@@ -295,7 +309,7 @@ func Populated(cg string) bool {
 	if strings.Contains(cg, "..") {
 		return false
 	}
-	data, err := os.ReadFile(filepath.Join(CgroupRoot, cg, "cgroup.events"))
+	data, err := os.ReadFile(filepath.Join(cgroupRoot(), cg, "cgroup.events"))
 	if err != nil {
 		return false
 	}

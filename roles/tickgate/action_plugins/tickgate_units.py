@@ -65,11 +65,7 @@ def notify_files(jobs):
 def env_files(jobs):
     """Each job's environment file name and content (the variables its
     command gets, and tickgate never does)."""
-    return {
-        "%s.json" % j["name"]: json.dumps(j["env_vars"], indent=4, sort_keys=True) + "\n"
-        for j in jobs
-        if j.get("env_vars")
-    }
+    return {"%s.json" % j["name"]: json.dumps(j["env_vars"], indent=4, sort_keys=True) + "\n" for j in jobs if j.get("env_vars")}
 
 
 def layout_args(lay, jobs):

@@ -296,7 +296,10 @@ def tickgate_job_errors(jobs, defaults=None, supervisor=None, fleet=False):
                     if not isinstance(k, str) or not _ENV_NAME.match(k):
                         err("environment", "invalid variable name %r" % (k,))
                     elif k.startswith("TICKGATE_"):
-                        err("environment", "%s: TICKGATE_ variables are tickgate's own (the command gets them from its supervisor)" % k)
+                        err(
+                            "environment",
+                            "%s: TICKGATE_ variables are tickgate's own (the command gets them from its supervisor)" % k,
+                        )
                     elif isinstance(env[k], (dict, list)):
                         err("environment", "%s: a value must be a string or a number, not a %s" % (k, type(env[k]).__name__))
                     elif "\x00" in str(env[k]):
@@ -381,12 +384,19 @@ def tickgate_job_errors(jobs, defaults=None, supervisor=None, fleet=False):
     return errors
 
 
+def _on_key(k):
+    """Whether k is a bare on: key as Ansible hands it over: YAML 1.1 reads
+    `on` as the boolean true, and a JSON round trip (the plan) makes that
+    the string "true"."""
+    return k is True or k == "true"
+
+
 def _target(t):
     """A notification target as the user meant it. Ansible reads inventory
     YAML as YAML 1.1, where a bare on: key is the boolean true: `on: every`,
     as the README writes it, arrives as {True: "every"}. That key is on."""
-    if isinstance(t, dict) and any(k is True for k in t) and "on" not in t:
-        t = {("on" if k is True else k): v for k, v in t.items()}
+    if isinstance(t, dict) and any(_on_key(k) for k in t) and "on" not in t:
+        t = {("on" if _on_key(k) else k): v for k, v in t.items()}
     return t
 
 
@@ -396,8 +406,8 @@ def _target_errors(t):
     secret: it is never echoed."""
     if not isinstance(t, dict):
         return ["must be a dict like {webhook: URL} or {healthchecks: URL, on: every}"]
-    if any(k is True for k in t) and "on" in t:
-        return ["on: given twice (a bare on: key, which YAML 1.1 reads as true, and a quoted \"on\":)"]
+    if any(_on_key(k) for k in t) and "on" in t:
+        return ['on: given twice (a bare on: key, which YAML 1.1 reads as true, and a quoted "on":)']
     t = _target(t)
     kinds = [k for k in ("webhook", "healthchecks") if k in t]
     out = []

@@ -1072,7 +1072,9 @@ def _migrate(job, state_dir, data_dir, uid, gid, check, changes, moved):
         if name in ("done", "halted") and rebuilt is None:
             # A marker that is not a plain file, or does not read: it still
             # stops the job.
-            rebuilt = _marker(None, "a %s marker that could not be read (%s)" % (name, "not a plain file" if not plain else "unreadable"))
+            rebuilt = _marker(
+                None, "a %s marker that could not be read (%s)" % (name, "not a plain file" if not plain else "unreadable")
+            )
         # The job's data, or tickgate's file the job could have written:
         # set aside in the job's data dir.
         dest_name = name if name not in TICKGATE_FILES else name + ".untrusted"
@@ -1174,7 +1176,9 @@ def _run(r):
         "reason": reason,
         "started_at": _time(r.get("started_at")),
         "finished_at": _time(r.get("finished_at")),
-        "duration_seconds": float(dur) if isinstance(dur, (int, float)) and not isinstance(dur, bool) and 0 <= dur < 10**10 else 0,
+        "duration_seconds": (
+            float(dur) if isinstance(dur, (int, float)) and not isinstance(dur, bool) and 0 <= dur < 10**10 else 0
+        ),
         "exit_code": code if isinstance(code, int) and not isinstance(code, bool) and 0 <= code <= 255 else None,
     }
     if isinstance(r.get("attempt"), int) and not isinstance(r["attempt"], bool) and 0 < r["attempt"] <= 1000:
@@ -1193,8 +1197,15 @@ def rebuild_state(job, data):
         raise ValueError("not a JSON object")
     lock = doc.get("lock") if isinstance(doc.get("lock"), str) and _LOCK_RE.match(doc["lock"]) else job
     out = {"job": job, "lock": lock}
-    latest = _run(doc) or {"run_id": "", "result": "", "reason": "", "started_at": None, "finished_at": None,
-                           "duration_seconds": 0, "exit_code": None}
+    latest = _run(doc) or {
+        "run_id": "",
+        "result": "",
+        "reason": "",
+        "started_at": None,
+        "finished_at": None,
+        "duration_seconds": 0,
+        "exit_code": None,
+    }
     out.update(latest)
     out["last_success_at"] = _time(doc.get("last_success_at"))
     out["consecutive_failures"] = _count(doc.get("consecutive_failures"), 10**6)

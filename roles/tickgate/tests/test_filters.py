@@ -4,6 +4,7 @@ What systemd actually does with these strings is proven on a real host by
 molecule/default (the argv job); these pin the exact encoding."""
 
 import os
+import re
 import sys
 import unittest
 
@@ -237,7 +238,9 @@ class Normalize(unittest.TestCase):
 
     def test_the_job_environment_never_reaches_the_unit(self):
         # The ordinary venv job: its PATH first, a loader variable besides.
-        j = self.norm(environment={"PATH": "/opt/app/venv/bin:/usr/bin:/bin", "LD_PRELOAD": "/opt/app/x.so", "PORT": 8080, "EMPTY": None})
+        j = self.norm(
+            environment={"PATH": "/opt/app/venv/bin:/usr/bin:/bin", "LD_PRELOAD": "/opt/app/x.so", "PORT": 8080, "EMPTY": None}
+        )
         self.assertTrue(all(k.startswith("TICKGATE_") for k, _ in j["env"]), j["env"])
         self.assertEqual(
             j["env_vars"], {"PATH": "/opt/app/venv/bin:/usr/bin:/bin", "LD_PRELOAD": "/opt/app/x.so", "PORT": "8080", "EMPTY": ""}
@@ -432,3 +435,50 @@ class Spans(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class ReadmeNotifyExample(unittest.TestCase):
+    """The README's notify example, read as Ansible reads an inventory file
+    (YAML 1.1: a bare on: key is the boolean true), passes preflight and
+    means on: every."""
+
+    def example(self):
+        readme = os.path.join(os.path.dirname(__file__), "..", "..", "..", "README.md")
+        with open(readme, encoding="utf-8") as f:
+            text = f.read()
+        blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+        block = next(b for b in blocks if "on: every" in b and "tickgate_notify:" in b)
+        # What Ansible templates before the role sees it: a vaulted URL, or
+        # a part of one.
+        block = re.sub(r'"\{\{[^}]*\}\}"', '"https://hooks.example/x"', block)
+        return re.sub(r"\{\{[^}]*\}\}", "x", block)
+
+    def test_as_ansible_loads_it(self):
+        from ansible.parsing.yaml.loader import AnsibleLoader
+
+        data = AnsibleLoader(self.example()).get_single_data()
+        target = data["tickgate_jobs"][0]["notify"][0]
+        self.assertIn(True, target)  # the premise: YAML 1.1 made the key a boolean
+        self.assertEqual(t.tickgate_job_errors(data["tickgate_jobs"]), [])
+        self.assertEqual(t.tickgate_target_errors(data["tickgate_notify"]), [])
+        settings = dict(Normalize.settings, notify=data["tickgate_notify"], notify_dir="/etc/tickgate/notify")
+        j = t.tickgate_normalize_jobs(data["tickgate_jobs"], Normalize.defaults, settings)[0]
+        self.assertEqual(j["notify_targets"], [{"kind": "healthchecks", "url": "https://hc-ping.com/x", "on": "every"}])
+
+    def test_quoted_and_bare_on_given_twice(self):
+        errs = t.tickgate_target_errors([{"webhook": "https://h/x", "on": "every", True: "transitions"}])
+        self.assertEqual(len(errs), 1)
+        self.assertIn("on: given twice", errs[0])
+
+    def test_through_the_plan_json(self):
+        # The plan stores the job list as JSON: a boolean key becomes "true".
+        import json
+
+        jobs = json.loads(
+            json.dumps(
+                [{"name": "j", "command": ["/x"], "schedule": "hourly", "notify": [{"webhook": "https://h/x", True: "every"}]}]
+            )
+        )
+        self.assertEqual(t.tickgate_job_errors(jobs), [])
+        j = t.tickgate_normalize_jobs(jobs, Normalize.defaults, Normalize.settings)[0]
+        self.assertEqual(j["notify_targets"], [{"kind": "webhook", "url": "https://h/x", "on": "every"}])

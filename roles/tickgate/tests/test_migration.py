@@ -64,7 +64,10 @@ class Migration(unittest.TestCase):
             "failures_total": -5,
             "last_success_at": "2026-11-01T02:00:00Z",
             "next_due": "2099-01-01T00:00:00Z",
-            "history": [{"result": "failed", "reason": ESC, "exit_code": 2, "started_at": "2026-11-01T02:00:00Z"}, {"result": "pwned"}],
+            "history": [
+                {"result": "failed", "reason": ESC, "exit_code": 2, "started_at": "2026-11-01T02:00:00Z"},
+                {"result": "pwned"},
+            ],
         }
         self.put("state.json", forged)
         changes, moved = self.migrate()
@@ -105,7 +108,9 @@ class Migration(unittest.TestCase):
         self.migrate()
         self.assertTrue(os.path.islink(os.path.join(self.data, "halted.untrusted")))
         st = os.lstat(os.path.join(self.state, "halted"))
-        self.assertTrue(os.path.isfile(os.path.join(self.state, "halted")) and not os.path.islink(os.path.join(self.state, "halted")))
+        self.assertTrue(
+            os.path.isfile(os.path.join(self.state, "halted")) and not os.path.islink(os.path.join(self.state, "halted"))
+        )
         self.assertEqual(st.st_mode & 0o777, 0o644)
         self.assertIn("not a plain file", json.loads(self.read(self.state, "halted"))["reason"])
 
