@@ -28,15 +28,20 @@ func fleetCommand(e *env) *ucli.Command {
 		Subcommands: []*ucli.Command{{
 			Name:      "migrate",
 			Usage:     "bring the fleet schema to this helper's version and grant the tick role",
-			UsageText: "tickgate fleet migrate [--tick-role ROLE] [--check]",
+			UsageText: "tickgate fleet migrate [--tick-role ROLE] [--register JSON] [--check]",
 			Description: `With the admin role's DSN (--fleet-admin-dsn-file). Idempotent, and safe
 when several deploys run it at once; refuses a schema newer than this helper.
 With --check it changes nothing: exit 0 when the schema is this helper's
 version and the tick role holds its grants, 1 (saying what) when a migrate
 would do anything. The deploy's first step reopens the gate itself only then.
-Example: tickgate fleet migrate --tick-role tickgate_tick`,
+--register maps each host of the play to the login role its ticks connect as
+(only that role may act for the host) and registers each floating
+singleton's schedule: {"hosts": {"HOST": "ROLE"}, "singletons": {"JOB":
+{"schedule": SHA256, "interval": SECONDS}}} (the deploy computes it).
+Example: tickgate fleet migrate --tick-role tickgate_tick --register '{"hosts": {"web1": "tickgate_tick_web1"}}'`,
 			Flags: []ucli.Flag{
 				&ucli.StringFlag{Name: "tick-role", Value: "tickgate_tick", Usage: "the `ROLE` ticks connect as"},
+				&ucli.StringFlag{Name: "register", Usage: "the hosts' login roles and the floating singletons' schedules, as `JSON`"},
 				&ucli.BoolFlag{Name: "check", Usage: "change nothing; exit 1 when a migrate would do anything"},
 			},
 			Action: func(c *ucli.Context) error {
@@ -48,12 +53,17 @@ Example: tickgate fleet migrate --tick-role tickgate_tick`,
 				if err != nil {
 					return exitcode.UsageError("%v", err)
 				}
+				reg, err := parseRegistration(c.String("register"))
+				if err != nil {
+					return exitcode.UsageError("--register: %v", err)
+				}
 				dsn, err := fleet.ReadDSN(g.FleetAdminDSNFile, g.Owners)
 				if err != nil {
 					return exitcode.New(exitcode.GateBad, "%v", err)
 				}
+				insecure := c.Bool("fleet-insecure")
 				if c.Bool("check") {
-					pending, err := fleet.Pending(c.Context, fleet.Options{DSN: dsn, Timeout: t, AppName: "tickgate migrate --check"}, c.String("tick-role"))
+					pending, err := fleet.Pending(c.Context, fleet.Options{DSN: dsn, Timeout: t, Insecure: insecure, AppName: "tickgate migrate --check"}, c.String("tick-role"), reg)
 					if err != nil {
 						return exitcode.New(exitcode.GateBad, "%v", err)
 					}
@@ -63,7 +73,7 @@ Example: tickgate fleet migrate --tick-role tickgate_tick`,
 					fmt.Fprintf(e.stdout, "fleet schema up to date (version %d), role %s granted\n", fleet.SchemaVersion, c.String("tick-role"))
 					return nil
 				}
-				applied, err := fleet.Migrate(c.Context, fleet.Options{DSN: dsn, Timeout: t, AppName: "tickgate migrate"}, c.String("tick-role"))
+				applied, err := fleet.Migrate(c.Context, fleet.Options{DSN: dsn, Timeout: t, Insecure: insecure, AppName: "tickgate migrate"}, c.String("tick-role"), reg)
 				if err != nil {
 					return exitcode.New(exitcode.Failure, "%v", err)
 				}
@@ -82,15 +92,55 @@ Example: tickgate fleet migrate --tick-role tickgate_tick`,
 	}
 }
 
+// parseRegistration reads --register's JSON (empty: nothing to register).
+func parseRegistration(doc string) (fleet.Registration, error) {
+	var reg fleet.Registration
+	if strings.TrimSpace(doc) == "" {
+		return reg, nil
+	}
+	var raw struct {
+		Hosts      map[string]string `json:"hosts"`
+		Singletons map[string]struct {
+			Schedule string  `json:"schedule"`
+			Interval float64 `json:"interval"`
+		} `json:"singletons"`
+	}
+	dec := json.NewDecoder(strings.NewReader(doc))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&raw); err != nil {
+		return reg, fmt.Errorf("not the JSON expected ({\"hosts\": {HOST: ROLE}, \"singletons\": {JOB: {\"schedule\", \"interval\"}}}): %v", err)
+	}
+	reg.Hosts = raw.Hosts
+	for host, role := range raw.Hosts {
+		if err := state.ValidName("lock", host); err != nil || role == "" || len(role) > 63 {
+			return reg, fmt.Errorf("host %q as role %q: a host name ([A-Za-z0-9][A-Za-z0-9_.@-]*) and a role name (1-63 characters)", host, role)
+		}
+	}
+	reg.Singletons = map[string]fleet.Singleton{}
+	for job, sg := range raw.Singletons {
+		if err := state.ValidName("job", job); err != nil {
+			return reg, err
+		}
+		if len(sg.Schedule) != 64 || sg.Interval <= 0 {
+			return reg, fmt.Errorf("floating singleton %s: a schedule hash (64 hex digits) and an interval in seconds", job)
+		}
+		reg.Singletons[job] = fleet.Singleton{Schedule: sg.Schedule, Interval: sg.Interval}
+	}
+	return reg, nil
+}
+
 // fleetStatus is `status --fleet --json`.
 type fleetStatus struct {
-	Schema      int                `json:"schema"`
-	GeneratedAt time.Time          `json:"generated_at"`
-	Gate        status.GateView    `json:"gate"`
-	Hosts       []fleetHost        `json:"hosts"`
-	Jobs        []fleetJob         `json:"jobs"`
-	Locks       []fleet.LockHolder `json:"locks"`
-	Singletons  []fleet.Slot       `json:"singletons"` // each floating singleton's latest slot
+	Schema      int       `json:"schema"`
+	GeneratedAt time.Time `json:"generated_at"`
+	// Skipped are records that do not parse as a tick's: named, and left
+	// out, so that one bad row never hides the others.
+	Skipped    []string           `json:"skipped,omitempty"`
+	Gate       status.GateView    `json:"gate"`
+	Hosts      []fleetHost        `json:"hosts"`
+	Jobs       []fleetJob         `json:"jobs"`
+	Locks      []fleet.LockHolder `json:"locks"`
+	Singletons []fleet.Slot       `json:"singletons"` // each floating singleton's latest slot
 }
 
 type fleetHost struct {
@@ -152,7 +202,8 @@ func collectFleet(c *ucli.Context) (*fleetStatus, error) {
 			Halted  bool `json:"halted"`
 		}
 		if err := json.Unmarshal(r.Record, &p); err != nil {
-			return nil, exitcode.New(exitcode.Failure, "status --fleet: host %s job %s: %v", r.Host, r.Job, err)
+			fs.Skipped = append(fs.Skipped, fmt.Sprintf("host %s job %s: the record does not parse: %v", r.Host, r.Job, err))
+			continue
 		}
 		j := fleetJob{Host: r.Host, Job: r.Job, Lock: p.Lock, Result: p.Result, Reason: p.Reason, ExitCode: p.ExitCode,
 			LastSuccessAt: p.LastSuccessAt, ConsecutiveFailures: p.ConsecutiveFailures, Running: p.Running, PID: p.PID,
@@ -213,9 +264,10 @@ func printFleetStatus(w io.Writer, fs *fleetStatus) {
 		fmt.Fprintln(w, "fleet locks: none held")
 	} else {
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "FLEET LOCK\tHOST\tJOB\tPID\tSINCE\tFENCE")
+		fmt.Fprintln(tw, "FLEET LOCK\tHOST\tJOB\tPID\tSINCE\tLEASE UNTIL\tFENCE")
 		for _, l := range fs.Locks {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%d\n", textsafe.Clean(l.Group), textsafe.Clean(l.Host), textsafe.Clean(l.Job), l.PID, short(l.Since, now), l.Fence)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\n", textsafe.Clean(l.Group), textsafe.Clean(l.Host), textsafe.Clean(l.Job), l.PID,
+				short(l.Since, now), short(l.LeaseUntil, now), l.Fence)
 		}
 		tw.Flush()
 	}
@@ -242,7 +294,7 @@ func fleetClient(c *ucli.Context, file string) (*fleet.Client, error) {
 		return nil, exitcode.New(exitcode.GateBad, "%v", err)
 	}
 	host, _ := os.Hostname()
-	fc, err := fleet.Connect(c.Context, fleet.Options{DSN: dsn, Timeout: t, AppName: "tickgate " + host + " operator"})
+	fc, err := fleet.Connect(c.Context, fleet.Options{DSN: dsn, Timeout: t, Insecure: c.Bool("fleet-insecure"), AppName: "tickgate " + host + " operator"})
 	if err != nil {
 		return nil, exitcode.New(exitcode.GateBad, "%v", err)
 	}

@@ -145,6 +145,9 @@ Example: tickgate status --json | jq '.jobs[] | select(.halted != null) | .job'`
 				if err != nil {
 					return err
 				}
+				for _, sk := range fs.Skipped {
+					fmt.Fprintf(e.stderr, "tickgate: warning: status --fleet: %s\n", textsafe.Clean(sk))
+				}
 				if c.Bool("json") {
 					if c.Bool("printable") {
 						textsafe.Strings(fs)

@@ -243,6 +243,16 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 		if cfg.Fleet.Timeout, err = durationFlag(c, "fleet-timeout"); err != nil {
 			return cfg, fmt.Errorf("job %s: %v", job, err)
 		}
+		if cfg.Fleet.MaxSkew, err = durationFlag(c, "fleet-max-skew"); err != nil {
+			return cfg, fmt.Errorf("job %s: %v", job, err)
+		}
+		if cfg.Fleet.LeaseTTL, err = durationFlag(c, "fleet-lease-ttl"); err != nil {
+			return cfg, fmt.Errorf("job %s: %v", job, err)
+		}
+		if cfg.Fleet.LeaseTTL < 6*time.Second || cfg.Fleet.LeaseTTL > time.Hour {
+			return cfg, fmt.Errorf("job %s: --fleet-lease-ttl: %s is not between 6s and 1h", job, cfg.Fleet.LeaseTTL)
+		}
+		cfg.Fleet.Insecure = c.Bool("fleet-insecure")
 	}
 	if cfg.Cred, err = credential(c.String("user"), c.String("group")); err != nil {
 		return cfg, fmt.Errorf("job %s: %v", job, err)

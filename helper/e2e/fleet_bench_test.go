@@ -21,7 +21,7 @@ import (
 // benchmark database.
 func benchFleetEnv(b *testing.B) (*env, fleettest.DSNs) {
 	d := fleettest.DB(b, "bench", func(dsn string) error {
-		_, err := fleet.Migrate(context.Background(), fleet.Options{DSN: dsn}, "tickgate_tick")
+		_, err := fleet.Migrate(context.Background(), fleet.Options{DSN: dsn}, "tickgate_tick", fleet.Registration{})
 		return err
 	})
 	e := newEnv(&testing.T{})

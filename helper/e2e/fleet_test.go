@@ -24,7 +24,7 @@ import (
 func fleetEnvs(t *testing.T, n int) []*env {
 	t.Helper()
 	d := fleettest.DB(t, "e2e", func(dsn string) error {
-		_, err := fleet.Migrate(context.Background(), fleet.Options{DSN: dsn}, "tickgate_tick")
+		_, err := fleet.Migrate(context.Background(), fleet.Options{DSN: dsn}, "tickgate_tick", fleet.Registration{})
 		return err
 	})
 	admin, tick := d.Admin, d.Tick
@@ -83,7 +83,7 @@ func TestFleetGateStopsEveryHost(t *testing.T) {
 // decides, and a fleet-scoped lock group never runs without its lock.
 func TestFleetUnreachable(t *testing.T) {
 	h := fleetEnvs(t, 1)[0]
-	if err := os.WriteFile(h.dir+"/fleet-tick.dsn", []byte("postgresql://tickgate_tick:pw@127.0.0.1:1/tickgate?sslmode=disable"), 0o600); err != nil {
+	if err := os.WriteFile(h.dir+"/fleet-tick.dsn", []byte(unreachableDSN("tickgate_tick")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ran := h.dir + "/ran"
@@ -165,11 +165,15 @@ func TestFleetLockRaces(t *testing.T) {
 	}
 }
 
-// A holder whose fleet connection is terminated stops its job (SIGTERM, then
-// SIGKILL) and records why; the lock can then be taken elsewhere.
+// A fleet lock is a lease on the database's clock, not a session: the
+// holder's backend terminated, its job runs on (the holder renews on a new
+// connection) and no other host takes the group. When the database says the
+// lease is gone, the holder kills its job's whole tree at once, records why,
+// and the group can be taken elsewhere.
 func TestFleetLockLoss(t *testing.T) {
 	hosts := fleetEnvs(t, 2)
-	c := hosts[0].cmd("run", "--lock-scope", "fleet", "--kill-after", "1s", "victim", "--", "sleep", "60")
+	ttl := []string{"--fleet-lease-ttl", "6s"}
+	c := hosts[0].cmd(append(append([]string{"run"}, ttl...), "--lock-scope", "fleet", "--kill-after", "5s", "victim", "--", "sh", "-c", "trap '' TERM; sleep 60 & wait")...)
 	var out strings.Builder
 	c.Stderr = &out
 	if err := c.Start(); err != nil {
@@ -179,41 +183,73 @@ func TestFleetLockLoss(t *testing.T) {
 		st, _ := os.ReadFile(hosts[0].stateDir + "/victim/state.json")
 		return strings.Contains(string(st), `"result": "running"`)
 	})
-	start := time.Now()
 	psql(t, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tickgate host0 victim'")
+	time.Sleep(2500 * time.Millisecond) // two renewals
+	if r := hosts[1].mustCode(75, "run", "--lock-scope", "fleet", "--lock", "victim", "other", "--", "true"); !strings.Contains(r.stderr, "lock-busy: fleet lock group victim held by job victim on host host0") {
+		t.Fatalf("after the holder's backend was terminated: %s", r.stderr)
+	}
+	if c.ProcessState != nil {
+		t.Fatalf("the victim stopped: %s", out.String())
+	}
+	// The lease taken from it (as an operator's mistake, or a failover that
+	// lost it, would): the next renewal says lost, and the tree dies at once
+	// (the job ignores SIGTERM; --kill-after is not waited for).
+	start := time.Now()
+	psql(t, "UPDATE tickgate.locks SET lease_until = now() - interval '1 second' WHERE lock_group = 'victim'")
 	err := c.Wait()
 	took := time.Since(start)
-	if c.ProcessState.ExitCode() != 143 || took > 10*time.Second {
+	if c.ProcessState.ExitCode() != 143 || took > 4*time.Second {
 		t.Fatalf("exit %d after %s (%v): %s", c.ProcessState.ExitCode(), took, err, out.String())
 	}
 	st := hosts[0].state("victim")
-	if st.Result != "interrupted" || !strings.HasPrefix(st.Reason, "fleet lock lost: fleet lock group victim lost") {
+	if st.Result != "interrupted" || !strings.HasPrefix(st.Reason, "fleet lock lost: fleet lease lost: lock group victim") {
 		t.Fatalf("state: %s / %s", st.Result, st.Reason)
 	}
-	t.Logf("loss noticed and the job stopped %s after pg_terminate_backend", took.Round(time.Millisecond))
+	t.Logf("loss noticed and the tree killed %s after the lease was taken away", took.Round(time.Millisecond))
 	hosts[1].mustCode(0, "run", "--lock-scope", "fleet", "--lock", "victim", "other", "--", "true")
 }
 
-// If tickgate itself is SIGKILLed, its fleet lock goes with its connection,
-// and the job goes with it (parent-death signal): it never runs on unlocked.
+// If tickgate itself is SIGKILLed, its job goes with it (parent-death
+// signal; under systemd the unit's cgroup); its lease is not released, so
+// no other host takes the group before the lease has ended.
 func TestFleetHelperSIGKILL(t *testing.T) {
 	hosts := fleetEnvs(t, 2)
 	pidFile := hosts[0].dir + "/child.pid"
-	c := hosts[0].cmd("run", "--lock-scope", "fleet", "orphan", "--", "sh", "-c", `echo $$ >"$0"; exec sleep 60`, pidFile)
+	c := hosts[0].cmd("run", "--fleet-lease-ttl", "6s", "--lock-scope", "fleet", "orphan", "--", "sh", "-c", `echo $$ >"$0"; exec sleep 60`, pidFile)
 	if err := c.Start(); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the child pid", func() bool { b, _ := os.ReadFile(pidFile); return len(strings.TrimSpace(string(b))) > 0 })
 	b, _ := os.ReadFile(pidFile)
 	child, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	killed := time.Now()
 	_ = c.Process.Signal(syscall.SIGKILL)
 	_ = c.Wait()
 	waitFor(t, "the child to die with its helper", func() bool { return syscall.Kill(child, 0) != nil })
-	hosts[1].mustCode(0, "run", "--lock-scope", "fleet", "--lock", "orphan", "next", "--", "true")
+	hosts[1].mustCode(75, "run", "--lock-scope", "fleet", "--lock", "orphan", "next", "--", "true")
+	hosts[1].mustCode(0, "run", "--lock-wait", "10s", "--lock-scope", "fleet", "--lock", "orphan", "next", "--", "true")
+	if took := time.Since(killed); took < 4*time.Second || took > 10*time.Second {
+		t.Fatalf("the next host ran %s after the holder was killed (its lease: 6s)", took)
+	}
 }
 
 // superDSN is a superuser's DSN for this package's fleet database.
 var superDSN string
+
+// unreachableDSN is a DSN of role at a closed port, with the test server's
+// TLS parameters (anything less is refused before connecting).
+func unreachableDSN(role string) string {
+	return "postgresql://" + role + ":pw@127.0.0.1:1/tickgate?sslmode=verify-full&sslrootcert=" + os.Getenv("TICKGATE_TEST_PG_CA")
+}
+
+// registerSingleton registers job as a floating singleton of the schedule
+// lines (what the deploy's fleet migrate --register does).
+func registerSingleton(t *testing.T, job string, lines []string, interval float64) {
+	t.Helper()
+	psql(t, fmt.Sprintf(`INSERT INTO tickgate.singletons (job, schedule, interval_seconds) VALUES ('%s', '%s', %g)
+		ON CONFLICT (job) DO UPDATE SET schedule = EXCLUDED.schedule, interval_seconds = EXCLUDED.interval_seconds`,
+		job, fleet.ScheduleHash(lines), interval))
+}
 
 func psql(t *testing.T, sql string) {
 	t.Helper()
@@ -294,12 +330,16 @@ func TestFleetStatus(t *testing.T) {
 func TestFleetSingletonSlots(t *testing.T) {
 	hosts := fleetEnvs(t, 2)
 	out := t.TempDir()
-	// One elapse far in the future: every tick of this test serves the same
-	// slot, named 2099-01-01T00:00:00Z (systemd-analyze computes it).
-	sched := []string{"--singleton", "fleet", "--schedule", "2099-01-01 00:00:00 UTC", "--schedule", "Mon,Fri 2100-*-* 09:00 UTC"}
+	// A daily elapse 12 hours from now: every tick of this test serves the
+	// same slot (systemd-analyze computes it), one interval ahead at most.
+	at := time.Now().UTC().Add(12 * time.Hour).Truncate(time.Minute)
+	slot := at.Format(time.RFC3339)
+	lines := []string{at.Format("*-*-* 15:04:00 UTC"), "Mon,Fri 2100-*-* 09:00 UTC"}
+	sched := []string{"--singleton", "fleet", "--schedule", lines[0], "--schedule", lines[1]}
 	runs := 0
 	for round := range 50 {
 		job := fmt.Sprintf("float%d", round)
+		registerSingleton(t, job, lines, 86400)
 		cmds := make([]*exec.Cmd, len(hosts))
 		outs := make([]*strings.Builder, len(hosts))
 		for i, h := range hosts {
@@ -319,13 +359,13 @@ func TestFleetSingletonSlots(t *testing.T) {
 			switch code := c.ProcessState.ExitCode(); {
 			case code == 0:
 				won++
-			case code == 75 && strings.Contains(outs[i].String(), "slot-taken: the slot ending 2099-01-01T00:00:00Z ran on host"):
+			case code == 75 && strings.Contains(outs[i].String(), "slot-taken: the slot ending "+slot+" ran on host"):
 			default:
 				t.Fatalf("round %d host %d: exit %d\n%s", round, i, code, outs[i])
 			}
 		}
 		data, _ := os.ReadFile(filepath.Join(out, job))
-		if lines := strings.Split(strings.TrimSpace(string(data)), "\n"); won != 1 || len(lines) != 1 || !strings.HasPrefix(lines[0], "2099-01-01T00:00:00Z ") {
+		if got := strings.Split(strings.TrimSpace(string(data)), "\n"); won != 1 || len(got) != 1 || !strings.HasPrefix(got[0], slot+" ") {
 			t.Fatalf("round %d: %d won, job saw %q", round, won, data)
 		}
 		runs++
@@ -335,7 +375,7 @@ func TestFleetSingletonSlots(t *testing.T) {
 	for _, h := range hosts {
 		if st := h.state("float0"); st.LastRun != nil {
 			ranOn = h
-			if st.LastRun.Slot == nil || st.LastRun.Slot.Format(time.RFC3339) != "2099-01-01T00:00:00Z" {
+			if st.LastRun.Slot == nil || st.LastRun.Slot.Format(time.RFC3339) != slot {
 				t.Fatalf("slot not recorded: %+v", st.LastRun)
 			}
 		}
@@ -359,7 +399,7 @@ func TestFleetSingletonSlots(t *testing.T) {
 	h := hosts[1]
 	good := h.dir + "/fleet-tick.dsn"
 	saved, _ := os.ReadFile(good)
-	if err := os.WriteFile(good, []byte("postgresql://tickgate_tick:pw@127.0.0.1:1/tickgate?sslmode=disable"), 0o600); err != nil {
+	if err := os.WriteFile(good, []byte(unreachableDSN("tickgate_tick")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	r := h.mustCode(78, append(append([]string{"run", "--fleet-timeout", "1s", "--gate-fail", "open"}, sched...), "floatx", "--", "true")...)
@@ -435,11 +475,28 @@ func TestFleetMigrateCheck(t *testing.T) {
 	h.mustCode(0, "fleet", "migrate")
 	check(0, fmt.Sprintf("fleet schema up to date (version %d), role tickgate_tick granted", fleet.SchemaVersion))
 
-	// One grant revoked by hand: a migrate would grant it again.
-	sql(d.Admin, "REVOKE UPDATE (since) ON tickgate.locks FROM tickgate_tick")
+	// One grant revoked by hand, one given that ticks must not hold (a
+	// direct write of the locks): a migrate puts both right.
+	sql(d.Admin, "REVOKE EXECUTE ON FUNCTION tickgate.take_lease(text, text, text, int, text, int) FROM tickgate_tick")
 	check(1, "role tickgate_tick lacks some of the tick role's grants")
 	h.mustCode(0, "fleet", "migrate")
 	check(0, "up to date")
+	sql(d.Admin, "GRANT INSERT, UPDATE ON tickgate.locks TO tickgate_tick")
+	check(1, "or holds some it must not")
+	h.mustCode(0, "fleet", "migrate")
+	check(0, "up to date")
+
+	// The hosts' roles and the floating singletons' schedules the deploy
+	// registers: missing, or another role, until a migrate registers them.
+	reg := `{"hosts": {"web1": "tickgate_tick"}, "singletons": {"nightly": {"schedule": "` + fleet.ScheduleHash([]string{"daily"}) + `", "interval": 86400}}}`
+	check(1, "host web1 is not registered as role tickgate_tick", "--register", reg)
+	h.mustCode(0, "fleet", "migrate", "--register", reg)
+	check(0, "up to date", "--register", reg)
+	sql(d.Admin, "UPDATE tickgate.singletons SET interval_seconds = 3600 WHERE job = 'nightly'")
+	check(1, "floating singleton nightly is not registered with this schedule", "--register", reg)
+	h.mustCode(0, "fleet", "migrate", "--register", reg)
+	check(0, "up to date", "--register", reg)
+	h.mustCode(64, "fleet", "migrate", "--register", `{"hosts": {"bad host": "r"}}`)
 
 	// Another tick role, not granted yet; one that does not exist.
 	sql(d.Super, "DROP ROLE IF EXISTS tickgate_tick2; CREATE ROLE tickgate_tick2")
@@ -458,7 +515,7 @@ func TestFleetMigrateCheck(t *testing.T) {
 	check(0, "up to date")
 
 	// The database unreachable: an error within the fleet timeout, never a hang.
-	if err := os.WriteFile(filepath.Join(h.dir, "fleet-admin.dsn"), []byte("postgresql://tickgate_admin:pw@127.0.0.1:1/tickgate?sslmode=disable\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(h.dir, "fleet-admin.dsn"), []byte(unreachableDSN("tickgate_admin")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -523,7 +580,7 @@ func TestFleetGateCheckAgreesWithTheTick(t *testing.T) {
 	}
 	// The fleet unreachable: the tick and gate check both stop the job (a
 	// fleet-scoped lock group never runs without its fleet lock).
-	if err := os.WriteFile(h.dir+"/fleet-tick.dsn", []byte("postgresql://tickgate_tick:pw@127.0.0.1:1/tickgate?sslmode=disable"), 0o600); err != nil {
+	if err := os.WriteFile(h.dir+"/fleet-tick.dsn", []byte(unreachableDSN("tickgate_tick")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if r := h.mustCode(78, append(append([]string{"run", "--fleet-timeout", "1s"}, flags...), "j", "--", "true")...); !strings.Contains(r.stderr, "fleet lock unavailable") {
@@ -542,8 +599,12 @@ func TestFleetStatusEscapesRecords(t *testing.T) {
 	rec, _ := json.Marshal(map[string]any{"lock": "x\x1b[2J", "result": "failed", "reason": hostileText, "running": true, "pid": 1})
 	psql(t, fmt.Sprintf("INSERT INTO tickgate.jobs (host, job, record) VALUES (%s, %s, %s::jsonb)",
 		sqlQuote("evil\x1b]0;x\x07host"), sqlQuote("job\u202e"), sqlQuote(string(rec))))
+	psql(t, `INSERT INTO tickgate.jobs (host, job, record) VALUES ('host0', 'broken', '"not a record"'::jsonb)`)
 	for _, args := range [][]string{{"status", "--fleet"}, {"status", "--fleet", "--json"}, {"status", "--fleet", "--json", "--printable"}} {
 		r := h.mustCode(0, args...)
+		if !strings.Contains(r.stderr, "warning: status --fleet: host host0 job broken: the record does not parse") {
+			t.Errorf("%v: the malformed row is not named: %s", args, r.stderr)
+		}
 		if bad := unsafeIn(r.stdout + r.stderr); bad != "" {
 			t.Errorf("%v holds %s:\n%s", args, bad, r.stdout)
 		}

@@ -73,7 +73,7 @@ func TestTickOnlyRunsItsOwnTicks(t *testing.T) {
 // under --gate-fail closed: 78, the reason naming it), not this build's.
 func TestTickOnlyHandsFleetTicksOver(t *testing.T) {
 	e := newEnv(t)
-	if err := os.WriteFile(e.dir+"/fleet-tick.dsn", []byte("postgresql://tickgate_tick:pw@127.0.0.1:1/tickgate?sslmode=disable"), 0o600); err != nil {
+	if err := os.WriteFile(e.dir+"/fleet-tick.dsn", []byte(unreachableDSN("tickgate_tick")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	r := e.mustCode(78, "run", "--fleet-timeout", "1s", "--fleet", "j", "--", "true")

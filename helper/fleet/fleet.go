@@ -1,21 +1,24 @@
 // Package fleet coordinates tickgate across hosts through PostgreSQL (13 or
-// newer): one fleet gate, and lock groups held fleet-wide by session-level
-// advisory locks with a fencing token that only grows. No consensus of our
-// own: the database is the one place.
+// newer): one fleet gate, fleet lock groups held as leases on the
+// database's clock with a fencing token that only grows, floating
+// singletons' slots, back-offs and every host's job records. No consensus of
+// our own: the database is the one place.
 //
+// Nothing a tick relies on lives in a session: a lease is a row with its
+// holder, fence and an end (lease_until) the server computes, renewed while
+// the job runs, so a server restart, a killed backend, an idle timeout, a
+// transaction pooler or a failover that keeps committed rows loses nothing.
 // Every call is bounded (Options.Timeout, default 3 s, for connecting and
-// for each query); a held lock is watched (Held.Watch) so that its loss —
-// the connection cut, the backend terminated, the server restarted — is
-// noticed within about ten seconds.
+// for each query); a broken connection is replaced at the next call.
 package fleet
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"path/filepath"
 	"strings"
@@ -33,10 +36,13 @@ import (
 )
 
 // SchemaVersion is the newest schema this helper understands.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
 // DefaultTimeout bounds connecting and each query.
 const DefaultTimeout = 3 * time.Second
+
+// DefaultMaxSkew is how far a host's clock may be from the database's.
+const DefaultMaxSkew = 5 * time.Second
 
 // ErrBusy means another holder has the fleet lock group.
 var ErrBusy = errors.New("fleet lock busy")
@@ -46,6 +52,15 @@ type Options struct {
 	DSN     string        // libpq URL or key=value; TLS through its own parameters (sslmode, sslrootcert)
 	Timeout time.Duration // connecting and each query (0: DefaultTimeout)
 	AppName string        // application_name, e.g. "tickgate host1 harvest"
+	// Insecure allows a DSN whose sslmode is below verify-full (no TLS, or
+	// TLS without checking the server's name and certificate).
+	Insecure bool
+	// MaxSkew, when > 0, fails a connection whose host clock is further than
+	// this from the database's (a tick's: its slots and leases are the
+	// database's).
+	MaxSkew time.Duration
+	// Now is the host's clock (nil: time.Now; tests move it).
+	Now func() time.Time
 }
 
 func (o Options) timeout() time.Duration {
@@ -55,17 +70,33 @@ func (o Options) timeout() time.Duration {
 	return DefaultTimeout
 }
 
-// Client is one connection to the fleet database. A pgx connection is not
-// safe for concurrent use, and a tick uses it from several goroutines (the
-// lock watch, the running record, the outcome): mu serialises every use.
+func (o Options) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
+// Client is the fleet database, as one connection at a time: a pgx
+// connection is not safe for concurrent use, and a tick uses it from several
+// goroutines (the lease's renewals, the running record, the outcome): mu
+// serialises every use. A connection that broke is replaced at the next
+// call (a lease held in the database survives it).
 type Client struct {
 	mu      sync.Mutex
-	conn    *pgx.Conn
+	conn    *pgx.Conn // nil after it broke or was closed
+	opts    Options
+	cfg     *pgx.ConnConfig
 	timeout time.Duration
+	closed  bool
+	// Skew is the host's clock minus the database's, as measured when
+	// connecting.
+	Skew time.Duration
 }
 
 // Connect opens a connection, bounded by the timeout, and checks that the
-// schema is one this helper understands.
+// schema is one this helper understands and (with MaxSkew) that this host's
+// clock agrees with the database's.
 func Connect(ctx context.Context, o Options) (*Client, error) {
 	c, err := dial(ctx, o)
 	if err != nil {
@@ -78,15 +109,65 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 	return c, nil
 }
 
+// SessionSettings are sent as startup parameters on every connection, so
+// that no server default or role setting decides for tickgate:
+// statement_timeout and lock_timeout (the query bound), no idle session
+// timeout (a tick's connection may idle between a lease's renewals), a
+// bounded idle transaction, and TCP keepalives and a user timeout that let
+// the server notice a vanished client within ~10 s, not the kernel's ~2 h
+// (README "Fleet coordination": nothing of a lease depends on the session;
+// these only free the server's connection slots).
+func SessionSettings(timeout time.Duration) map[string]string {
+	ms := fmt.Sprint(timeout.Milliseconds())
+	return map[string]string{
+		"statement_timeout":                   ms,
+		"lock_timeout":                        ms,
+		"idle_session_timeout":                "0",
+		"idle_in_transaction_session_timeout": fmt.Sprint(2 * timeout.Milliseconds()),
+		"tcp_keepalives_idle":                 "4",
+		"tcp_keepalives_interval":             "2",
+		"tcp_keepalives_count":                "3",
+		"tcp_user_timeout":                    "10000",
+	}
+}
+
+// CheckTLS refuses a DSN that does not ask for TLS with the server's
+// certificate and name checked (sslmode=verify-full): pgx's default,
+// prefer, checks nothing and falls back to plaintext in silence.
+func CheckTLS(cfg *pgconn.Config) error {
+	ok := func(t *tls.Config) bool { return t != nil && !t.InsecureSkipVerify && t.ServerName != "" }
+	good := ok(cfg.TLSConfig)
+	for _, f := range cfg.Fallbacks {
+		good = good && ok(f.TLSConfig)
+	}
+	if !good {
+		return errors.New("the fleet DSN does not say sslmode=verify-full (with sslrootcert): tickgate refuses a connection whose server it cannot verify; set tickgate_fleet_insecure: true to accept one (README \"Fleet coordination\")")
+	}
+	return nil
+}
+
 func dial(ctx context.Context, o Options) (*Client, error) {
 	cfg, err := pgx.ParseConfig(o.DSN) // pgx redacts the password in its errors
 	if err != nil {
 		return nil, fmt.Errorf("fleet DSN: %w", err)
 	}
+	if !o.Insecure {
+		if err := CheckTLS(&cfg.Config); err != nil {
+			return nil, err
+		}
+	}
 	t := o.timeout()
 	cfg.ConnectTimeout = t
+	// One round trip per statement, no statement kept on the server: what
+	// a transaction pooler (PgBouncer) passes through.
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec
 	if o.AppName != "" {
 		cfg.RuntimeParams["application_name"] = o.AppName
+	}
+	for k, v := range SessionSettings(t) {
+		if _, set := cfg.RuntimeParams[k]; !set {
+			cfg.RuntimeParams[k] = v
+		}
 	}
 	// A cut network is noticed by TCP within ~10 s (keepalives, and a user
 	// timeout for unacknowledged data), not after the kernel's two hours.
@@ -105,13 +186,91 @@ func dial(ctx context.Context, o Options) (*Client, error) {
 		},
 	}
 	cfg.DialFunc = d.DialContext
-	ctx, cancel := context.WithTimeout(ctx, t)
-	defer cancel()
-	conn, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("connecting to the fleet database %s: %w", where(cfg), explain(err))
+	c := &Client{opts: o, cfg: cfg, timeout: t}
+	if err := c.open(ctx); err != nil {
+		return nil, err
 	}
-	return &Client{conn: conn, timeout: t}, nil
+	return c, nil
+}
+
+// open makes the connection (c.mu held, or c not shared yet): once more
+// after "too many connections" (53300), with jitter; without the session
+// settings when a pooler refuses them as startup parameters (PgBouncer
+// without them in ignore_startup_parameters).
+func (c *Client) open(ctx context.Context) error {
+	connect := func(cfg *pgx.ConnConfig) (*pgx.Conn, error) {
+		cctx, cancel := context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+		return pgx.ConnectConfig(cctx, cfg)
+	}
+	cfg := c.cfg
+	conn, err := connect(cfg)
+	if isCode(err, "53300") {
+		time.Sleep(time.Duration(100+rand.IntN(500)) * time.Millisecond)
+		conn, err = connect(cfg)
+	}
+	if err != nil && unsupportedStartup(err) {
+		plain := cfg.Copy()
+		for k := range SessionSettings(c.timeout) {
+			delete(plain.RuntimeParams, k)
+		}
+		c.cfg = plain
+		conn, err = connect(plain)
+	}
+	if err != nil {
+		return fmt.Errorf("connecting to the fleet database %s: %w", where(c.cfg), explain(err))
+	}
+	c.conn = conn
+	if c.opts.MaxSkew > 0 {
+		if err := c.checkSkew(ctx); err != nil {
+			c.conn.Close(context.Background())
+			c.conn = nil
+			return err
+		}
+	}
+	return nil
+}
+
+func isCode(err error, code string) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == code
+}
+
+// unsupportedStartup says a pooler refused a startup parameter.
+func unsupportedStartup(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && strings.Contains(pe.Message, "unsupported startup parameter")
+}
+
+// checkSkew compares this host's clock with the database's, at the middle
+// of one round trip.
+func (c *Client) checkSkew(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	before := c.opts.now()
+	var db time.Time
+	if err := c.conn.QueryRow(ctx, "SELECT clock_timestamp()").Scan(&db); err != nil {
+		return fmt.Errorf("reading the fleet database's clock: %w", explain(err))
+	}
+	after := c.opts.now()
+	host := before.Add(after.Sub(before) / 2)
+	c.Skew = host.Sub(db)
+	if c.Skew > c.opts.MaxSkew || -c.Skew > c.opts.MaxSkew {
+		way := "ahead of"
+		if c.Skew < 0 {
+			way = "behind"
+		}
+		return fmt.Errorf("this host's clock is %s %s the fleet database's (host %s, database %s; at most %s): fix its time (NTP) — tickgate will not name a slot or read a lease by it",
+			abs(c.Skew).Round(time.Millisecond), way, host.UTC().Format(time.RFC3339Nano), db.UTC().Format(time.RFC3339Nano), c.opts.MaxSkew)
+	}
+	return nil
+}
+
+func abs(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
 }
 
 // where names the server without credentials.
@@ -131,27 +290,94 @@ func explain(err error) error {
 	return err
 }
 
-// Close closes the connection (a held lock is released by the server).
+// Close closes the connection.
 func (c *Client) Close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.closed = true
+	c.drop()
+}
+
+// drop closes the connection (c.mu held); the next query opens another.
+func (c *Client) drop() {
+	if c.conn == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	_ = c.conn.Close(ctx)
+	c.conn = nil
 }
 
-// query takes the connection for one bounded use; call the returned func
-// when done.
-func (c *Client) query(ctx context.Context) (context.Context, context.CancelFunc) {
+// query takes the connection for one bounded use, opening one if the last
+// broke; call the returned func when done, with the use's error: a
+// connection that failed is dropped, so the next use opens a new one.
+func (c *Client) query(ctx context.Context) (context.Context, func(error), error) {
 	c.mu.Lock()
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	return ctx, func() { cancel(); c.mu.Unlock() }
+	if c.closed {
+		c.mu.Unlock()
+		return nil, nil, errors.New("the fleet connection is closed")
+	}
+	qctx, cancel := context.WithTimeout(ctx, c.timeout)
+	if c.conn == nil || c.conn.IsClosed() {
+		c.conn = nil
+		if err := c.open(qctx); err != nil {
+			cancel()
+			c.mu.Unlock()
+			return nil, nil, err
+		}
+	}
+	return qctx, func(error) {
+		cancel()
+		if c.conn != nil && c.conn.IsClosed() {
+			c.conn = nil // broken (pgx closes it on I/O errors and timeouts): a fresh one next time
+		}
+		c.mu.Unlock()
+	}, nil
+}
+
+// do runs fn on the connection, bounded by the timeout. A connection that
+// broke under fn (a terminated backend, a server restart, a pooler that let
+// go) is replaced and fn runs once more: every call of this package may be
+// asked twice (a take of the same lease by the same token, a renewal, an
+// upsert, a claim its own claimant finds taken by itself).
+func (c *Client) do(ctx context.Context, fn func(context.Context, *pgx.Conn) error) error {
+	for try := 0; ; try++ {
+		qctx, done, err := c.query(ctx)
+		if err != nil {
+			return err
+		}
+		err = fn(qctx, c.conn)
+		broken := err != nil && c.conn != nil && c.conn.IsClosed()
+		done(err)
+		if !broken || try > 0 || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+// Connected says whether the client holds a connection now.
+func (c *Client) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.conn != nil && !c.conn.IsClosed()
+}
+
+// Disconnect closes the connection but keeps the client: the next query
+// opens another (a tick keeps none while it has nothing to renew).
+func (c *Client) Disconnect() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.drop()
 }
 
 func (c *Client) checkSchema(ctx context.Context) error {
-	ctx, cancel := c.query(ctx)
-	defer cancel()
-	v, present, err := c.schemaVersion(ctx)
+	var v int
+	var present bool
+	err := c.do(ctx, func(ctx context.Context, _ *pgx.Conn) (err error) {
+		v, present, err = c.schemaVersion(ctx)
+		return err
+	})
 	switch {
 	case err != nil:
 		return err
@@ -182,15 +408,15 @@ func (c *Client) schemaVersion(ctx context.Context) (v int, present bool, err er
 
 // Gate reads the fleet gate (the same document and rules as the gate file).
 func (c *Client) Gate(ctx context.Context) (*gate.Gate, error) {
-	ctx, cancel := c.query(ctx)
-	defer cancel()
 	var doc []byte
-	if err := c.conn.QueryRow(ctx, "SELECT doc::text FROM tickgate.gate WHERE id = 1").Scan(&doc); err != nil {
+	if err := c.do(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, "SELECT doc::text FROM tickgate.gate WHERE id = 1").Scan(&doc)
+	}); err != nil {
 		return nil, fmt.Errorf("reading the fleet gate: %w", explain(err))
 	}
-	g, err := gate.Parse(doc)
-	if err != nil {
-		return nil, fmt.Errorf("the fleet gate is malformed: %w", err)
+	g, perr := gate.Parse(doc)
+	if perr != nil {
+		return nil, fmt.Errorf("the fleet gate is malformed: %w", perr)
 	}
 	return g, nil
 }
@@ -199,9 +425,13 @@ func (c *Client) Gate(ctx context.Context) (*gate.Gate, error) {
 // locked, so concurrent operators lose nothing). It needs the admin role.
 // fn returning an error aborts without writing.
 func (c *Client) UpdateGate(ctx context.Context, fn func(*gate.Gate) error) error {
-	ctx, cancel := c.query(ctx)
-	defer cancel()
-	return pgx.BeginFunc(ctx, c.conn, func(tx pgx.Tx) error {
+	return c.do(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+		return c.updateGate(ctx, conn, fn)
+	})
+}
+
+func (c *Client) updateGate(ctx context.Context, conn *pgx.Conn, fn func(*gate.Gate) error) error {
+	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		var doc []byte
 		if err := tx.QueryRow(ctx, "SELECT doc::text FROM tickgate.gate WHERE id = 1 FOR UPDATE").Scan(&doc); err != nil {
 			return fmt.Errorf("reading the fleet gate: %w", explain(err))
@@ -222,126 +452,6 @@ func (c *Client) UpdateGate(ctx context.Context, fn func(*gate.Gate) error) erro
 		}
 		return nil
 	})
-}
-
-// Key is the advisory lock key of a lock group: 64 bits of a SHA-256, so two
-// groups never share a key in practice.
-func Key(group string) int64 {
-	sum := sha256.Sum256([]byte("tickgate-lock:" + group))
-	return int64(binary.BigEndian.Uint64(sum[:8]))
-}
-
-// Holder says who holds a lock, for fleet status and for the next holder's
-// "busy" message.
-type Holder struct {
-	Host, Job string
-	PID       int
-}
-
-// Held is a fleet lock group this client holds.
-type Held struct {
-	c     *Client
-	Group string
-	Key   int64
-	Fence int64 // grows with every acquisition of the group
-}
-
-// TryLock takes the fleet lock group without waiting: ErrBusy (wrapped with
-// who holds it, if known) when another session has it. The fencing token is
-// raised in the same breath.
-func (c *Client) TryLock(ctx context.Context, group string, h Holder) (*Held, error) {
-	key := Key(group)
-	qctx, cancel := c.query(ctx)
-	defer cancel()
-	var ok bool
-	if err := c.conn.QueryRow(qctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&ok); err != nil {
-		return nil, fmt.Errorf("fleet lock group %s: %w", group, explain(err))
-	}
-	if !ok {
-		var host, job *string
-		var pid *int
-		var fence int64
-		_ = c.conn.QueryRow(qctx, "SELECT host, job, pid, fence FROM tickgate.locks WHERE lock_group = $1", group).Scan(&host, &job, &pid, &fence)
-		if host != nil && job != nil {
-			return nil, fmt.Errorf("%w: held by job %s on host %s (fence %d)", ErrBusy, *job, *host, fence)
-		}
-		return nil, ErrBusy
-	}
-	var fence int64
-	err := c.conn.QueryRow(qctx, `INSERT INTO tickgate.locks AS l (lock_group, fence, host, job, pid, since)
-		VALUES ($1, 1, $2, $3, $4, now())
-		ON CONFLICT (lock_group) DO UPDATE SET fence = l.fence + 1, host = EXCLUDED.host, job = EXCLUDED.job,
-			pid = EXCLUDED.pid, since = EXCLUDED.since
-		RETURNING fence`, group, h.Host, h.Job, h.PID).Scan(&fence)
-	if err != nil {
-		_, _ = c.conn.Exec(qctx, "SELECT pg_advisory_unlock($1)", key)
-		return nil, fmt.Errorf("fleet lock group %s: raising the fencing token: %w", group, explain(err))
-	}
-	return &Held{c: c, Group: group, Key: key, Fence: fence}, nil
-}
-
-// grantedAdvisory selects granted session advisory locks taken with one
-// bigint key, and advisoryKey rebuilds that key from the halves pg_locks
-// shows (classid the high 32 bits, objid the low; the shift wraps like
-// Go's int64 conversion).
-const (
-	grantedAdvisory = `FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1`
-	advisoryKey     = `((classid::bigint << 32) | objid::bigint)`
-)
-
-// StillHeld asks the server whether this session still holds the lock.
-func (h *Held) StillHeld(ctx context.Context) error {
-	ctx, cancel := h.c.query(ctx)
-	defer cancel()
-	var held bool
-	err := h.c.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 "+grantedAdvisory+" AND pid = pg_backend_pid() AND "+advisoryKey+" = $1)",
-		h.Key).Scan(&held)
-	if err != nil {
-		return fmt.Errorf("fleet lock group %s lost: %w", h.Group, explain(err))
-	}
-	if !held {
-		return fmt.Errorf("fleet lock group %s lost: the server no longer has it for this session", h.Group)
-	}
-	return nil
-}
-
-// Watch checks every interval that the lock is still held; the channel
-// gets one error when it is not. stop ends the watch and waits for it, so
-// the connection is free when stop returns.
-func (h *Held) Watch(interval time.Duration) (lost <-chan error, stop func()) {
-	ch := make(chan error, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := h.StillHeld(ctx); err != nil && ctx.Err() == nil {
-					ch <- err
-					return
-				}
-			}
-		}
-	}()
-	return ch, func() { cancel(); <-done }
-}
-
-// Release gives the lock back and clears the holder (keeping the fence).
-func (h *Held) Release(ctx context.Context) error {
-	ctx, cancel := h.c.query(ctx)
-	defer cancel()
-	if _, err := h.c.conn.Exec(ctx, "UPDATE tickgate.locks SET host = NULL, job = NULL, pid = NULL, since = NULL WHERE lock_group = $1 AND fence = $2", h.Group, h.Fence); err != nil {
-		return fmt.Errorf("fleet lock group %s: %w", h.Group, explain(err))
-	}
-	if _, err := h.c.conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", h.Key); err != nil {
-		return fmt.Errorf("fleet lock group %s: %w", h.Group, explain(err))
-	}
-	return nil
 }
 
 // ReadDSN reads a DSN file: a regular file (not a link) owned by root, the
@@ -370,16 +480,18 @@ func ReadDSN(path string, owners *safefs.Owners) (string, error) {
 }
 
 // Publish records this host's latest tick of job (any JSON document) for
-// fleet status.
+// fleet status, in one short statement. Only a login role mapped to host
+// may write host's rows (row-level security).
 func (c *Client) Publish(ctx context.Context, host, job string, record any) error {
 	doc, err := json.Marshal(record)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := c.query(ctx)
-	defer cancel()
-	_, err = c.conn.Exec(ctx, `INSERT INTO tickgate.jobs AS j (host, job, record) VALUES ($1, $2, $3::jsonb)
-		ON CONFLICT (host, job) DO UPDATE SET record = EXCLUDED.record, updated_at = now()`, host, job, string(doc))
+	err = c.do(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, `INSERT INTO tickgate.jobs AS j (host, job, record) VALUES ($1, $2, $3::jsonb)
+			ON CONFLICT (host, job) DO UPDATE SET record = EXCLUDED.record, updated_at = now()`, host, job, string(doc))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("publishing job %s of host %s: %w", job, host, explain(err))
 	}
@@ -396,76 +508,61 @@ type Record struct {
 
 // LockHolder is a fleet lock group someone holds now.
 type LockHolder struct {
-	Group string     `json:"lock"`
-	Host  string     `json:"host"`
-	Job   string     `json:"job"`
-	PID   int        `json:"pid"`
-	Since *time.Time `json:"since"`
-	Fence int64      `json:"fence"`
+	Group      string     `json:"lock"`
+	Host       string     `json:"host"`
+	Job        string     `json:"job"`
+	PID        int        `json:"pid"`
+	Since      *time.Time `json:"since"`
+	Fence      int64      `json:"fence"`
+	LeaseUntil *time.Time `json:"lease_until"`
 }
 
 // Records returns every host's job records, by host and job.
-func (c *Client) Records(ctx context.Context) ([]Record, error) {
-	ctx, cancel := c.query(ctx)
-	defer cancel()
-	rows, err := c.conn.Query(ctx, "SELECT host, job, record::text, updated_at FROM tickgate.jobs ORDER BY host, job")
+func (c *Client) Records(ctx context.Context) (out []Record, err error) {
+	err = c.do(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+		out = nil
+		rows, err := conn.Query(ctx, "SELECT host, job, record::text, updated_at FROM tickgate.jobs ORDER BY host, job")
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var r Record
+			var doc string
+			if err := rows.Scan(&r.Host, &r.Job, &doc, &r.UpdatedAt); err != nil {
+				return err
+			}
+			r.Record = json.RawMessage(doc)
+			out = append(out, r)
+		}
+		return rows.Err()
+	})
 	if err != nil {
 		return nil, fmt.Errorf("reading the fleet's job records: %w", explain(err))
 	}
-	var out []Record
-	for rows.Next() {
-		var r Record
-		var doc string
-		if err := rows.Scan(&r.Host, &r.Job, &doc, &r.UpdatedAt); err != nil {
-			return nil, err
-		}
-		r.Record = json.RawMessage(doc)
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
-// Holders returns the fleet lock groups held now: a row of tickgate.locks
-// whose advisory lock the server says is granted (a crashed holder's row is
-// not shown).
-func (c *Client) Holders(ctx context.Context) ([]LockHolder, error) {
-	ctx, cancel := c.query(ctx)
-	defer cancel()
-	rows, err := c.conn.Query(ctx, "SELECT lock_group, coalesce(host, ''), coalesce(job, ''), coalesce(pid, 0), since, fence FROM tickgate.locks ORDER BY lock_group")
-	if err != nil {
-		return nil, fmt.Errorf("reading the fleet locks: %w", explain(err))
-	}
-	var all []LockHolder
-	for rows.Next() {
-		var h LockHolder
-		if err := rows.Scan(&h.Group, &h.Host, &h.Job, &h.PID, &h.Since, &h.Fence); err != nil {
-			return nil, err
+// Holders returns the fleet lock groups held now: those whose lease has not
+// ended by the database's clock.
+func (c *Client) Holders(ctx context.Context) (held []LockHolder, err error) {
+	err = c.do(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+		held = nil
+		rows, err := conn.Query(ctx, `SELECT lock_group, coalesce(host, ''), coalesce(job, ''), coalesce(pid, 0), since, fence, lease_until
+			FROM tickgate.locks WHERE lease_until >= clock_timestamp() ORDER BY lock_group`)
+		if err != nil {
+			return err
 		}
-		all = append(all, h)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	keys, err := c.conn.Query(ctx, "SELECT "+advisoryKey+" "+grantedAdvisory)
-	if err != nil {
-		return nil, fmt.Errorf("reading the fleet locks: %w", explain(err))
-	}
-	granted := map[int64]bool{}
-	for keys.Next() {
-		var k int64
-		if err := keys.Scan(&k); err != nil {
-			return nil, err
-		}
-		granted[k] = true
-	}
-	if err := keys.Err(); err != nil {
-		return nil, fmt.Errorf("reading the fleet locks: %w", explain(err))
-	}
-	var held []LockHolder
-	for _, h := range all {
-		if granted[Key(h.Group)] {
+		for rows.Next() {
+			var h LockHolder
+			if err := rows.Scan(&h.Group, &h.Host, &h.Job, &h.PID, &h.Since, &h.Fence, &h.LeaseUntil); err != nil {
+				return err
+			}
 			held = append(held, h)
 		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the fleet locks: %w", explain(err))
 	}
 	return held, nil
 }
@@ -482,49 +579,91 @@ type Slot struct {
 // returned Slot says by whom.
 var ErrSlotTaken = errors.New("slot taken")
 
-// ClaimSlot claims slot (named by the elapse that ends it) of job for host.
-// Exactly one claimant of a slot wins, whoever asks at the same moment: the
-// row moves forward only when the slot is later than the one stored. A loser
-// gets ErrSlotTaken and the slot that stands.
-func (c *Client) ClaimSlot(ctx context.Context, job string, slot time.Time, host string) (Slot, error) {
-	ctx, cancel := c.query(ctx)
-	defer cancel()
-	var s Slot
-	err := c.conn.QueryRow(ctx, `INSERT INTO tickgate.slots AS s (job, slot, host) VALUES ($1, $2, $3)
-		ON CONFLICT (job) DO UPDATE SET slot = EXCLUDED.slot, host = EXCLUDED.host, claimed_at = now()
-		WHERE s.slot < EXCLUDED.slot
-		RETURNING job, slot, host, claimed_at`, job, slot.UTC(), host).Scan(&s.Job, &s.Slot, &s.Host, &s.ClaimedAt)
-	if err == nil {
-		return s, nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
+// ErrSlotSchedule means the claim's schedule is not the one the deploy
+// registered for the job (a host that runs another schedule: a rolling
+// deploy, a host's own variables): the returned Slot is empty.
+var ErrSlotSchedule = errors.New("slot-schedule-mismatch")
+
+// ClaimSlot claims slot (named by the elapse that ends it) of job for host,
+// by schedule (the hash of the job's OnCalendar= lines). Exactly one
+// claimant of a slot wins, whoever asks at the same moment: the row moves
+// forward only when the slot is later than the one stored. A loser gets
+// ErrSlotTaken and the slot that stands; a claim by another schedule than
+// the registered one, ErrSlotSchedule; one further ahead of the database's
+// clock than the job's interval allows, or of a job not registered, an
+// error.
+func (c *Client) ClaimSlot(ctx context.Context, job string, slot time.Time, host, schedule string) (out Slot, err error) {
+	var status string
+	var at, sl *time.Time
+	var who, sched *string
+	token := NewToken() // the same in a retry: a lost answer is recognised
+	err = c.do(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, "SELECT status, slot, host, claimed_at, schedule FROM tickgate.claim_slot($1, $2, $3, $4, $5)",
+			job, slot.UTC(), host, schedule, token).Scan(&status, &sl, &who, &at, &sched)
+	})
+	if err != nil {
 		return Slot{}, fmt.Errorf("claiming slot %s of job %s: %w", slot.UTC().Format(time.RFC3339), job, explain(err))
 	}
-	if err := c.conn.QueryRow(ctx, "SELECT job, slot, host, claimed_at FROM tickgate.slots WHERE job = $1", job).
-		Scan(&s.Job, &s.Slot, &s.Host, &s.ClaimedAt); err != nil {
-		return Slot{}, fmt.Errorf("reading slot of job %s: %w", job, explain(err))
+	out.Job = job
+	if sl != nil {
+		out.Slot = sl.UTC()
 	}
-	return s, ErrSlotTaken
+	if who != nil {
+		out.Host = *who
+	}
+	if at != nil {
+		out.ClaimedAt = at.UTC()
+	}
+	switch status {
+	case "claimed":
+		return out, nil
+	case "taken":
+		return out, ErrSlotTaken
+	case "schedule-mismatch":
+		reg := "?"
+		if sched != nil {
+			reg = *sched
+		}
+		return Slot{}, fmt.Errorf("%w: this host's schedule (%s) is not the one the deploy registered for job %s (%s): deploy every host of the job with one schedule",
+			ErrSlotSchedule, short(schedule), job, short(reg))
+	case "too-far-ahead":
+		return Slot{}, fmt.Errorf("slot %s of job %s is further ahead of the fleet database's clock (%s) than one interval: is this host's clock right?",
+			slot.UTC().Format(time.RFC3339), job, out.ClaimedAt.Format(time.RFC3339))
+	case "unregistered":
+		return Slot{}, fmt.Errorf("job %s is not registered as a floating singleton in the fleet database: the deploy registers it (tickgate fleet migrate --singleton)", job)
+	}
+	return Slot{}, fmt.Errorf("claiming slot of job %s: unexpected answer %q", job, status)
+}
+
+func short(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
 }
 
 // Slots returns the latest claimed slot of every floating singleton.
-func (c *Client) Slots(ctx context.Context) ([]Slot, error) {
-	ctx, cancel := c.query(ctx)
-	defer cancel()
-	rows, err := c.conn.Query(ctx, "SELECT job, slot, host, claimed_at FROM tickgate.slots ORDER BY job")
+func (c *Client) Slots(ctx context.Context) (out []Slot, err error) {
+	err = c.do(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+		out = nil
+		rows, err := conn.Query(ctx, "SELECT job, slot, host, claimed_at FROM tickgate.slots ORDER BY job")
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var s Slot
+			if err := rows.Scan(&s.Job, &s.Slot, &s.Host, &s.ClaimedAt); err != nil {
+				return err
+			}
+			s.Slot, s.ClaimedAt = s.Slot.UTC(), s.ClaimedAt.UTC()
+			out = append(out, s)
+		}
+		return rows.Err()
+	})
 	if err != nil {
 		return nil, fmt.Errorf("reading the floating singletons' slots: %w", explain(err))
 	}
-	var out []Slot
-	for rows.Next() {
-		var s Slot
-		if err := rows.Scan(&s.Job, &s.Slot, &s.Host, &s.ClaimedAt); err != nil {
-			return nil, err
-		}
-		s.Slot, s.ClaimedAt = s.Slot.UTC(), s.ClaimedAt.UTC()
-		out = append(out, s)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // backoffColumns are what every back-off query returns, in scanBackoff's order.
@@ -540,19 +679,35 @@ func scanBackoff(row interface{ Scan(...any) error }) (*backoff.B, error) {
 	return &b, nil
 }
 
-// ExtendBackoff sets a fleet lock group's back-off to end at b.Until unless
-// it already ends later, in one statement; it returns the back-off that
-// stands.
-func (c *Client) ExtendBackoff(ctx context.Context, b backoff.B) (*backoff.B, error) {
-	ctx, cancel := c.query(ctx)
-	defer cancel()
-	out, err := scanBackoff(c.conn.QueryRow(ctx, `INSERT INTO tickgate.backoffs AS b (lock_group, until, reason, set_by) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (lock_group) DO UPDATE SET until = EXCLUDED.until, reason = EXCLUDED.reason, set_by = EXCLUDED.set_by, set_at = now()
-		WHERE b.until < EXCLUDED.until
-		RETURNING `+backoffColumns, b.Lock, b.Until.UTC(), b.Reason, b.SetBy))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return c.backoff(ctx, b.Lock) // a later back-off stands
+// ExtendBackoff is an operator's back-off of a fleet lock group (the admin
+// role): it ends at b.Until unless one already ends later; it returns the
+// back-off that stands.
+func (c *Client) ExtendBackoff(ctx context.Context, b backoff.B) (out *backoff.B, err error) {
+	err = c.do(ctx, func(ctx context.Context, conn *pgx.Conn) (err error) {
+		out, err = scanBackoff(conn.QueryRow(ctx, `INSERT INTO tickgate.backoffs AS b (lock_group, until, reason, set_by) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (lock_group) DO UPDATE SET until = EXCLUDED.until, reason = EXCLUDED.reason, set_by = EXCLUDED.set_by, set_at = now()
+			WHERE b.until < EXCLUDED.until
+			RETURNING `+backoffColumns, b.Lock, b.Until.UTC(), b.Reason, b.SetBy))
+		if errors.Is(err, pgx.ErrNoRows) {
+			out, err = backoffOf(ctx, conn, b.Lock) // a later back-off stands
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fleet back-off of lock group %s: %w", b.Lock, explain(err))
 	}
+	return out, nil
+}
+
+// JobBackoff is a job's back-off of its fleet lock group, through the
+// database's check (the caller acts for host; at most 7 days ahead of the
+// database's clock; a printable reason): the back-off that stands.
+func (c *Client) JobBackoff(ctx context.Context, b backoff.B, host, job, run string) (out *backoff.B, err error) {
+	err = c.do(ctx, func(ctx context.Context, conn *pgx.Conn) (err error) {
+		out, err = scanBackoff(conn.QueryRow(ctx, "SELECT "+backoffColumns+" FROM tickgate.extend_backoff($1, $2, $3, $4, $5, $6)",
+			b.Lock, b.Until.UTC(), b.Reason, host, job, run))
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("fleet back-off of lock group %s: %w", b.Lock, explain(err))
 	}
@@ -560,14 +715,16 @@ func (c *Client) ExtendBackoff(ctx context.Context, b backoff.B) (*backoff.B, er
 }
 
 // Backoff returns a fleet lock group's back-off (nil: none).
-func (c *Client) Backoff(ctx context.Context, lock string) (*backoff.B, error) {
-	ctx, cancel := c.query(ctx)
-	defer cancel()
-	return c.backoff(ctx, lock)
+func (c *Client) Backoff(ctx context.Context, lock string) (b *backoff.B, err error) {
+	err = c.do(ctx, func(ctx context.Context, conn *pgx.Conn) (err error) {
+		b, err = backoffOf(ctx, conn, lock)
+		return err
+	})
+	return b, err
 }
 
-func (c *Client) backoff(ctx context.Context, lock string) (*backoff.B, error) {
-	b, err := scanBackoff(c.conn.QueryRow(ctx, "SELECT "+backoffColumns+" FROM tickgate.backoffs WHERE lock_group = $1", lock))
+func backoffOf(ctx context.Context, conn *pgx.Conn, lock string) (*backoff.B, error) {
+	b, err := scanBackoff(conn.QueryRow(ctx, "SELECT "+backoffColumns+" FROM tickgate.backoffs WHERE lock_group = $1", lock))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -578,29 +735,34 @@ func (c *Client) backoff(ctx context.Context, lock string) (*backoff.B, error) {
 }
 
 // Backoffs returns every fleet back-off, ended ones included.
-func (c *Client) Backoffs(ctx context.Context) ([]backoff.B, error) {
-	ctx, cancel := c.query(ctx)
-	defer cancel()
-	rows, err := c.conn.Query(ctx, "SELECT "+backoffColumns+" FROM tickgate.backoffs ORDER BY lock_group")
+func (c *Client) Backoffs(ctx context.Context) (out []backoff.B, err error) {
+	err = c.do(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+		out = nil
+		rows, err := conn.Query(ctx, "SELECT "+backoffColumns+" FROM tickgate.backoffs ORDER BY lock_group")
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			b, err := scanBackoff(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, *b)
+		}
+		return rows.Err()
+	})
 	if err != nil {
 		return nil, fmt.Errorf("reading the fleet back-offs: %w", explain(err))
 	}
-	var out []backoff.B
-	for rows.Next() {
-		b, err := scanBackoff(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, *b)
-	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // ClearBackoff removes a fleet lock group's back-off (the admin role's).
-func (c *Client) ClearBackoff(ctx context.Context, lock string) (*backoff.B, error) {
-	ctx, cancel := c.query(ctx)
-	defer cancel()
-	b, err := scanBackoff(c.conn.QueryRow(ctx, "DELETE FROM tickgate.backoffs WHERE lock_group = $1 RETURNING "+backoffColumns, lock))
+func (c *Client) ClearBackoff(ctx context.Context, lock string) (b *backoff.B, err error) {
+	err = c.do(ctx, func(ctx context.Context, conn *pgx.Conn) (err error) {
+		b, err = scanBackoff(conn.QueryRow(ctx, "DELETE FROM tickgate.backoffs WHERE lock_group = $1 RETURNING "+backoffColumns, lock))
+		return err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}

@@ -13,19 +13,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tickgate/tickgate/helper/backoff"
 	"github.com/tickgate/tickgate/helper/fleet/fleettest"
 	"github.com/tickgate/tickgate/helper/gate"
 )
 
-type dsns struct{ admin, tick, super, ctl string }
+type dsns struct {
+	admin, tick, super, ctl string
+	all                     fleettest.DSNs
+}
+
+// HostDSN is a login role of host's own, mapped to it.
+func (d dsns) HostDSN(t *testing.T, host string) string { return d.all.HostDSN(t, host) }
 
 func needPG(t *testing.T) dsns {
 	t.Helper()
 	d := fleettest.DB(t, "fleetpkg", func(dsn string) error {
-		_, err := Migrate(context.Background(), Options{DSN: dsn}, "tickgate_tick")
+		_, err := Migrate(context.Background(), Options{DSN: dsn}, "tickgate_tick", Registration{})
 		return err
 	})
-	return dsns{d.Admin, d.Tick, d.Super, d.Ctl}
+	return dsns{d.Admin, d.Tick, d.Super, d.Ctl, d}
 }
 
 func connect(t *testing.T, dsn, app string) *Client {
@@ -52,7 +59,7 @@ func exec1(t *testing.T, dsn, sql string, args ...any) {
 
 func TestMigrateIsIdempotent(t *testing.T) {
 	d := needPG(t)
-	applied, err := Migrate(context.Background(), Options{DSN: d.admin}, "tickgate_tick")
+	applied, err := Migrate(context.Background(), Options{DSN: d.admin}, "tickgate_tick", Registration{})
 	if err != nil || len(applied) != 0 {
 		t.Fatalf("second migration applied %v, %v; want nothing", applied, err)
 	}
@@ -78,7 +85,7 @@ func TestSchemaVersionMismatch(t *testing.T) {
 		}
 	}
 	exec1(t, d.super, "UPDATE tickgate.meta SET version = $1", SchemaVersion+1)
-	if _, err := Migrate(context.Background(), Options{DSN: d.admin}, "tickgate_tick"); err == nil || !strings.Contains(err.Error(), "newer than this helper") {
+	if _, err := Migrate(context.Background(), Options{DSN: d.admin}, "tickgate_tick", Registration{}); err == nil || !strings.Contains(err.Error(), "newer than this helper") {
 		t.Fatalf("Migrate over a newer schema = %v", err)
 	}
 }
@@ -130,7 +137,7 @@ func TestFleetLockRaces(t *testing.T) {
 			go func(i int, c *Client) {
 				defer wg.Done()
 				<-start
-				h, err := c.TryLock(context.Background(), "race", Holder{Host: "h", Job: fmt.Sprint(i), PID: i})
+				l, err := c.TakeLease(context.Background(), "race", Holder{Host: "h", Job: fmt.Sprint(i), PID: i}, 10*time.Second)
 				if errors.Is(err, ErrBusy) {
 					return
 				}
@@ -142,15 +149,15 @@ func TestFleetLockRaces(t *testing.T) {
 					overlaps.Add(1)
 				}
 				mu.Lock()
-				if h.Fence <= lastFence {
-					t.Errorf("fence %d after %d: not growing", h.Fence, lastFence)
+				if l.Fence <= lastFence {
+					t.Errorf("fence %d after %d: not growing", l.Fence, lastFence)
 				}
-				lastFence = h.Fence
+				lastFence = l.Fence
 				mu.Unlock()
 				wins.Add(1)
 				time.Sleep(2 * time.Millisecond)
 				inside.Add(-1)
-				if err := h.Release(context.Background()); err != nil {
+				if err := l.Release(context.Background()); err != nil {
 					t.Error(err)
 				}
 			}(i, c)
@@ -162,39 +169,113 @@ func TestFleetLockRaces(t *testing.T) {
 	if overlaps.Load() != 0 || wins.Load() < rounds {
 		t.Fatalf("%d overlaps, %d acquisitions in %d rounds", overlaps.Load(), wins.Load(), rounds)
 	}
-	// The fencing token can never be lowered, not even by its own role.
-	if _, err := clients[0].conn.Exec(context.Background(), "UPDATE tickgate.locks SET fence = 1 WHERE lock_group = 'race'"); err == nil ||
+	// The fence carries the server's timeline in its high bits.
+	if lastFence>>32 < 1 {
+		t.Fatalf("fence %d has no epoch", lastFence)
+	}
+	// The fencing token can never be lowered, not even by the admin role.
+	a := connect(t, d.admin, "admin")
+	if _, err := a.conn.Exec(context.Background(), "UPDATE tickgate.locks SET fence = 1 WHERE lock_group = 'race'"); err == nil ||
 		!strings.Contains(err.Error(), "may only grow") {
 		t.Fatalf("lowering a fence: %v", err)
 	}
 }
 
-// A holder whose backend is terminated learns it within the watch interval,
-// and another session can take the group (with a larger fence).
-func TestLockLossTerminateBackend(t *testing.T) {
+// A lease is the database's: it holds until its end by the database's
+// clock whatever happens to the holder's session — a terminated backend,
+// a dropped connection — and its holder renews it on a new connection;
+// another host takes it only once it has ended, with a larger fence.
+func TestLeaseOutlivesItsSession(t *testing.T) {
 	d := needPG(t)
-	a := connect(t, d.tick, "tickgate-loss-a")
-	h, err := a.TryLock(context.Background(), "loss", Holder{Host: "a", Job: "j", PID: 1})
+	a := connect(t, d.tick, "tickgate-lease-a")
+	l, err := a.TakeLease(context.Background(), "lease", Holder{Host: "a", Job: "j", PID: 1}, 3*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lost, stop := h.Watch(100 * time.Millisecond)
-	defer stop()
-	start := time.Now()
-	exec1(t, d.super, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tickgate-loss-a'")
-	select {
-	case err := <-lost:
-		t.Logf("loss noticed after %s: %v", time.Since(start).Round(time.Millisecond), err)
-		if !strings.Contains(err.Error(), "fleet lock group loss lost") {
-			t.Fatalf("loss error %q does not name the group", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the loss was not noticed within 10 s")
+	exec1(t, d.super, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'tickgate-lease-a'")
+	b := connect(t, d.tick, "tickgate-lease-b")
+	if _, err := b.TakeLease(context.Background(), "lease", Holder{Host: "b", Job: "j", PID: 2}, 3*time.Second); !errors.Is(err, ErrBusy) ||
+		!strings.Contains(err.Error(), "held by job j on host a") {
+		t.Fatalf("while a's lease lasts, without its session: %v", err)
 	}
-	b := connect(t, d.tick, "tickgate-loss-b")
-	h2, err := b.TryLock(context.Background(), "loss", Holder{Host: "b", Job: "j", PID: 2})
-	if err != nil || h2.Fence <= h.Fence {
-		t.Fatalf("after the loss: %+v, %v", h2, err)
+	if err := l.Renew(context.Background()); err != nil {
+		t.Fatalf("renewing on a new connection: %v", err)
+	}
+	// a stops renewing: b gets it once the end has passed, not before.
+	until := l.Until
+	var l2 *Lease
+	for {
+		l2, err = b.TakeLease(context.Background(), "lease", Holder{Host: "b", Job: "j", PID: 2}, 3*time.Second)
+		if err == nil || !errors.Is(err, ErrBusy) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil || l2.Fence <= l.Fence {
+		t.Fatalf("after the end: %+v, %v", l2, err)
+	}
+	var dbNow time.Time
+	if err := b.conn.QueryRow(context.Background(), "SELECT clock_timestamp()").Scan(&dbNow); err != nil || dbNow.Before(until) {
+		t.Fatalf("b took the lease at %s, before its end %s", dbNow, until)
+	}
+	// a's renewal now says lost; its release does nothing to b's.
+	if err := l.Renew(context.Background()); !errors.Is(err, ErrLeaseLost) {
+		t.Fatalf("a's renewal after b took it: %v", err)
+	}
+	_ = l.Release(context.Background())
+	if _, err := a.TakeLease(context.Background(), "lease", Holder{Host: "a", Job: "j", PID: 1}, 3*time.Second); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a's release freed b's lease: %v", err)
+	}
+}
+
+// Keep renews a lease while it is kept, and when renewals fail says so:
+// "soft" at half the lease, "hard" at three quarters, always before the
+// lease's end by the database's clock.
+func TestKeepDeadlines(t *testing.T) {
+	d := needPG(t)
+	c := connect(t, d.tick, "tickgate-keep")
+	l, err := c.TakeLease(context.Background(), "keep", Holder{Host: "a", Job: "j", PID: 1}, 6*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fed := atomic.Int64{}
+	events, stop := l.Keep(func() { fed.Add(1) })
+	defer stop()
+	select {
+	case e := <-events:
+		t.Fatalf("an event while renewals work: %+v", e)
+	case <-time.After(3 * time.Second):
+	}
+	if fed.Load() < 2 {
+		t.Fatalf("the watchdog was fed %d times in 3 s", fed.Load())
+	}
+	// Renewals fail from now: the client's connection is closed for good.
+	first := l.LastOK()
+	c.Close()
+	var soft, hard time.Time
+	for hard.IsZero() {
+		select {
+		case e := <-events:
+			switch e.Kind {
+			case "soft":
+				soft = time.Now()
+			case "hard":
+				hard = time.Now()
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no hard event within 10 s")
+		}
+	}
+	last := l.LastOK()
+	t.Logf("last renewal %s after the take; soft %s, hard %s after it (lease 6s)", last.Sub(first).Round(time.Millisecond),
+		soft.Sub(last).Round(time.Millisecond), hard.Sub(last).Round(time.Millisecond))
+	if soft.IsZero() || soft.Sub(last) < 3*time.Second || hard.Sub(last) < 4500*time.Millisecond || hard.Sub(last) > 5500*time.Millisecond {
+		t.Fatalf("soft %v, hard %v after the last renewal (want 3s and 4.5s of a 6s lease)", soft.Sub(last), hard.Sub(last))
+	}
+	n := fed.Load()
+	time.Sleep(1500 * time.Millisecond)
+	if fed.Load() != n {
+		t.Fatal("the watchdog was fed after the hard deadline")
 	}
 }
 
@@ -223,7 +304,9 @@ func TestSlowServerIsBounded(t *testing.T) {
 	start := time.Now()
 	_, err = c.Gate(context.Background())
 	took := time.Since(start)
-	if err == nil || !strings.Contains(err.Error(), "timed out") || took > 3*time.Second {
+	// The server's statement_timeout (a startup parameter) or the client's
+	// own bound, whichever comes first.
+	if err == nil || !(strings.Contains(err.Error(), "timed out") || strings.Contains(err.Error(), "statement timeout")) || took > 3*time.Second {
 		t.Fatalf("Gate on a slow server: %v after %s", err, took)
 	}
 	t.Logf("gave up after %s: %v", took.Round(time.Millisecond), err)
@@ -233,7 +316,7 @@ func TestSlowServerIsBounded(t *testing.T) {
 // message never carries the password.
 func TestUnreachable(t *testing.T) {
 	start := time.Now()
-	_, err := Connect(context.Background(), Options{DSN: "postgresql://tickgate_tick:s3cret@127.0.0.1:1/tickgate?sslmode=disable", Timeout: time.Second})
+	_, err := Connect(context.Background(), Options{DSN: "postgresql://tickgate_tick:s3cret@127.0.0.1:1/tickgate?sslmode=disable", Timeout: time.Second, Insecure: true})
 	if err == nil || strings.Contains(err.Error(), "s3cret") || time.Since(start) > 3*time.Second {
 		t.Fatalf("Connect to a closed port: %v after %s", err, time.Since(start))
 	}
@@ -242,27 +325,24 @@ func TestUnreachable(t *testing.T) {
 	}
 }
 
-// With one login role per host (members of the tick role), a host cannot
-// change another host's job records.
-func TestRecordsBelongToTheirRole(t *testing.T) {
+// A host's tick role can touch only its own rows: records, leases, slots
+// and back-offs of another host are refused, as are a fence set by hand, a
+// slot far ahead, a back-off beyond 7 days or with control characters.
+func TestHostRoleCannotForge(t *testing.T) {
 	d := needPG(t)
-	exec1(t, d.super, `DO $$ BEGIN
-		IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tickgate_tick_hostb') THEN
-			CREATE ROLE tickgate_tick_hostb LOGIN PASSWORD 'pw-b' IN ROLE tickgate_tick;
-		END IF; END $$`)
-	exec1(t, d.super, "GRANT CONNECT ON DATABASE tickgate_fleetpkg TO tickgate_tick_hostb")
-	a := connect(t, d.tick, "host-a")
-	if err := a.Publish(context.Background(), "host-a", "j", map[string]string{"result": "success"}); err != nil {
+	ctx := context.Background()
+	a := connect(t, d.HostDSN(t, "host-a"), "host-a")
+	b := connect(t, d.HostDSN(t, "host-b"), "host-b")
+	if err := a.Publish(ctx, "host-a", "j", map[string]string{"result": "success"}); err != nil {
 		t.Fatal(err)
 	}
-	b := connect(t, "postgresql://tickgate_tick_hostb:pw-b@"+strings.SplitN(d.tick, "@", 2)[1], "host-b")
-	if err := b.Publish(context.Background(), "host-a", "j", map[string]string{"result": "forged"}); err == nil {
-		t.Fatal("host b overwrote host a's record")
+	if err := b.Publish(ctx, "host-a", "j", map[string]string{"result": "forged"}); err == nil {
+		t.Fatal("host b wrote host a's record")
 	}
-	if _, err := b.conn.Exec(context.Background(), "UPDATE tickgate.jobs SET record = '{}' WHERE host = 'host-a'"); err != nil {
+	if _, err := b.conn.Exec(ctx, "UPDATE tickgate.jobs SET record = '{}' WHERE host = 'host-a'"); err != nil {
 		t.Fatal(err) // RLS: the row is simply not b's to update
 	}
-	recs, err := b.Records(context.Background())
+	recs, err := b.Records(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +351,112 @@ func TestRecordsBelongToTheirRole(t *testing.T) {
 			t.Fatalf("host a's record changed: %s", r.Record)
 		}
 	}
-	if err := b.Publish(context.Background(), "host-b", "j", map[string]string{"result": "own"}); err != nil {
+	if err := b.Publish(ctx, "host-b", "j", map[string]string{"result": "own"}); err != nil {
 		t.Fatal(err)
+	}
+	// A lease for another host, a fence by hand, a lease deleted.
+	if _, err := b.TakeLease(ctx, "forge", Holder{Host: "host-a", Job: "j", PID: 1}, 5*time.Second); err == nil ||
+		!strings.Contains(err.Error(), "may not act for host host-a") {
+		t.Fatalf("b took a lease as host a: %v", err)
+	}
+	l, err := a.TakeLease(ctx, "forge", Holder{Host: "host-a", Job: "j", PID: 1}, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sql := range []string{
+		"UPDATE tickgate.locks SET fence = 9223372036854775807 WHERE lock_group = 'forge'",
+		"UPDATE tickgate.locks SET lease_until = NULL WHERE lock_group = 'forge'",
+		"INSERT INTO tickgate.locks (lock_group, fence) VALUES ('forge2', 9223372036854775807)",
+		"DELETE FROM tickgate.locks",
+		"INSERT INTO tickgate.slots (job, slot, host) VALUES ('s', '9999-01-01', 'host-b')",
+		"INSERT INTO tickgate.backoffs (lock_group, until, reason, set_by) VALUES ('forge', '9999-01-01', 'x', 'y')",
+		"INSERT INTO tickgate.hosts (role, host) VALUES ('tickgate_tick_host_b', 'host-a')",
+		"INSERT INTO tickgate.singletons (job, schedule, interval_seconds) VALUES ('s', 'x', 1)",
+	} {
+		if _, err := b.conn.Exec(ctx, sql); err == nil {
+			t.Errorf("host b's role could: %s", sql)
+		}
+	}
+	if err := (&Lease{c: b, Group: "forge", Host: "host-b", Token: l.Token, Fence: l.Fence, TTL: 5 * time.Second}).Renew(ctx); err == nil {
+		t.Fatal("b renewed a's lease with its token")
+	}
+	// Back-offs through the function: bounded by the database's clock, a
+	// printable reason, this host only.
+	for _, c := range []struct {
+		until  time.Time
+		reason string
+		host   string
+		want   string
+	}{
+		{time.Now().Add(8 * 24 * time.Hour), "429", "host-b", "at most 7 days ahead"},
+		{time.Now().Add(time.Hour), "evil \x1b[2J", "host-b", "printable text"},
+		{time.Now().Add(time.Hour), "evil \u202e", "host-b", "printable text"},
+		{time.Now().Add(time.Hour), "429", "host-a", "may not act for host host-a"},
+	} {
+		_, err := b.JobBackoff(ctx, backoffB("forge", c.until, c.reason), c.host, "j", "0123456789abcdef")
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("back-off %q until %s as %s: %v, want %q", c.reason, c.until, c.host, err, c.want)
+		}
+	}
+	if got, err := b.JobBackoff(ctx, backoffB("forge", time.Now().Add(time.Hour), "429"), "host-b", "j", "0123456789abcdef"); err != nil ||
+		got.SetBy != "job j (run 0123456789abcdef) on host-b" {
+		t.Fatalf("b's own back-off: %+v, %v", got, err)
+	}
+}
+
+func backoffB(lock string, until time.Time, reason string) backoff.B {
+	return backoff.B{Lock: lock, Until: until, Reason: reason}
+}
+
+// A DSN below sslmode=verify-full is refused unless Insecure says so; the
+// test server serves TLS with a throwaway CA, so the default path is tested.
+func TestTLSRequired(t *testing.T) {
+	d := needPG(t)
+	noVerify := strings.Replace(d.tick, "sslmode=verify-full", "sslmode=require", 1)
+	if _, err := Connect(context.Background(), Options{DSN: noVerify}); err == nil || !strings.Contains(err.Error(), "sslmode=verify-full") {
+		t.Fatalf("sslmode=require: %v", err)
+	}
+	c, err := Connect(context.Background(), Options{DSN: noVerify, Insecure: true})
+	if err != nil {
+		t.Fatalf("sslmode=require, insecure: %v", err)
+	}
+	c.Close()
+	plain := strings.Replace(d.tick, "sslmode=verify-full", "sslmode=disable", 1)
+	if _, err := Connect(context.Background(), Options{DSN: plain, Insecure: true}); err == nil {
+		t.Fatal("the test server took a plaintext connection")
+	}
+}
+
+// A host whose clock is further from the database's than MaxSkew fails to
+// connect, naming both times.
+func TestSkew(t *testing.T) {
+	d := needPG(t)
+	ahead := func() time.Time { return time.Now().Add(time.Hour) }
+	_, err := Connect(context.Background(), Options{DSN: d.tick, MaxSkew: 5 * time.Second, Now: ahead})
+	if err == nil || !strings.Contains(err.Error(), "this host's clock is 1h0m0") || !strings.Contains(err.Error(), "ahead of the fleet database's (host ") {
+		t.Fatalf("a clock an hour ahead: %v", err)
+	}
+	c, err := Connect(context.Background(), Options{DSN: d.tick, MaxSkew: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("skew of this host: %s", c.Skew)
+	c.Close()
+}
+
+// The session settings reach the server as startup parameters, whatever
+// the role's defaults (idle_session_timeout on the tick role, here).
+func TestSessionSettings(t *testing.T) {
+	d := needPG(t)
+	exec1(t, d.super, "ALTER ROLE tickgate_tick IN DATABASE tickgate_fleetpkg SET idle_session_timeout = '1s'")
+	defer exec1(t, d.super, "ALTER ROLE tickgate_tick IN DATABASE tickgate_fleetpkg RESET idle_session_timeout")
+	c := connect(t, d.tick, "settings")
+	var idle, stmt, user string
+	if err := c.conn.QueryRow(context.Background(), "SELECT current_setting('idle_session_timeout'), current_setting('statement_timeout'), current_setting('tcp_user_timeout')").
+		Scan(&idle, &stmt, &user); err != nil {
+		t.Fatal(err)
+	}
+	if idle != "0" || stmt != "3s" || user != "10000" {
+		t.Fatalf("idle_session_timeout %s, statement_timeout %s, tcp_user_timeout %s", idle, stmt, user)
 	}
 }

@@ -85,6 +85,193 @@ var migrations = []string{
 	END $$;
 	CREATE TRIGGER backoff_only_extends BEFORE UPDATE OF until ON tickgate.backoffs
 		FOR EACH ROW EXECUTE FUNCTION tickgate.backoff_only_extends();`,
+	// 5: leases on the database clock instead of session advisory locks
+	// (which a server restart, a killed backend, an idle timeout or a
+	// transaction pooler lost or shared); fences with the timeline in their
+	// high bits; hosts mapped to the login roles that may act for them; and
+	// every change of a lock, a slot or a back-off by a tick through a
+	// function that checks the caller (README "Fleet coordination").
+	`CREATE TABLE tickgate.hosts (
+		role name NOT NULL,
+		host text NOT NULL CHECK (host ~ '^[A-Za-z0-9][A-Za-z0-9_.@-]{0,252}$'),
+		PRIMARY KEY (role, host)
+	);
+	CREATE TABLE tickgate.singletons (
+		job text PRIMARY KEY,
+		schedule text NOT NULL,
+		interval_seconds double precision NOT NULL CHECK (interval_seconds > 0)
+	);
+	ALTER TABLE tickgate.locks ADD COLUMN token text, ADD COLUMN lease_until timestamptz;
+	ALTER TABLE tickgate.slots ADD COLUMN schedule text, ADD COLUMN claim_token text;
+
+	CREATE FUNCTION tickgate.caller_is(p_host text) RETURNS boolean
+		LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+		SELECT EXISTS (SELECT 1 FROM tickgate.hosts WHERE role = session_user AND host = p_host)
+	$$;
+
+	CREATE FUNCTION tickgate.check_caller(p_host text) RETURNS void
+		LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+	BEGIN
+		IF NOT tickgate.caller_is(p_host) THEN
+			RAISE EXCEPTION 'role % may not act for host % (tickgate.hosts: the deploy maps each host to its login role)', session_user, p_host
+				USING ERRCODE = '42501';
+		END IF;
+	END $$;
+
+	-- The fence's epoch: the server's timeline, so that a promoted standby
+	-- hands out fences above any its old primary gave.
+	CREATE FUNCTION tickgate.epoch() RETURNS bigint
+		LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+		SELECT ('x' || lpad(substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8), 16, '0'))::bit(64)::bigint
+	$$;
+
+	CREATE FUNCTION tickgate.take_lease(p_group text, p_host text, p_job text, p_pid int, p_token text, p_ttl_ms int)
+		RETURNS TABLE (taken boolean, fence bigint, lease_until timestamptz, holder_host text, holder_job text, db_now timestamptz)
+		LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+	#variable_conflict use_column
+	DECLARE
+		v_now timestamptz := clock_timestamp();
+		v_floor bigint := (tickgate.epoch() << 32) + 1;
+		v_fence bigint;
+		v_until timestamptz;
+	BEGIN
+		PERFORM tickgate.check_caller(p_host);
+		IF p_ttl_ms IS NULL OR p_ttl_ms < 1000 OR p_ttl_ms > 3600000 THEN
+			RAISE EXCEPTION 'a lease lasts 1 s to 1 h, not % ms', p_ttl_ms USING ERRCODE = '22023';
+		END IF;
+		IF p_token !~ '^[0-9a-f]{32}$' OR p_group !~ '^[A-Za-z0-9][A-Za-z0-9_.@-]{0,199}$' OR p_job !~ '^[a-z0-9][a-z0-9_.-]{0,199}$' THEN
+			RAISE EXCEPTION 'not a lock group, job or token tickgate makes' USING ERRCODE = '22023';
+		END IF;
+		-- A fence must survive a crash: this commit waits for the WAL (and
+		-- a synchronous standby), whatever the role's default.
+		PERFORM set_config('synchronous_commit', 'on', true);
+		INSERT INTO tickgate.locks AS l (lock_group, fence, host, job, pid, since, token, lease_until)
+			VALUES (p_group, v_floor, p_host, p_job, p_pid, v_now, p_token, v_now + p_ttl_ms * interval '1 millisecond')
+			ON CONFLICT (lock_group) DO UPDATE SET
+				fence = CASE WHEN l.token = EXCLUDED.token THEN l.fence ELSE greatest(l.fence + 1, v_floor) END,
+				host = EXCLUDED.host, job = EXCLUDED.job, pid = EXCLUDED.pid, since = EXCLUDED.since,
+				token = EXCLUDED.token, lease_until = EXCLUDED.lease_until
+			-- Free (released or ended), or this holder's already: a take
+			-- whose answer was lost with its connection, asked again.
+			WHERE l.lease_until IS NULL OR l.lease_until < v_now OR l.token = EXCLUDED.token
+			RETURNING l.fence, l.lease_until INTO v_fence, v_until;
+		IF FOUND THEN
+			RETURN QUERY SELECT true, v_fence, v_until, p_host, p_job, v_now;
+		ELSE
+			RETURN QUERY SELECT false, l.fence, l.lease_until, l.host, l.job, v_now FROM tickgate.locks l WHERE l.lock_group = p_group;
+		END IF;
+	END $$;
+
+	CREATE FUNCTION tickgate.renew_lease(p_group text, p_host text, p_token text, p_fence bigint, p_ttl_ms int)
+		RETURNS TABLE (renewed boolean, lease_until timestamptz, db_now timestamptz)
+		LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+	#variable_conflict use_column
+	DECLARE
+		v_now timestamptz := clock_timestamp();
+		v_until timestamptz;
+	BEGIN
+		PERFORM tickgate.check_caller(p_host);
+		IF p_ttl_ms IS NULL OR p_ttl_ms < 1000 OR p_ttl_ms > 3600000 THEN
+			RAISE EXCEPTION 'a lease lasts 1 s to 1 h, not % ms', p_ttl_ms USING ERRCODE = '22023';
+		END IF;
+		PERFORM set_config('synchronous_commit', 'on', true);
+		UPDATE tickgate.locks l SET lease_until = v_now + p_ttl_ms * interval '1 millisecond'
+			WHERE l.lock_group = p_group AND l.host = p_host AND l.token = p_token AND l.fence = p_fence AND l.lease_until >= v_now
+			RETURNING l.lease_until INTO v_until;
+		RETURN QUERY SELECT FOUND, v_until, v_now;
+	END $$;
+
+	CREATE FUNCTION tickgate.release_lease(p_group text, p_host text, p_token text, p_fence bigint) RETURNS boolean
+		LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+	#variable_conflict use_column
+	BEGIN
+		PERFORM tickgate.check_caller(p_host);
+		UPDATE tickgate.locks SET host = NULL, job = NULL, pid = NULL, since = NULL, token = NULL, lease_until = NULL
+			WHERE lock_group = p_group AND host = p_host AND token = p_token AND fence = p_fence;
+		RETURN FOUND;
+	END $$;
+
+	-- A floating singleton's slot: only by the schedule the deploy
+	-- registered for the job, never far ahead of the database's clock, and
+	-- only forward.
+	CREATE FUNCTION tickgate.claim_slot(p_job text, p_slot timestamptz, p_host text, p_schedule text, p_token text)
+		RETURNS TABLE (status text, slot timestamptz, host text, claimed_at timestamptz, schedule text)
+		LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+	#variable_conflict use_column
+	DECLARE
+		v_now timestamptz := clock_timestamp();
+		r tickgate.singletons%ROWTYPE;
+		v_slot timestamptz;
+		v_host text;
+		v_at timestamptz;
+	BEGIN
+		PERFORM tickgate.check_caller(p_host);
+		SELECT * INTO r FROM tickgate.singletons WHERE job = p_job;
+		IF NOT FOUND THEN
+			RETURN QUERY SELECT 'unregistered'::text, NULL::timestamptz, NULL::text, NULL::timestamptz, NULL::text;
+			RETURN;
+		END IF;
+		IF r.schedule IS DISTINCT FROM p_schedule THEN
+			RETURN QUERY SELECT 'schedule-mismatch'::text, NULL::timestamptz, NULL::text, NULL::timestamptz, r.schedule;
+			RETURN;
+		END IF;
+		IF p_slot > v_now + (r.interval_seconds + 120) * interval '1 second' THEN
+			RETURN QUERY SELECT 'too-far-ahead'::text, p_slot, NULL::text, v_now, r.schedule;
+			RETURN;
+		END IF;
+		PERFORM set_config('synchronous_commit', 'on', true);
+		INSERT INTO tickgate.slots AS s (job, slot, host, schedule, claimed_at, claim_token) VALUES (p_job, p_slot, p_host, p_schedule, v_now, p_token)
+			ON CONFLICT (job) DO UPDATE SET slot = EXCLUDED.slot, host = EXCLUDED.host, schedule = EXCLUDED.schedule,
+				claimed_at = EXCLUDED.claimed_at, claim_token = EXCLUDED.claim_token
+			WHERE s.slot < EXCLUDED.slot
+			RETURNING s.slot, s.host, s.claimed_at INTO v_slot, v_host, v_at;
+		IF FOUND THEN
+			RETURN QUERY SELECT 'claimed'::text, v_slot, v_host, v_at, p_schedule;
+		ELSE
+			-- This very claim (its token), asked again after its answer was
+			-- lost with its connection, is this claimant's still.
+			RETURN QUERY SELECT CASE WHEN s.claim_token = p_token AND s.slot = p_slot THEN 'claimed' ELSE 'taken' END,
+				s.slot, s.host, s.claimed_at, s.schedule FROM tickgate.slots s WHERE s.job = p_job;
+		END IF;
+	END $$;
+
+	-- A job's back-off of its fleet lock group: bounded by the database's
+	-- clock (at most 7 days), with a reason that is printable text.
+	CREATE FUNCTION tickgate.extend_backoff(p_lock text, p_until timestamptz, p_reason text, p_host text, p_job text, p_run text)
+		RETURNS TABLE (lock_group text, until timestamptz, reason text, set_by text, set_at timestamptz)
+		LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+	#variable_conflict use_column
+	DECLARE
+		v_now timestamptz := clock_timestamp();
+	BEGIN
+		PERFORM tickgate.check_caller(p_host);
+		IF p_until <= v_now OR p_until > v_now + interval '7 days' THEN
+			RAISE EXCEPTION 'a back-off ends in the future, at most 7 days ahead of the database''s clock (%): not %', v_now, p_until USING ERRCODE = '22023';
+		END IF;
+		IF p_reason IS NULL OR btrim(p_reason) = '' OR length(p_reason) > 300 OR p_reason ~ '[[:cntrl:]\u0080-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]' THEN
+			RAISE EXCEPTION 'a back-off''s reason is printable text of at most 300 characters' USING ERRCODE = '22023';
+		END IF;
+		IF p_job !~ '^[a-z0-9][a-z0-9_.-]{0,199}$' OR p_run !~ '^[0-9a-f]{1,32}$' THEN
+			RAISE EXCEPTION 'not a job or run tickgate names' USING ERRCODE = '22023';
+		END IF;
+		PERFORM set_config('synchronous_commit', 'on', true);
+		INSERT INTO tickgate.backoffs AS b (lock_group, until, reason, set_by, set_at)
+			VALUES (p_lock, p_until, p_reason, format('job %s (run %s) on %s', p_job, p_run, p_host), v_now)
+			ON CONFLICT (lock_group) DO UPDATE SET until = EXCLUDED.until, reason = EXCLUDED.reason, set_by = EXCLUDED.set_by, set_at = EXCLUDED.set_at
+			WHERE b.until < EXCLUDED.until;
+		RETURN QUERY SELECT b.lock_group, b.until, b.reason, b.set_by, b.set_at FROM tickgate.backoffs b WHERE b.lock_group = p_lock;
+	END $$;
+
+	-- A host's records: only a role mapped to that host writes them.
+	DROP POLICY write_own ON tickgate.jobs;
+	DROP POLICY change_own ON tickgate.jobs;
+	CREATE POLICY write_mapped ON tickgate.jobs FOR INSERT WITH CHECK (tickgate.caller_is(host));
+	CREATE POLICY change_mapped ON tickgate.jobs FOR UPDATE USING (tickgate.caller_is(host)) WITH CHECK (tickgate.caller_is(host));
+
+	REVOKE EXECUTE ON FUNCTION tickgate.caller_is(text), tickgate.check_caller(text), tickgate.epoch(),
+		tickgate.take_lease(text, text, text, int, text, int), tickgate.renew_lease(text, text, text, bigint, int),
+		tickgate.release_lease(text, text, text, bigint), tickgate.claim_slot(text, timestamptz, text, text, text),
+		tickgate.extend_backoff(text, timestamptz, text, text, text, text) FROM PUBLIC;`,
 }
 
 // tickGrants are what the tick role may do, granted after every migration
@@ -99,16 +286,39 @@ var tickGrants = []struct {
 }{
 	{"meta", []string{"SELECT"}, nil},
 	{"gate", []string{"SELECT"}, nil},
-	{"locks", []string{"SELECT", "INSERT"}, []string{"fence", "host", "job", "pid", "since"}},
+	{"locks", []string{"SELECT"}, nil},
 	{"jobs", []string{"SELECT", "INSERT"}, []string{"record", "updated_at"}},
-	{"slots", []string{"SELECT", "INSERT"}, []string{"slot", "host", "claimed_at"}},
-	{"backoffs", []string{"SELECT", "INSERT"}, []string{"until", "reason", "set_by", "set_at"}},
+	{"slots", []string{"SELECT"}, nil},
+	{"backoffs", []string{"SELECT"}, nil},
+	{"hosts", []string{"SELECT"}, nil},
+	{"singletons", []string{"SELECT"}, nil},
 }
 
-// grantSQL grants role (a sanitised identifier) everything in tickGrants.
+// tickFunctions are the functions the tick role may call: every change of a
+// lock, a slot or a back-off goes through one of them, which checks that the
+// caller's login role is mapped to the host it acts for.
+var tickFunctions = []string{
+	"caller_is(text)",
+	"take_lease(text, text, text, int, text, int)",
+	"renew_lease(text, text, text, bigint, int)",
+	"release_lease(text, text, text, bigint)",
+	"claim_slot(text, timestamptz, text, text, text)",
+	"extend_backoff(text, timestamptz, text, text, text, text)",
+}
+
+// tickRevokes are what releases before 5 granted the tick role and it must
+// no longer hold: it changed locks, slots and back-offs directly.
+const tickRevokes = "REVOKE INSERT, UPDATE ON tickgate.locks, tickgate.slots, tickgate.backoffs FROM %s;\n"
+
+// grantSQL grants role (a sanitised identifier) everything in tickGrants
+// and tickFunctions, and revokes tickRevokes.
 func grantSQL(role string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "GRANT USAGE ON SCHEMA tickgate TO %s;\n", role)
+	fmt.Fprintf(&b, tickRevokes, role)
+	for _, f := range tickFunctions {
+		fmt.Fprintf(&b, "GRANT EXECUTE ON FUNCTION tickgate.%s TO %s;\n", f, role)
+	}
 	for _, g := range tickGrants {
 		privs := strings.Join(g.privs, ", ")
 		if len(g.update) > 0 {
@@ -131,17 +341,62 @@ func grantedSQL() string {
 			checks = append(checks, fmt.Sprintf("has_column_privilege($1, 'tickgate.%s', '%s', 'UPDATE')", g.table, col))
 		}
 	}
+	for _, f := range tickFunctions {
+		checks = append(checks, fmt.Sprintf("has_function_privilege($1, 'tickgate.%s', 'EXECUTE')", f))
+	}
+	for _, t := range []string{"locks", "slots", "backoffs"} {
+		checks = append(checks, fmt.Sprintf("NOT has_table_privilege($1, 'tickgate.%s', 'INSERT')", t),
+			fmt.Sprintf("NOT has_any_column_privilege($1, 'tickgate.%s', 'UPDATE')", t))
+	}
 	return "SELECT " + strings.Join(checks, "\n\tAND ")
 }
 
 // migrateLock serialises concurrent deploys' migrations.
 const migrateLock = 0x7469636b67617465 // "tickgate"
 
+// Registration is what the deploy tells the fleet database about the hosts
+// of its play: the login role each host's ticks connect as (only that role
+// may act for the host), and each floating singleton's schedule (the hash of
+// its OnCalendar= lines) and interval in seconds (a claim must be by that
+// schedule, within one interval of the database's clock).
+type Registration struct {
+	Hosts      map[string]string    // host -> login role
+	Singletons map[string]Singleton // job -> its schedule
+}
+
+// Singleton is a floating singleton's registered schedule.
+type Singleton struct {
+	Schedule string  // hash of its OnCalendar= lines (ScheduleHash)
+	Interval float64 // the longest gap between two elapses, seconds
+}
+
+// registerSQL applies reg in tx (the admin role's): a host mapped to another
+// role than reg says is mapped anew; the rows of hosts and jobs reg does not
+// name stay (another inventory may share the database).
+func registerSQL(ctx context.Context, tx pgx.Tx, reg Registration) error {
+	for host, role := range reg.Hosts {
+		if _, err := tx.Exec(ctx, "DELETE FROM tickgate.hosts WHERE host = $1 AND role <> $2", host, role); err != nil {
+			return fmt.Errorf("registering host %s: %w", host, explain(err))
+		}
+		if _, err := tx.Exec(ctx, "INSERT INTO tickgate.hosts (role, host) VALUES ($1, $2) ON CONFLICT DO NOTHING", role, host); err != nil {
+			return fmt.Errorf("registering host %s as role %s: %w", host, role, explain(err))
+		}
+	}
+	for job, sg := range reg.Singletons {
+		if _, err := tx.Exec(ctx, `INSERT INTO tickgate.singletons (job, schedule, interval_seconds) VALUES ($1, $2, $3)
+			ON CONFLICT (job) DO UPDATE SET schedule = EXCLUDED.schedule, interval_seconds = EXCLUDED.interval_seconds`,
+			job, sg.Schedule, sg.Interval); err != nil {
+			return fmt.Errorf("registering floating singleton %s: %w", job, explain(err))
+		}
+	}
+	return nil
+}
+
 // Migrate brings the schema to SchemaVersion with the admin role (the owner
-// of the database), idempotently, and grants tickRole what ticks need. It
-// returns the versions it applied (none when up to date). A schema newer
-// than this helper is refused.
-func Migrate(ctx context.Context, o Options, tickRole string) ([]int, error) {
+// of the database), idempotently, grants tickRole what ticks need, and
+// applies reg. It returns the versions it applied (none when up to date). A
+// schema newer than this helper is refused.
+func Migrate(ctx context.Context, o Options, tickRole string, reg Registration) ([]int, error) {
 	c, err := dial(ctx, o)
 	if err != nil {
 		return nil, err
@@ -152,6 +407,10 @@ func Migrate(ctx context.Context, o Options, tickRole string) ([]int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*c.timeout)
 	defer cancel()
 	err = pgx.BeginFunc(ctx, c.conn, func(tx pgx.Tx) error {
+		// A statement bound as long as the migration's, for this transaction.
+		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL statement_timeout = %d", (10*c.timeout).Milliseconds())); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(migrateLock)); err != nil {
 			return err
 		}
@@ -178,7 +437,7 @@ func Migrate(ctx context.Context, o Options, tickRole string) ([]int, error) {
 		if _, err := tx.Exec(ctx, grantSQL(pgx.Identifier{tickRole}.Sanitize())); err != nil {
 			return fmt.Errorf("granting %s: %w", tickRole, explain(err))
 		}
-		return nil
+		return registerSQL(ctx, tx, reg)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("migrating the fleet schema: %w", explain(err))
@@ -187,17 +446,21 @@ func Migrate(ctx context.Context, o Options, tickRole string) ([]int, error) {
 }
 
 // Pending says what Migrate would still do, without changing anything: the
-// schema version to reach, or the grants tickRole lacks (each a sentence;
-// none when the schema is current and the role holds every grant). A schema
-// newer than this helper, or a role that does not exist, is an error.
-func Pending(ctx context.Context, o Options, tickRole string) ([]string, error) {
+// schema version to reach, the grants tickRole lacks, the registrations of
+// reg the database does not have (each a sentence; none when nothing is
+// left to do). A schema newer than this helper, or a role that does not
+// exist, is an error.
+func Pending(ctx context.Context, o Options, tickRole string, reg Registration) (_ []string, err error) {
 	c, err := dial(ctx, o)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
-	qctx, cancel := c.query(ctx)
-	defer cancel()
+	qctx, done, err := c.query(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { done(err) }()
 	v, present, err := c.schemaVersion(qctx)
 	switch {
 	case err != nil:
@@ -213,8 +476,29 @@ func Pending(ctx context.Context, o Options, tickRole string) ([]string, error) 
 	if err := c.conn.QueryRow(qctx, grantedSQL(), tickRole).Scan(&granted); err != nil {
 		return nil, fmt.Errorf("reading the grants of role %s: %w", tickRole, explain(err))
 	}
+	var pending []string
 	if !granted {
-		return []string{fmt.Sprintf("role %s lacks some of the tick role's grants", tickRole)}, nil
+		pending = append(pending, fmt.Sprintf("role %s lacks some of the tick role's grants (or holds some it must not)", tickRole))
 	}
-	return nil, nil
+	for host, role := range reg.Hosts {
+		var ok bool
+		if err := c.conn.QueryRow(qctx, "SELECT EXISTS (SELECT 1 FROM tickgate.hosts WHERE host = $1 AND role = $2) AND NOT EXISTS (SELECT 1 FROM tickgate.hosts WHERE host = $1 AND role <> $2)",
+			host, role).Scan(&ok); err != nil {
+			return nil, fmt.Errorf("reading the registration of host %s: %w", host, explain(err))
+		}
+		if !ok {
+			pending = append(pending, fmt.Sprintf("host %s is not registered as role %s", host, role))
+		}
+	}
+	for job, sg := range reg.Singletons {
+		var ok bool
+		if err := c.conn.QueryRow(qctx, "SELECT EXISTS (SELECT 1 FROM tickgate.singletons WHERE job = $1 AND schedule = $2 AND interval_seconds = $3)",
+			job, sg.Schedule, sg.Interval).Scan(&ok); err != nil {
+			return nil, fmt.Errorf("reading the registration of floating singleton %s: %w", job, explain(err))
+		}
+		if !ok {
+			pending = append(pending, fmt.Sprintf("floating singleton %s is not registered with this schedule", job))
+		}
+	}
+	return pending, nil
 }

@@ -46,12 +46,15 @@ func TestFloatingSingletonSlots(t *testing.T) {
 	}
 	hosts := []*simHost{mk("a", -4*time.Second), mk("b", 0), mk("c", 4*time.Second)}
 	late := mk("d", 1500*time.Millisecond) // joins at slot 100
-	base := time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
+	// Past slots: a claim may not be further ahead of the database's clock
+	// than one interval (the simulation runs ahead of it otherwise).
+	base := time.Now().UTC().Add(-3 * time.Hour).Truncate(period)
+	register(t, d, job, period)
 	won := map[time.Time][]string{} // slot -> winners
 	var mu sync.Mutex
 	claim := func(h *simHost, trueNow time.Time) error {
 		key := nextElapse(trueNow.Add(h.skew), period)
-		s, err := h.c.ClaimSlot(context.Background(), job, key, h.name)
+		s, err := h.c.ClaimSlot(context.Background(), job, key, h.name, testSchedule)
 		switch {
 		case err == nil:
 			if !s.Slot.Equal(key) || s.Host != h.name {
@@ -106,7 +109,7 @@ func TestFloatingSingletonSlots(t *testing.T) {
 		if k == 151 {
 			// ... and claims only after slot 151 was won: its slot (150) is
 			// over, so it must not run.
-			s, err := hosts[1].c.ClaimSlot(context.Background(), job, nextElapse(pendingLate.Add(hosts[1].skew), period), "b")
+			s, err := hosts[1].c.ClaimSlot(context.Background(), job, nextElapse(pendingLate.Add(hosts[1].skew), period), "b", testSchedule)
 			if !errors.Is(err, ErrSlotTaken) || !s.Slot.After(nextElapse(pendingLate, period)) {
 				t.Fatalf("a late tick of slot 150 claimed after slot 151: %v (row %+v)", err, s)
 			}
@@ -147,7 +150,8 @@ func TestSlotClaimRace(t *testing.T) {
 	for i := range 4 {
 		cs = append(cs, connect(t, d.tick, fmt.Sprintf("race %d", i)))
 	}
-	base := time.Date(2032, 1, 1, 0, 0, 0, 0, time.UTC)
+	base := time.Now().UTC().Add(-4 * time.Hour).Truncate(time.Minute)
+	register(t, d, "race", time.Minute)
 	for k := range 200 {
 		key := base.Add(time.Duration(k) * time.Minute)
 		wins := make(chan string, len(cs))
@@ -158,8 +162,8 @@ func TestSlotClaimRace(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				host := fmt.Sprintf("h%d", i)
-				s, err := c.ClaimSlot(context.Background(), "race", key, host)
+				host := fmt.Sprintf("host%d", i)
+				s, err := c.ClaimSlot(context.Background(), "race", key, host, testSchedule)
 				switch {
 				case err == nil:
 					wins <- host
@@ -182,22 +186,23 @@ func TestSlotClaimRace(t *testing.T) {
 func TestSlotOnlyMovesForward(t *testing.T) {
 	d := needPG(t)
 	c := connect(t, d.tick, "fwd")
-	t1 := time.Date(2033, 1, 1, 0, 0, 0, 0, time.UTC)
-	if _, err := c.ClaimSlot(context.Background(), "fwd", t1, "h"); err != nil {
+	t1 := time.Now().UTC().Truncate(time.Minute)
+	register(t, d, "fwd", time.Hour)
+	if _, err := c.ClaimSlot(context.Background(), "fwd", t1, "h", testSchedule); err != nil {
 		t.Fatal(err)
 	}
-	if s, err := c.ClaimSlot(context.Background(), "fwd", t1.Add(-time.Hour), "h2"); !errors.Is(err, ErrSlotTaken) || !s.Slot.Equal(t1) {
+	if s, err := c.ClaimSlot(context.Background(), "fwd", t1.Add(-time.Hour), "test", testSchedule); !errors.Is(err, ErrSlotTaken) || !s.Slot.Equal(t1) {
 		t.Fatalf("an earlier slot: %v, %+v", err, s)
 	}
-	for _, dsn := range []string{d.tick, d.admin} {
+	for dsn, want := range map[string]string{d.tick: "permission denied", d.admin: "may only move forward"} {
 		x, err := dial(context.Background(), Options{DSN: dsn})
 		if err != nil {
 			t.Fatal(err)
 		}
 		_, err = x.conn.Exec(context.Background(), "UPDATE tickgate.slots SET slot = slot - interval '1 day' WHERE job = 'fwd'")
 		x.Close()
-		if err == nil || !strings.Contains(err.Error(), "may only move forward") {
-			t.Fatalf("moving a slot back: %v", err)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("moving a slot back: %v, want %q", err, want)
 		}
 	}
 	x, err := dial(context.Background(), Options{DSN: d.tick})
@@ -205,11 +210,36 @@ func TestSlotOnlyMovesForward(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer x.Close()
-	if _, err := x.conn.Exec(context.Background(), "DELETE FROM tickgate.slots"); err == nil || !strings.Contains(err.Error(), "permission denied") {
-		t.Fatalf("the tick role deleting slots: %v", err)
+	for _, sql := range []string{"DELETE FROM tickgate.slots", "UPDATE tickgate.slots SET slot = '9999-01-01' WHERE job = 'fwd'"} {
+		if _, err := x.conn.Exec(context.Background(), sql); err == nil || !strings.Contains(err.Error(), "permission denied") {
+			t.Fatalf("the tick role: %s: %v", sql, err)
+		}
+	}
+	// Far ahead of the database's clock (a host a day ahead), or by another
+	// schedule than the one registered: refused, the slot as it was.
+	if _, err := c.ClaimSlot(context.Background(), "fwd", time.Now().Add(25*time.Hour), "h", testSchedule); err == nil ||
+		!strings.Contains(err.Error(), "further ahead of the fleet database's clock") {
+		t.Fatalf("a slot a day ahead: %v", err)
+	}
+	if _, err := c.ClaimSlot(context.Background(), "fwd", t1.Add(time.Hour), "h", ScheduleHash([]string{"*-*-* 03:00"})); !errors.Is(err, ErrSlotSchedule) {
+		t.Fatalf("another schedule: %v", err)
+	}
+	if _, err := c.ClaimSlot(context.Background(), "unregistered", t1, "h", testSchedule); err == nil || !strings.Contains(err.Error(), "not registered") {
+		t.Fatalf("an unregistered job: %v", err)
 	}
 	all, err := c.Slots(context.Background())
 	if err != nil || len(all) == 0 {
 		t.Fatalf("Slots: %v %v", all, err)
 	}
+}
+
+// testSchedule is the schedule the simulated singletons are registered with.
+var testSchedule = ScheduleHash([]string{"*:*:0/10"})
+
+// register registers job as a floating singleton of testSchedule (what the
+// deploy does with the admin role).
+func register(t *testing.T, d dsns, job string, interval time.Duration) {
+	t.Helper()
+	exec1(t, d.admin, `INSERT INTO tickgate.singletons (job, schedule, interval_seconds) VALUES ($1, $2, $3)
+		ON CONFLICT (job) DO UPDATE SET schedule = EXCLUDED.schedule, interval_seconds = EXCLUDED.interval_seconds`, job, testSchedule, interval.Seconds())
 }

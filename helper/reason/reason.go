@@ -25,6 +25,7 @@ const (
 	FleetLockLost        = "fleet lock lost"        // the fleet lock went while the command ran: it was stopped
 	FleetSlotUnavailable = "fleet slot unavailable" // a floating singleton could not claim its slot (78, never run)
 	SlotTaken            = "slot-taken"             // a floating singleton's slot already ran on another host (skipped)
+	SlotScheduleMismatch = "slot-schedule-mismatch" // a floating singleton's schedule here is not the one the deploy registered (78, never run)
 )
 
 // F formats "PREFIX: detail".

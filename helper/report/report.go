@@ -96,6 +96,12 @@ func (r *Reporter) Warn(format string, a ...any) {
 	fmt.Fprintln(r.Stderr, msg)
 }
 
+// Watchdog feeds the unit's watchdog (WATCHDOG=1; nothing without
+// NOTIFY_SOCKET): the units of fleet lock jobs set WatchdogSec=, and the
+// helper feeds it while its lease is sure, so that systemd kills a frozen
+// helper's unit before the lease can end.
+func Watchdog() { _, _ = daemon.SdNotify(false, daemon.SdNotifyWatchdog) }
+
 // Status sends STATUS= to the service manager when NOTIFY_SOCKET is set.
 func Status(format string, a ...any) {
 	_, _ = daemon.SdNotify(false, "STATUS="+textsafe.Clean(fmt.Sprintf(format, a...)))

@@ -16,6 +16,7 @@ import (
 	"github.com/tickgate/tickgate/helper/fleet"
 	"github.com/tickgate/tickgate/helper/gate"
 	"github.com/tickgate/tickgate/helper/reason"
+	"github.com/tickgate/tickgate/helper/report"
 	"github.com/tickgate/tickgate/helper/state"
 )
 
@@ -29,14 +30,17 @@ type links struct {
 
 // fleetConn is the tick's fleet database and fleet lock, while it uses them.
 type fleetConn struct {
-	db   *fleet.Client
-	held *fleet.Held
+	db     *fleet.Client
+	lease  *fleet.Lease
+	events <-chan fleet.Event // the lease's (nil: none held)
+	relay  chan leaseEvent    // events as the runner reads them
+	stop   func()             // ends the lease's renewals
 }
 
-// fleetOpen says whether the tick is connected to the fleet database.
+// fleetOpen says whether the tick has a fleet client.
 func (r *runner) fleetOpen() bool { return r.fl.db != nil }
 
-// closeFleet ends the tick's connection (and with it a fleet lock still held).
+// closeFleet ends the tick's connection.
 func (r *runner) closeFleet() {
 	if r.fl.db != nil {
 		r.fl.db.Close()
@@ -45,29 +49,40 @@ func (r *runner) closeFleet() {
 }
 
 // fleetLockHeld says whether the tick holds its lock group fleet-wide.
-func (r *runner) fleetLockHeld() bool { return r.fl.held != nil }
+func (r *runner) fleetLockHeld() bool { return r.fl.lease != nil }
 
 // fence is the fencing token of the fleet lock this run holds (0: none).
 func (r *runner) fence() int64 {
-	if r.fl.held == nil {
+	if r.fl.lease == nil {
 		return 0
 	}
-	return r.fl.held.Fence
+	return r.fl.lease.Fence
 }
 
-// watchFleetLock confirms the held fleet lock while the command runs: lost
-// says when it went (nil, and a no-op stop, without one).
-func (r *runner) watchFleetLock() (lost <-chan error, stop func()) {
-	if r.fl.held == nil {
-		return nil, func() {}
+// leaseEvents says what the held lease asks of its holder (nil: none held).
+func (r *runner) leaseEvents() <-chan leaseEvent {
+	if r.fl.events == nil {
+		return nil
 	}
-	return r.fl.held.Watch(WatchInterval)
+	if r.fl.relay == nil {
+		ch := make(chan leaseEvent, 2)
+		r.fl.relay = ch
+		go func(in <-chan fleet.Event) {
+			for e := range in {
+				ch <- leaseEvent{hard: e.Kind == "hard", err: e.Err}
+			}
+		}(r.fl.events)
+	}
+	return r.fl.relay
 }
 
 // takeFleetLock holds the lock group fleet-wide, or records why the tick
 // does not run (stop=true): busy, a signal during the wait, no database.
+// From here until releaseFleetLock the lease is renewed (fleet.Lease.Keep),
+// through the command's run and any wait between its attempts, and the
+// unit's watchdog is fed while the lease is sure.
 func (r *runner) takeFleetLock() (Outcome, bool, error) {
-	h, sig, err := r.fleetLock()
+	l, sig, err := r.fleetLock()
 	switch {
 	case sig != nil:
 		out, err := r.finishInterrupted(sig, false, 0)
@@ -78,20 +93,32 @@ func (r *runner) takeFleetLock() (Outcome, bool, error) {
 	case err != nil:
 		return r.fleetUnusable(err)
 	}
-	r.fl.held = h
+	r.fl.lease = l
+	report.Watchdog() // the unit's watchdog runs from now (WatchdogSec=)
+	r.fl.events, r.fl.stop = l.Keep(report.Watchdog)
 	return Outcome{}, false, nil
 }
 
-// releaseFleetLock lets go of the fleet lock.
+// releaseFleetLock stops renewing the lease and gives it back. The unit's
+// watchdog is fed from then on until the helper exits: the lease it guarded
+// is gone.
 func (r *runner) releaseFleetLock() {
-	if r.fl.held != nil {
-		_ = r.fl.held.Release(context.Background())
+	if r.fl.lease == nil {
+		return
 	}
+	r.fl.stop()
+	_ = r.fl.lease.Release(context.Background())
+	go func() {
+		for range time.Tick(time.Second) {
+			report.Watchdog()
+		}
+	}()
 }
 
-// fleetExtendBackoff records a fleet-scoped lock group's back-off.
+// fleetExtendBackoff records a fleet-scoped lock group's back-off, through
+// the database's check (this host's role, 7 days by its clock).
 func (r *runner) fleetExtendBackoff(b backoff.B) (*backoff.B, error) {
-	return r.fl.db.ExtendBackoff(context.Background(), b)
+	return r.fl.db.JobBackoff(context.Background(), b, r.c.Fleet.Host, r.c.Job, r.runID)
 }
 
 // fleetView is the tick's fleet database as admission asks it: connected on
@@ -131,19 +158,31 @@ func (r *runner) connectFleet() error {
 	if err != nil {
 		return err
 	}
-	r.fl.db, err = fleet.Connect(context.Background(), fleet.Options{DSN: dsn, Timeout: fc.Timeout,
-		AppName: fmt.Sprintf("tickgate %s %s", fc.Host, r.c.Job)})
+	r.fl.db, err = fleet.Connect(context.Background(), fleet.Options{DSN: dsn, Timeout: fc.Timeout, Insecure: fc.Insecure,
+		MaxSkew: fc.MaxSkew, AppName: fmt.Sprintf("tickgate %s %s", fc.Host, r.c.Job)})
 	return err
+}
+
+// fleetIdle lets go of the connection while the command runs when the tick
+// holds no lease to renew: a fleet of running jobs holds no server
+// connection. The outcome is published on a new one.
+func (r *runner) fleetIdle() {
+	if r.fl.db != nil && r.fl.lease == nil {
+		r.fl.db.Disconnect()
+	}
 }
 
 // claimSlot claims the tick's slot fleet-wide, as the last step before the
 // command starts: the slot already ran elsewhere → skip; no answer → 78.
 func (r *runner) claimSlot() (Outcome, bool, error) {
-	s, err := r.fl.db.ClaimSlot(context.Background(), r.c.Job, r.slot, r.c.Fleet.Host)
+	s, err := r.fl.db.ClaimSlot(context.Background(), r.c.Job, r.slot, r.c.Fleet.Host, fleet.ScheduleHash(r.c.Schedule))
 	switch {
 	case err == nil:
 		r.claimed = true
 		return Outcome{}, false, nil
+	case errors.Is(err, fleet.ErrSlotSchedule):
+		out, err := r.skip(exitcode.GateBad, reason.F(reason.SlotScheduleMismatch, "%s", strings.TrimPrefix(err.Error(), fleet.ErrSlotSchedule.Error()+": ")))
+		return out, true, err
 	case errors.Is(err, fleet.ErrSlotTaken):
 		what := "the slot ending " + r.slot.Format(time.RFC3339)
 		if s.Slot.After(r.slot) {
@@ -160,13 +199,13 @@ func (r *runner) claimSlot() (Outcome, bool, error) {
 
 // fleetLock takes the lock group fleet-wide, retrying up to --lock-wait; a
 // signal during the wait ends it and is returned.
-func (r *runner) fleetLock() (*fleet.Held, os.Signal, error) {
+func (r *runner) fleetLock() (*fleet.Lease, os.Signal, error) {
 	deadline := time.Now().Add(r.c.LockWait)
 	holder := fleet.Holder{Host: r.c.Fleet.Host, Job: r.c.Job, PID: os.Getpid()}
 	for {
-		h, err := r.fl.db.TryLock(context.Background(), r.c.Lock, holder)
+		l, err := r.fl.db.TakeLease(context.Background(), r.c.Lock, holder, r.c.Fleet.LeaseTTL)
 		if err == nil || !errors.Is(err, fleet.ErrBusy) || !time.Now().Before(deadline) {
-			return h, nil, err
+			return l, nil, err
 		}
 		select {
 		case s := <-r.sigCh:
@@ -187,9 +226,13 @@ type published struct {
 
 // publish sends the job's record to the fleet database (connecting if this
 // tick has not yet, e.g. a skip by the host gate). It only warns: fleet
-// status is never worth failing a tick for.
+// status is never worth failing a tick for. A running record is published
+// only by a tick that holds its connection anyway (a lease to renew).
 func (r *runner) publish(st *state.State) {
 	if r.c.Fleet == nil || r.fleetSkipped || r.fleetErr != nil {
+		return
+	}
+	if st.Result == state.Running && (r.fl.db == nil || !r.fl.db.Connected()) {
 		return
 	}
 	if r.fl.db == nil {

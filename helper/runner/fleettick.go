@@ -12,6 +12,9 @@ import (
 type FleetConfig struct {
 	DSNFile   string        // the tick role's DSN (never on a command line)
 	Timeout   time.Duration // connecting and each query
+	Insecure  bool          // accept a DSN below sslmode=verify-full
+	MaxSkew   time.Duration // fail when this host's clock is further from the database's
+	LeaseTTL  time.Duration // a fleet lock's lease (fleet.DefaultLeaseTTL)
 	LockScope bool          // the lock group is held fleet-wide too
 	Host      string        // this host's name, for holders and messages
 	// Singleton makes the job a floating singleton: each slot of the
@@ -19,9 +22,13 @@ type FleetConfig struct {
 	Singleton bool
 }
 
-// WatchInterval is how often a held fleet lock is confirmed while the
-// command runs; with the query timeout, a loss is noticed within ~5 s.
-var WatchInterval = 2 * time.Second
+// leaseEvent is what a held fleet lease asks of the tick: hard, kill the
+// command's whole tree now (the lease is lost, or about to end); else ask it
+// to stop (no renewal for half the lease).
+type leaseEvent struct {
+	hard bool
+	err  error
+}
 
 // slotOf names the slot this tick serves: the schedule's next elapse, asked
 // of systemd as the tick starts. Every host whose timer fired for the same

@@ -98,6 +98,10 @@ func (r *runner) waitToRetry(code int, why string) (Outcome, bool, error) {
 		case s := <-r.sigCh:
 			out, err := r.finishInterrupted(s, true, code)
 			return out, true, err
+		case ev := <-r.leaseEvents():
+			// The fleet lock is going or gone: no further attempt.
+			out, err := r.finishLost(ev.err, code)
+			return out, true, err
 		case <-until.C:
 			return check()
 		case <-poll.C:

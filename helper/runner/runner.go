@@ -241,7 +241,9 @@ func (r *runner) tick() (Outcome, error) {
 		}
 	}
 
-	// 4. Run the command.
+	// 4. Run the command. A tick with no lease to renew holds no fleet
+	// connection while it runs.
+	r.fleetIdle()
 	return r.execute(lg)
 }
 
@@ -615,6 +617,13 @@ func (r *runner) runOnce(lg *lockgroup.Group) (ending, int, string) {
 	if err := subreaper(); err != nil {
 		ctl.Close()
 		return ending{}, 126, fmt.Sprintf("cannot keep the command's process tree: %v", err)
+	}
+	select {
+	case ev := <-r.leaseEvents():
+		// The fleet lock went before this attempt could start.
+		ctl.Close()
+		return ending{code: 126, lost: ev.err}, 0, ""
+	default:
 	}
 	r.notifyStart()
 	pid, err := ch.start()

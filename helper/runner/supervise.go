@@ -58,8 +58,7 @@ func (r *runner) supervise(pid int) ending {
 		defer t.Stop()
 		timeoutC = t.C
 	}
-	lost, stopWatch := r.watchFleetLock()
-	defer stopWatch()
+	lease := r.leaseEvents() // nil without a fleet lock
 	var end ending
 	stop := func(sig syscall.Signal) {
 		_ = syscall.Kill(-pid, sig)
@@ -97,11 +96,21 @@ func (r *runner) supervise(pid int) ending {
 			}
 			report.Status("stopping %s pid %d: %s", c.Job, pid, s)
 			stop(s.(syscall.Signal))
-		case err, ok := <-lost:
-			lost = nil
-			if ok && end.lost == nil && end.sig == nil {
-				end.lost = err
-				report.Status("%v: stopping %s pid %d", err, c.Job, pid)
+		case ev := <-lease:
+			if end.lost == nil {
+				end.lost = ev.err
+			}
+			if ev.hard {
+				// The lease is lost, or its end is near: another host may
+				// take the group. No grace: the whole tree dies now.
+				report.Status("%v: killing %s pid %d and its tree", ev.err, c.Job, pid)
+				killTree(pid)
+				killC, killed = nil, true
+				lease = nil
+				continue
+			}
+			if end.sig == nil {
+				report.Status("%v: stopping %s pid %d", ev.err, c.Job, pid)
 				stop(syscall.SIGTERM)
 			}
 		case <-timeoutC:

@@ -29,7 +29,8 @@ func (links) fleetOpen() bool                                  { return false }
 func (links) closeFleet()                                      {}
 func (links) fleetLockHeld() bool                              { return false }
 func (links) fence() int64                                     { return 0 }
-func (links) watchFleetLock() (<-chan error, func())           { return nil, func() {} }
+func (links) leaseEvents() <-chan leaseEvent                   { return nil }
+func (links) fleetIdle()                                       {}
 func (links) releaseFleetLock()                                {}
 func (links) fleetExtendBackoff(backoff.B) (*backoff.B, error) { return nil, errNoFleet }
 func (links) publish(*state.State)                             {}
