@@ -133,6 +133,10 @@ func (l *Lease) Release(ctx context.Context) error {
 // RenewEvery is how often a held lease is renewed.
 func (l *Lease) RenewEvery() time.Duration { return l.TTL / 6 }
 
+// BeatEvery is how often the holder feeds the unit's watchdog: twice per
+// WatchdogSec= (TTL/6), at most every second.
+func (l *Lease) BeatEvery() time.Duration { return min(time.Second, l.TTL/12) }
+
 // SoftAt is when (monotonic) the holder asks its job to stop, without a
 // renewal since.
 func (l *Lease) SoftAt() time.Time { return l.okSent.Add(l.TTL / 2) }
@@ -154,7 +158,7 @@ type Event struct {
 // events what the holder must do: "soft" when no renewal succeeded for
 // TTL/2, "hard" at HardAt or at once when the database says the lease is
 // lost. alive is called after every renewal that succeeded and every
-// second before HardAt (the unit's watchdog). stop ends it and waits.
+// BeatEvery before HardAt (the unit's watchdog). stop ends it and waits.
 func (l *Lease) Keep(alive func()) (events <-chan Event, stop func()) {
 	ch := make(chan Event, 2)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -163,7 +167,7 @@ func (l *Lease) Keep(alive func()) (events <-chan Event, stop func()) {
 		defer close(finished)
 		renew := time.NewTimer(l.RenewEvery())
 		defer renew.Stop()
-		beat := time.NewTicker(time.Second)
+		beat := time.NewTicker(l.BeatEvery())
 		defer beat.Stop()
 		soft := false
 		var last error

@@ -107,12 +107,15 @@ func (r *runner) releaseFleetLock() {
 		return
 	}
 	r.fl.stop()
-	_ = r.fl.lease.Release(context.Background())
+	// Fed before the release's round trip, which may take the fleet
+	// timeout: the job is over, its unit must not fail for a slow release.
+	every := r.fl.lease.BeatEvery()
 	go func() {
-		for range time.Tick(time.Second) {
+		for range time.Tick(every) {
 			report.Watchdog()
 		}
 	}()
+	_ = r.fl.lease.Release(context.Background())
 }
 
 // fleetExtendBackoff records a fleet-scoped lock group's back-off, through

@@ -139,6 +139,9 @@ def check(host, values, spec):
         values.get("tickgate_supervisor_user"),
         len(values.get("tickgate_fleet_dsn") or "") > 0,
     ) + tg_filters.tickgate_target_errors(values.get("tickgate_notify", []))
+    insecure = str(values.get("tickgate_fleet_insecure", False)).lower() in ("true", "yes", "on", "1")
+    for var in ("tickgate_fleet_dsn", "tickgate_fleet_admin_dsn"):
+        errors += tg_filters.tickgate_dsn_errors(values.get(var) or "", var, insecure)
     if errors:
         return "host %s: %s" % (host, " | ".join(errors))
     result = ArgumentSpecValidator(spec).validate(values, validate_role_argument_spec=True)
@@ -308,6 +311,12 @@ class ActionModule(ActionBase):
             result["msg"] = msg
             return result
         result["armed"] = tg_filters.tickgate_armed(values.get("tickgate_jobs"))
+        # Each floating singleton's schedule, as the deploy registers it.
+        result["schedules"] = {
+            j["name"]: tg_filters.schedule_hash(j.get("schedule"))
+            for j in (values.get("tickgate_jobs") or [])
+            if isinstance(j, dict) and j.get("singleton") == "fleet" and j.get("state", "present") == "present"
+        }
         # The checked values, as JSON will store them in the plan.
         jobs = _plain(values.get("tickgate_jobs"))
         defaults = _plain(values.get("tickgate_job_defaults"))

@@ -19,8 +19,10 @@ job and the field.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 import re
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
@@ -530,6 +532,13 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
                 # Every host's tick of a slot must start before the next
                 # slot: the deploy checks the schedule against this.
                 j["singleton_min_gap"] = 2 * (span_seconds(j.get("randomized_delay") or 0) + span_seconds(j.get("accuracy") or 0))
+                # What the deploy registers in the fleet database: a claim
+                # by another schedule is refused (helper/fleet ScheduleHash).
+                j["schedule_hash"] = schedule_hash(j["schedule"])
+            if j.get("lock_scope") == "fleet":
+                # systemd kills a frozen holder's unit before its lease can
+                # end (README "Fleet coordination").
+                j["watchdog_sec"] = "%gs" % (span_seconds(settings.get("fleet_lease_ttl") or "30s") / 6)
         if j.get("history") and j["history"] != 50:
             argv += ["--history", str(j["history"])]
         if j.get("start_deadline"):
@@ -558,7 +567,12 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
             env += [
                 ["TICKGATE_FLEET_DSN_FILE", settings["fleet_dsn_file"]],
                 ["TICKGATE_FLEET_TIMEOUT", tickgate_span(settings["fleet_timeout"])],
+                ["TICKGATE_FLEET_HOST", settings.get("fleet_host") or ""],
+                ["TICKGATE_FLEET_MAX_SKEW", tickgate_span(settings.get("fleet_max_skew") or "5s")],
+                ["TICKGATE_FLEET_LEASE_TTL", tickgate_span(settings.get("fleet_lease_ttl") or "30s")],
             ]
+            if settings.get("fleet_insecure"):
+                env.append(["TICKGATE_FLEET_INSECURE", "true"])
         if settings.get("notify_dir"):
             env.append(["TICKGATE_NOTIFY_DIR", settings["notify_dir"]])
         # The unit's Environment= is the helper's own: only tickgate's
@@ -592,6 +606,74 @@ def _env_vars(env):
     return {k: "" if v is None else str(v) for k, v in sorted((env or {}).items())}
 
 
+def schedule_hash(schedule):
+    """A floating singleton's schedule as the fleet database knows it: the
+    SHA-256 of its OnCalendar= lines joined by newlines (the helper's
+    fleet.ScheduleHash)."""
+    lines = [schedule] if isinstance(schedule, str) else list(schedule or [])
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
+
+
+def tickgate_dsn_user(dsn):
+    """The login role a DSN connects as (a libpq URL or key=value), "" when
+    it names none."""
+    if not isinstance(dsn, str) or not dsn.strip():
+        return ""
+    dsn = dsn.strip()
+    if dsn.startswith(("postgres://", "postgresql://")):
+        u = urlsplit(dsn)
+        if u.username:
+            return unquote(u.username)
+        return (parse_qs(u.query).get("user") or [""])[0]
+    for part in re.findall(r"(\w+)\s*=\s*('(?:[^'\\\\]|\\\\.)*'|\S+)", dsn):
+        if part[0] == "user":
+            return part[1].strip("'")
+    return ""
+
+
+def tickgate_dsn_errors(dsn, variable, insecure=False):
+    """Problems of a fleet DSN, naming the variable (never its value: it
+    holds a password): a user to map to the host, and sslmode=verify-full
+    (unless tickgate_fleet_insecure)."""
+    if not dsn or not isinstance(dsn, str):
+        return []  # (the argument spec says what a DSN must be)
+    errors = []
+    if not tickgate_dsn_user(dsn):
+        errors.append("%s: names no user (the deploy maps each host to the login role its ticks connect as)" % variable)
+    mode = ""
+    if dsn.strip().startswith(("postgres://", "postgresql://")):
+        mode = (parse_qs(urlsplit(dsn.strip()).query).get("sslmode") or [""])[0]
+    else:
+        m = re.search(r"(?:^|\s)sslmode\s*=\s*'?(\S+?)'?(?:\s|$)", dsn)
+        mode = m.group(1) if m else ""
+    if mode != "verify-full" and not insecure:
+        errors.append(
+            "%s: sslmode is %s, not verify-full: the helper refuses a fleet database it cannot verify "
+            "(set sslmode=verify-full and sslrootcert, e.g. /etc/tickgate/fleet-ca.crt from tickgate_fleet_ca_file; "
+            "or tickgate_fleet_insecure: true)" % (variable, mode or "unset (pgx's prefer: no check, plaintext fallback)")
+        )
+    return errors
+
+
+def tickgate_fleet_registration(hostvars, hosts):
+    """What `tickgate fleet migrate --register` is given for hosts (as JSON):
+    each host's fleet name and the login role of its tickgate_fleet_dsn, and
+    each floating singleton's schedule hash and interval (the longest gap
+    between its elapses, from the host's validate step)."""
+    reg = {"hosts": {}, "singletons": {}}
+    for h in hosts:
+        hv = hostvars[h]
+        if not hv.get("tickgate_fleet_dsn"):
+            continue
+        reg["hosts"][hv.get("tickgate_fleet_host") or h] = tickgate_dsn_user(hv.get("tickgate_fleet_dsn"))
+        checked = hv.get("__tickgate_checked") or {}
+        intervals = (hv.get("__tickgate_validated") or {}).get("singleton_intervals") or {}
+        for job, sched in (checked.get("schedules") or {}).items():
+            if job in intervals:
+                reg["singletons"][job] = {"schedule": sched, "interval": intervals[job]}
+    return reg
+
+
 def _armed(job):
     return isinstance(job, dict) and job.get("state", "present") == "present" and job.get("enabled", True)
 
@@ -608,7 +690,9 @@ def tickgate_armed(jobs):
         if not _armed(job):
             continue
         sg = job.get("singleton")
-        out.append("%s%s" % (job.get("name"), ":fleet" if sg == "fleet" else ":1" if sg else ""))
+        out.append(
+            "%s%s" % (job.get("name"), (":fleet:" + schedule_hash(job.get("schedule"))) if sg == "fleet" else ":1" if sg else "")
+        )
     return " ".join(out)
 
 
@@ -616,7 +700,8 @@ def _armed_jobs(summary):
     jobs = []
     for tok in (summary or "").split():
         name, _, sg = tok.partition(":")
-        jobs.append({"name": name, "singleton": "fleet" if sg == "fleet" else bool(sg)})
+        kind, _, sched = sg.partition(":")
+        jobs.append({"name": name, "singleton": "fleet" if kind == "fleet" else bool(kind), "schedule": sched})
     return jobs
 
 
@@ -626,11 +711,12 @@ def tickgate_singleton_errors(hostvars, hosts, result_var="__tickgate_checked"):
     it, or a host that does not would run every slot besides. Reads each
     host's tickgate_armed summary (the "armed" of its tickgate_plan result)."""
     armed = {h: _armed_jobs((hostvars[h].get(result_var) or {}).get("armed")) for h in hosts}
-    where, floating = {}, {}
+    where, floating, schedules = {}, {}, {}
     for h in hosts:
         for job in armed[h]:
             if job["singleton"] == "fleet":
                 floating.setdefault(job["name"], set()).add(h)
+                schedules.setdefault(job["name"], {}).setdefault(job["schedule"], []).append(h)
             elif job["singleton"]:
                 where.setdefault(job["name"], []).append(h)
     # A job marked singleton on one host only counts everywhere it is armed.
@@ -648,6 +734,13 @@ def tickgate_singleton_errors(hostvars, hosts, result_var="__tickgate_checked"):
                 )
             elif not job["singleton"] and name in where and h not in where[name]:
                 where[name].append(h)
+    for name, by in sorted(schedules.items()):
+        if len(by) > 1:
+            errors.append(
+                "job %s: singleton: fleet with %d different schedules across its hosts (%s); every host of a floating "
+                "singleton must arm one schedule, or two could each run their own slots"
+                % (name, len(by), "; ".join(sorted(", ".join(sorted(hs)) for hs in by.values())))
+            )
     return errors + [
         "job %s: singleton: armed on %d hosts (%s); it must be present and enabled on exactly one"
         % (name, len(hs), ", ".join(sorted(hs)))
@@ -693,5 +786,8 @@ class FilterModule(object):
             "tickgate_armed": tickgate_armed,
             "tickgate_singleton_errors": tickgate_singleton_errors,
             "tickgate_singleton_tz_errors": tickgate_singleton_tz_errors,
+            "tickgate_dsn_user": tickgate_dsn_user,
+            "tickgate_dsn_errors": tickgate_dsn_errors,
+            "tickgate_fleet_registration": tickgate_fleet_registration,
             "tickgate_target_errors": tickgate_target_errors,
         }

@@ -298,6 +298,7 @@ fix_users: {description: users missing on the host or with another shell or prim
 disarmed: {description: timers stopped/disabled, type: list, returned: always}
 timezone: {description: the host's time zone (/etc/localtime), type: str, returned: validate}
 local_time_jobs: {description: floating singletons whose schedule is read in the host's local time, type: list, returned: validate}
+singleton_intervals: {description: each floating singleton's longest gap between two elapses in seconds (what the deploy registers), type: dict, returned: validate}
 layout_done: {description: the host step laid out too (every account existed), type: bool, returned: host}
 job_files_done: {description: the host step wrote (or found current) every one of job_files, type: bool, returned: host}
 private_done: {description: the host step wrote (or found current) every one of private_files (every account existed), type: bool, returned: host}
@@ -495,6 +496,19 @@ def check_singleton(sg, iterations):
             "must start before the next slot" % (sg["job"], sg["min_gap"], times[i], times[i + 1], gaps[i])
         ]
     return []
+
+
+def singleton_intervals(singletons, iterations):
+    """Each floating singleton's longest gap between two of its next elapses,
+    in seconds: the interval the fleet database lets a claim run ahead of
+    its clock (the deploy registers it)."""
+    out = {}
+    for sg in singletons:
+        times, _ = elapses(sg["calendars"], iterations)
+        gaps = [(b - a).total_seconds() for a, b in zip(times or [], (times or [])[1:])]
+        if gaps:
+            out[sg["job"]] = max(gaps)
+    return out
 
 
 def host_timezone():
@@ -1467,6 +1481,7 @@ def main():
                 module.exit_json(**res)
             res["timezone"] = host_timezone()
             res["local_time_jobs"] = sorted(sg["job"] for sg in p["singletons"] if elapses(sg["calendars"], 1)[1])
+            res["singleton_intervals"] = singleton_intervals(p["singletons"], p["gap_iterations"])
             if res["errors"]:
                 module.fail_json(
                     msg="tickgate preflight: %d problem(s):\n%s" % (len(res["errors"]), "\n".join(res["errors"])), **res

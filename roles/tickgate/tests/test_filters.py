@@ -365,13 +365,13 @@ class Singletons(unittest.TestCase):
     def test_armed_summary(self):
         jobs = [
             {"name": "s", "singleton": True},
-            {"name": "f", "singleton": "fleet"},
+            {"name": "f", "singleton": "fleet", "schedule": "hourly"},
             {"name": "plain"},
             {"name": "off", "singleton": True, "enabled": False},
             {"name": "gone", "state": "absent"},
             {"name": "no", "singleton": False},
         ]
-        self.assertEqual(t.tickgate_armed(jobs), "s:1 f:fleet plain no")
+        self.assertEqual(t.tickgate_armed(jobs), "s:1 f:fleet:%s plain no" % t.schedule_hash(["hourly"]))
         self.assertEqual(t.tickgate_armed(None), "")
 
     def test_exactly_one_host(self):
@@ -390,6 +390,57 @@ class Singletons(unittest.TestCase):
         self.assertEqual(t.tickgate_singleton_errors(self.registered(jobs), ["a", "b"]), [])
         # A host whose check did not register counts as arming nothing.
         self.assertEqual(t.tickgate_singleton_errors({"a": hv["a"], "d": {}}, ["a", "d"]), [])
+
+    def test_floating_singleton_has_one_schedule_on_every_host(self):
+        jobs = {h: [{"name": "f", "singleton": "fleet", "schedule": "*-*-* 02:00 UTC"}] for h in ("a", "b", "c")}
+        self.assertEqual(t.tickgate_singleton_errors(self.registered(jobs), ["a", "b", "c"]), [])
+        jobs["c"][0]["schedule"] = ["*-*-* 03:00 UTC"]  # host_vars, or a rolling deploy
+        errs = t.tickgate_singleton_errors(self.registered(jobs), ["a", "b", "c"])
+        self.assertEqual(len(errs), 1)
+        self.assertIn("job f: singleton: fleet with 2 different schedules across its hosts (a, b; c)", errs[0])
+
+    def test_schedule_hash_is_the_helpers(self):
+        # helper/fleet ScheduleHash of ["*:*:0/10"] (fleet_test registers it).
+        self.assertEqual(t.schedule_hash(["*:*:0/10"]), "f502770ce8d284f89850aab160b24008f70e949afec570b1c93309cbd789dc35")
+        self.assertEqual(t.schedule_hash("*:*:0/10"), t.schedule_hash(["*:*:0/10"]))
+
+    def test_fleet_dsns(self):
+        self.assertEqual(
+            t.tickgate_dsn_user("postgresql://tickgate_tick_web1:p%40w@db:5432/tickgate?sslmode=verify-full"),
+            "tickgate_tick_web1",
+        )
+        self.assertEqual(t.tickgate_dsn_user("host=db user=tg_web1 password='a b' sslmode=verify-full"), "tg_web1")
+        self.assertEqual(t.tickgate_dsn_user("postgresql://db/t?user=u2"), "u2")
+        self.assertEqual(
+            t.tickgate_dsn_errors("postgresql://u:s3cret@db/t?sslmode=verify-full&sslrootcert=/etc/tickgate/fleet-ca.crt", "v"),
+            [],
+        )
+        errs = t.tickgate_dsn_errors("postgresql://u:s3cret@db/t?sslmode=require", "tickgate_fleet_dsn")
+        self.assertEqual(len(errs), 1)
+        self.assertIn("tickgate_fleet_dsn: sslmode is require, not verify-full", errs[0])
+        self.assertNotIn("s3cret", errs[0])
+        self.assertEqual(t.tickgate_dsn_errors("postgresql://u:p@db/t?sslmode=disable", "v", insecure=True), [])
+        self.assertIn("names no user", t.tickgate_dsn_errors("postgresql://db/t?sslmode=verify-full", "v")[0])
+        self.assertEqual(t.tickgate_dsn_errors(["not", "a", "string"], "v"), [])
+
+    def test_registration(self):
+        hv = {
+            "web1": {
+                "tickgate_fleet_dsn": "postgresql://tg_web1:p@db/t?sslmode=verify-full",
+                "tickgate_fleet_host": "web1.example",
+                "__tickgate_checked": {"schedules": {"nightly": "abc"}},
+                "__tickgate_validated": {"singleton_intervals": {"nightly": 86400.0}},
+            },
+            "web2": {"tickgate_fleet_dsn": "host=db user=tg_web2 sslmode=verify-full"},
+            "local": {},
+        }
+        self.assertEqual(
+            t.tickgate_fleet_registration(hv, ["web1", "web2", "local"]),
+            {
+                "hosts": {"web1.example": "tg_web1", "web2": "tg_web2"},
+                "singletons": {"nightly": {"schedule": "abc", "interval": 86400.0}},
+            },
+        )
 
     def test_floating_singleton_is_armed_everywhere_but_says_so_everywhere(self):
         jobs = {h: [{"name": "f", "singleton": "fleet"}] for h in ("a", "b", "c")}
