@@ -142,6 +142,7 @@ def check(host, values, spec):
     insecure = str(values.get("tickgate_fleet_insecure", False)).lower() in ("true", "yes", "on", "1")
     for var in ("tickgate_fleet_dsn", "tickgate_fleet_admin_dsn"):
         errors += tg_filters.tickgate_dsn_errors(values.get(var) or "", var, insecure)
+    errors += tg_filters.tickgate_fleet_setting_errors(values)
     if errors:
         return "host %s: %s" % (host, " | ".join(errors))
     result = ArgumentSpecValidator(spec).validate(values, validate_role_argument_spec=True)

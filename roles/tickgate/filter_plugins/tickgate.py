@@ -538,7 +538,7 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
             if j.get("lock_scope") == "fleet":
                 # systemd kills a frozen holder's unit before its lease can
                 # end (README "Fleet coordination").
-                j["watchdog_sec"] = "%gs" % (span_seconds(settings.get("fleet_lease_ttl") or "30s") / 6)
+                j["watchdog_sec"] = "%dms" % (span_seconds(settings.get("fleet_lease_ttl") or "30s") * 1000 // 6)
         if j.get("history") and j["history"] != 50:
             argv += ["--history", str(j["history"])]
         if j.get("start_deadline"):
@@ -652,6 +652,35 @@ def tickgate_dsn_errors(dsn, variable, insecure=False):
             "(set sslmode=verify-full and sslrootcert, e.g. /etc/tickgate/fleet-ca.crt from tickgate_fleet_ca_file; "
             "or tickgate_fleet_insecure: true)" % (variable, mode or "unset (pgx's prefer: no check, plaintext fallback)")
         )
+    return errors
+
+
+_FLEET_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def tickgate_fleet_setting_errors(values):
+    """Problems of the fleet settings other than the DSNs, naming the
+    variable: the lease TTL (6s to 1h, as the helper checks: its watchdog is
+    a sixth of it), the skew bound and the timeout (positive spans), the
+    host name (what records, leases and the host mapping carry)."""
+    if not (isinstance(values.get("tickgate_fleet_dsn"), str) and values["tickgate_fleet_dsn"]):
+        return []  # (no fleet; or the argument spec says what a DSN must be)
+    errors = []
+    for var, lo, hi in (
+        ("tickgate_fleet_lease_ttl", 6, 3600),
+        ("tickgate_fleet_max_skew", 0.001, 3600),
+        ("tickgate_fleet_timeout", 0.001, 300),
+    ):
+        if var not in values:
+            continue
+        secs = _span_seconds_strict(values[var])
+        if secs is None:
+            errors.append("%s: %r is not a time span (e.g. 30s, 1min)" % (var, values[var]))
+        elif not lo <= secs <= hi:
+            errors.append("%s: %s is outside %gs to %gs" % (var, tickgate_span(values[var]), lo, hi))
+    host = values.get("tickgate_fleet_host")
+    if host is not None and not (isinstance(host, str) and _FLEET_HOST.fullmatch(host)):
+        errors.append("tickgate_fleet_host: %r is not a host name (letters, digits, '.', '_', '-'; at most 63)" % (host,))
     return errors
 
 

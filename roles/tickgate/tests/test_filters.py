@@ -271,6 +271,17 @@ class Normalize(unittest.TestCase):
         self.assertEqual(scoped["argv"][scoped["argv"].index("--lock-scope") + 1], "fleet")
         self.assertIn(["TICKGATE_FLEET_DSN_FILE", "/etc/tickgate/fleet-tick.dsn"], plain["env"])
         self.assertNotIn("--fleet", self.norm()["argv"])
+        # systemd kills a frozen holder's unit a sixth of the lease after
+        # its last feed; jobs without a fleet lock have no watchdog.
+        self.assertEqual(scoped["watchdog_sec"], "5000ms")
+        self.assertNotIn("watchdog_sec", plain)
+        (short,) = t.tickgate_normalize_jobs(
+            [{"name": "b", "command": ["/x"], "schedule": "hourly", "lock_scope": "fleet"}],
+            self.defaults,
+            dict(settings, fleet_lease_ttl="10s"),
+        )
+        self.assertEqual(short["watchdog_sec"], "1666ms")
+        self.assertIn(["TICKGATE_FLEET_LEASE_TTL", "10s"], short["env"])
 
     def test_floating_singleton_names_its_slots_from_the_timer_schedule(self):
         settings = dict(self.settings, fleet=True, fleet_dsn_file="/etc/tickgate/fleet-tick.dsn", fleet_timeout="3s")
@@ -422,6 +433,19 @@ class Singletons(unittest.TestCase):
         self.assertEqual(t.tickgate_dsn_errors("postgresql://u:p@db/t?sslmode=disable", "v", insecure=True), [])
         self.assertIn("names no user", t.tickgate_dsn_errors("postgresql://db/t?sslmode=verify-full", "v")[0])
         self.assertEqual(t.tickgate_dsn_errors(["not", "a", "string"], "v"), [])
+
+    def test_fleet_settings(self):
+        ok = {"tickgate_fleet_dsn": "x", "tickgate_fleet_lease_ttl": "30s", "tickgate_fleet_max_skew": 5, "tickgate_fleet_host": "web-1.example"}
+        self.assertEqual(t.tickgate_fleet_setting_errors(ok), [])
+        errs = t.tickgate_fleet_setting_errors(
+            dict(ok, tickgate_fleet_lease_ttl="2s", tickgate_fleet_max_skew="soon", tickgate_fleet_host="web 1\x1b[2J")
+        )
+        self.assertEqual(len(errs), 3, errs)
+        self.assertIn("tickgate_fleet_lease_ttl: 2s is outside 6s to 3600s", errs[0])
+        self.assertIn("tickgate_fleet_max_skew: 'soon' is not a time span", errs[1])
+        self.assertIn("tickgate_fleet_host: 'web 1\\x1b[2J' is not a host name", errs[2])
+        # Without a fleet, nothing to check.
+        self.assertEqual(t.tickgate_fleet_setting_errors(dict(ok, tickgate_fleet_dsn="", tickgate_fleet_lease_ttl="2s")), [])
 
     def test_registration(self):
         hv = {

@@ -22,6 +22,8 @@ with open(os.path.join(HERE, "..", "defaults", "main.yml"), encoding="utf-8") as
 
 def values(**over):
     v = copy.deepcopy(DEFAULTS)
+    # As the action templates them: the defaults that name a host variable.
+    v["tickgate_fleet_host"] = "h1"
     v["tickgate_jobs"] = [{"name": "a", "command": ["/bin/true"], "schedule": "hourly"}]
     v.update(over)
     return v
@@ -48,6 +50,12 @@ class Check(unittest.TestCase):
         self.assertTrue(msg.startswith("host h1: "), msg)
         self.assertIn("job shelly: command: must be an argv list, not a string", msg)
         self.assertNotIn("argument", msg)  # the spec's own check did not run
+
+    def test_fleet_settings_name_the_variable(self):
+        v = values(tickgate_fleet_dsn="postgresql://u@db/t?sslmode=verify-full", tickgate_fleet_lease_ttl="1h1s")
+        msg = self.run_check(v)
+        self.assertEqual(msg, "host h1: tickgate_fleet_lease_ttl: 1h1s is outside 6s to 3600s")
+        self.assertEqual(self.run_check(values(tickgate_fleet_dsn="postgresql://u@db/t?sslmode=verify-full")), "")
 
     def test_then_the_argument_spec(self):
         msg = self.run_check(values(tickgate_purge="sometimes"))
