@@ -202,7 +202,7 @@ func TestLeaseOutlivesItsSession(t *testing.T) {
 		t.Fatalf("renewing on a new connection: %v", err)
 	}
 	// a stops renewing: b gets it once the end has passed, not before.
-	until := l.Until
+	until := l.Until()
 	var l2 *Lease
 	for {
 		l2, err = b.TakeLease(context.Background(), "lease", Holder{Host: "b", Job: "j", PID: 2}, 3*time.Second)

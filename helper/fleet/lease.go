@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -46,9 +47,37 @@ type Lease struct {
 	Host       string
 	Token      string
 	Fence      int64
-	Until      time.Time     // the lease's end, by the database's clock, as last granted
 	TTL        time.Duration // asked at every take and renewal
-	okSent     time.Time     // (monotonic) when the last take or renewal that succeeded was sent
+
+	mu     sync.Mutex // Keep's renewals against Status
+	until  time.Time  // the lease's end, by the database's clock, as last granted
+	okSent time.Time  // (monotonic) when the last take or renewal that succeeded was sent
+}
+
+// LeaseStatus is what a holder knows of its lease without asking the
+// database: its end as last granted (the database's clock), and how long
+// ago the holder sent the take or renewal that granted it.
+type LeaseStatus struct {
+	Group     string
+	Fence     int64
+	Until     time.Time
+	Confirmed time.Duration // since the last take or renewal that succeeded was sent
+	Sure      bool          // confirmed less than TTL/2 ago: no stop is due
+}
+
+// Status says where the lease stands now.
+func (l *Lease) Status() LeaseStatus {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	ago := time.Since(l.okSent)
+	return LeaseStatus{Group: l.Group, Fence: l.Fence, Until: l.until, Confirmed: ago, Sure: ago < l.TTL/2}
+}
+
+// Until is the lease's end as last granted, by the database's clock.
+func (l *Lease) Until() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.until
 }
 
 // NewToken is a lease's secret: 128 random bits, known to its holder only.
@@ -90,7 +119,7 @@ func (c *Client) TakeLease(ctx context.Context, group string, h Holder, ttl time
 		}
 		return nil, fmt.Errorf("%w: held by %s (fence %d) until %s", ErrBusy, who, f, until.UTC().Format(time.RFC3339))
 	}
-	l.Fence, l.Until, l.okSent = *fence, until.UTC(), sent
+	l.Fence, l.until, l.okSent = *fence, until.UTC(), sent
 	return l, nil
 }
 
@@ -114,7 +143,9 @@ func (l *Lease) Renew(ctx context.Context) error {
 		return fmt.Errorf("%w: lock group %s (fence %d): the database's clock (%s) is past its end, or another holder has it",
 			ErrLeaseLost, l.Group, l.Fence, dbNow.UTC().Format(time.RFC3339))
 	}
-	l.Until, l.okSent = until.UTC(), sent
+	l.mu.Lock()
+	l.until, l.okSent = until.UTC(), sent
+	l.mu.Unlock()
 	return nil
 }
 
@@ -139,14 +170,18 @@ func (l *Lease) BeatEvery() time.Duration { return min(time.Second, l.TTL/12) }
 
 // SoftAt is when (monotonic) the holder asks its job to stop, without a
 // renewal since.
-func (l *Lease) SoftAt() time.Time { return l.okSent.Add(l.TTL / 2) }
+func (l *Lease) SoftAt() time.Time { return l.LastOK().Add(l.TTL / 2) }
 
 // HardAt is when (monotonic) the holder kills its job's whole tree, without
 // a renewal since: a quarter of the lease before its end.
-func (l *Lease) HardAt() time.Time { return l.okSent.Add(l.TTL * 3 / 4) }
+func (l *Lease) HardAt() time.Time { return l.LastOK().Add(l.TTL * 3 / 4) }
 
 // LastOK is when the last take or renewal that succeeded was sent.
-func (l *Lease) LastOK() time.Time { return l.okSent }
+func (l *Lease) LastOK() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.okSent
+}
 
 // Event is what the holder of a lease must do now.
 type Event struct {
@@ -175,13 +210,13 @@ func (l *Lease) Keep(alive func()) (events <-chan Event, stop func()) {
 			now := time.Now()
 			if now.After(l.HardAt()) {
 				ch <- Event{"hard", fmt.Errorf("%w: lock group %s (fence %d): no renewal since %s ago (%v)", ErrLeaseLost, l.Group, l.Fence,
-					now.Sub(l.okSent).Round(time.Millisecond), last)}
+					now.Sub(l.LastOK()).Round(time.Millisecond), last)}
 				return
 			}
 			if !soft && now.After(l.SoftAt()) {
 				soft = true
 				ch <- Event{"soft", fmt.Errorf("fleet lock group %s (fence %d): no renewal for %s (%v)", l.Group, l.Fence,
-					now.Sub(l.okSent).Round(time.Millisecond), last)}
+					now.Sub(l.LastOK()).Round(time.Millisecond), last)}
 			}
 			select {
 			case <-ctx.Done():

@@ -19,8 +19,9 @@ import (
 const ControlFD = 4
 
 // ControlRequest is one request on the control socket: "backoff" (Until,
-// Reason) or "check" (may the job start now? ExpectedRuntime, when given,
-// replaces the job's own for the rollout window).
+// Reason), "check" (may the job start now? ExpectedRuntime, when given,
+// replaces the job's own for the rollout window) or "fence" (where does the
+// job's fleet lease stand?).
 type ControlRequest struct {
 	Op              string    `json:"op"`
 	Until           time.Time `json:"until"`
@@ -34,6 +35,20 @@ type ControlReply struct {
 	Error  string     `json:"error,omitempty"`
 	Backed *backoff.B `json:"backoff,omitempty"` // the back-off that stands now
 	Check  *Check     `json:"check,omitempty"`   // the answer to "check"
+	Fence  *Fence     `json:"fence,omitempty"`   // the answer to "fence"
+}
+
+// Fence is the supervisor's answer to "fence": the job's fleet lock group,
+// its fencing token, the lease's end as last granted (the database's
+// clock) and how long ago the supervisor sent the renewal that granted it.
+// Held is false once no renewal succeeded for half the lease: the
+// supervisor is stopping the job, and it must not start another write.
+type Fence struct {
+	Group            string    `json:"group"`
+	Fence            int64     `json:"fence"`
+	Until            time.Time `json:"lease_until"`
+	ConfirmedSeconds float64   `json:"confirmed_seconds_ago"`
+	Held             bool      `json:"held"`
 }
 
 // Check is the supervisor's answer to "may this job start now?": its own
@@ -46,7 +61,8 @@ type Check struct {
 	Warnings []string `json:"warnings,omitempty"`
 }
 
-// MaxControlRequests bounds what one run may ask of its supervisor.
+// MaxControlRequests bounds what one run may ask of its supervisor
+// ("fence" aside: it costs the supervisor no I/O).
 const MaxControlRequests = 20
 
 // control is the supervisor's end while the command runs. It is read
@@ -96,9 +112,12 @@ func (r *runner) serveControl(ctl *control) {
 		if err != nil || n == 0 {
 			return
 		}
-		ctl.requests++
 		reply := ControlReply{Error: fmt.Sprintf("too many requests (%d per run)", MaxControlRequests)}
-		if ctl.requests <= MaxControlRequests {
+		if isFenceRequest(buf[:n]) {
+			// Answered from memory, no file or database touched: a job may
+			// ask before every write.
+			reply = r.fenceReply()
+		} else if ctl.requests++; ctl.requests <= MaxControlRequests {
 			reply = r.handle(buf[:n])
 		}
 		out, _ := json.Marshal(reply)
@@ -109,6 +128,11 @@ func (r *runner) serveControl(ctl *control) {
 			})
 		}
 	}
+}
+
+func isFenceRequest(msg []byte) bool {
+	var req ControlRequest
+	return json.Unmarshal(msg, &req) == nil && req.Op == "fence"
 }
 
 func (r *runner) handle(msg []byte) ControlReply {

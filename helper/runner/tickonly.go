@@ -48,3 +48,8 @@ type noFleet struct{}
 
 func (noFleet) Gate(context.Context) (*gate.Gate, error)            { return nil, errNoFleet }
 func (noFleet) Backoff(context.Context, string) (*backoff.B, error) { return nil, errNoFleet }
+
+// fenceReply: a tick-only helper never holds a fleet lock.
+func (r *runner) fenceReply() ControlReply {
+	return ControlReply{Error: "job " + r.c.Job + " holds no fleet lock (its lock_scope is not fleet)"}
+}
