@@ -10,7 +10,7 @@ export PATH := $(CURDIR)/$(VENV_BIN):$(PATH)
 GO          ?= go
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
-APT_PACKAGES := debootstrap systemd-container openssh-client python3-venv util-linux time gcc libc6-dev postgresql
+APT_PACKAGES := debootstrap systemd-container openssh-client python3-venv util-linux time gcc libc6-dev postgresql pgbouncer faketime iptables iproute2
 STEPS       := scripts/run-steps
 # The role's Python (filter plugin, module, tests) is formatted with black.
 BLACK_FLAGS := --line-length 130
@@ -33,6 +33,7 @@ help:
 	@echo "make lint        ansible-lint (production) and yamllint"
 	@echo "make molecule    molecule test --all (real systemd hosts)"
 	@echo "make fuzz        each Go fuzz target for FUZZTIME (default 60s)"
+	@echo "make chaos       the fleet fault-injection suite, CHAOS_ROUNDS rounds of each fault (default 5)"
 	@echo "make rules       promtool check and test of monitoring/tickgate.rules.yml"
 	@echo "make bench       helper and deploy benchmarks (figures, no pass/fail)"
 	@echo "make demo        boot a demo host, deploy inventory/demo, run each job once"
@@ -81,9 +82,10 @@ build:
 test: deps
 	@$(STEPS) \
 	  "gofmt"            "test -z \"\$$(gofmt -l \$$(git ls-files '*.go' 2>/dev/null || find helper -name '*.go'))\" || { gofmt -l helper; false; }" \
-	  "go vet"           "$(GO) vet ./... && $(GO) vet -tags tickonly ./..." \
-	  "staticcheck"      "$(GO) run $(STATICCHECK) ./... && $(GO) run $(STATICCHECK) -tags tickonly ./..." \
+	  "go vet"           "$(GO) vet ./... && $(GO) vet -tags tickonly ./... && $(GO) vet -tags chaos ./helper/chaos" \
+	  "staticcheck"      "$(GO) run $(STATICCHECK) ./... && $(GO) run $(STATICCHECK) -tags tickonly ./... && $(GO) run $(STATICCHECK) -tags chaos ./helper/chaos" \
 	  "go test -race"    "scripts/pgtest run -- $(MAKE) --no-print-directory go-test" \
+	  "chaos (1 round)"  "$(MAKE) --no-print-directory chaos CHAOS_ROUNDS=1" \
 	  "fuzz (brief)"     "$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_BRIEF)" \
 	  "filter tests"     "$(VENV_BIN)/python -m unittest discover -s roles/tickgate/tests -v" \
 	  "black"            "$(VENV_BIN)/black --check --diff $(BLACK_FLAGS) roles playbooks" \
@@ -93,8 +95,8 @@ test: deps
 	  "molecule"         "$(MAKE) --no-print-directory molecule"
 
 test-go: go-deps
-	$(GO) vet ./... && $(GO) vet -tags tickonly ./...
-	$(GO) run $(STATICCHECK) ./... && $(GO) run $(STATICCHECK) -tags tickonly ./...
+	$(GO) vet ./... && $(GO) vet -tags tickonly ./... && $(GO) vet -tags chaos ./helper/chaos
+	$(GO) run $(STATICCHECK) ./... && $(GO) run $(STATICCHECK) -tags tickonly ./... && $(GO) run $(STATICCHECK) -tags chaos ./helper/chaos
 	scripts/pgtest run -- $(MAKE) --no-print-directory go-test
 
 # Run inside scripts/pgtest: every package, then alone the test that
@@ -129,6 +131,14 @@ lint: venv
 molecule: venv build
 	scripts/testhost rootfs
 	scripts/pgtest run -- $(VENV_BIN)/molecule test --all
+
+# The fleet fault-injection suite (helper/chaos): its own clusters,
+# PgBouncer, network namespace and cgroups; as root. Prints a table.
+CHAOS_ROUNDS ?= 5
+.PHONY: chaos
+chaos: apt-deps go-deps
+	set -o pipefail; TICKGATE_CHAOS_ROUNDS=$(CHAOS_ROUNDS) $(GO) test -tags chaos -count=1 -timeout 80m -v ./helper/chaos \
+	  | grep -Ev '^=== (RUN|PAUSE|CONT)'
 
 # --- benchmarks ---------------------------------------------------------------
 .PHONY: bench

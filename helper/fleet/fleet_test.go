@@ -327,7 +327,8 @@ func TestUnreachable(t *testing.T) {
 
 // A host's tick role can touch only its own rows: records, leases, slots
 // and back-offs of another host are refused, as are a fence set by hand, a
-// slot far ahead, a back-off beyond 7 days or with control characters.
+// slot far ahead, a back-off beyond 7 days, with control characters, or of
+// a group it does not hold.
 func TestHostRoleCannotForge(t *testing.T) {
 	d := needPG(t)
 	ctx := context.Background()
@@ -398,7 +399,15 @@ func TestHostRoleCannotForge(t *testing.T) {
 			t.Errorf("back-off %q until %s as %s: %v, want %q", c.reason, c.until, c.host, err, c.want)
 		}
 	}
-	if got, err := b.JobBackoff(ctx, backoffB("forge", time.Now().Add(time.Hour), "429"), "host-b", "j", "0123456789abcdef"); err != nil ||
+	// Only the group's holder backs it off: a holds "forge", b does not.
+	if _, err := b.JobBackoff(ctx, backoffB("forge", time.Now().Add(time.Hour), "429"), "host-b", "j", "0123456789abcdef"); err == nil ||
+		!strings.Contains(err.Error(), "does not hold fleet lock group forge") {
+		t.Fatalf("b backed off a's group: %v", err)
+	}
+	if _, err := b.TakeLease(ctx, "forge-b", Holder{Host: "host-b", Job: "j", PID: 2}, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.JobBackoff(ctx, backoffB("forge-b", time.Now().Add(time.Hour), "429"), "host-b", "j", "0123456789abcdef"); err != nil ||
 		got.SetBy != "job j (run 0123456789abcdef) on host-b" {
 		t.Fatalf("b's own back-off: %+v, %v", got, err)
 	}

@@ -235,8 +235,9 @@ var migrations = []string{
 		END IF;
 	END $$;
 
-	-- A job's back-off of its fleet lock group: bounded by the database's
-	-- clock (at most 7 days), with a reason that is printable text.
+	-- A job's back-off of its fleet lock group, while its host holds the
+	-- group's lease: bounded by the database's clock (at most 7 days), with
+	-- a reason that is printable text.
 	CREATE FUNCTION tickgate.extend_backoff(p_lock text, p_until timestamptz, p_reason text, p_host text, p_job text, p_run text)
 		RETURNS TABLE (lock_group text, until timestamptz, reason text, set_by text, set_at timestamptz)
 		LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
@@ -253,6 +254,10 @@ var migrations = []string{
 		END IF;
 		IF p_job !~ '^[a-z0-9][a-z0-9_.-]{0,199}$' OR p_run !~ '^[0-9a-f]{1,32}$' THEN
 			RAISE EXCEPTION 'not a job or run tickgate names' USING ERRCODE = '22023';
+		END IF;
+		-- Only a job of the group, while its host holds the group's lease.
+		IF NOT EXISTS (SELECT 1 FROM tickgate.locks l WHERE l.lock_group = p_lock AND l.host = p_host AND l.job = p_job AND l.lease_until > v_now) THEN
+			RAISE EXCEPTION 'job % on host % does not hold fleet lock group %: only its holder backs it off', p_job, p_host, p_lock USING ERRCODE = '42501';
 		END IF;
 		PERFORM set_config('synchronous_commit', 'on', true);
 		INSERT INTO tickgate.backoffs AS b (lock_group, until, reason, set_by, set_at)
