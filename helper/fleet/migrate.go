@@ -2,7 +2,10 @@ package fleet
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -431,6 +434,11 @@ func Migrate(ctx context.Context, o Options, tickRole string, reg Registration) 
 			return fmt.Errorf("the fleet schema is version %d, newer than this helper understands (%d): deploy a newer tickgate", v, SchemaVersion)
 		}
 		for ; v < SchemaVersion; v++ {
+			if v == 4 {
+				if err := advisoryHolders(ctx, tx); err != nil {
+					return err
+				}
+			}
 			if _, err := tx.Exec(ctx, migrations[v]); err != nil {
 				return fmt.Errorf("migration %d: %w", v+1, explain(err))
 			}
@@ -506,4 +514,54 @@ func Pending(ctx context.Context, o Options, tickRole string, reg Registration) 
 		}
 	}
 	return pending, nil
+}
+
+// advisoryHolders refuses the move to leases (schema 5) while a helper of
+// an older release holds a fleet lock group as a session advisory lock
+// (schema 4): a new helper, which knows only leases, could take the same
+// group at once. Such a helper fails closed at its next tick once the schema
+// is newer than it, but one already running holds on until its job ends.
+func advisoryHolders(ctx context.Context, tx pgx.Tx) error {
+	rows, err := tx.Query(ctx, "SELECT lock_group, coalesce(host, ''), coalesce(job, '') FROM tickgate.locks")
+	if err != nil {
+		return err
+	}
+	type held struct{ group, host, job string }
+	byKey := map[int64]held{}
+	for rows.Next() {
+		var h held
+		if err := rows.Scan(&h.group, &h.host, &h.job); err != nil {
+			return err
+		}
+		sum := sha256.Sum256([]byte("tickgate-lock:" + h.group)) // schema 4's advisory key
+		byKey[int64(binary.BigEndian.Uint64(sum[:8]))] = h
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	keys, err := tx.Query(ctx, "SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1")
+	if err != nil {
+		return err
+	}
+	defer keys.Close()
+	var busy []string
+	for keys.Next() {
+		var k int64
+		if err := keys.Scan(&k); err != nil {
+			return err
+		}
+		if h, ok := byKey[k]; ok {
+			busy = append(busy, fmt.Sprintf("%s (job %s on host %s)", h.group, h.job, h.host))
+		}
+	}
+	if err := keys.Err(); err != nil {
+		return err
+	}
+	if len(busy) > 0 {
+		sort.Strings(busy)
+		return fmt.Errorf("fleet lock groups are held by helpers of an older release (session locks): %s; this release holds them by leases, "+
+			"which those helpers do not see: deploy those hosts in this play (their drain waits for the jobs), or wait until the jobs end, then deploy again",
+			strings.Join(busy, ", "))
+	}
+	return nil
 }
