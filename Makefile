@@ -37,7 +37,8 @@ help:
 	@echo "make rules       promtool check and test of monitoring/tickgate.rules.yml"
 	@echo "make bench       helper and deploy benchmarks (figures, no pass/fail)"
 	@echo "make demo        boot a demo host, deploy inventory/demo, run each job once"
-	@echo "make demo-clean  stop and remove the demo host"
+	@echo "make demo-fleet  boot two demo hosts and a PostgreSQL, deploy inventory/demo-fleet"
+	@echo "make demo-clean  stop and remove the demo hosts (and the fleet demo's database)"
 	@echo "make build       dist/tickgate, dist/tickgate-tick and dist/tickgate-exec (static)"
 
 # --- installs ---------------------------------------------------------------
@@ -138,7 +139,7 @@ CHAOS_ROUNDS ?= 5
 .PHONY: chaos
 chaos: apt-deps go-deps
 	set -o pipefail; TICKGATE_CHAOS_ROUNDS=$(CHAOS_ROUNDS) $(GO) test -tags chaos -count=1 -timeout 80m -v ./helper/chaos \
-	  | grep -Ev '^=== (RUN|PAUSE|CONT)'
+	  | grep --line-buffered -Ev '^=== (RUN|PAUSE|CONT)'
 
 # --- benchmarks ---------------------------------------------------------------
 .PHONY: bench
@@ -151,9 +152,12 @@ bench: deps build
 	scripts/pgtest run -- scripts/bench-fleet-gate
 
 # --- demo ---------------------------------------------------------------------
-.PHONY: demo demo-clean
+.PHONY: demo demo-fleet demo-clean
 demo: deps build
 	scripts/demo up
+
+demo-fleet: deps build
+	scripts/demo up-fleet
 
 demo-clean:
 	scripts/demo down

@@ -147,6 +147,7 @@ wait:
 	u.ExitCode = u.cmd.ProcessState.ExitCode()
 	u.mu.Unlock()
 	u.sock.Close()
+	_ = os.Remove(u.sock.LocalAddr().String())
 	_ = os.Remove(u.cg)
 }
 
