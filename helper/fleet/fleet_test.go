@@ -185,6 +185,33 @@ func TestFleetLockRaces(t *testing.T) {
 // clock whatever happens to the holder's session — a terminated backend,
 // a dropped connection — and its holder renews it on a new connection;
 // another host takes it only once it has ended, with a larger fence.
+// A take whose answer was lost (its connection broke after the commit) is
+// asked again with the same token, as the client's one retry does: it is
+// the holder's still, with the same fence; another token is refused.
+func TestTakeAskedAgainKeepsItsFence(t *testing.T) {
+	d := needPG(t)
+	c := connect(t, d.tick, "again")
+	ctx := context.Background()
+	take := func(token string) (bool, int64) {
+		t.Helper()
+		var taken bool
+		var fence int64
+		if err := c.conn.QueryRow(ctx, "SELECT taken, fence FROM tickgate.take_lease('again', 'host0', 'j', 1, $1, 30000)", token).Scan(&taken, &fence); err != nil {
+			t.Fatal(err)
+		}
+		return taken, fence
+	}
+	tok := NewToken()
+	ok1, f1 := take(tok)
+	ok2, f2 := take(tok)
+	if !ok1 || !ok2 || f1 != f2 {
+		t.Fatalf("the same take twice: %v %d, then %v %d", ok1, f1, ok2, f2)
+	}
+	if ok3, _ := take(NewToken()); ok3 {
+		t.Fatal("another token took a held lease")
+	}
+}
+
 func TestLeaseOutlivesItsSession(t *testing.T) {
 	d := needPG(t)
 	a := connect(t, d.tick, "tickgate-lease-a")

@@ -105,6 +105,15 @@ var migrations = []string{
 		interval_seconds double precision NOT NULL CHECK (interval_seconds > 0)
 	);
 	ALTER TABLE tickgate.locks ADD COLUMN token text, ADD COLUMN lease_until timestamptz;
+	-- A take asked again by its holder (its answer lost with its
+	-- connection) keeps its fence: equal is allowed for the same token.
+	CREATE OR REPLACE FUNCTION tickgate.fence_only_grows() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		IF NEW.fence < OLD.fence OR (NEW.fence = OLD.fence AND NEW.token IS DISTINCT FROM OLD.token) THEN
+			RAISE EXCEPTION 'the fencing token of lock group % may only grow (% -> %)', OLD.lock_group, OLD.fence, NEW.fence;
+		END IF;
+		RETURN NEW;
+	END $$;
 	ALTER TABLE tickgate.slots ADD COLUMN schedule text, ADD COLUMN claim_token text;
 
 	CREATE FUNCTION tickgate.caller_is(p_host text) RETURNS boolean
