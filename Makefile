@@ -147,6 +147,7 @@ bench: deps build
 	set -o pipefail; scripts/pgtest run -- bash -c "$(GO) test -run '^$$' -bench 'RunVsFlock|FleetTick' -benchtime 300x ./helper/e2e/ && \
 	  $(GO) test -run '^$$' -bench 'StatusJSON1000|DrainReaction' -benchtime 20x ./helper/e2e/ && \
 	  $(GO) test -run '^$$' -bench 'FleetLockRace200' -benchtime 1x ./helper/e2e/" | grep -E '^(Benchmark|ok|FAIL)|breakdown'
+	set -o pipefail; $(GO) test -tags chaos -run '^$$' -bench 'FleetLockRace500' -benchtime 1x ./helper/chaos | grep -E '^(Benchmark|ok|FAIL)'
 	scripts/bench-tick
 	scripts/pgtest run -- scripts/bench-deploy
 	scripts/pgtest run -- scripts/bench-fleet-gate

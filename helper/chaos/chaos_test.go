@@ -41,7 +41,7 @@ func TestMain(m *testing.M) {
 	var cleanup func()
 	suite, cleanup, setErr = setUp()
 	code := m.Run()
-	if suite != nil {
+	if suite != nil && len(suite.rows) > 0 {
 		fmt.Print(suite.Table())
 	}
 	if cleanup != nil {

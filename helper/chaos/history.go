@@ -26,7 +26,8 @@ type Run struct {
 	Fence            int64
 	Slot             string
 	Start, End       time.Time
-	Escaped          bool // its channel never closed: a process outlived the unit
+	Escaped          bool      // its channel never closed: a process outlived the unit
+	said             time.Time // when its script said it ended with no process left
 }
 
 // History collects the runs of a scenario.
@@ -95,7 +96,10 @@ func (h *History) read(f *os.File, host, job, group string, u func() *Unit) {
 			}
 			line := string(pending[:i])
 			pending = pending[i+1:]
-			if fields := strings.Fields(line); len(fields) >= 2 && fields[0] == "start" {
+			if fields := strings.Fields(line); len(fields) == 2 && fields[0] == "end" && cur != nil {
+				ns, _ := strconv.ParseInt(fields[1], 10, 64)
+				cur.said = time.Unix(0, ns)
+			} else if len(fields) >= 2 && fields[0] == "start" {
 				ns, _ := strconv.ParseInt(fields[1], 10, 64)
 				cur = &Run{Host: host, Job: job, Group: group, Start: time.Unix(0, ns)}
 				if len(fields) > 2 {
@@ -113,6 +117,9 @@ func (h *History) read(f *os.File, host, job, group string, u func() *Unit) {
 		case err == nil:
 		case errors.Is(err, io.EOF) && cur != nil: // every writer of this run has gone
 			cur.End = time.Now()
+			if !cur.said.IsZero() && cur.said.Before(cur.End) {
+				cur.End = cur.said
+			}
 			h.add(cur)
 			cur = nil
 		case errors.Is(err, io.EOF): // no writer now: the next run's, until the unit is over

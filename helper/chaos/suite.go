@@ -82,12 +82,18 @@ type TickOpts struct {
 // jobScript is every test job: it opens the history channel on fd 9 (its
 // children inherit it, so the channel's end of file is its tree's end),
 // says when it started with its fence and slot, then does what its mode
-// says.
+// says. Where it ends by itself with no process left it says when, by the
+// clock it started by: under load the suite may read the end of file late,
+// which would show overlaps that never were (a killed job's end is the end
+// of file, late if anything: never an overlap missed).
 const jobScript = `fifo=$1 secs=$2 mode=$3 store=$4 tg=$5
 exec 9>"$fifo"
 echo "start $(date +%s%N) ${TICKGATE_FENCE:-0} ${TICKGATE_FLEET_SLOT:-}" >&9
+# Said only where the script's last process ends with it: every child
+# waited for, none left holding fd 9.
+ended() { echo "end $(date +%s%N)" >&9; }
 case $mode in
-exit5) sleep "$secs"; exit 5 ;;
+exit5) sleep "$secs"; ended; exit 5 ;;
 ignore) trap '' TERM ;;
 slow) trap 'sleep 5; exit 0' TERM ;;
 fenced)
@@ -97,10 +103,10 @@ fenced)
     flock "$store.resource" sh -c '"$2" fence check --store "$1" >/dev/null 2>&1 && echo "$TICKGATE_FENCE $(date +%s%N)" >>"$1.log"' sh "$store" "$tg"
     sleep 0.05; n=$((n - 1))
   done
-  exit 0 ;;
+  ended; exit 0 ;;
 esac
 ( [ "$mode" = ignore ] && trap '' TERM; exec sleep "$secs" ) &
-wait
+wait && ended
 `
 
 // Tick starts one tick of o on h as a unit, its command's runs recorded in
