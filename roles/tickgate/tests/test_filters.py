@@ -435,7 +435,12 @@ class Singletons(unittest.TestCase):
         self.assertEqual(t.tickgate_dsn_errors(["not", "a", "string"], "v"), [])
 
     def test_fleet_settings(self):
-        ok = {"tickgate_fleet_dsn": "x", "tickgate_fleet_lease_ttl": "30s", "tickgate_fleet_max_skew": 5, "tickgate_fleet_host": "web-1.example"}
+        ok = {
+            "tickgate_fleet_dsn": "x",
+            "tickgate_fleet_lease_ttl": "30s",
+            "tickgate_fleet_max_skew": 5,
+            "tickgate_fleet_host": "web-1.example",
+        }
         self.assertEqual(t.tickgate_fleet_setting_errors(ok), [])
         errs = t.tickgate_fleet_setting_errors(
             dict(ok, tickgate_fleet_lease_ttl="2s", tickgate_fleet_max_skew="soon", tickgate_fleet_host="web 1\x1b[2J")
