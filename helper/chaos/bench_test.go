@@ -21,23 +21,12 @@ func BenchmarkFleetLockRace500(b *testing.B) {
 		b.Skip(setErr)
 	}
 	s := suite
-	c, err := s.newCluster(fmt.Sprintf("race%d", time.Now().UnixNano()%1e6), true)
-	if err != nil {
-		b.Fatal(err)
-	}
-	s.track(c)
-	c.Options = []string{"-c max_connections=100"}
-	if err := c.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer c.stopQuietly()
 	var names []string
 	for i := 0; i < 50; i++ {
 		names = append(names, fmt.Sprintf("r%02d", i))
 	}
-	if err := s.setUp(c, names, nil); err != nil {
-		b.Fatal(err)
-	}
+	c := s.sideCluster(b, fmt.Sprintf("race%d", time.Now().UnixNano()%1e6), names, func(c *Cluster) { c.Options = []string{"-c max_connections=100"} })
+	var err error
 	hosts := make([]*Host, len(names))
 	for i, n := range names {
 		if hosts[i], err = s.NewHost(n, s.DSN(hostRole(n), c.Addr()), false); err != nil {

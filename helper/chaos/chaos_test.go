@@ -137,6 +137,22 @@ func need(t *testing.T) *Suite {
 
 // exec runs sql as the superuser on the cluster at addr.
 func (s *Suite) exec(addr, sql string) error {
+	return s.asSuper(addr, func(ctx context.Context, conn *pgx.Conn) error {
+		_, err := conn.Exec(ctx, sql)
+		return err
+	})
+}
+
+// queryRow reads one row as the superuser on the cluster at addr.
+func (s *Suite) queryRow(addr, sql string, args []any, dest ...any) error {
+	return s.asSuper(addr, func(ctx context.Context, conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, sql, args...).Scan(dest...)
+	})
+}
+
+// asSuper runs f on a new superuser connection to the cluster at addr,
+// bounded by 20 s.
+func (s *Suite) asSuper(addr string, f func(context.Context, *pgx.Conn) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, s.DSN("postgres", addr))
@@ -144,8 +160,30 @@ func (s *Suite) exec(addr, sql string) error {
 		return err
 	}
 	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, sql)
-	return err
+	return f(ctx, conn)
+}
+
+// sideCluster starts a cluster besides the main one, set up as it is
+// (hosts mapped, floaty registered), after set adjusts it; it is stopped
+// when the test ends.
+func (s *Suite) sideCluster(t testing.TB, name string, hosts []string, set func(*Cluster)) *Cluster {
+	t.Helper()
+	c, err := s.newCluster(name, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.track(c)
+	if set != nil {
+		set(c)
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.stopQuietly)
+	if err := s.setUp(c, hosts, floaty()); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func (s *Suite) host(t *testing.T, name string, addrs ...string) *Host {
@@ -407,16 +445,8 @@ func (s *Suite) account(t *testing.T, row *Row, runs []Run, round int) {
 // backendPID is the server process of the session named app (0: none).
 func (s *Suite) backendPID(t *testing.T, app string) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, s.DSN("postgres", s.Main.Addr()))
-	if err != nil {
-		t.Error(err)
-		return 0
-	}
-	defer conn.Close(ctx)
 	var pid int
-	if err := conn.QueryRow(ctx, "SELECT coalesce(max(pid), 0) FROM pg_stat_activity WHERE application_name = $1", app).Scan(&pid); err != nil {
+	if err := s.queryRow(s.Main.Addr(), "SELECT coalesce(max(pid), 0) FROM pg_stat_activity WHERE application_name = $1", []any{app}, &pid); err != nil {
 		t.Error(err)
 	}
 	return pid

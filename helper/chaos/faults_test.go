@@ -135,17 +135,6 @@ func (s *Suite) pair(t *testing.T, name string, sync, lagging bool) (primary, st
 	return primary, standby
 }
 
-func (s *Suite) queryRow(addr, sql string, args []any, dest ...any) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, s.DSN("postgres", addr))
-	if err != nil {
-		return err
-	}
-	defer conn.Close(ctx)
-	return conn.QueryRow(ctx, sql, args...).Scan(dest...)
-}
-
 // Failover: the old primary is stopped (fenced) and a standby promoted
 // while a holder runs; the hosts name both servers (target_session_attrs=
 // read-write). A synchronous standby has every lease: the holder keeps its
@@ -356,19 +345,9 @@ func TestClockSkew(t *testing.T) {
 	if len(libs) == 0 {
 		t.Fatal("libfaketime not found (apt-get install faketime)")
 	}
-	c, err := s.newCluster("skewed", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.track(c)
-	c.Env = []string{"LD_PRELOAD=" + libs[0], "FAKETIME=-1d", "DONT_FAKE_MONOTONIC=1"}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer c.stopQuietly()
-	if err := s.setUp(c, mainHosts, floaty()); err != nil {
-		t.Fatal(err)
-	}
+	c := s.sideCluster(t, "skewed", mainHosts, func(c *Cluster) {
+		c.Env = []string{"LD_PRELOAD=" + libs[0], "FAKETIME=-1d", "DONT_FAKE_MONOTONIC=1"}
+	})
 	hist, err := newHistory(s.Dir)
 	if err != nil {
 		t.Fatal(err)
@@ -463,19 +442,7 @@ func TestConnectionBurst(t *testing.T) {
 	s := need(t)
 	row := Row{Fault: "100 ticks against max_connections=20", Rounds: 1, Promise: "holders run on; no run without its check"}
 	defer func() { row.Failed = t.Failed(); s.addRow(row) }()
-	c, err := s.newCluster("small", true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.track(c)
-	c.Options = []string{"-c max_connections=20"}
-	if err := c.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer c.stopQuietly()
-	if err := s.setUp(c, mainHosts, floaty()); err != nil {
-		t.Fatal(err)
-	}
+	c := s.sideCluster(t, "small", mainHosts, func(c *Cluster) { c.Options = []string{"-c max_connections=20"} })
 	hist, err := newHistory(s.Dir)
 	if err != nil {
 		t.Fatal(err)
