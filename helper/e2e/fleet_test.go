@@ -556,25 +556,10 @@ func TestFleetGateCheckAgreesWithTheTick(t *testing.T) {
 				t.Fatalf("gate check: %s", r.stderr)
 			}
 			h.mustCode(0, c.undo...)
-			ready, goOn := filepath.Join(h.dir, "ready"), filepath.Join(h.dir, "go")
-			os.Remove(ready)
-			os.Remove(goOn)
-			script := `: > "$1"; while [ ! -e "$2" ]; do sleep 0.02; done; tickgate gate check 2>&1; echo "code=$?"`
-			run := h.cmd(append(append([]string{"run"}, flags...), "j", "--", "/bin/sh", "-c", script, "sh", ready, goOn)...)
-			var out strings.Builder
-			run.Stdout, run.Stderr = &out, &out
-			if err := run.Start(); err != nil {
-				t.Fatal(err)
-			}
-			waitFor(t, "the job to run", func() bool { return fileExists(ready) })
-			h.mustCode(0, c.apply...)
-			if err := os.WriteFile(goOn, nil, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			_ = run.Wait()
+			out := h.checkInsideJob(t, flags, func() { h.mustCode(0, c.apply...) })
 			h.mustCode(0, c.undo...)
-			if !strings.Contains(out.String(), "code=75") || !strings.Contains(out.String(), c.prefix) {
-				t.Fatalf("gate check inside the job: %s", out.String())
+			if !strings.Contains(out, "code=75") || !strings.Contains(out, c.prefix) {
+				t.Fatalf("gate check inside the job: %s", out)
 			}
 		})
 	}

@@ -409,20 +409,9 @@ func TestGateCheckAgreesWithTheTick(t *testing.T) {
 			// gate check inside the running job, the condition arriving
 			// while it runs: its supervisor answers.
 			c.undo()
-			ready, goOn := filepath.Join(e.dir, "ready"), filepath.Join(e.dir, "go")
-			os.Remove(ready)
-			os.Remove(goOn)
-			script := `: > "$1"; while [ ! -e "$2" ]; do sleep 0.02; done; tickgate gate check 2>&1; echo "code=$?"`
-			run := e.cmd(append(append([]string{"run"}, flags...), "j", "--", "/bin/sh", "-c", script, "sh", ready, goOn)...)
-			var out bytes.Buffer
-			run.Stdout, run.Stderr = &out, &out
-			must(t, run.Start())
-			waitFor(t, "the job to run", func() bool { _, err := os.Stat(ready); return err == nil })
-			c.apply()
-			must(t, os.WriteFile(goOn, nil, 0o644))
-			_ = run.Wait()
-			if !strings.Contains(out.String(), fmt.Sprintf("code=%d", c.code)) || !strings.Contains(out.String(), c.prefix) {
-				t.Fatalf("gate check inside the job: %s", out.String())
+			out := e.checkInsideJob(t, flags, c.apply)
+			if !strings.Contains(out, fmt.Sprintf("code=%d", c.code)) || !strings.Contains(out, c.prefix) {
+				t.Fatalf("gate check inside the job: %s", out)
 			}
 		})
 	}
@@ -432,6 +421,27 @@ func TestGateCheckAgreesWithTheTick(t *testing.T) {
 	if !strings.Contains(r.stdout, "code=0") {
 		t.Fatalf("gate check inside an admitted job: %s", r.stdout)
 	}
+}
+
+// checkInsideJob runs job j (with flags) until it is running, calls arrive
+// (the condition arriving while the job runs), then has the job ask its
+// supervisor `tickgate gate check`; it returns what the job printed, ending
+// in code=N.
+func (e *env) checkInsideJob(t *testing.T, flags []string, arrive func()) string {
+	t.Helper()
+	ready, goOn := filepath.Join(e.dir, "ready"), filepath.Join(e.dir, "go")
+	os.Remove(ready)
+	os.Remove(goOn)
+	script := `: > "$1"; while [ ! -e "$2" ]; do sleep 0.02; done; tickgate gate check 2>&1; echo "code=$?"`
+	run := e.cmd(append(append([]string{"run"}, flags...), "j", "--", "/bin/sh", "-c", script, "sh", ready, goOn)...)
+	var out bytes.Buffer
+	run.Stdout, run.Stderr = &out, &out
+	must(t, run.Start())
+	waitFor(t, "the job to run", func() bool { _, err := os.Stat(ready); return err == nil })
+	arrive()
+	must(t, os.WriteFile(goOn, nil, 0o644))
+	_ = run.Wait()
+	return out.String()
 }
 
 // A healthchecks check hears a run's start before its end: the start ping
