@@ -27,7 +27,9 @@ func fenceCommand(e *env) *ucli.Command {
 			Description: `Inside a job with lock_scope: fleet (run by tickgate run), asks its
 supervisor where the lease stands: exit 0 while it is held (renewed within
 half the lease), 1 once it is not (the supervisor is stopping the job; do
-not start another write).
+not start another write). A check in flight when the stop's SIGTERM reaches
+the job's process group dies of it (143): treat any status but 0 as "do not
+write".
 With --store PATH, also the resource's side of fencing: PATH holds the
 highest fence (TICKGATE_FENCE, or --fence) any writer showed; a lower one is
 refused (exit 1, "stale fence"), an equal or higher one is recorded, under an

@@ -46,6 +46,10 @@ func TestFenceCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	store := filepath.Join(dir, "store")
+	// The loop's checks run in a session of their own: the SIGTERM the
+	// supervisor sends the job's process group when the lease is no longer
+	// sure can reach a check in flight (exit 143: also "do not write"), and
+	// the test reads the answer the supervisor gives.
 	script := `trap '' TERM
 tg=$1 d=$2
 "$tg" fence check >"$d/held.out" 2>&1; echo $? >"$d/held.rc"
@@ -53,7 +57,7 @@ tg=$1 d=$2
 echo "$TICKGATE_FENCE" >"$d/fence"
 touch "$d/ready"
 while :; do
-  "$tg" fence check >"$d/last.out" 2>&1 || { rc=$?; date +%s%N >"$d/lost.at"; echo $rc >"$d/lost.rc"; exec sleep 60; }
+  setsid "$tg" fence check >"$d/last.out" 2>&1 || { rc=$?; date +%s%N >"$d/lost.at"; echo $rc >"$d/lost.rc"; exec sleep 60; }
   sleep 0.1
 done`
 	c := holder.cmd("run", "--fleet-lease-ttl", "6s", "--lock-scope", "fleet", "--kill-after", "30s", "fenced", "--", "/bin/sh", "-c", script, "sh", bin, dir)
