@@ -185,3 +185,9 @@ func asUsage(err error) error {
 	}
 	return exitcode.UsageError("%v", err)
 }
+
+// App is the command tree with no input or output, for documentation
+// generated from it (helper/manpage).
+func App() *ucli.App {
+	return newApp([]string{"tickgate"}, strings.NewReader(""), io.Discard, io.Discard)
+}

@@ -28,7 +28,7 @@ import (
 const DrainPoll = 50 * time.Millisecond
 
 func opsCommands(e *env) []*ucli.Command {
-	return []*ucli.Command{gateCommand(e), drainCommand(e), statusCommand(e), clearCommand(e), haltCommand(e), fleetCommand(e), catchUpCommand(e), backoffCommand(e), historyCommand(e), fenceCommand(e)}
+	return []*ucli.Command{gateCommand(e), drainCommand(e), statusCommand(e), clearCommand(e), haltCommand(e), fleetCommand(e), catchUpCommand(e), backoffCommand(e), historyCommand(e), fenceCommand(e), completeCommand(e)}
 }
 
 func drainCommand(e *env) *ucli.Command {
