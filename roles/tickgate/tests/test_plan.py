@@ -12,7 +12,7 @@ import unittest
 import yaml
 
 HERE = os.path.dirname(__file__)
-sys.path.insert(0, os.path.join(HERE, "..", "action_plugins"))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "..", "plugins", "action"))
 import tickgate_plan as c  # noqa: E402
 
 SPEC_FILE = os.path.join(HERE, "..", "meta", "argument_specs.yml")

@@ -20,7 +20,7 @@ def load(path, name):
     return mod
 
 
-text = load(os.path.join(TOP, "playbooks", "filter_plugins", "tickgate_text.py"), "tickgate_text")
+text = load(os.path.join(TOP, "plugins", "filter", "tickgate_text.py"), "tickgate_text")
 
 
 class PrintableTest(unittest.TestCase):

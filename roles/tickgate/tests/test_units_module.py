@@ -5,7 +5,7 @@ import os
 import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "library"))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "plugins", "modules"))
 import tickgate_units as m  # noqa: E402
 
 
@@ -767,7 +767,7 @@ class JobFileArgs(unittest.TestCase):
         import importlib.util
 
         # The action plugin has the module's name: load it under another.
-        path = os.path.join(os.path.dirname(__file__), "..", "action_plugins", "tickgate_units.py")
+        path = os.path.join(os.path.dirname(__file__), "..", "..", "..", "plugins", "action", "tickgate_units.py")
         spec = importlib.util.spec_from_file_location("tickgate_units_action", path)
         self.action = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(self.action)

@@ -138,7 +138,7 @@ _MODES = {
     # regluit's backfill contract: 3 = checkpoint (more to do), 0 = drained, 4 = halt.
     "drain": {"ok_codes": [3], "done_codes": [0], "halt_codes": [4], "halt_after": 1},
 }
-_SPECS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "meta", "argument_specs.yml")
+_SPECS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "roles", "tickgate", "meta", "argument_specs.yml")
 
 
 def _known_fields():

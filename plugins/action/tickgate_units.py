@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
 import os
 import re
+import tarfile
 
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.module_utils.parsing.convert_bool import boolean
@@ -37,6 +39,32 @@ def load_plan(path):
             "tickgate: the plan %s is not readable (%s): the role's preflight (tasks_from: preflight) must run "
             "in the same ansible-playbook run before its other tasks" % (path, e)
         )
+
+
+def deb_binaries(path):
+    """The sha256 of each file under usr/bin/ in the .deb at path (an ar
+    archive whose data.tar is gzip- or xz-compressed, as make dist builds
+    it), by program name."""
+    sums = {}
+    with open(path, "rb") as f:
+        if f.read(8) != b"!<arch>\n":
+            raise ValueError("not a Debian package (no ar header)")
+        while True:
+            head = f.read(60)
+            if len(head) < 60:
+                raise ValueError("no data.tar member")
+            name, size = head[:16].decode("ascii", "replace").strip().rstrip("/"), int(head[48:58])
+            if not name.startswith("data.tar"):
+                f.seek(size + (size & 1), os.SEEK_CUR)
+                continue
+            if name not in ("data.tar.gz", "data.tar.xz", "data.tar"):
+                raise ValueError("%s: compression not readable here (make dist writes data.tar.gz)" % name)
+            with tarfile.open(fileobj=io.BytesIO(f.read(size)), mode="r:*") as tar:
+                for m in tar:
+                    n = m.name[2:] if m.name.startswith("./") else m.name
+                    if m.isfile() and n.startswith("usr/bin/"):
+                        sums[n[len("usr/bin/") :]] = hashlib.sha256(tar.extractfile(m).read()).hexdigest()
+            return sums
 
 
 def save_installed(plan_path, digests):
@@ -237,6 +265,21 @@ class ActionModule(ActionBase):
 
         if action == "host":
             args["files"] = plan.get("files", []) + list(args.get("files") or [])
+            package = args.pop("package", "") or ""
+            if package:
+                # The binaries come from the .deb: compare the installed ones
+                # with its (a URL's are unknown: the package step runs).
+                for name in ("helper", "shim", "tick"):
+                    args.pop(name + "_src", None)
+                if not re.match(r"https?://", package):
+                    try:
+                        sums = deb_binaries(package)
+                    except (OSError, ValueError, tarfile.TarError) as e:
+                        raise AnsibleActionFail("tickgate: tickgate_package %s: %s" % (package, e))
+                    for name, prog in (("helper", "tickgate"), ("shim", "tickgate-exec"), ("tick", "tickgate-tick")):
+                        if prog not in sums:
+                            raise AnsibleActionFail("tickgate: tickgate_package %s: no usr/bin/%s in it" % (package, prog))
+                        args[name + "_sha256"] = sums[prog]
             for name, what in (
                 ("helper", "the helper"),
                 ("shim", "the helper's start-up shim"),

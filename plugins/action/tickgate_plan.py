@@ -103,8 +103,8 @@ from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(_HERE, "..", "filter_plugins"))
-import tickgate as tg_filters  # noqa: E402  (the role's filter plugin, beside this file)
+sys.path.insert(0, os.path.join(_HERE, "..", "filter"))
+import tickgate as tg_filters  # noqa: E402  (the collection's filter plugin)
 
 
 def _spec(path):
