@@ -8,7 +8,7 @@ VENV        := .venv
 VENV_BIN    := $(VENV)/bin
 export PATH := $(CURDIR)/$(VENV_BIN):$(PATH)
 GO          ?= go
-VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo unknown)
+VERSION     ?= $(shell scripts/version)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 APT_PACKAGES := debootstrap systemd-container openssh-client python3-venv util-linux time gcc libc6-dev postgresql pgbouncer faketime iptables iproute2
 STEPS       := scripts/run-steps
@@ -40,6 +40,8 @@ help:
 	@echo "make demo-fleet  boot two demo hosts and a PostgreSQL, deploy inventory/demo-fleet"
 	@echo "make demo-clean  stop and remove the demo hosts (and the fleet demo's database)"
 	@echo "make build       dist/tickgate, dist/tickgate-tick and dist/tickgate-exec (static)"
+	@echo "make dist        the collection tarball, the .deb (amd64, arm64) and sha256sums in dist/"
+	@echo "make adoption    make dist, then install and deploy them as a team would (bookworm and trixie hosts)"
 
 # --- installs ---------------------------------------------------------------
 .PHONY: deps apt-deps venv go-deps
@@ -78,6 +80,20 @@ $(PROMTOOL):
 build:
 	GO="$(GO)" TICKGATE_VERSION="$(VERSION)" scripts/build-helper
 
+# What a team installs (scripts/dist): the collection (ansible-galaxy
+# collection build) and the .deb (nfpm: the three static binaries, man pages
+# generated from the CLI, shell completions), version from galaxy.yml.
+.PHONY: dist adoption
+dist: venv go-deps
+	scripts/dist
+
+# The adoption path end to end, on a bookworm and a trixie host: the
+# collection installed from dist/, deployed from outside the checkout with
+# tickgate_package and no Go in PATH (scripts/adoption-test).
+adoption: venv go-deps
+	scripts/adoption-test bookworm
+	ADOPTION_REUSE_DIST=1 scripts/adoption-test trixie
+
 # --- checks -----------------------------------------------------------------
 .PHONY: test test-go test-filters lint molecule fuzz
 test: deps
@@ -89,11 +105,13 @@ test: deps
 	  "chaos (1 round)"  "$(MAKE) --no-print-directory chaos CHAOS_ROUNDS=1" \
 	  "fuzz (brief)"     "$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_BRIEF)" \
 	  "filter tests"     "$(VENV_BIN)/python -m unittest discover -s roles/tickgate/tests -v" \
-	  "black"            "$(VENV_BIN)/black --check --diff $(BLACK_FLAGS) roles playbooks" \
+	  "black"            "$(VENV_BIN)/black --check --diff $(BLACK_FLAGS) roles playbooks plugins" \
 	  "promtool rules"   "$(MAKE) --no-print-directory rules" \
 	  "yamllint"         "$(VENV_BIN)/yamllint --strict ." \
 	  "ansible-lint"     "$(VENV_BIN)/ansible-lint" \
-	  "molecule"         "$(MAKE) --no-print-directory molecule"
+	  "molecule"         "$(MAKE) --no-print-directory molecule" \
+	  "molecule (trixie)" "$(MAKE) --no-print-directory molecule-trixie" \
+	  "adoption"         "$(MAKE) --no-print-directory adoption"
 
 test-go: go-deps
 	$(GO) vet ./... && $(GO) vet -tags tickonly ./... && $(GO) vet -tags chaos ./helper/chaos
@@ -132,6 +150,12 @@ lint: venv
 molecule: venv build
 	scripts/testhost rootfs
 	scripts/pgtest run -- $(VENV_BIN)/molecule test --all
+
+# The default scenario again, on a Debian 13 host (systemd 257).
+.PHONY: molecule-trixie
+molecule-trixie: venv build
+	TICKGATE_TESTBED_SUITE=trixie scripts/testhost rootfs
+	TICKGATE_MOLECULE_SUITE=trixie scripts/pgtest run -- $(VENV_BIN)/molecule test -s default
 
 # The fleet fault-injection suite (helper/chaos): its own clusters,
 # PgBouncer, network namespace and cgroups; as root. Prints a table.
