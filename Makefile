@@ -104,7 +104,8 @@ test: deps
 	  "go test -race"    "scripts/pgtest run -- $(MAKE) --no-print-directory go-test" \
 	  "chaos (1 round)"  "$(MAKE) --no-print-directory chaos CHAOS_ROUNDS=1" \
 	  "fuzz (brief)"     "$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_BRIEF)" \
-	  "filter tests"     "$(VENV_BIN)/python -m unittest discover -s roles/tickgate/tests -v" \
+	  "filter tests"     "$(VENV_BIN)/python -m unittest discover -s tests/unit/plugins -v" \
+	  "ansible-test"     "scripts/ansible-test sanity units" \
 	  "black"            "$(VENV_BIN)/black --check --diff $(BLACK_FLAGS) roles playbooks plugins" \
 	  "promtool rules"   "$(MAKE) --no-print-directory rules" \
 	  "yamllint"         "$(VENV_BIN)/yamllint --strict ." \
@@ -140,7 +141,7 @@ rules: $(PROMTOOL)
 	cd monitoring && ../$(PROMTOOL) check rules tickgate.rules.yml && ../$(PROMTOOL) test rules tickgate.rules.test.yml
 
 test-filters: venv
-	$(VENV_BIN)/python -m unittest discover -s roles/tickgate/tests -v
+	$(VENV_BIN)/python -m unittest discover -s tests/unit/plugins -v
 
 lint: venv
 	$(VENV_BIN)/yamllint --strict .

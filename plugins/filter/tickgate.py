@@ -728,8 +728,8 @@ def tickgate_armed(jobs):
 def _armed_jobs(summary):
     jobs = []
     for tok in (summary or "").split():
-        name, _, sg = tok.partition(":")
-        kind, _, sched = sg.partition(":")
+        name, _sep, sg = tok.partition(":")
+        kind, _sep, sched = sg.partition(":")
         jobs.append({"name": name, "singleton": "fleet" if kind == "fleet" else bool(kind), "schedule": sched})
     return jobs
 

@@ -83,7 +83,8 @@ options:
     type: path
   env_files:
     description:
-      - For layout, environment file name (C(JOB.json)) to content, a JSON object of the variables a job's command gets (never logged - a value may be a credential).
+      - For layout, environment file name (C(JOB.json)) to content, a JSON object of the variables a job's command gets (never logged - a
+        value may be a credential).
       - The other C(*.json) files in I(env_dir) are removed.
     type: dict
     default: {}
@@ -94,7 +95,8 @@ options:
     default: []
   private_files:
     description:
-      - For host, dicts with path, owner, group and mode of files whose content is secret (the fleet DSN files), written like I(files) but only when every account exists (C(private_done)), since their owners may be accounts this deploy creates.
+      - For host, dicts with path, owner, group and mode of files whose content is secret (the fleet DSN files), written like I(files) but
+        only when every account exists (C(private_done)), since their owners may be accounts this deploy creates.
       - Their contents are in I(private_contents); a trailing newline is added when missing.
     type: list
     elements: dict
@@ -105,7 +107,9 @@ options:
     default: {}
   job_files:
     description:
-      - For host, the jobs' files (tickgate_job_files), dicts with path, owner, group and mode, their contents in I(job_contents); written like I(private_files) when every account exists and each path and its directory is a regular file, a directory or missing (C(job_files_done)); each one's directory is created or set to root's, 0755, as the role's copy tasks do.
+      - For host, the jobs' files (tickgate_job_files), dicts with path, owner, group and mode, their contents in I(job_contents); written
+        like I(private_files) when every account exists and each path and its directory is a regular file, a directory or missing
+        (C(job_files_done)); each one's directory is created or set to root's, 0755, as the role's copy tasks do.
       - The action plugin sends them only when they are small regular files; otherwise the role's copy tasks do it.
     type: list
     elements: dict
@@ -134,13 +138,15 @@ options:
     description: For host, the sha256 of the helper to install (the action plugin computes it from helper_src).
     type: str
   shim:
-    description: For host, with I(shim_sha256), the installed tickgate-exec (the helper's start-up shim for non-root jobs), returned as C(shim_current) like C(helper_current).
+    description: For host, with I(shim_sha256), the installed tickgate-exec (the helper's start-up shim for non-root jobs), returned as
+                 C(shim_current) like C(helper_current).
     type: path
   shim_sha256:
     description: For host, the sha256 of the tickgate-exec to install (the action plugin computes it from shim_src).
     type: str
   tick:
-    description: For host, with I(tick_sha256), the installed tickgate-tick (the helper built for ticks alone, the ExecStart of jobs without fleet coordination or notifications), returned as C(tick_current) like C(helper_current).
+    description: For host, with I(tick_sha256), the installed tickgate-tick (the helper built for ticks alone, the ExecStart of jobs without
+                 fleet coordination or notifications), returned as C(tick_current) like C(helper_current).
     type: path
   tick_sha256:
     description: For host, the sha256 of the tickgate-tick to install (the action plugin computes it from tick_src).
@@ -230,7 +236,8 @@ options:
     description: For host, the layout's I(group).
     type: str
   reopen:
-    description: For write (and host with I(write_if_ready)), outside check mode, a command (argv) that reopens the gate once the units are written; its failure fails the task.
+    description: For write (and host with I(write_if_ready)), outside check mode, a command (argv) that reopens the gate once the units are
+                 written; its failure fails the task.
     type: list
     elements: str
     default: []
@@ -250,19 +257,23 @@ options:
     default: []
   reopen_if:
     description:
-      - With I(reopen), a command (argv) run first; only when it exits 0 is the gate reopened. Otherwise the gate stays closed, its output is returned as C(reopen_deferred), and the task does not fail (site.yml's fleet schema check; the play's migrate and reopen tasks follow).
+      - With I(reopen), a command (argv) run first; only when it exits 0 is the gate reopened. Otherwise the gate stays closed, its output
+        is returned as C(reopen_deferred), and the task does not fail (site.yml's fleet schema check; the play's migrate and reopen tasks
+        follow).
     type: list
     elements: str
     default: []
   close:
     description:
-      - For host, a command (argv) that closes the gate, run first when its program exists (a helper is installed), outside check mode; its failure fails the task before anything changes.
+      - For host, a command (argv) that closes the gate, run first when its program exists (a helper is installed), outside check mode; its
+        failure fails the task before anything changes.
     type: list
     elements: str
     default: []
   drain:
     description:
-      - For host, after I(close), a C(tickgate drain --json) command (argv) that waits for running jobs. Exit 1 (jobs still running at its timeout) fails the task unless I(drain_stop_running); any other failure fails it.
+      - For host, after I(close), a C(tickgate drain --json) command (argv) that waits for running jobs. Exit 1 (jobs still running at its
+        timeout) fails the task unless I(drain_stop_running); any other failure fails it.
     type: list
     elements: str
     default: []
@@ -272,42 +283,145 @@ options:
     default: false
   write_if_ready:
     description:
-      - For host, then write the units as C(write) does (I(units), I(digests), I(enabled), I(disabled), I(helper), I(reopen)) when nothing else must come first (C(wrote)).
-      - Give it only when the play has nothing else to do on the host between the two steps (no job files to copy; I(private_files) are written first).
+      - For host, then write the units as C(write) does (I(units), I(digests), I(enabled), I(disabled), I(helper), I(reopen)) when nothing
+        else must come first (C(wrote)).
+      - Give it only when the play has nothing else to do on the host between the two steps (no job files to copy; I(private_files) are
+        written first).
     type: bool
     default: false
-author: tickgate
+author: tickgate developers (@tickgate)
+"""
+
+EXAMPLES = r"""
+# The role calls it; these are its steps as roles/tickgate/tasks use them.
+- name: Verify new units on the host
+  tickgate.tickgate.tickgate_units:
+    action: validate
+    plan: "{{ __tickgate_plan.path }}"
+    known_accounts: "{{ tickgate_users }}"
+  check_mode: false
+
+- name: Write units, prune, arm timers
+  tickgate.tickgate.tickgate_units:
+    action: write
+    plan: "{{ __tickgate_plan.path }}"
+    arm: true
+    helper: /usr/bin/tickgate
 """
 
 RETURN = r"""
-errors: {description: validate problems, each naming the job and field, type: list, returned: always}
-written: {description: unit files written (or that would be), type: list, returned: always}
-layout: {description: directories created, fixed or migrated (or that would be), type: list, returned: always}
-moved: {description: job files moved from a state directory to the job's data directory, type: list, returned: always}
-removed: {description: unit files pruned (or that would be), type: list, returned: always}
-armed: {description: timers enabled/started, type: list, returned: always}
-digests: {description: sha256 of each installed unit, type: dict, returned: digest and validate with digests}
-need: {description: for validate with digests, the changed units whose content is needed, type: list, returned: validate}
-files: {description: files written or removed (or that would be), type: list, returned: layout with dir, and host}
-fix_groups: {description: groups missing on the host, type: list, returned: host}
-helper_version: {description: what the helper's --version prints, type: str, returned: write with helper, and host when it wrote}
-helper_current: {description: the helper is installed with the wanted content, owner and mode, type: bool, returned: host with helper}
-shim_current: {description: tickgate-exec is installed with the wanted content, owner and mode, type: bool, returned: host with shim}
-tick_current: {description: tickgate-tick is installed with the wanted content, owner and mode, type: bool, returned: host with tick}
-fix_users: {description: users missing on the host or with another shell or primary group, type: list, returned: host}
-disarmed: {description: timers stopped/disabled, type: list, returned: always}
-timezone: {description: the host's time zone (/etc/localtime), type: str, returned: validate}
-local_time_jobs: {description: floating singletons whose schedule is read in the host's local time, type: list, returned: validate}
-singleton_intervals: {description: each floating singleton's longest gap between two elapses in seconds (what the deploy registers), type: dict, returned: validate}
-layout_done: {description: the host step laid out too (every account existed), type: bool, returned: host}
-job_files_done: {description: the host step wrote (or found current) every one of job_files, type: bool, returned: host}
-private_done: {description: the host step wrote (or found current) every one of private_files (every account existed), type: bool, returned: host}
-purged: {description: the gone jobs' directories removed (with purge_dirs; in check mode, those that would be), type: list, returned: write with purge_dirs, and host when it wrote}
-reopened: {description: the reopen command ran and succeeded, type: bool, returned: write with reopen, and host when it wrote}
-reopen_deferred: {description: why the gate was not reopened (what reopen_if said), type: str, returned: when reopen_if exited non-zero}
-wrote: {description: for host with write_if_ready, it wrote the units (written, removed, armed, disarmed are the write's), type: bool, returned: host}
-installed: {description: for host with close, a helper was installed, so the gate was closed and drained (outside check mode), type: bool, returned: host}
-stopped: {description: services stopped at the drain timeout (drain_stop_running), type: list, returned: host}
+errors:
+  description: validate problems, each naming the job and field
+  type: list
+  returned: always
+written:
+  description: unit files written (or that would be)
+  type: list
+  returned: always
+layout:
+  description: directories created, fixed or migrated (or that would be)
+  type: list
+  returned: always
+moved:
+  description: job files moved from a state directory to the job's data directory
+  type: list
+  returned: always
+removed:
+  description: unit files pruned (or that would be)
+  type: list
+  returned: always
+armed:
+  description: timers enabled/started
+  type: list
+  returned: always
+digests:
+  description: sha256 of each installed unit
+  type: dict
+  returned: digest and validate with digests
+need:
+  description: for validate with digests, the changed units whose content is needed
+  type: list
+  returned: validate
+files:
+  description: files written or removed (or that would be)
+  type: list
+  returned: layout with dir, and host
+fix_groups:
+  description: groups missing on the host
+  type: list
+  returned: host
+helper_version:
+  description: what the helper's --version prints
+  type: str
+  returned: write with helper, and host when it wrote
+helper_current:
+  description: the helper is installed with the wanted content, owner and mode
+  type: bool
+  returned: host with helper
+shim_current:
+  description: tickgate-exec is installed with the wanted content, owner and mode
+  type: bool
+  returned: host with shim
+tick_current:
+  description: tickgate-tick is installed with the wanted content, owner and mode
+  type: bool
+  returned: host with tick
+fix_users:
+  description: users missing on the host or with another shell or primary group
+  type: list
+  returned: host
+disarmed:
+  description: timers stopped/disabled
+  type: list
+  returned: always
+timezone:
+  description: the host's time zone (/etc/localtime)
+  type: str
+  returned: validate
+local_time_jobs:
+  description: floating singletons whose schedule is read in the host's local time
+  type: list
+  returned: validate
+singleton_intervals:
+  description: each floating singleton's longest gap between two elapses in seconds (what the deploy registers)
+  type: dict
+  returned: validate
+layout_done:
+  description: the host step laid out too (every account existed)
+  type: bool
+  returned: host
+job_files_done:
+  description: the host step wrote (or found current) every one of job_files
+  type: bool
+  returned: host
+private_done:
+  description: the host step wrote (or found current) every one of private_files (every account existed)
+  type: bool
+  returned: host
+purged:
+  description: the gone jobs' directories removed (with purge_dirs; in check mode, those that would be)
+  type: list
+  returned: write with purge_dirs, and host when it wrote
+reopened:
+  description: the reopen command ran and succeeded
+  type: bool
+  returned: write with reopen, and host when it wrote
+reopen_deferred:
+  description: why the gate was not reopened (what reopen_if said)
+  type: str
+  returned: when reopen_if exited non-zero
+wrote:
+  description: for host with write_if_ready, it wrote the units (written, removed, armed, disarmed are the write's)
+  type: bool
+  returned: host
+installed:
+  description: for host with close, a helper was installed, so the gate was closed and drained (outside check mode)
+  type: bool
+  returned: host
+stopped:
+  description: services stopped at the drain timeout (drain_stop_running)
+  type: list
+  returned: host
 """
 
 import base64
@@ -330,7 +444,7 @@ UNIT_RE = re.compile(r"^[A-Za-z0-9:_.@-]+\.(service|timer)$")
 
 
 def run(cmd, check=True):
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
     if check and p.returncode != 0:
         raise RuntimeError("%s failed (%d): %s" % (" ".join(cmd), p.returncode, (p.stderr or p.stdout).strip()))
     return p
@@ -482,7 +596,7 @@ def elapses(calendars, iterations):
 
 def check_singleton(sg, iterations):
     """A floating singleton's schedule must leave room for its random delay."""
-    times, _ = elapses(sg["calendars"], iterations)
+    times, _unused = elapses(sg["calendars"], iterations)
     if times is None:
         return []  # the schedule check reports the bad expression
     if not times:
@@ -504,7 +618,7 @@ def singleton_intervals(singletons, iterations):
     its clock (the deploy registers it)."""
     out = {}
     for sg in singletons:
-        times, _ = elapses(sg["calendars"], iterations)
+        times, _unused = elapses(sg["calendars"], iterations)
         gaps = [(b - a).total_seconds() for a, b in zip(times or [], (times or [])[1:])]
         if gaps:
             out[sg["job"]] = max(gaps)
@@ -542,7 +656,7 @@ def write_all(d, pending):
                 f.write(content)
             os.chmod(tmp, 0o644)
         os.sync()
-        for (path, _), tmp in zip(pending, temps):
+        for (path, _unused), tmp in zip(pending, temps):
             os.rename(tmp, path)
         temps = []
         dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
@@ -1336,7 +1450,7 @@ def timer_states(timers):
                 states[cur["Id"]] = cur
             cur = {}
             continue
-        k, _, v = line.partition("=")
+        k, _sep, v = line.partition("=")
         cur[k] = v
     return states
 
@@ -1374,7 +1488,7 @@ def linked_as_enabled(unit_dir, name):
             continue
         if section != "Install" or "=" not in line:
             continue
-        key, _, value = line.partition("=")
+        key, _sep, value = line.partition("=")
         key = key.strip()
         if key in INSTALL_KEYS:
             targets += [(key, t) for t in value.split()]

@@ -15,8 +15,8 @@ HERE = os.path.dirname(__file__)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "..", "plugins", "action"))
 import tickgate_plan as c  # noqa: E402
 
-SPEC_FILE = os.path.join(HERE, "..", "meta", "argument_specs.yml")
-with open(os.path.join(HERE, "..", "defaults", "main.yml"), encoding="utf-8") as f:
+SPEC_FILE = os.path.join(HERE, "..", "..", "..", "roles", "tickgate", "meta", "argument_specs.yml")
+with open(os.path.join(HERE, "..", "..", "..", "roles", "tickgate", "defaults", "main.yml"), encoding="utf-8") as f:
     DEFAULTS = yaml.safe_load(f)
 
 
@@ -128,7 +128,7 @@ class Check(unittest.TestCase):
             {"name": "a", "command": ["/bin/true"], "schedule": "hourly"},
         ]
         task_vars = dict(values(tickgate_jobs=jobs), inventory_hostname="h1", ansible_managed="managed")
-        res, _ = self.run_action(task_vars)
+        res, _templ = self.run_action(task_vars)
         self.assertFalse(res.get("failed"), res.get("msg"))
         self.assertEqual(res["armed"], "s:1 a")
         summary = res["ansible_facts"]["__tickgate_plan"]
@@ -145,7 +145,7 @@ class Check(unittest.TestCase):
         units = {}
         for given in (False, "false", True, "true"):
             task_vars = dict(values(tickgate_jobs=jobs, tickgate_hardening=given), inventory_hostname="h1", ansible_managed="m")
-            res, _ = self.run_action(task_vars)
+            res, _templ = self.run_action(task_vars)
             self.assertFalse(res.get("failed"), res.get("msg"))
             with open(res["ansible_facts"]["__tickgate_plan"]["path"]) as f:
                 units[given] = json.load(f)["units"]["tickgate-a.service"]
@@ -173,8 +173,11 @@ class Check(unittest.TestCase):
         import inspect
         import re
 
-        doc = yaml.safe_load(c.DOCUMENTATION)
-        yaml.safe_load(c.RETURN)
+        # The docs live in the module stub, for ansible-doc.
+        stub = load_stub()
+        doc = yaml.safe_load(stub.DOCUMENTATION)
+        yaml.safe_load(stub.RETURN)
+        yaml.safe_load(stub.EXAMPLES)
         src = inspect.getsource(c.ActionModule.run)
         read = set(re.findall(r'args(?:\["|\.get\(")(\w+)"', src)) | set(
             re.findall(r"for k in \(([^)]*)\)", src)[0].replace('"', "").replace(" ", "").split(",")
@@ -195,3 +198,14 @@ class Check(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+def load_stub():
+    """plugins/modules/tickgate_plan.py, the action's documentation."""
+    import importlib.util
+
+    path = os.path.join(HERE, "..", "..", "..", "plugins", "modules", "tickgate_plan.py")
+    spec = importlib.util.spec_from_file_location("tickgate_plan_doc", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

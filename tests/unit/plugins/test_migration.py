@@ -117,7 +117,7 @@ class Migration(unittest.TestCase):
     def test_unparsable_state_is_only_set_aside(self):
         self.put("state.json", "[1, 2")
         self.put("cursor", "42")
-        _, moved = self.migrate()
+        _files, moved = self.migrate()
         self.assertFalse(os.path.exists(os.path.join(self.state, "state.json")))
         self.assertEqual(self.read(self.data, "state.json.untrusted"), "[1, 2")
         self.assertEqual(self.read(self.data, "cursor"), "42")

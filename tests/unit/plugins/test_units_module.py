@@ -543,7 +543,7 @@ class HostThenWrite(HelperLog, unittest.TestCase):
         argsfile = os.path.join(self.dir, "args.json")
         with open(argsfile, "w") as f:
             json.dump({"ANSIBLE_MODULE_ARGS": args}, f)
-        out = subprocess.run([sys.executable, m.__file__, argsfile], capture_output=True, text=True)
+        out = subprocess.run([sys.executable, m.__file__, argsfile], capture_output=True, text=True, check=False)
         res = json.loads(out.stdout)
         self.assertTrue(res.get("failed"), res)
         self.assertRegex(res["msg"], r"No such file.*no-such-dir/\.fleet-tick\.dsn")  # its directory does not exist
@@ -631,7 +631,7 @@ class HostThenWrite(HelperLog, unittest.TestCase):
 
     def test_purge_in_check_mode_names_what_would_go_and_removes_nothing(self):
         self.fake_helper()
-        roots, _ = self.gone_jobs_dirs()
+        roots, _dirs = self.gone_jobs_dirs()
         res = m.new_result()
         self.assertEqual(m.host_step(FakeModule(check_mode=True), self.params(purge_dirs=roots, absent_jobs=["gone"]), res), "")
         self.assertEqual(len(res["purged"]), 4)
@@ -640,7 +640,7 @@ class HostThenWrite(HelperLog, unittest.TestCase):
 
     def test_without_purge_dirs_the_gone_jobs_dirs_stay(self):
         self.fake_helper()
-        roots, _ = self.gone_jobs_dirs()
+        roots, _dirs = self.gone_jobs_dirs()
         res = m.new_result()
         self.assertEqual(m.host_step(FakeModule(), self.params(absent_jobs=["gone"]), res), "")
         self.assertNotIn("purged", res)
@@ -739,7 +739,7 @@ class Documentation(unittest.TestCase):
             an option inserted inside another's block once went unnoticed)."""
 
         def mapping(loader, node, deep=False):
-            keys = [loader.construct_object(k) for k, _ in node.value]
+            keys = [loader.construct_object(k) for k, _v in node.value]
             dup = sorted({k for k in keys if keys.count(k) > 1})
             self.assertEqual(dup, [], "a key given twice in DOCUMENTATION or RETURN")
             return yaml.SafeLoader.construct_mapping(loader, node, deep)

@@ -241,7 +241,7 @@ class Normalize(unittest.TestCase):
         j = self.norm(
             environment={"PATH": "/opt/app/venv/bin:/usr/bin:/bin", "LD_PRELOAD": "/opt/app/x.so", "PORT": 8080, "EMPTY": None}
         )
-        self.assertTrue(all(k.startswith("TICKGATE_") for k, _ in j["env"]), j["env"])
+        self.assertTrue(all(k.startswith("TICKGATE_") for k, _v in j["env"]), j["env"])
         self.assertEqual(
             j["env_vars"], {"PATH": "/opt/app/venv/bin:/usr/bin:/bin", "LD_PRELOAD": "/opt/app/x.so", "PORT": "8080", "EMPTY": ""}
         )
