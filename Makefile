@@ -42,6 +42,7 @@ help:
 	@echo "make build       dist/tickgate, dist/tickgate-tick and dist/tickgate-exec (static)"
 	@echo "make dist        the collection tarball, the .deb (amd64, arm64) and sha256sums in dist/"
 	@echo "make adoption    make dist, then install and deploy them as a team would (bookworm and trixie hosts)"
+	@echo "make test-trixie helper/e2e on PostgreSQL 17 and the fleet scenario on trixie hosts"
 
 # --- installs ---------------------------------------------------------------
 .PHONY: deps apt-deps venv go-deps
@@ -102,11 +103,12 @@ test: deps
 	  "go vet"           "$(GO) vet ./... && $(GO) vet -tags tickonly ./... && $(GO) vet -tags chaos ./helper/chaos" \
 	  "staticcheck"      "$(GO) run $(STATICCHECK) ./... && $(GO) run $(STATICCHECK) -tags tickonly ./... && $(GO) run $(STATICCHECK) -tags chaos ./helper/chaos" \
 	  "go test -race"    "scripts/pgtest run -- $(MAKE) --no-print-directory go-test" \
+	  "fleet on PG 17"   "$(MAKE) --no-print-directory go-test-pg17" \
 	  "chaos (1 round)"  "$(MAKE) --no-print-directory chaos CHAOS_ROUNDS=1" \
 	  "fuzz (brief)"     "$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_BRIEF)" \
 	  "filter tests"     "$(VENV_BIN)/python -m unittest discover -s tests/unit/plugins -v" \
 	  "ansible-test"     "scripts/ansible-test sanity units" \
-	  "black"            "$(VENV_BIN)/black --check --diff $(BLACK_FLAGS) roles playbooks plugins" \
+	  "black"            "$(VENV_BIN)/black --check --diff $(BLACK_FLAGS) roles playbooks plugins tests" \
 	  "promtool rules"   "$(MAKE) --no-print-directory rules" \
 	  "yamllint"         "$(VENV_BIN)/yamllint --strict ." \
 	  "ansible-lint"     "$(VENV_BIN)/ansible-lint" \
@@ -125,6 +127,23 @@ test-go: go-deps
 go-test:
 	$(GO) test -race -count=1 ./...
 	set -o pipefail; $(GO) test -race -count=1 -tags pgrestart -run ServerRestart -v ./helper/fleet | grep -E '^(---|ok|FAIL|    restart_test)'
+
+# The fleet package (and its server-restart test) against Debian 13's
+# PostgreSQL 17 (scripts/pgtest's trixie root); make test-trixie adds the
+# end-to-end tests and the fleet scenario there.
+.PHONY: go-test-pg17
+go-test-pg17: apt-deps go-deps
+	PGTEST_SUITE=trixie scripts/pgtest run -- sh -c '$(GO) test -count=1 ./helper/fleet/... && \
+	  $(GO) test -count=1 -tags pgrestart -run ServerRestart ./helper/fleet'
+
+# Debian 13 beyond make test: helper/e2e against PostgreSQL 17, and the
+# fleet scenario on trixie hosts (systemd 257: the watchdog, KillMode=mixed)
+# against PostgreSQL 17.
+.PHONY: test-trixie
+test-trixie: venv build go-deps
+	TICKGATE_TESTBED_SUITE=trixie scripts/testhost rootfs
+	PGTEST_SUITE=trixie scripts/pgtest run -- $(GO) test -count=1 ./helper/e2e/
+	TICKGATE_MOLECULE_SUITE=trixie PGTEST_SUITE=trixie scripts/pgtest run -- $(VENV_BIN)/molecule test -s fleet
 
 # pipefail: the status of go test, not of the grep after it (without it a
 # crasher failed no step).
