@@ -267,6 +267,17 @@ class ActionModule(ActionBase):
             if k not in inputs:
                 raise AnsibleActionFail("tickgate_plan: %s has no %s" % (args["inputs_var"], k))
         settings = inputs["settings"]
+        # Where the helper comes from: without a package or a prebuilt
+        # binary, the deploy builds one, which needs a checkout's script.
+        src = inputs.get("helper_source") or {}
+        if src and not src.get("package") and not src.get("binary_src") and not os.path.isfile(src.get("build_script", "")):
+            result["failed"] = True
+            result["msg"] = (
+                "%s: no helper to install: set tickgate_package (the .deb from make dist) or tickgate_binary_src; "
+                "%s is missing (an installed collection carries no Go sources to build from)"
+                % (task_vars.get("inventory_hostname"), src.get("build_script"))
+            )
+            return result
         resolved = tg_filters.tickgate_normalize_jobs(jobs, defaults, settings)
         managed = task_vars.get("ansible_managed")
         managed = self._templar.template(managed) if managed is not None else C.config.get_config_value("DEFAULT_MANAGED_STR")

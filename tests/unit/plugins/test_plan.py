@@ -83,7 +83,7 @@ class Check(unittest.TestCase):
         # `-e tickgate_purge=true` passes a string: the role reads it with `| bool`.
         self.assertEqual(self.run_check(values(tickgate_purge="true", tickgate_facts="False", tickgate_hardening="no")), "")
 
-    def run_action(self, task_vars):
+    def run_action(self, task_vars, helper_source=None):
         """The action as the preflight calls it, its plans in a temp dir."""
         import shutil
         import tempfile
@@ -114,6 +114,8 @@ class Check(unittest.TestCase):
             "timer_template": os.path.join(templates, "tickgate-job.timer.j2"),
             "catch_up_template": os.path.join(templates, "tickgate-catch-up.service.j2"),
         }
+        if helper_source is not None:
+            task_vars["__tickgate_plan_inputs"]["helper_source"] = helper_source
         self.templated = []  # what the action had templated, in order
         action._templar = mock.Mock(template=lambda v: self.templated.append(v) or v)
         with mock.patch.object(c.ActionBase, "run", return_value={}), mock.patch.object(c.C, "DEFAULT_LOCAL_TMP", tmp):
@@ -137,6 +139,27 @@ class Check(unittest.TestCase):
             plan = json.load(f)
         self.assertEqual([j["name"] for j in plan["jobs"]], ["s", "off", "a"])
         self.assertIn('ExecStart="/usr/local/bin/tickgate" "run" "--lock" "a"', plan["units"]["tickgate-a.service"])
+
+    def test_without_a_helper_source_it_names_what_to_set(self):
+        task_vars = dict(values(), inventory_hostname="h1", ansible_managed="managed")
+        missing = os.path.join(HERE, "no-such-dir", "scripts", "build-helper")
+        res, tmp = self.run_action(task_vars, {"package": "", "binary_src": "", "build_script": missing})
+        self.assertTrue(res.get("failed"))
+        self.assertEqual(
+            res["msg"],
+            "h1: no helper to install: set tickgate_package (the .deb from make dist) or tickgate_binary_src; "
+            "%s is missing (an installed collection carries no Go sources to build from)" % missing,
+        )
+        self.assertFalse(os.path.exists(os.path.join(tmp, "tickgate-plans")))
+        # Any one of the three is enough.
+        here = os.path.join(HERE, "..", "..", "..", "scripts", "build-helper")
+        for src in (
+            {"package": "x.deb", "binary_src": "", "build_script": missing},
+            {"package": "", "binary_src": "/opt/tickgate", "build_script": missing},
+            {"package": "", "binary_src": "", "build_script": here},
+        ):
+            res, _tmp = self.run_action(dict(values(), inventory_hostname="h1", ansible_managed="managed"), src)
+            self.assertFalse(res.get("failed"), (src, res.get("msg")))
 
     def test_a_boolean_given_as_a_string_renders_as_that_boolean(self):
         # As `-e tickgate_hardening=false` gives it: a string, which Jinja
