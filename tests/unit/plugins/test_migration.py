@@ -13,8 +13,8 @@ import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "..", "..", "plugins", "modules"))
-import tickgate_units as m  # noqa: E402
+sys.path.insert(0, HERE)
+from modlib import m  # noqa: E402
 
 ESC = "\x1b]0;pwned\x07\x1b[2J\u202eevil"
 

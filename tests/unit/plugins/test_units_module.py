@@ -1,12 +1,13 @@
-"""Unit tests for the floating-singleton checks of roles/tickgate/library/
-tickgate_units.py, against this machine's real systemd-analyze."""
+"""Unit tests for the tickgate modules (plugins/module_utils, and the
+modules tickgate_units, tickgate_layout and tickgate_host), against this
+machine's real systemd-analyze."""
 
 import os
 import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "..", "plugins", "modules"))
-import tickgate_units as m  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from modlib import COLLECTIONS_PATH, MODULES, m  # noqa: E402
 
 
 class FloatingSingletonSchedule(unittest.TestCase):
@@ -531,7 +532,6 @@ class HostThenWrite(HelperLog, unittest.TestCase):
         path, p = self.private(path=os.path.join(self.dir, "no-such-dir", "fleet-tick.dsn"))
         job = base64.b64encode(b"PGPASSWORD=j0b-s3cret\n").decode()
         args = {
-            "action": "host",
             "users": p["users"],
             "layout_job_dirs": [],
             "layout_dirs": [],
@@ -543,7 +543,10 @@ class HostThenWrite(HelperLog, unittest.TestCase):
         argsfile = os.path.join(self.dir, "args.json")
         with open(argsfile, "w") as f:
             json.dump({"ANSIBLE_MODULE_ARGS": args}, f)
-        out = subprocess.run([sys.executable, m.__file__, argsfile], capture_output=True, text=True, check=False)
+        env = dict(os.environ, PYTHONPATH=COLLECTIONS_PATH)
+        out = subprocess.run(
+            [sys.executable, MODULES["tickgate_host"].__file__, argsfile], capture_output=True, text=True, check=False, env=env
+        )
         res = json.loads(out.stdout)
         self.assertTrue(res.get("failed"), res)
         self.assertRegex(res["msg"], r"No such file.*no-such-dir/\.fleet-tick\.dsn")  # its directory does not exist
@@ -745,11 +748,15 @@ class Documentation(unittest.TestCase):
             return yaml.SafeLoader.construct_mapping(loader, node, deep)
 
         Strict.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
-        doc = yaml.load(m.DOCUMENTATION, Loader=Strict)
-        yaml.load(m.RETURN, Loader=Strict)
-        src = inspect.getsource(m.main)
-        spec = src[src.index("argument_spec=dict(") : src.index("supports_check_mode")]
-        self.assertEqual(sorted(set(re.findall(r"^\s+(\w+)=dict\(", spec, re.M))), sorted(doc["options"]))
+        for name, mod in MODULES.items():
+            with self.subTest(name):
+                doc = yaml.load(mod.DOCUMENTATION, Loader=Strict)
+                yaml.load(mod.RETURN, Loader=Strict)
+                yaml.load(mod.EXAMPLES, Loader=Strict)
+                self.assertEqual(doc["module"], name)
+                src = inspect.getsource(mod.main)
+                spec = src[src.index("argument_spec=dict(") : src.index("supports_check_mode")]
+                self.assertEqual(sorted(set(re.findall(r"^\s+(\w+)=dict\(", spec, re.M))), sorted(doc["options"]))
 
 
 if __name__ == "__main__":
@@ -767,8 +774,8 @@ class JobFileArgs(unittest.TestCase):
         import importlib.util
 
         # The action plugin has the module's name: load it under another.
-        path = os.path.join(os.path.dirname(__file__), "..", "..", "..", "plugins", "action", "tickgate_units.py")
-        spec = importlib.util.spec_from_file_location("tickgate_units_action", path)
+        path = os.path.join(os.path.dirname(__file__), "..", "..", "..", "plugins", "plugin_utils", "tickgate_action.py")
+        spec = importlib.util.spec_from_file_location("tickgate_action", path)
         self.action = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(self.action)
         self.dir = tempfile.mkdtemp()
