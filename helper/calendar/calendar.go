@@ -72,8 +72,10 @@ func Elapses(ctx context.Context, specs []string, n int) ([]time.Time, error) {
 	return all, nil
 }
 
-// parseAll reads every elapse (Next elapse and Iter. #k lines, each replaced
-// by its "(in UTC)" line when the zone is not UTC).
+// parseAll reads every elapse (Next elapse and the iterations' lines, each
+// replaced by its "(in UTC)" line when the zone is not UTC). systemd 252
+// (Debian 12) names an iteration "Iter. #k", systemd 257 (Debian 13)
+// "Iteration #k".
 func parseAll(out []byte) ([]time.Time, error) {
 	var vals []string
 	sc := bufio.NewScanner(bytes.NewReader(out))
@@ -84,7 +86,7 @@ func parseAll(out []byte) ([]time.Time, error) {
 		}
 		val = strings.TrimSpace(val)
 		switch {
-		case key == "Next elapse" || strings.HasPrefix(key, "Iter. #"):
+		case key == "Next elapse" || strings.HasPrefix(key, "Iter. #") || strings.HasPrefix(key, "Iteration #"):
 			if val != "never" {
 				vals = append(vals, val)
 			}

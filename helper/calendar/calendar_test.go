@@ -82,6 +82,29 @@ func hostZone(t *testing.T) *time.Location {
 // the expressions and in the host's zone. A TZ in the helper's environment
 // changes nothing: the timer reads its schedule in the host's zone, and so
 // does the helper.
+// Every iteration, as systemd 252 (Debian 12) and 257 (Debian 13) name them.
+func TestParseIterations(t *testing.T) {
+	for name, iter := range map[string]string{"systemd 252": "Iter. #", "systemd 257": "Iteration #"} {
+		t.Run(name, func(t *testing.T) {
+			out := "  Original form: *:*:0/10\nNormalized form: *-*-* *:*:00/10\n" +
+				"    Next elapse: Sun 2026-12-06 23:53:40 UTC\n       From now: 8s left\n" +
+				"   " + iter + "2: Sun 2026-12-06 23:53:50 UTC\n       From now: 18s left\n" +
+				"   " + iter + "3: Sun 2026-12-06 23:54:00 CET\n       (in UTC): Sun 2026-12-06 22:54:00 UTC\n"
+			all, err := parseAll([]byte(out))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, e := range all {
+				got = append(got, e.Format("15:04:05"))
+			}
+			if want := "22:54:00 23:53:40 23:53:50"; strings.Join(got, " ") != want {
+				t.Fatalf("got %s, want %s", strings.Join(got, " "), want)
+			}
+		})
+	}
+}
+
 func TestNextAgainstSystemd(t *testing.T) {
 	if _, err := sysprog.Find("systemd-analyze"); err != nil {
 		t.Fatalf("systemd-analyze is part of the test machine (systemd): %v", err)

@@ -151,7 +151,7 @@ def elapses(calendars, iterations):
         if key == "Normalized form":
             # "*-*-* 03:00:00 UTC": a zone is a last word that is not a time.
             local = local or ":" in val.split()[-1]
-        elif key == "Next elapse" or key.startswith("Iter. #"):
+        elif key == "Next elapse" or key.startswith(("Iter. #", "Iteration #")):  # systemd 252, 257
             if val != "never":
                 times.append(val)
         elif key == "(in UTC)" and times:

@@ -38,6 +38,21 @@ class FloatingSingletonSchedule(unittest.TestCase):
         self.assertFalse(m.elapses(["*-*-* 03:00 Europe/Berlin"], 1)[1])
         self.assertTrue(m.elapses(["*-*-* 03:00 UTC", "hourly"], 1)[1])
 
+    def test_iterations_as_systemd_252_and_257_name_them(self):
+        real = m.run
+        self.addCleanup(setattr, m, "run", real)
+        for iteration in ("Iter. #", "Iteration #"):
+            out = (
+                "  Original form: *:*:0/10\nNormalized form: *-*-* *:*:00/10\n"
+                "    Next elapse: Sun 2026-12-06 23:53:40 UTC\n       From now: 8s left\n"
+                "   %s2: Sun 2026-12-06 23:53:50 UTC\n       From now: 18s left\n"
+                "   %s3: Sun 2026-12-06 23:54:00 UTC\n       From now: 28s left\n" % (iteration, iteration)
+            )
+            m.run = lambda cmd, check=True, out=out: type("R", (), {"returncode": 0, "stdout": out, "stderr": ""})()
+            times, local = m.elapses(["*:*:0/10"], 3)
+            self.assertEqual([t.strftime("%H:%M:%S") for t in times], ["23:53:40", "23:53:50", "23:54:00"], iteration)
+            self.assertTrue(local)  # the expression names no zone
+
     def test_zone_host(self):
         os.environ["TZ"] = "Europe/Berlin"
         try:
