@@ -42,7 +42,7 @@ help:
 	@echo "make build       dist/tickgate, dist/tickgate-tick and dist/tickgate-exec (static)"
 	@echo "make dist        the collection tarball, the .deb (amd64, arm64) and sha256sums in dist/"
 	@echo "make adoption    make dist, then install and deploy them as a team would (bookworm and trixie hosts)"
-	@echo "make test-trixie helper/e2e on PostgreSQL 17 and the fleet scenario on trixie hosts"
+	@echo "make test-trixie helper/e2e on PostgreSQL 17, the fleet and policies scenarios on trixie hosts"
 
 # --- installs ---------------------------------------------------------------
 .PHONY: deps apt-deps venv go-deps
@@ -137,13 +137,14 @@ go-test-pg17: apt-deps go-deps
 	  $(GO) test -count=1 -tags pgrestart -run ServerRestart ./helper/fleet'
 
 # Debian 13 beyond make test: helper/e2e against PostgreSQL 17, and the
-# fleet scenario on trixie hosts (systemd 257: the watchdog, KillMode=mixed)
-# against PostgreSQL 17.
+# fleet and policies scenarios on trixie hosts (systemd 257: the watchdog,
+# KillMode=mixed, catch-up, deadlines) against PostgreSQL 17.
 .PHONY: test-trixie
 test-trixie: venv build go-deps
 	TICKGATE_TESTBED_SUITE=trixie scripts/testhost rootfs
 	PGTEST_SUITE=trixie scripts/pgtest run -- $(GO) test -count=1 ./helper/e2e/
-	TICKGATE_MOLECULE_SUITE=trixie PGTEST_SUITE=trixie scripts/pgtest run -- $(VENV_BIN)/molecule test -s fleet
+	TICKGATE_MOLECULE_SUITE=trixie PGTEST_SUITE=trixie scripts/pgtest run -- \
+	  sh -c '$(VENV_BIN)/molecule test -s fleet && $(VENV_BIN)/molecule test -s policies'
 
 # pipefail: the status of go test, not of the grep after it (without it a
 # crasher failed no step).
