@@ -19,6 +19,7 @@ job and the field.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import os
 import re
@@ -141,14 +142,14 @@ _MODES = {
 _SPECS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "roles", "tickgate", "meta", "argument_specs.yml")
 
 
+@functools.lru_cache(maxsize=None)
 def _known_fields():
-    """The job fields meta/argument_specs.yml describes: one list of them."""
+    """The job fields meta/argument_specs.yml describes: one list of them.
+    Read on first use, not at import: every play's worker that uses any of
+    these filters imports this file (the C loader when there is one)."""
     with open(_SPECS, encoding="utf-8") as f:
-        specs = yaml.safe_load(f)
+        specs = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     return frozenset(specs["argument_specs"]["main"]["options"]["tickgate_jobs"]["options"])
-
-
-_KNOWN = _known_fields()
 
 
 def _name_ok(regex, v):
@@ -227,8 +228,8 @@ def tickgate_job_errors(jobs, defaults=None, supervisor=None, fleet=False):
             err("name", "duplicate of tickgate_jobs[%d]" % seen[name])
         else:
             seen[name] = i
-        for key in sorted(set(job) - _KNOWN, key=str):
-            near = difflib.get_close_matches(str(key), sorted(_KNOWN), n=1)
+        for key in sorted(set(job) - _known_fields(), key=str):
+            near = difflib.get_close_matches(str(key), sorted(_known_fields()), n=1)
             err(key, "unknown field" + (" (did you mean %s?)" % near[0] if near else " (see meta/argument_specs.yml)"))
         state = job.get("state", "present")
         if state not in ("present", "absent"):

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 import os
 import re
-import tarfile
 
 from ansible.errors import AnsibleActionFail, AnsibleError
 from ansible.module_utils.parsing.convert_bool import boolean
@@ -47,7 +45,11 @@ def load_plan(path):
 def deb_binaries(path):
     """The sha256 of each file under usr/bin/ in the .deb at path (an ar
     archive whose data.tar is gzip- or xz-compressed, as make dist builds
-    it), by program name."""
+    it), by program name. (tarfile is imported here: only a deploy with
+    tickgate_package pays for it.)"""
+    import io  # pylint: disable=import-outside-toplevel
+    import tarfile  # pylint: disable=import-outside-toplevel
+
     sums = {}
     with open(path, "rb") as f:
         if f.read(8) != b"!<arch>\n":
@@ -62,11 +64,14 @@ def deb_binaries(path):
                 continue
             if name not in ("data.tar.gz", "data.tar.xz", "data.tar"):
                 raise ValueError("%s: compression not readable here (make dist writes data.tar.gz)" % name)
-            with tarfile.open(fileobj=io.BytesIO(f.read(size)), mode="r:*") as tar:
-                for m in tar:
-                    n = m.name[2:] if m.name.startswith("./") else m.name
-                    if m.isfile() and n.startswith("usr/bin/"):
-                        sums[n[len("usr/bin/") :]] = hashlib.sha256(tar.extractfile(m).read()).hexdigest()
+            try:
+                with tarfile.open(fileobj=io.BytesIO(f.read(size)), mode="r:*") as tar:
+                    for m in tar:
+                        n = m.name[2:] if m.name.startswith("./") else m.name
+                        if m.isfile() and n.startswith("usr/bin/"):
+                            sums[n[len("usr/bin/") :]] = hashlib.sha256(tar.extractfile(m).read()).hexdigest()
+            except tarfile.TarError as e:
+                raise ValueError("%s: %s" % (name, e)) from e
             return sums
 
 
@@ -284,7 +289,7 @@ class PlanAction(ActionBase):
                 if not re.match(r"https?://", package):
                     try:
                         sums = deb_binaries(package)
-                    except (OSError, ValueError, tarfile.TarError) as e:
+                    except (OSError, ValueError) as e:
                         raise AnsibleActionFail("tickgate: tickgate_package %s: %s" % (package, e))
                     for name, prog in (("helper", "tickgate"), ("shim", "tickgate-exec"), ("tick", "tickgate-tick")):
                         if prog not in sums:

@@ -137,8 +137,8 @@ class JobErrors(unittest.TestCase):
         self.assertEqual(errs, ["job j: lock_wiat: unknown field (did you mean lock_wait?)"])
 
     def test_known_fields_are_the_argument_specs(self):
-        self.assertIn("read_write_paths", t._KNOWN)
-        self.assertIn("gate_fail", t._KNOWN)
+        self.assertIn("read_write_paths", t._known_fields())
+        self.assertIn("gate_fail", t._known_fields())
 
     def test_fleet_lock_scope_needs_fleet(self):
         job = {"name": "j", "command": ["/x"], "schedule": "hourly", "lock_scope": "fleet"}
