@@ -94,12 +94,6 @@ options:
     type: list
     elements: dict
     default: []
-  helper:
-    description:
-    - For write, the installed helper, whose C(--version) is returned as C(helper_version).
-    - For host, with I(helper_sha256), whether it is installed as that content, root's and mode 0755 is returned
-      as C(helper_current).
-    type: path
   helper_sha256:
     description: For host, the sha256 of the helper to install (the action plugin computes it from helper_src).
     type: str
@@ -138,75 +132,6 @@ options:
   layout_group:
     description: For host, the layout's I(group).
     type: str
-  secret_files:
-    description: For layout, targets file name to content (never logged).
-    type: dict
-    default: {}
-  env_files:
-    description:
-    - For layout, environment file name (C(JOB.json)) to content, a JSON object of the variables a job's command
-      gets (never logged - a value may be a credential).
-    - The other C(*.json) files in I(env_dir) are removed.
-    type: dict
-    default: {}
-  unit_dir:
-    description: Where units live.
-    type: path
-    default: /etc/systemd/system
-  prefix:
-    description: Units whose name starts with this are tickgate's (pruned when not given).
-    type: str
-    default: tickgate-
-  units:
-    description: Unit file name to content.
-    type: dict
-    default: {}
-  digests:
-    description:
-    - For write, every unit that should be installed (name to sha256 of its content). A unit not in I(units) must
-      already be installed with that digest; a tickgate unit in neither is pruned.
-    - For validate, the same; only units installed with another digest, or not at all, are verified (and schedules
-      whose I(unit) is one of them); if I(units) lacks the content of one, nothing is checked and their names are
-      returned as C(need).
-    type: dict
-    default: {}
-  enabled:
-    description: For write, timer units to enable and start.
-    type: list
-    elements: str
-    default: []
-  disabled:
-    description: For write, timer units to stop and disable.
-    type: list
-    elements: str
-    default: []
-  reopen:
-    description: For write (and host with I(write_if_ready)), outside check mode, a command (argv) that reopens
-      the gate once the units are written; its failure fails the task.
-    type: list
-    elements: str
-    default: []
-  reopen_if:
-    description:
-    - With I(reopen), a command (argv) run first; only when it exits 0 is the gate reopened. Otherwise the gate
-      stays closed, its output is returned as C(reopen_deferred), and the task does not fail (site.yml's fleet schema
-      check; the play's migrate and reopen tasks follow).
-    type: list
-    elements: str
-    default: []
-  purge_dirs:
-    description:
-    - For write (and host when it writes), the directories whose entry for each gone job is removed after the units
-      (C(tickgate_purge) - its state dir and data dir) - each job of I(absent_jobs) and each job whose units the
-      write removed. Returned as C(purged).
-    type: list
-    elements: path
-    default: []
-  absent_jobs:
-    description: With I(purge_dirs), the jobs the plan marks C(state=absent).
-    type: list
-    elements: str
-    default: []
   write_if_ready:
     description:
     - For host, then write the units as C(write) does (I(units), I(digests), I(enabled), I(disabled), I(helper),
@@ -215,6 +140,10 @@ options:
       I(private_files) are written first).
     type: bool
     default: false
+extends_documentation_fragment:
+- tickgate.tickgate.tickgate
+- tickgate.tickgate.tickgate.write
+- tickgate.tickgate.tickgate.targets
 author: tickgate developers (@tickgate)
 """
 

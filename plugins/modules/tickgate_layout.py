@@ -40,28 +40,12 @@ options:
   group:
     description: For layout, the targets files' group.
     type: str
-  secret_files:
-    description: For layout, targets file name to content (never logged).
-    type: dict
-    default: {}
   env_dir:
     description: For layout, the jobs' environment files' directory (owned like the targets files).
     type: path
-  env_files:
-    description:
-    - For layout, environment file name (C(JOB.json)) to content, a JSON object of the variables a job's command
-      gets (never logged - a value may be a credential).
-    - The other C(*.json) files in I(env_dir) are removed.
-    type: dict
-    default: {}
-  unit_dir:
-    description: Where units live.
-    type: path
-    default: /etc/systemd/system
-  prefix:
-    description: Units whose name starts with this are tickgate's (pruned when not given).
-    type: str
-    default: tickgate-
+extends_documentation_fragment:
+- tickgate.tickgate.tickgate
+- tickgate.tickgate.tickgate.targets
 author: tickgate developers (@tickgate)
 """
 

@@ -7,7 +7,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from modlib import COLLECTIONS_PATH, MODULES, m  # noqa: E402
+from modlib import COLLECTIONS_PATH, FRAGMENTS, MODULES, m  # noqa: E402
 
 
 class FloatingSingletonSchedule(unittest.TestCase):
@@ -769,6 +769,12 @@ class Documentation(unittest.TestCase):
                 yaml.load(mod.RETURN, Loader=Strict)
                 yaml.load(mod.EXAMPLES, Loader=Strict)
                 self.assertEqual(doc["module"], name)
+                # The shared options, as ansible-doc merges them.
+                for ref in doc.get("extends_documentation_fragment", []):
+                    attr = ref.split(".")[3].upper() if ref.count(".") == 3 else "DOCUMENTATION"
+                    shared = yaml.load(getattr(FRAGMENTS.ModuleDocFragment, attr), Loader=Strict)["options"]
+                    self.assertFalse(set(shared) & set(doc["options"]), "%s documents a fragment's option again" % name)
+                    doc["options"].update(shared)
                 src = inspect.getsource(mod.main)
                 spec = src[src.index("argument_spec=dict(") : src.index("supports_check_mode")]
                 self.assertEqual(sorted(set(re.findall(r"^\s+(\w+)=dict\(", spec, re.M))), sorted(doc["options"]))
