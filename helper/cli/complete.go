@@ -4,7 +4,6 @@ package cli
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
@@ -30,7 +29,11 @@ func completeCommand(e *env) *ucli.Command {
 			if len(words) > 0 && words[0] == "--" {
 				words = words[1:]
 			}
-			for _, w := range completions(c.App, words) {
+			// Where the jobs are, as any command reads it: a global flag
+			// given before __complete, else its environment variable,
+			// else its default; the words being completed may name others.
+			where := map[string]string{"state-dir": c.String("state-dir"), "supervisor": c.String("supervisor")}
+			for _, w := range completions(c.App, words, where) {
 				fmt.Fprintln(e.stdout, w)
 			}
 			return nil
@@ -39,16 +42,12 @@ func completeCommand(e *env) *ucli.Command {
 }
 
 // completions are the candidates for the last of words, given those before.
-func completions(app *ucli.App, words []string) []string {
+// globalsSeen holds the global flags that say where the jobs are
+// (state-dir, supervisor); those the words give replace them.
+func completions(app *ucli.App, words []string, globalsSeen map[string]string) []string {
 	cur := ""
 	if len(words) > 0 {
 		cur, words = words[len(words)-1], words[:len(words)-1]
-	}
-	// The global flags that say where the jobs are, as the command would
-	// read them (flag, else environment, else default).
-	globalsSeen := map[string]string{
-		"state-dir":  envOr("/var/lib/tickgate", "TICKGATE_STATE_ROOT", "TICKGATE_STATE_DIR"),
-		"supervisor": envOr("tickgate", "TICKGATE_SUPERVISOR"),
 	}
 	flags := app.Flags
 	var cmd *ucli.Command
@@ -115,14 +114,4 @@ func completions(app *ucli.App, words []string) []string {
 		}
 	}
 	return out
-}
-
-// envOr is the first of the environment variables that is set, else def.
-func envOr(def string, vars ...string) string {
-	for _, v := range vars {
-		if s := os.Getenv(v); s != "" {
-			return s
-		}
-	}
-	return def
 }

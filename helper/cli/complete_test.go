@@ -61,7 +61,10 @@ func TestCompletions(t *testing.T) {
 			t.Logf("%q: not as root, not checked", tc.words)
 			continue
 		}
-		got := strings.Join(completions(App(), tc.words), " ")
+		// The global flags' defaults, as a command sees them with no flag
+		// and no environment.
+		defaults := map[string]string{"state-dir": "/var/lib/tickgate", "supervisor": "tickgate"}
+		got := strings.Join(completions(App(), tc.words, defaults), " ")
 		if got != tc.want {
 			t.Errorf("%q: got %q, want %q", tc.words, got, tc.want)
 		}
