@@ -835,3 +835,68 @@ class JobFileArgs(unittest.TestCase):
         }.items():
             with self.subTest(what):
                 self.assertIsNone(self.args({"src": "job.sh", "dest": "/opt/j/a"}, f))
+
+
+class DebBinaries(unittest.TestCase):
+    """tickgate_package: the binaries' digests from the .deb (an ar archive
+    with a gzipped data.tar), read once per run for every host."""
+
+    def setUp(self):
+        import importlib.util
+        import shutil
+        import tempfile
+
+        path = os.path.join(os.path.dirname(__file__), "..", "..", "..", "plugins", "plugin_utils", "tickgate_action.py")
+        spec = importlib.util.spec_from_file_location("tickgate_action", path)
+        self.action = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(self.action)
+        self.dir = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, self.dir)
+
+    def deb(self, files, data_name="data.tar.gz"):
+        import io
+        import tarfile
+
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+            for name, content in files.items():
+                info = tarfile.TarInfo("./" + name)
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+        members = [("debian-binary", b"2.0\n"), ("control.tar.gz", b"x"), (data_name, buf.getvalue())]
+        out = b"!<arch>\n"
+        for name, data in members:
+            out += ("%-16s%-12s%-6s%-6s%-8s%-10d`\n" % (name, "0", "0", "0", "100644", len(data))).encode()
+            out += data + (b"\n" if len(data) % 2 else b"")
+        path = os.path.join(self.dir, "t.deb")
+        with open(path, "wb") as f:
+            f.write(out)
+        return path
+
+    def test_the_binaries_under_usr_bin_by_name(self):
+        import hashlib
+
+        path = self.deb({"usr/bin/tickgate": b"full", "usr/bin/tickgate-tick": b"tick", "usr/share/man/man1/x.1.gz": b"m"})
+        want = {"tickgate": hashlib.sha256(b"full").hexdigest(), "tickgate-tick": hashlib.sha256(b"tick").hexdigest()}
+        self.assertEqual(self.action.deb_binaries(path), want)
+
+    def test_read_once_per_run_and_again_when_the_file_changes(self):
+        cache = os.path.join(self.dir, "cache")
+        path = self.deb({"usr/bin/tickgate": b"one"})
+        first = self.action.deb_binaries_cached(path, cache)
+        real = self.action.deb_binaries
+        self.action.deb_binaries = lambda p: self.fail("read again")
+        self.assertEqual(self.action.deb_binaries_cached(path, cache), first)
+        self.action.deb_binaries = real
+        os.utime(path, ns=(1, 1))  # another build of the package
+        path = self.deb({"usr/bin/tickgate": b"two, longer"})
+        self.assertNotEqual(self.action.deb_binaries_cached(path, cache), first)
+
+    def test_not_a_package(self):
+        path = os.path.join(self.dir, "x.deb")
+        with open(path, "wb") as f:
+            f.write(b"PK\x03\x04")
+        with self.assertRaisesRegex(ValueError, "not a Debian package"):
+            self.action.deb_binaries(path)
+        with self.assertRaisesRegex(ValueError, "data.tar.zst: compression not readable here"):
+            self.action.deb_binaries(self.deb({"usr/bin/tickgate": b"x"}, data_name="data.tar.zst"))
