@@ -34,6 +34,7 @@ help:
 	@echo "make molecule    molecule test --all (real systemd hosts)"
 	@echo "make fuzz        each Go fuzz target for FUZZTIME (default 60s)"
 	@echo "make chaos       the fleet fault-injection suite, CHAOS_ROUNDS rounds of each fault (default 5)"
+	@echo "make docs        regenerate docs/role-variables.md from the role's argument specs"
 	@echo "make rules       promtool check and test of monitoring/tickgate.rules.yml"
 	@echo "make bench       helper and deploy benchmarks (figures, no pass/fail)"
 	@echo "make demo        boot a demo host, deploy inventory/demo, run each job once"
@@ -107,6 +108,7 @@ test: deps
 	  "chaos (1 round)"  "$(MAKE) --no-print-directory chaos CHAOS_ROUNDS=1" \
 	  "fuzz (brief)"     "$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_BRIEF)" \
 	  "filter tests"     "$(VENV_BIN)/python -m unittest discover -s tests/unit/plugins -v" \
+	  "docs"             "$(MAKE) --no-print-directory docs-check" \
 	  "ansible-test"     "scripts/ansible-test sanity units" \
 	  "black"            "$(VENV_BIN)/black --check --diff $(BLACK_FLAGS) roles playbooks plugins tests" \
 	  "promtool rules"   "$(MAKE) --no-print-directory rules" \
@@ -159,6 +161,16 @@ fuzz:
 .PHONY: rules
 rules: $(PROMTOOL)
 	cd monitoring && ../$(PROMTOOL) check rules tickgate.rules.yml && ../$(PROMTOOL) test rules tickgate.rules.test.yml
+
+# docs/role-variables.md from the role's argument specs; docs-check: every
+# relative link and anchor resolves, YAML examples parse, job examples pass
+# the preflight's checks, and the generated page is current (tests/docs).
+.PHONY: docs docs-check
+docs: venv
+	$(VENV_BIN)/python scripts/gen-role-docs
+
+docs-check: venv
+	$(VENV_BIN)/python -m unittest discover -s tests/docs -v
 
 test-filters: venv
 	$(VENV_BIN)/python -m unittest discover -s tests/unit/plugins -v

@@ -9,7 +9,7 @@
 //
 //   - every run of a fleet lock group, from its command's start to the
 //     moment its whole process tree was gone, and no two of one group
-//     overlapping (where the README promises it);
+//     overlapping (where the docs promise it);
 //   - each slot of a floating singleton run at most once;
 //   - liveness: how long after a holder died or was cut off another host
 //     could run (the lease's bound plus a margin);

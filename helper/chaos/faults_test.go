@@ -139,7 +139,7 @@ func (s *Suite) pair(t *testing.T, name string, sync, lagging bool) (primary, st
 // while a holder runs; the hosts name both servers (target_session_attrs=
 // read-write). A synchronous standby has every lease: the holder keeps its
 // own; an asynchronous one that missed it gives the group to another host
-// at once (the README's documented case), and the holder, renewing, learns
+// at once (the documented case), and the holder, renewing, learns
 // that and kills its job — but the fences stay monotonic either way (the
 // new timeline is in their high bits).
 func TestFailover(t *testing.T) {

@@ -188,7 +188,7 @@ type Row struct {
 	StaleWrites int
 	Liveness    time.Duration // the worst round's; 0: not measured
 	Bound       time.Duration
-	Promise     string // what the README promises
+	Promise     string // what the docs promise
 	Note        string
 	Failed      bool
 }

@@ -362,7 +362,7 @@ func gateCheckCommand(e *env) *ucli.Command {
 		Name: "check", Usage: "exit 0 if JOB may start now, 75 if not", UsageText: "tickgate gate check [--expected-runtime D] [--gate-fail closed|open] [--lock NAME] [--lock-scope host|fleet] [--fleet] [JOB]",
 		Description: `For long jobs to call between batches and stop cleanly at a checkpoint,
 and for operators. The answer a tick gets, from the same ordered checks
-(README "Reasons"): its done and halted markers, the host gate (closed, the
+(docs/operating.md, "Reasons"): its done and halted markers, the host gate (closed, the
 job paused, a rollout window within --expected-runtime), the fleet gate, the
 lock group's back-off; 75 when one says no, 78 when the gate or the fleet
 cannot be asked under --gate-fail closed.

@@ -126,7 +126,7 @@ func statusCommand(e *env) *ucli.Command {
 		UsageText: "tickgate status [--json] [--no-systemd] [JOB...] | --fleet [--json]",
 		Description: `Jobs are those with a state directory and those with a tickgate-JOB.timer
 unit (read from systemd over D-Bus when reachable; without systemd the timer
-columns are empty). --json prints the stable schema documented in README.md.
+columns are empty). --json prints the stable schema documented in docs/operating.md.
 Example: tickgate status --json | jq '.jobs[] | select(.halted != null) | .job'`,
 		Flags: []ucli.Flag{
 			&ucli.BoolFlag{Name: "json", Usage: "print JSON (schema 1)"},

@@ -1,6 +1,6 @@
 package e2e
 
-// The trust boundary (README "Security model"), attacked the way a job's
+// The trust boundary (docs/security.md), attacked the way a job's
 // user would attack it: real processes of other uids, against the layout the
 // role deploys (state, lock and metrics dirs owned by the supervisor account,
 // the gate root's, each job's data dir its user's), with tickgate run as

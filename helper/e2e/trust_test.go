@@ -1,6 +1,6 @@
 package e2e
 
-// The trust boundary, round 2 (README "Security model"): the supervisor
+// The trust boundary, round 2 (docs/security.md): the supervisor
 // runs nothing, holds nothing and prints nothing that a job controls. Each
 // attack is made the way a job's user would make it, with real processes of
 // other uids and the helper run as systemd runs it.

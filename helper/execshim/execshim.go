@@ -10,13 +10,13 @@
 // file capabilities would keep them. The supervisor clears its ambient set
 // first (so this process starts with no capabilities at all, and cannot be
 // ptraced into using any), and this shim drops what is left before the job's
-// own program starts. README "Security model".
+// own program starts. docs/security.md.
 //
 // The shim is a process start between the supervisor and every non-root
 // job's program, so it has its own small binary, Name (cmd/tickgate-exec),
 // installed beside tickgate: it starts in about a third of the time the
 // helper does, whose libraries' package initialisation alone costs as much
-// (README "Benchmarks"). Without it, tickgate runs itself as the shim.
+// (docs/design/tick-floor.md). Without it, tickgate runs itself as the shim.
 package execshim
 
 import (

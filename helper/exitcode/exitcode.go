@@ -7,7 +7,7 @@ import (
 	"fmt"
 )
 
-// The documented exit codes (README, "tickgate run": the exit code table).
+// The documented exit codes (docs/writing-jobs.md, "tickgate run": the exit code table).
 const (
 	OK       = 0  // ran; child's code was ok or done / command succeeded
 	Failure  = 1  // operator command failed (e.g. drain timed out)

@@ -115,7 +115,7 @@ func Connect(ctx context.Context, o Options) (*Client, error) {
 // timeout (a tick's connection may idle between a lease's renewals), a
 // bounded idle transaction, and TCP keepalives and a user timeout that let
 // the server notice a vanished client within ~10 s, not the kernel's ~2 h
-// (README "Fleet coordination": nothing of a lease depends on the session;
+// (docs/fleet.md: nothing of a lease depends on the session;
 // these only free the server's connection slots).
 func SessionSettings(timeout time.Duration) map[string]string {
 	ms := fmt.Sprint(timeout.Milliseconds())
@@ -141,7 +141,7 @@ func CheckTLS(cfg *pgconn.Config) error {
 		good = good && ok(f.TLSConfig)
 	}
 	if !good {
-		return errors.New("the fleet DSN does not say sslmode=verify-full (with sslrootcert): tickgate refuses a connection whose server it cannot verify; set tickgate_fleet_insecure: true to accept one (README \"Fleet coordination\")")
+		return errors.New("the fleet DSN does not say sslmode=verify-full (with sslrootcert): tickgate refuses a connection whose server it cannot verify; set tickgate_fleet_insecure: true to accept one (docs/fleet.md)")
 	}
 	return nil
 }

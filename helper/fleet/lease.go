@@ -30,7 +30,7 @@ type Holder struct {
 var ErrLeaseLost = errors.New("fleet lease lost")
 
 // Lease is a fleet lock group this holder holds until Until (the database's
-// clock) unless it renews it. Its timing (README "Fleet coordination"):
+// clock) unless it renews it. Its timing (docs/fleet.md):
 //
 //   - it is renewed every TTL/6;
 //   - the holder keeps a deadline of its own on its monotonic clock, from

@@ -93,7 +93,7 @@ var migrations = []string{
 	// transaction pooler lost or shared); fences with the timeline in their
 	// high bits; hosts mapped to the login roles that may act for them; and
 	// every change of a lock, a slot or a back-off by a tick through a
-	// function that checks the caller (README "Fleet coordination").
+	// function that checks the caller (docs/fleet.md).
 	`CREATE TABLE tickgate.hosts (
 		role name NOT NULL,
 		host text NOT NULL CHECK (host ~ '^[A-Za-z0-9][A-Za-z0-9_.@-]{0,252}$'),

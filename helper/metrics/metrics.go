@@ -2,7 +2,7 @@
 // METRICS_DIR/tickgate_JOB.prom, atomically.
 //
 // It formats the text exposition by hand: client_golang's WriteToTextfile
-// added ~5 ms and ~5 MB RSS to every tick (measured, see README "Benchmarks"),
+// added ~5 ms and ~5 MB RSS to every tick (measured, see docs/design/tick-floor.md),
 // more than the whole budget of a tick. Tests check the output with
 // Prometheus' own parser.
 package metrics

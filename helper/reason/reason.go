@@ -1,6 +1,6 @@
 // Package reason names the prefixes of the reasons tickgate records and
 // prints ("gate-closed: deploy 42"). Tests, molecule checks and users grep
-// for them, so they are constants here and listed in README "Reasons".
+// for them, so they are constants here and listed in docs/operating.md, "Reasons".
 package reason
 
 import "fmt"

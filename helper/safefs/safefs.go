@@ -4,7 +4,7 @@
 //
 // Every operation is relative to an open directory descriptor (openat and
 // friends), so a path component cannot be swapped for a symlink between a
-// check and a use. tickgate's decisions rest on these files; see README
+// check and a use. tickgate's decisions rest on these files; see docs/security.md
 // "Security model".
 package safefs
 

@@ -55,7 +55,7 @@ func FuzzParseMarker(f *testing.F) {
 	})
 }
 
-// ValidName's byte checks match the patterns the README and the role's
+// ValidName's byte checks match the patterns the docs and the role's
 // preflight give, kept here as the reference.
 func FuzzNameMatchesPattern(f *testing.F) {
 	jobRE := regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*$`)

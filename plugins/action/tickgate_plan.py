@@ -2,7 +2,7 @@
 """tickgate_plan: the preflight's controller-side checks of one host, then
 its jobs resolved and every unit rendered, into a plan file the later
 tickgate_units steps read. One task, not two: each task costs every host a
-worker process on the controller (README "Benchmarks"), and the job list is
+worker process on the controller (docs/design/deploy-speed.md), and the job list is
 templated once for both.
 
 The checks, in order: the job list (one line per problem, naming host, job
@@ -23,7 +23,7 @@ job list included) before it renders, and a set_fact of the resolved jobs is
 walked and tagged value by value; together they took 3.7 s of a 17 s
 idempotent deploy. Here the jobs are resolved by the same filter functions,
 the units are rendered by Jinja2 directly, and only a small summary becomes
-a fact (README "Benchmarks").
+a fact (docs/design/deploy-speed.md).
 """
 
 from __future__ import annotations

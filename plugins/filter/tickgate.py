@@ -397,7 +397,7 @@ def _on_key(k):
 def _target(t):
     """A notification target as the user meant it. Ansible reads inventory
     YAML as YAML 1.1, where a bare on: key is the boolean true: `on: every`,
-    as the README writes it, arrives as {True: "every"}. That key is on."""
+    as the docs write it, arrives as {True: "every"}. That key is on."""
     if isinstance(t, dict) and any(_on_key(k) for k in t) and "on" not in t:
         t = {("on" if _on_key(k) else k): v for k, v in t.items()}
     return t
@@ -517,7 +517,7 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
             if j.get("retry_max_delay"):
                 argv += ["--retry-max-delay", tickgate_span(j["retry_max_delay"])]
         # The helper stays the supervisor; only the command runs as the job's
-        # user (README "Security model"). A root job's unit runs as root.
+        # user (docs/security.md). A root job's unit runs as root.
         j["nonroot"] = bool(j.get("user")) and j["user"] != "root"
         if j["nonroot"]:
             argv += ["--user", j["user"]]
@@ -538,7 +538,7 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
                 j["schedule_hash"] = schedule_hash(j["schedule"])
             if j.get("lock_scope") == "fleet":
                 # systemd kills a frozen holder's unit before its lease can
-                # end (README "Fleet coordination").
+                # end (docs/fleet.md).
                 j["watchdog_sec"] = "%dms" % (span_seconds(settings.get("fleet_lease_ttl") or "30s") * 1000 // 6)
         if j.get("history") and j["history"] != 50:
             argv += ["--history", str(j["history"])]
@@ -578,7 +578,7 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
             env.append(["TICKGATE_NOTIFY_DIR", settings["notify_dir"]])
         # The unit's Environment= is the helper's own: only tickgate's
         # settings. The job's variables go to its command alone, through a
-        # file only tickgate reads (--env-file; README "Security model").
+        # file only tickgate reads (--env-file; docs/security.md).
         j["env"] = env
         j["env_vars"] = _env_vars(j.get("environment"))
         j["state_path"] = "%s/%s" % (settings["state_dir"].rstrip("/"), j["name"])

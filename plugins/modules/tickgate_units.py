@@ -3,7 +3,7 @@
 # Copyright (c) 2026 tickgate developers; MIT License (see LICENSE)
 """tickgate_units: see DOCUMENTATION. Its work is in module_utils; the action plugin of
 the same name sends it only what the host lacks (one SSH round trip per
-host instead of one per unit: README "Benchmarks")."""
+host instead of one per unit: docs/design/deploy-speed.md)."""
 
 from __future__ import annotations
 

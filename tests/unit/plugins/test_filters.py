@@ -518,12 +518,12 @@ if __name__ == "__main__":
 
 
 class ReadmeNotifyExample(unittest.TestCase):
-    """The README's notify example, read as Ansible reads an inventory file
+    """docs/observability.md's notify example, read as Ansible reads an inventory file
     (YAML 1.1: a bare on: key is the boolean true), passes preflight and
     means on: every."""
 
     def example(self):
-        readme = os.path.join(os.path.dirname(__file__), "..", "..", "..", "README.md")
+        readme = os.path.join(os.path.dirname(__file__), "..", "..", "..", "docs", "observability.md")
         with open(readme, encoding="utf-8") as f:
             text = f.read()
         blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)

@@ -1,5 +1,5 @@
 """The layout migration from before the trust boundary trusts nothing the
-job's user wrote (README "Security model", upgrading): tickgate's own files
+job's user wrote (docs/security.md, upgrading): tickgate's own files
 in a state dir the job's user could write are set aside in the job's data dir
 as NAME.untrusted and rebuilt from their validated fields - never a pid,
 never a control character - and a marker always comes back."""
