@@ -67,16 +67,16 @@ func TestDecide(t *testing.T) {
 		{name: "fleet gate closed", setup: func(t *testing.T, s *Subject) {
 			s.Fleet = fakeFleet{gate: `{"closed": true, "reason": "release"}`}
 		}, step: FleetGate, code: 75, prefix: "gate-closed: fleet: release"},
-		{name: "fleet down", setup: func(t *testing.T, s *Subject) { s.Fleet = fakeFleet{err: errors.New("timed out")} }, step: FleetGate, code: 78, prefix: "fleet gate unreachable: timed out"},
+		{name: "fleet down", setup: func(t *testing.T, s *Subject) { s.Fleet = fakeFleet{err: errors.New("timed out")} }, step: FleetGate, code: 78, prefix: "fleet-gate-unreachable: timed out"},
 		{name: "fleet down, --gate-fail open", setup: func(t *testing.T, s *Subject) {
 			s.Fleet, s.Policy.GateFailOpen = fakeFleet{err: errors.New("timed out")}, true
-		}, allowed: true, warn: "fleet gate unreachable: timed out"},
+		}, allowed: true, warn: "fleet-gate-unreachable: timed out"},
 		{name: "fleet down, a fleet lock group, --gate-fail open", setup: func(t *testing.T, s *Subject) {
 			s.Fleet, s.FleetLock, s.Policy.GateFailOpen = fakeFleet{err: errors.New("timed out")}, true, true
-		}, step: FleetGate, code: 78, prefix: "fleet lock unavailable: timed out"},
+		}, step: FleetGate, code: 78, prefix: "fleet-lock-unavailable: timed out"},
 		{name: "fleet down, a floating singleton", setup: func(t *testing.T, s *Subject) {
 			s.Fleet, s.Singleton = fakeFleet{err: errors.New("timed out")}, true
-		}, step: FleetGate, code: 78, prefix: "fleet slot unavailable: timed out"},
+		}, step: FleetGate, code: 78, prefix: "fleet-slot-unavailable: timed out"},
 		{name: "host back-off", setup: func(t *testing.T, s *Subject) {
 			if _, err := backoff.Extend(context.Background(), s.LockDir, backoff.B{Lock: "g", Until: now.Add(time.Hour), Reason: "429", SetBy: "operator", SetAt: now}, nil); err != nil {
 				t.Fatal(err)
@@ -88,7 +88,7 @@ func TestDecide(t *testing.T) {
 		{name: "fleet back-off of a host lock group", setup: func(t *testing.T, s *Subject) {
 			s.Fleet = fakeFleet{backoff: &backoff.B{Lock: "g", Until: now.Add(time.Hour), Reason: "quota", SetBy: "job x"}}
 		}, allowed: true},
-		{name: "missed deadline", setup: func(t *testing.T, s *Subject) { s.Due, s.StartDeadline = &past, time.Hour }, step: Deadline, code: 75, prefix: "missed deadline: due "},
+		{name: "missed-deadline", setup: func(t *testing.T, s *Subject) { s.Due, s.StartDeadline = &past, time.Hour }, step: Deadline, code: 75, prefix: "missed-deadline: due "},
 		{name: "within the deadline", setup: func(t *testing.T, s *Subject) { s.Due, s.StartDeadline = &past, 3*time.Hour }, allowed: true},
 		{name: "no due: a start off the schedule", setup: func(t *testing.T, s *Subject) { s.StartDeadline = time.Minute }, allowed: true},
 		{name: "the first that says no decides", setup: func(t *testing.T, s *Subject) {

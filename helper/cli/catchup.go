@@ -21,6 +21,7 @@ import (
 	"github.com/tickgate/tickgate/helper/sysprog"
 	"github.com/tickgate/tickgate/helper/systemd"
 	"github.com/tickgate/tickgate/helper/timespec"
+	"github.com/tickgate/tickgate/helper/voice"
 )
 
 // CatchUpUnit is the unit that runs `tickgate catch-up` in the background
@@ -221,7 +222,7 @@ func triggerCatchUp(c *ucli.Context, e *env) {
 		msg, err = cmd.CombinedOutput()
 	}
 	if err != nil {
-		fmt.Fprintf(e.stderr, "tickgate: warning: catch-up: %d job(s) owe a run, but starting %s failed (%v: %s); run `tickgate catch-up`\n",
+		voice.Warn(e.stderr, "catch-up: %d job(s) owe a run, but starting %s failed (%v: %s); run `tickgate catch-up`",
 			len(owed), unit, err, strings.TrimSpace(string(msg)))
 		return
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/tickgate/tickgate/helper/status"
 	"github.com/tickgate/tickgate/helper/textsafe"
 	"github.com/tickgate/tickgate/helper/timespec"
+	"github.com/tickgate/tickgate/helper/voice"
 )
 
 var forceFlag = &ucli.BoolFlag{Name: "force", Usage: "replace a gate file that does not parse"}
@@ -406,7 +407,7 @@ Example (in a job's loop): tickgate gate check || exit 3`,
 				if err == nil {
 					return checkAnswer(e, job, ans)
 				}
-				fmt.Fprintf(e.stderr, "tickgate: warning: job %s: %s\n", job, textsafe.Clean(fmt.Sprintf("its supervisor could not be asked (%v); answering from what this process can read", err)))
+				voice.Warn(e.stderr, "job %s: its supervisor could not be asked (%v); answering from what this process can read", job, err)
 			}
 			return localCheck(c, e, job, expected)
 		},
@@ -419,7 +420,7 @@ func checkAnswer(e *env, job string, a *runner.Check) error {
 		return exitcode.New(a.Code, "job %s: %s", job, a.Reason)
 	}
 	for _, w := range a.Warnings {
-		fmt.Fprintf(e.stderr, "tickgate: warning: job %s: %s\n", job, textsafe.Clean(w))
+		voice.Warn(e.stderr, "job %s: %s", job, w)
 	}
 	return nil
 }

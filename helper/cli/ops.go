@@ -22,6 +22,7 @@ import (
 	"github.com/tickgate/tickgate/helper/state"
 	"github.com/tickgate/tickgate/helper/status"
 	"github.com/tickgate/tickgate/helper/textsafe"
+	"github.com/tickgate/tickgate/helper/voice"
 )
 
 // DrainPoll is how often drain looks again; it reacts within one poll.
@@ -146,7 +147,7 @@ Example: tickgate status --json | jq '.jobs[] | select(.halted != null) | .job'`
 					return err
 				}
 				for _, sk := range fs.Skipped {
-					fmt.Fprintf(e.stderr, "tickgate: warning: status --fleet: %s\n", textsafe.Clean(sk))
+					voice.Warn(e.stderr, "status --fleet: %s", sk)
 				}
 				if c.Bool("json") {
 					if c.Bool("printable") {
@@ -408,7 +409,7 @@ Example: tickgate halt --reason "bad upstream data, see INC-42" backfill`,
 			}
 			fmt.Fprintf(e.stdout, "job %s: halted (%s); `tickgate clear %s` re-arms it\n", j.Name, reason, j.Name)
 			if err := afterMarkerChange(c.Context, g, j, func(*state.State) {}); err != nil {
-				fmt.Fprintf(e.stderr, "tickgate: warning: job %s: halted, but %v\n", j.Name, err)
+				voice.Warn(e.stderr, "job %s: halted, but %v", j.Name, err)
 			}
 			return nil
 		},

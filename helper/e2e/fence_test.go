@@ -105,7 +105,7 @@ done`
 	if !died.Before(until) {
 		t.Fatalf("the job's tree died at %s, not before its lease ended (%s)", died.Format(time.RFC3339Nano), until.Format(time.RFC3339Nano))
 	}
-	if st := holder.state("fenced"); st.Result != "interrupted" || !strings.HasPrefix(st.Reason, "fleet lock lost:") {
+	if st := holder.state("fenced"); st.Result != "interrupted" || !strings.HasPrefix(st.Reason, "fleet-lock-lost:") {
 		t.Fatalf("state %s: %s (%s)", st.Result, st.Reason, out.String())
 	}
 	t.Logf("not held %s after the fault; tree killed %s before the lease's end",

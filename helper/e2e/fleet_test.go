@@ -93,9 +93,9 @@ func TestFleetUnreachable(t *testing.T) {
 		ran   bool
 		want  string
 	}{
-		{[]string{"--fleet"}, 78, false, `reason="fleet gate unreachable: connecting to the fleet database 127.0.0.1:1/tickgate as tickgate_tick`},
-		{[]string{"--fleet", "--gate-fail", "open"}, 0, true, "warning: job=j: fleet gate unreachable"},
-		{[]string{"--lock-scope", "fleet", "--gate-fail", "open"}, 78, false, "fleet lock unavailable"},
+		{[]string{"--fleet"}, 78, false, `reason="fleet-gate-unreachable: connecting to the fleet database 127.0.0.1:1/tickgate as tickgate_tick`},
+		{[]string{"--fleet", "--gate-fail", "open"}, 0, true, "warning: job j: fleet-gate-unreachable"},
+		{[]string{"--lock-scope", "fleet", "--gate-fail", "open"}, 78, false, "fleet-lock-unavailable"},
 	}
 	for _, c := range cases {
 		os.Remove(ran)
@@ -202,7 +202,7 @@ func TestFleetLockLoss(t *testing.T) {
 		t.Fatalf("exit %d after %s (%v): %s", c.ProcessState.ExitCode(), took, err, out.String())
 	}
 	st := hosts[0].state("victim")
-	if st.Result != "interrupted" || !strings.HasPrefix(st.Reason, "fleet lock lost: fleet lease lost: lock group victim") {
+	if st.Result != "interrupted" || !strings.HasPrefix(st.Reason, "fleet-lock-lost: fleet lease lost: lock group victim") {
 		t.Fatalf("state: %s / %s", st.Result, st.Reason)
 	}
 	t.Logf("loss noticed and the tree killed %s after the lease was taken away", took.Round(time.Millisecond))
@@ -403,7 +403,7 @@ func TestFleetSingletonSlots(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := h.mustCode(78, append(append([]string{"run", "--fleet-timeout", "1s", "--gate-fail", "open"}, sched...), "floatx", "--", "true")...)
-	if !strings.Contains(r.stderr, "fleet slot unavailable: connecting to the fleet database") || !strings.Contains(r.stderr, "never runs without its slot") {
+	if !strings.Contains(r.stderr, "fleet-slot-unavailable: connecting to the fleet database") || !strings.Contains(r.stderr, "never runs without its slot") {
 		t.Fatal(r.stderr)
 	}
 	if err := os.WriteFile(good, saved, 0o600); err != nil {
@@ -411,7 +411,7 @@ func TestFleetSingletonSlots(t *testing.T) {
 	}
 	for _, s := range []string{"2001-01-01", "someday at noon"} {
 		r := h.mustCode(78, "run", "--singleton", "fleet", "--schedule", s, "floaty", "--", "true")
-		if !strings.Contains(r.stderr, "fleet slot unavailable") {
+		if !strings.Contains(r.stderr, "fleet-slot-unavailable") {
 			t.Fatalf("%q: %s", s, r.stderr)
 		}
 	}
@@ -568,10 +568,10 @@ func TestFleetGateCheckAgreesWithTheTick(t *testing.T) {
 	if err := os.WriteFile(h.dir+"/fleet-tick.dsn", []byte(unreachableDSN("tickgate_tick")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if r := h.mustCode(78, append(append([]string{"run", "--fleet-timeout", "1s"}, flags...), "j", "--", "true")...); !strings.Contains(r.stderr, "fleet lock unavailable") {
+	if r := h.mustCode(78, append(append([]string{"run", "--fleet-timeout", "1s"}, flags...), "j", "--", "true")...); !strings.Contains(r.stderr, "fleet-lock-unavailable") {
 		t.Fatalf("tick, fleet unreachable: %s", r.stderr)
 	}
-	if r := h.mustCode(78, "--fleet-timeout", "1s", "gate", "check", "j"); !strings.Contains(r.stderr, "fleet lock unavailable") {
+	if r := h.mustCode(78, "--fleet-timeout", "1s", "gate", "check", "j"); !strings.Contains(r.stderr, "fleet-lock-unavailable") {
 		t.Fatalf("gate check, fleet unreachable: %s", r.stderr)
 	}
 }

@@ -36,7 +36,7 @@ func TestStartDeadline(t *testing.T) {
 	due = *e.state("j").NextDue
 	untilPast(due, 3*time.Second)
 	r := e.mustCode(75, args...)
-	if !strings.Contains(r.stderr, `reason="missed deadline: due `+due.Format(time.RFC3339)+`, 3s late (start_deadline 1.5s)"`) {
+	if !strings.Contains(r.stderr, `reason="missed-deadline: due `+due.Format(time.RFC3339)+`, 3s late (start_deadline 1.5s)"`) {
 		t.Fatalf("late tick:\n%s", r.stderr)
 	}
 	if st := e.state("j"); st.Result != state.Skipped || st.RunsTotal != 2 {
@@ -52,7 +52,7 @@ func TestStartDeadline(t *testing.T) {
 	defer holder.Wait()
 	untilPast(due, 100*time.Millisecond)
 	r = e.mustCode(75, append([]string{"run", "--lock-wait", "10s"}, args[1:]...)...)
-	if !strings.Contains(r.stderr, "missed deadline: due "+due.Format(time.RFC3339)) {
+	if !strings.Contains(r.stderr, "missed-deadline: due "+due.Format(time.RFC3339)) {
 		t.Fatalf("after a long lock wait:\n%s", r.stderr)
 	}
 
@@ -170,7 +170,7 @@ func TestCatchUpPastDeadline(t *testing.T) {
 	e.mustCode(0, "gate", "open")
 	untilPast(slot, 1500*time.Millisecond)
 	r := e.mustCode(75, args...)
-	if !strings.Contains(r.stderr, "missed deadline: due "+slot.Format(time.RFC3339)) {
+	if !strings.Contains(r.stderr, "missed-deadline: due "+slot.Format(time.RFC3339)) {
 		t.Fatalf("%s", r.stderr)
 	}
 	if st := e.state("j"); st.CatchUp != nil {

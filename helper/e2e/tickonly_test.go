@@ -77,7 +77,7 @@ func TestTickOnlyHandsFleetTicksOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := e.mustCode(78, "run", "--fleet-timeout", "1s", "--fleet", "j", "--", "true")
-	if !strings.Contains(r.stderr, `reason="fleet gate unreachable: connecting to the fleet database 127.0.0.1:1/tickgate as tickgate_tick`) ||
+	if !strings.Contains(r.stderr, `reason="fleet-gate-unreachable: connecting to the fleet database 127.0.0.1:1/tickgate as tickgate_tick`) ||
 		strings.Contains(r.stderr, "tickgate-tick") {
 		t.Fatalf("stderr:\n%s", r.stderr)
 	}

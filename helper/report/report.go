@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/coreos/go-systemd/v22/journal"
 
 	"github.com/tickgate/tickgate/helper/textsafe"
+	"github.com/tickgate/tickgate/helper/voice"
 )
 
 // Entry is one tick's outcome.
@@ -87,7 +87,7 @@ func (r *Reporter) Tick(e Entry) {
 
 // Warn prints a warning line in the helper's voice.
 func (r *Reporter) Warn(format string, a ...any) {
-	msg := "tickgate: warning: " + textsafe.Clean(strings.TrimSpace(fmt.Sprintf(format, a...)))
+	msg := voice.Warning(format, a...)
 	if r.journal {
 		if err := journal.Send(msg, journal.PriWarning, map[string]string{"SYSLOG_IDENTIFIER": "tickgate"}); err == nil {
 			return

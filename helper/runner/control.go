@@ -162,11 +162,11 @@ func (r *runner) handle(msg []byte) ControlReply {
 		stands, err = backoff.Extend(context.Background(), r.c.LockDir, b, r.c.Owners)
 	}
 	if err != nil {
-		r.rep.Warn("job=%s: back-off of lock group %s not recorded: %v", r.c.Job, r.c.Lock, err)
+		r.rep.Warn("job %s: back-off of lock group %s not recorded: %v", r.c.Job, r.c.Lock, err)
 		return ControlReply{Error: err.Error()}
 	}
 	r.backoff = stands // read after the run: closeControl waits for this goroutine
-	r.rep.Warn("job=%s: lock group %s backs off until %s: %s", r.c.Job, r.c.Lock, stands.Until.Format(time.RFC3339), stands.Reason)
+	r.rep.Warn("job %s: lock group %s backs off until %s: %s", r.c.Job, r.c.Lock, stands.Until.Format(time.RFC3339), stands.Reason)
 	return ControlReply{OK: true, Backed: stands}
 }
 

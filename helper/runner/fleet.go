@@ -241,14 +241,14 @@ func (r *runner) publish(st *state.State) {
 	if r.fl.db == nil {
 		if err := r.connectFleet(); err != nil {
 			r.fleetSkipped = true
-			r.rep.Warn("job=%s: fleet status not published: %v", r.c.Job, err)
+			r.rep.Warn("job %s: fleet status not published: %v", r.c.Job, err)
 			return
 		}
 	}
 	rec := published{State: st, Running: st.Result == state.Running,
 		Done: r.job.HasMarker(state.MarkerDone), Halted: r.job.HasMarker(state.MarkerHalted)}
 	if err := r.fl.db.Publish(context.Background(), r.c.Fleet.Host, r.c.Job, rec); err != nil {
-		r.rep.Warn("job=%s: fleet status not published: %v", r.c.Job, err)
+		r.rep.Warn("job %s: fleet status not published: %v", r.c.Job, err)
 	}
 }
 

@@ -54,7 +54,7 @@ func (r *runner) fleetUnusable(err error) (Outcome, bool, error) {
 	r.noteDecision(d)
 	if d.Allowed {
 		for _, w := range d.Warnings {
-			r.rep.Warn("job=%s: %s", r.c.Job, w)
+			r.rep.Warn("job %s: %s", r.c.Job, w)
 		}
 		return Outcome{}, false, nil
 	}

@@ -40,7 +40,7 @@ type pendingEnd struct {
 func (r *runner) loadNotify() {
 	cfg, err := notify.Load(r.c.NotifyDir, r.c.Job, r.c.Owners)
 	if err != nil {
-		r.rep.Warn("job=%s: notifications off for this tick: %v", r.c.Job, err)
+		r.rep.Warn("job %s: notifications off for this tick: %v", r.c.Job, err)
 		return
 	}
 	if cfg != nil && len(cfg.Targets) > 0 {
@@ -61,7 +61,7 @@ func (r *runner) notifyStart() {
 			ctx, cancel := context.WithTimeout(context.Background(), NotifyBudget)
 			defer cancel()
 			if err := notify.Default.Start(ctx, t); err != nil {
-				r.rep.Warn("job=%s: notifying %s of the start: %v", r.c.Job, notify.Redact(t.URL), err)
+				r.rep.Warn("job %s: notifying %s of the start: %v", r.c.Job, notify.Redact(t.URL), err)
 			}
 		}()
 	}
@@ -129,7 +129,7 @@ func (r *runner) notifyEnd() {
 		go func() {
 			defer wg.Done()
 			if err := notify.Default.Send(ctx, t, e); err != nil {
-				r.rep.Warn("job=%s: notifying %s (%s) of %s: %v", r.c.Job, notify.Redact(t.URL), t.Kind, e.Result, err)
+				r.rep.Warn("job %s: notifying %s (%s) of %s: %v", r.c.Job, notify.Redact(t.URL), t.Kind, e.Result, err)
 			}
 		}()
 	}

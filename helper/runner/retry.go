@@ -73,7 +73,7 @@ func (r *runner) waitToRetry(code int, why string) (Outcome, bool, error) {
 		s.PID, s.PIDStart = 0, 0
 		s.HelperPID, s.HelperPIDStart = os.Getpid(), proc.StartTime(os.Getpid())
 	}, state.Hooks{}); err != nil {
-		r.rep.Warn("job=%s: recording the retry: %v", c.Job, err)
+		r.rep.Warn("job %s: recording the retry: %v", c.Job, err)
 	}
 	report.Status("%s: attempt %d failed; next at %s", c.Job, r.attempt, next.Format(time.RFC3339))
 	poll := time.NewTicker(RetryPoll)

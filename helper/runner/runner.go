@@ -225,7 +225,7 @@ func (r *runner) tick() (Outcome, error) {
 	// race does a skip hold the lock, for the moment of the re-check. The
 	// deadline is asked here too: a lock wait may have made the run late.
 	if c.StartDeadline > 0 && r.nextErr != nil {
-		r.rep.Warn("job=%s: --start-deadline not applied: %v", c.Job, r.nextErr)
+		r.rep.Warn("job %s: --start-deadline not applied: %v", c.Job, r.nextErr)
 	}
 	if out, stop, err := r.admission(false); stop {
 		return out, err
@@ -275,7 +275,7 @@ func (r *runner) admission(first bool) (Outcome, bool, error) {
 	if d.Allowed {
 		if first {
 			for _, w := range d.Warnings {
-				r.rep.Warn("job=%s: %s", r.c.Job, w)
+				r.rep.Warn("job %s: %s", r.c.Job, w)
 			}
 		}
 		return Outcome{}, false, nil
@@ -682,7 +682,7 @@ func (r *runner) runOnce(lg *lockgroup.Group) (ending, int, string) {
 	if !runningTimer.Stop() {
 		// It fired: wait for the record it started to end.
 		if err := <-recorded; err != nil && runningCtx.Err() == nil {
-			r.rep.Warn("job=%s: recording the running state: %v", c.Job, err)
+			r.rep.Warn("job %s: recording the running state: %v", c.Job, err)
 		}
 	}
 	return end, 0, ""
@@ -922,7 +922,7 @@ func (s *signalCtx) watch() {
 		go func(ctx context.Context, cancel context.CancelFunc) {
 			select {
 			case sig := <-s.r.sigCh:
-				s.r.rep.Warn("job=%s: %s received while recording the outcome; giving up on it", s.r.c.Job, sig)
+				s.r.rep.Warn("job %s: %s received while recording the outcome; giving up on it", s.r.c.Job, sig)
 				cancel()
 			case <-ctx.Done():
 			}

@@ -117,7 +117,7 @@ func (r *runner) noteSchedule(s *state.State) {
 // rollout window; host or fleet): the skips a catch-up makes good.
 func gateSkip(why string) bool {
 	for _, p := range []string{reason.GateClosed, reason.JobPaused, reason.RolloutWindow} {
-		if strings.HasPrefix(why, p+":") {
+		if reason.Has(why, p) {
 			return true
 		}
 	}
@@ -143,8 +143,8 @@ func (r *runner) noteCatchUp(s *state.State, result, why string, ran bool) {
 		if s.CatchUp == nil || slot.After(s.CatchUp.Slot) {
 			s.CatchUp = &state.CatchUp{Slot: slot, Reason: why}
 		}
-	case result == state.Skipped && (strings.HasPrefix(why, reason.Done+":") || strings.HasPrefix(why, reason.Halted+":") ||
-		strings.HasPrefix(why, reason.MissedDeadline+":")):
+	case result == state.Skipped && (reason.Has(why, reason.Done) || reason.Has(why, reason.Halted) ||
+		reason.Has(why, reason.MissedDeadline)):
 		// A marker stops the job for good; a run past its deadline only
 		// gets later.
 		s.CatchUp = nil

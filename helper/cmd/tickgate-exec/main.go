@@ -15,6 +15,9 @@ import (
 
 func main() {
 	code, err := execshim.Main(os.Args)
+	// Not through package voice, whose text escaper links encoding/json:
+	// every non-root tick pays this program's start-up. The line goes to
+	// the job's own stderr, as the job's user, like the program's output.
 	fmt.Fprintf(os.Stderr, "tickgate: %v\n", err)
 	os.Exit(code)
 }

@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -14,14 +13,14 @@ import (
 	"github.com/tickgate/tickgate/helper/cli"
 	"github.com/tickgate/tickgate/helper/execshim"
 	"github.com/tickgate/tickgate/helper/exitcode"
-	"github.com/tickgate/tickgate/helper/textsafe"
+	"github.com/tickgate/tickgate/helper/voice"
 )
 
 func main() {
 	if execshim.Is(os.Args) {
 		// The supervisor's last step before a job's own program (internal).
 		code, err := execshim.Main(os.Args)
-		fmt.Fprintf(os.Stderr, "tickgate: %v\n", err)
+		voice.PrintError(os.Stderr, err)
 		os.Exit(code)
 	}
 	if os.Getenv("GOGC") == "" {
@@ -34,7 +33,7 @@ func main() {
 	code, print := exitcode.From(err)
 	if print {
 		// One line, whatever text of a job's the message quotes.
-		fmt.Fprintf(os.Stderr, "tickgate: %s\n", textsafe.Clean(err.Error()))
+		voice.PrintError(os.Stderr, err)
 	}
 	os.Exit(code)
 }
