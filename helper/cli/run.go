@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"os"
 	"os/user"
-	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -108,18 +106,9 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 		return runner.Config{}, fmt.Errorf("job %s: missing -- between JOB and COMMAND", job)
 	}
 	argv := args[2:]
-	if len(argv) == 0 || argv[0] == "" {
-		return runner.Config{}, fmt.Errorf("job %s: empty command after --", job)
-	}
-	if err := state.ValidName("job", job); err != nil {
-		return runner.Config{}, err
-	}
 	lock := c.String("lock")
 	if lock == "" {
 		lock = job
-	}
-	if err := state.ValidName("lock", lock); err != nil {
-		return runner.Config{}, fmt.Errorf("job %s: --lock: %v", job, err)
 	}
 	cfg := runner.Config{
 		Job: job, Lock: lock, Argv: argv,
@@ -127,12 +116,6 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 		DataDir: g.DataDir, Owners: g.Owners, WorkDir: c.String("workdir"), NotifyDir: g.NotifyDir, EnvFile: c.String("env-file"),
 		HaltAfter: c.Int("halt-after"),
 		Env:       os.Environ(), Stdin: e.stdin, Stdout: e.rawStdout, Stderr: e.rawStderr,
-	}
-	if cfg.EnvFile != "" && !filepath.IsAbs(cfg.EnvFile) {
-		return cfg, fmt.Errorf("job %s: --env-file: %q is not an absolute path", job, cfg.EnvFile)
-	}
-	if cfg.HaltAfter < 0 {
-		return cfg, fmt.Errorf("job %s: --halt-after: %d is negative", job, cfg.HaltAfter)
 	}
 	var err error
 	for _, d := range []struct {
@@ -146,32 +129,7 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 	if cfg.Retry, err = parseCodes("retry-codes", c.String("retry-codes")); err != nil {
 		return cfg, fmt.Errorf("job %s: %v", job, err)
 	}
-	if cfg.Retries = c.Int("retries"); cfg.Retries < 0 {
-		return cfg, fmt.Errorf("job %s: --retries: %d is negative", job, cfg.Retries)
-	}
-	if (cfg.Retries > 0) != (len(cfg.Retry) > 0) {
-		return cfg, fmt.Errorf("job %s: --retries and --retry-codes go together (a retry needs both: which codes, how many times)", job)
-	}
-	for code := range cfg.Retry {
-		for _, o := range []struct {
-			flag  string
-			codes runner.Codes
-		}{{"--ok-codes", cfg.OK}, {"--done-codes", cfg.Done}, {"--halt-codes", cfg.Halt}} {
-			if o.codes[code] {
-				return cfg, fmt.Errorf("job %s: exit code %d is in both --retry-codes and %s", job, code, o.flag)
-			}
-		}
-	}
-	for code := range cfg.OK {
-		if cfg.Done[code] || cfg.Halt[code] {
-			return cfg, fmt.Errorf("job %s: exit code %d is in more than one of --ok-codes, --done-codes, --halt-codes", job, code)
-		}
-	}
-	for code := range cfg.Done {
-		if cfg.Halt[code] {
-			return cfg, fmt.Errorf("job %s: exit code %d is in both --done-codes and --halt-codes", job, code)
-		}
-	}
+	cfg.Retries = c.Int("retries")
 	for _, d := range []struct {
 		flag string
 		dst  *time.Duration
@@ -191,15 +149,8 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 	if c.Bool("fleet") && cfg.Fleet == nil {
 		cfg.Fleet = &runner.FleetConfig{}
 	}
-	if cfg.History = c.Int("history"); cfg.History < 1 || cfg.History > 1000 {
-		return cfg, fmt.Errorf("job %s: --history: %d is not between 1 and 1000", job, cfg.History)
-	}
+	cfg.History = c.Int("history")
 	cfg.Schedule = c.StringSlice("schedule")
-	for _, s := range cfg.Schedule {
-		if strings.TrimSpace(s) == "" {
-			return cfg, fmt.Errorf("job %s: --schedule: empty calendar expression", job)
-		}
-	}
 	if cfg.StartDeadline, err = durationFlag(c, "start-deadline"); err != nil {
 		return cfg, fmt.Errorf("job %s: %v", job, err)
 	}
@@ -220,21 +171,6 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 	default:
 		return cfg, fmt.Errorf("job %s: --singleton: %q is not fleet (a host-pinned singleton needs no flag: the deploy arms it on one host)", job, c.String("singleton"))
 	}
-	// The schedule names a tick's slot: what these need, and only they.
-	var needs []string
-	if cfg.Fleet != nil && cfg.Fleet.Singleton {
-		needs = append(needs, "--singleton fleet")
-	}
-	if cfg.StartDeadline > 0 {
-		needs = append(needs, "--start-deadline")
-	}
-	if cfg.CatchUp {
-		needs = append(needs, "--catch-up once")
-	}
-	switch {
-	case len(needs) > 0 && len(cfg.Schedule) == 0:
-		return cfg, fmt.Errorf("job %s: %s needs the timer's schedule (--schedule EXPR, once per OnCalendar=)", job, strings.Join(needs, " and "))
-	}
 	if cfg.Fleet != nil {
 		cfg.Fleet.DSNFile = g.FleetDSNFile
 		if cfg.Fleet.Host = c.String("fleet-host"); cfg.Fleet.Host == "" {
@@ -249,9 +185,6 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 		if cfg.Fleet.LeaseTTL, err = durationFlag(c, "fleet-lease-ttl"); err != nil {
 			return cfg, fmt.Errorf("job %s: %v", job, err)
 		}
-		if cfg.Fleet.LeaseTTL < 6*time.Second || cfg.Fleet.LeaseTTL > time.Hour {
-			return cfg, fmt.Errorf("job %s: --fleet-lease-ttl: %s is not between 6s and 1h", job, cfg.Fleet.LeaseTTL)
-		}
 		cfg.Fleet.Insecure = c.Bool("fleet-insecure")
 	}
 	if cfg.Cred, err = credential(c.String("user"), c.String("group")); err != nil {
@@ -260,7 +193,7 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 	if cfg.GateFailOpen, err = gateFailFlag(c); err != nil {
 		return cfg, fmt.Errorf("job %s: %v", job, err)
 	}
-	return cfg, nil
+	return cfg, cfg.Validate()
 }
 
 // credential resolves --user/--group (names or numbers) the way systemd's

@@ -1,26 +1,10 @@
 package runner
 
 import (
-	"time"
-
 	"github.com/tickgate/tickgate/helper/admit"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/reason"
 )
-
-// FleetConfig is a tick's part in fleet coordination (package fleet).
-type FleetConfig struct {
-	DSNFile   string        // the tick role's DSN (never on a command line)
-	Timeout   time.Duration // connecting and each query
-	Insecure  bool          // accept a DSN below sslmode=verify-full
-	MaxSkew   time.Duration // fail when this host's clock is further from the database's
-	LeaseTTL  time.Duration // a fleet lock's lease (fleet.DefaultLeaseTTL)
-	LockScope bool          // the lock group is held fleet-wide too
-	Host      string        // this host's name, for holders and messages
-	// Singleton makes the job a floating singleton: each slot of the
-	// schedule (Config.Schedule) runs on one host of the fleet.
-	Singleton bool
-}
 
 // leaseEvent is what a held fleet lease asks of the tick: hard, kill the
 // command's whole tree now (the lease is lost, or about to end); else ask it

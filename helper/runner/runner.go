@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -34,77 +33,15 @@ import (
 	"github.com/tickgate/tickgate/helper/proc"
 	"github.com/tickgate/tickgate/helper/reason"
 	"github.com/tickgate/tickgate/helper/report"
-	"github.com/tickgate/tickgate/helper/safefs"
 	"github.com/tickgate/tickgate/helper/state"
 	"github.com/tickgate/tickgate/helper/sysprog"
 )
-
-// Codes is a set of exit codes.
-type Codes map[int]bool
-
-// Config is one `tickgate run` invocation, already validated.
-type Config struct {
-	Job, Lock  string
-	Argv       []string
-	StateDir   string
-	LockDir    string
-	GatePath   string
-	MetricsDir string
-	DataDir    string         // root of the jobs' own writable dirs: the child gets DataDir/JOB
-	Owners     *safefs.Owners // who may own tickgate's directories besides root and us
-
-	// Cred, when set, is the job's user: the command runs as it (through
-	// the execshim when this process is not root), never tickgate itself.
-	Cred    *Credential
-	WorkDir string // the command's working directory ("" = inherited)
-	// EnvFile holds the job's own variables (package jobenv): given to the
-	// command only, never to tickgate itself ("" = none).
-	EnvFile string
-
-	// Fleet, when set, makes the tick consult the fleet gate and (with
-	// LockScope) hold its lock group fleet-wide too.
-	Fleet *FleetConfig
-
-	LockWait time.Duration
-	// Schedule is the timer's OnCalendar= lines: with it a tick knows when
-	// it was due (StartDeadline, CatchUp, a floating singleton's slot).
-	Schedule       []string
-	StartDeadline  time.Duration // skip a run that would start this long after it was due
-	CatchUp        bool          // a tick the gate skipped is run once when it reopens
-	History        int           // runs kept in state.json (0: state.DefaultHistory)
-	NotifyDir      string        // where the deploy put JOB.json, the job's notification targets
-	OK, Done, Halt Codes
-	// Retry: exit codes tried again within the tick, up to Retries more
-	// attempts, after RetryDelay doubling up to RetryMaxDelay (with jitter).
-	Retry           Codes
-	Retries         int
-	RetryDelay      time.Duration
-	RetryMaxDelay   time.Duration
-	HaltAfter       int
-	ExpectedRuntime time.Duration
-	Timeout         time.Duration
-	KillAfter       time.Duration
-	GateFailOpen    bool
-
-	Env    []string // the helper's own environment: the command's base (os.Environ())
-	Stdin  io.Reader
-	Stdout io.Writer
-	Stderr io.Writer
-}
 
 // Outcome is how the tick ended.
 type Outcome struct {
 	Result   string
 	Reason   string
 	ExitCode int
-}
-
-// Credential is the user a job's command runs as.
-type Credential struct {
-	UID, GID       uint32
-	Groups         []uint32
-	Name, Home     string
-	SelfExecutable string // this binary, for the execshim
 }
 
 type runner struct {
