@@ -101,8 +101,8 @@ adoption: venv go-deps
 test: deps
 	@$(STEPS) \
 	  "gofmt"            "test -z \"\$$(gofmt -l \$$(git ls-files '*.go' 2>/dev/null || find helper -name '*.go'))\" || { gofmt -l helper; false; }" \
-	  "go vet"           "$(GO) vet ./... && $(GO) vet -tags tickonly ./... && $(GO) vet -tags chaos ./helper/chaos" \
-	  "staticcheck"      "$(GO) run $(STATICCHECK) ./... && $(GO) run $(STATICCHECK) -tags tickonly ./... && $(GO) run $(STATICCHECK) -tags chaos ./helper/chaos" \
+	  "go vet"           "$(GO) vet ./... && $(GO) vet -tags chaos ./helper/chaos" \
+	  "staticcheck"      "$(GO) run $(STATICCHECK) ./... && $(GO) run $(STATICCHECK) -tags chaos ./helper/chaos" \
 	  "go test -race"    "scripts/pgtest run -- $(MAKE) --no-print-directory go-test" \
 	  "fleet on PG 17"   "$(MAKE) --no-print-directory go-test-pg17" \
 	  "chaos (1 round)"  "$(MAKE) --no-print-directory chaos CHAOS_ROUNDS=1" \
@@ -119,8 +119,8 @@ test: deps
 	  "adoption"         "$(MAKE) --no-print-directory adoption"
 
 test-go: go-deps
-	$(GO) vet ./... && $(GO) vet -tags tickonly ./... && $(GO) vet -tags chaos ./helper/chaos
-	$(GO) run $(STATICCHECK) ./... && $(GO) run $(STATICCHECK) -tags tickonly ./... && $(GO) run $(STATICCHECK) -tags chaos ./helper/chaos
+	$(GO) vet ./... && $(GO) vet -tags chaos ./helper/chaos
+	$(GO) run $(STATICCHECK) ./... && $(GO) run $(STATICCHECK) -tags chaos ./helper/chaos
 	scripts/pgtest run -- $(MAKE) --no-print-directory go-test
 
 # Run inside scripts/pgtest: every package, then alone the test that

@@ -150,3 +150,13 @@ func findCommand(cmds []*ucli.Command, name string) *ucli.Command {
 	}
 	return nil
 }
+
+// FlagTakesValue reports whether name is one of flags (or help) and
+// whether it takes a value: what the shells' completion needs to skip a
+// flag's value.
+func FlagTakesValue(flags []ucli.Flag, name string) (takes, found bool) {
+	return flagTable(flags).lookup(name)
+}
+
+// FindCommand is the command of cmds named name (or an alias), nil if none.
+func FindCommand(cmds []*ucli.Command, name string) *ucli.Command { return findCommand(cmds, name) }

@@ -1,5 +1,9 @@
-// Package cli is tickgate's command line: flag parsing, help texts, and the
-// mapping of every failure to an exitcode.Error. It never exits the process.
+// Package cli is tickgate's command line: the global flags, the run
+// command, flag parsing, help texts, and the mapping of every failure to an
+// exitcode.Error. It never exits the process. What else a program has is
+// its main's to wire (Wiring): tickgate adds the operator commands (package
+// commands), the fleet and the notifier; tickgate-tick adds nothing and
+// hands the ticks that need them to tickgate.
 package cli
 
 import (
@@ -14,7 +18,9 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/tickgate/tickgate/helper/exitcode"
+	"github.com/tickgate/tickgate/helper/runner"
 	"github.com/tickgate/tickgate/helper/safefs"
+	"github.com/tickgate/tickgate/helper/state"
 	"github.com/tickgate/tickgate/helper/textsafe"
 	"github.com/tickgate/tickgate/helper/timespec"
 )
@@ -22,31 +28,46 @@ import (
 // Version is set at build time with -ldflags "-X .../cli.Version=...".
 var Version = "dev"
 
+// Wiring is what a program's main puts on the command line beside run.
+type Wiring struct {
+	// Commands are the operator commands (nil: run alone, as in
+	// tickgate-tick).
+	Commands func(*Env) []*ucli.Command
+	// Runner is what a tick may reach beyond the host (nil fields: none).
+	Runner runner.Deps
+	// HandOff, when set, may replace this process with a program that has
+	// what a tick needs and this one lacks (HandOffToFull); it returns nil
+	// when the tick is to run here.
+	HandOff func(cfg runner.Config, args []string) error
+}
+
 // Run runs the command line args (args[0] is the program name).
-func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	app := newApp(args, stdin, stdout, stderr)
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, w Wiring) error {
+	app := newApp(args, stdin, stdout, stderr, w)
 	return app.RunContext(ctx, interspersed(app, args))
 }
 
-type env struct {
-	args  []string // as given, for a tick handed to the full helper
-	stdin io.Reader
-	// stdout and stderr are the operator commands': every unsafe rune
+// Env is what a command reads and writes.
+type Env struct {
+	Args  []string // as given, for a tick handed to the full helper
+	Stdin io.Reader
+	// Stdout and Stderr are the operator commands': every unsafe rune
 	// escaped (textsafe.Writer). A tick's command inherits the raw streams.
-	stdout, stderr       io.Writer
-	rawStdout, rawStderr io.Writer
+	Stdout, Stderr       io.Writer
+	RawStdout, RawStderr io.Writer
 }
 
-// globals are the flags every command shares.
-type globals struct {
+// Globals are the flags every command shares.
+type Globals struct {
 	StateDir, LockDir, Gate, MetricsDir, DataDir string
 	Owners                                       *safefs.Owners
 	FleetDSNFile, FleetAdminDSNFile              string
 	NotifyDir                                    string
 }
 
-func getGlobals(c *ucli.Context) globals {
-	return globals{
+// GlobalsOf reads the global flags.
+func GlobalsOf(c *ucli.Context) Globals {
+	return Globals{
 		StateDir:   c.String("state-dir"),
 		LockDir:    c.String("lock-dir"),
 		Gate:       c.String("gate"),
@@ -75,9 +96,9 @@ func usageErr(_ *ucli.Context, err error, _ bool) error {
 	return exitcode.UsageError("%v (see --help)", err)
 }
 
-func newApp(args []string, stdin io.Reader, stdout, stderr io.Writer) *ucli.App {
-	e := &env{args: args, stdin: stdin, stdout: textsafe.Writer{W: stdout}, stderr: textsafe.Writer{W: stderr},
-		rawStdout: stdout, rawStderr: stderr}
+func newApp(args []string, stdin io.Reader, stdout, stderr io.Writer, w Wiring) *ucli.App {
+	e := &Env{Args: args, Stdin: stdin, Stdout: textsafe.Writer{W: stdout}, Stderr: textsafe.Writer{W: stderr},
+		RawStdout: stdout, RawStderr: stderr}
 	app := &ucli.App{
 		Name: "tickgate",
 		// Shown by no help text; left zero, urfave/cli stats os.Args[0] for
@@ -113,16 +134,18 @@ through the environment variables shown, as the units do with Environment=.`,
 		},
 		Before:          checkGlobals,
 		Reader:          stdin,
-		Writer:          e.stdout,
-		ErrWriter:       e.stderr,
+		Writer:          e.Stdout,
+		ErrWriter:       e.Stderr,
 		HideHelpCommand: true,
 		OnUsageError:    usageErr,
 		ExitErrHandler:  func(*ucli.Context, error) {}, // main alone exits
 		Commands: []*ucli.Command{
-			runCommand(e),
+			runCommand(e, w),
 		},
 	}
-	app.Commands = append(app.Commands, opsCommands(e)...)
+	if w.Commands != nil {
+		app.Commands = append(app.Commands, w.Commands(e)...)
+	}
 	for _, c := range app.Commands {
 		configure(c)
 	}
@@ -130,7 +153,7 @@ through the environment variables shown, as the units do with Environment=.`,
 	app.CommandNotFound = func(c *ucli.Context, name string) {}
 	app.Action = func(c *ucli.Context) error {
 		if c.Args().Present() {
-			return unknownCommand(c.Args().First())
+			return unknownCommand(c.Args().First(), w.Commands == nil)
 		}
 		return exitcode.UsageError("no command given (see tickgate --help)")
 	}
@@ -168,8 +191,8 @@ func parseCodes(flag, s string) (map[int]bool, error) {
 	return set, nil
 }
 
-// durationFlag parses a string flag as a systemd/Go time span.
-func durationFlag(c *ucli.Context, flag string) (time.Duration, error) {
+// DurationFlag parses a string flag as a systemd/Go time span.
+func DurationFlag(c *ucli.Context, flag string) (time.Duration, error) {
 	d, err := timespec.ParseDuration(c.String(flag))
 	if err != nil {
 		return 0, fmt.Errorf("--%s: %v", flag, err)
@@ -186,8 +209,11 @@ func asUsage(err error) error {
 	return exitcode.UsageError("%v", err)
 }
 
-// App is the command tree with no input or output, for documentation
-// generated from it (helper/manpage).
-func App() *ucli.App {
-	return newApp([]string{"tickgate"}, strings.NewReader(""), io.Discard, io.Discard)
+// App is the command tree w makes, with no input or output, for
+// documentation generated from it (helper/manpage).
+func App(w Wiring) *ucli.App {
+	return newApp([]string{"tickgate"}, strings.NewReader(""), io.Discard, io.Discard, w)
 }
+
+// Store is the jobs' state under --state-dir.
+func (g Globals) Store() state.Store { return state.Store{Dir: g.StateDir, Owners: g.Owners} }

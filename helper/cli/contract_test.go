@@ -92,10 +92,10 @@ func TestJobContract(t *testing.T) {
 func runFlags(t *testing.T, flag, value string) error {
 	t.Helper()
 	var cfgErr error
-	app := newApp(nil, strings.NewReader(""), &strings.Builder{}, &strings.Builder{})
+	app := newApp(nil, strings.NewReader(""), &strings.Builder{}, &strings.Builder{}, Wiring{})
 	for _, cmd := range app.Commands {
 		if cmd.Name == "run" {
-			cmd.Action = func(c *ucli.Context) error { _, cfgErr = runConfig(c, &env{}); return nil }
+			cmd.Action = func(c *ucli.Context) error { _, cfgErr = runConfig(c, &Env{}); return nil }
 		}
 	}
 	if err := app.Run([]string{"tickgate", "--state-dir", t.TempDir(), "run", flag, value, "job", "--", "true"}); err != nil {

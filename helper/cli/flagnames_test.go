@@ -1,10 +1,12 @@
-package cli
+package cli_test
 
 import (
 	"flag"
 	"slices"
 	"testing"
 
+	"github.com/tickgate/tickgate/helper/cli"
+	"github.com/tickgate/tickgate/helper/commands"
 	ucli "github.com/urfave/cli/v2"
 )
 
@@ -15,7 +17,7 @@ func TestFlagNamesAsUrfave(t *testing.T) {
 		{"state-dir"}, {"json", "j"}, {"lock-wait", "w", "wait"}, {""},
 		{"v1, alias"}, {"name", "bad alias"}, {"x,y"}, {" lead"},
 	}
-	app := newApp(nil, nil, nil, nil)
+	app := cli.NewApp(cli.Wiring{Commands: commands.All})
 	var walk func(fs []ucli.Flag, cs []*ucli.Command)
 	walk = func(fs []ucli.Flag, cs []*ucli.Command) {
 		for _, f := range fs {
@@ -30,7 +32,7 @@ func TestFlagNamesAsUrfave(t *testing.T) {
 		t.Fatalf("only %d cases: the app's flags were not found", len(cases))
 	}
 	for _, c := range cases {
-		got, want := flagNames(c[0], c[1:]), ucli.FlagNames(c[0], c[1:])
+		got, want := cli.FlagNames(c[0], c[1:]), ucli.FlagNames(c[0], c[1:])
 		if !slices.Equal(got, want) {
 			t.Errorf("flagNames(%q, %q) = %q, urfave/cli says %q", c[0], c[1:], got, want)
 		}
@@ -45,16 +47,16 @@ func TestStringFlagAsUrfave(t *testing.T) {
 	t.Setenv("TICKGATE_LOCK_DIR", "/from/env")
 	t.Setenv("TICKGATE_METRICS_DIR", "/m")
 	t.Setenv("TICKGATE_FLEET_HOST", "")
-	ours, theirs := newApp(nil, nil, nil, nil), newApp(nil, nil, nil, nil)
+	ours, theirs := cli.NewApp(cli.Wiring{Commands: commands.All}), cli.NewApp(cli.Wiring{Commands: commands.All})
 	n, fromEnv := 0, 0
 	var walk func(a, b []ucli.Flag, ac, bc []*ucli.Command)
 	walk = func(a, b []ucli.Flag, ac, bc []*ucli.Command) {
 		for i, f := range a {
-			w, ok := f.(stringFlag)
-			if !ok {
+			if _, ok := f.(cli.StringFlag); !ok {
 				continue
 			}
-			raw := b[i].(stringFlag).StringFlag
+			w := f.(cli.StringFlag)
+			raw, _ := cli.RawStringFlag(b[i])
 			sa, sb := flag.NewFlagSet("ours", flag.ContinueOnError), flag.NewFlagSet("urfave", flag.ContinueOnError)
 			if err := w.Apply(sa); err != nil {
 				t.Fatal(err)

@@ -39,7 +39,7 @@ Examples:
   tickgate run --lock api --ok-codes 3 --done-codes 0 --halt-codes 4 --halt-after 1 \
       backfill -- /opt/jobs/backfill --batch 500`
 
-func runCommand(e *env) *ucli.Command {
+func runCommand(e *Env, w Wiring) *ucli.Command {
 	return &ucli.Command{
 		Name:        "run",
 		Usage:       "run a job's command under its lock group, the gate and its markers",
@@ -77,10 +77,12 @@ func runCommand(e *env) *ucli.Command {
 			if err != nil {
 				return asUsage(err)
 			}
-			if err := handOff(cfg, e.args); err != nil {
-				return err
+			if w.HandOff != nil {
+				if err := w.HandOff(cfg, e.Args); err != nil {
+					return err
+				}
 			}
-			out, err := runner.Run(cfg)
+			out, err := runner.Run(cfg, w.Runner)
 			if err != nil {
 				return exitcode.New(exitcode.Software, "%v", err)
 			}
@@ -92,8 +94,8 @@ func runCommand(e *env) *ucli.Command {
 	}
 }
 
-func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
-	g := getGlobals(c)
+func runConfig(c *ucli.Context, e *Env) (runner.Config, error) {
+	g := GlobalsOf(c)
 	args := c.Args().Slice()
 	if len(args) == 0 {
 		return runner.Config{}, fmt.Errorf("missing JOB: usage: tickgate run [flags] JOB -- COMMAND [ARG...]")
@@ -115,7 +117,7 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 		StateDir: g.StateDir, LockDir: g.LockDir, GatePath: g.Gate, MetricsDir: g.MetricsDir,
 		DataDir: g.DataDir, Owners: g.Owners, WorkDir: c.String("workdir"), NotifyDir: g.NotifyDir, EnvFile: c.String("env-file"),
 		HaltAfter: c.Int("halt-after"),
-		Env:       os.Environ(), Stdin: e.stdin, Stdout: e.rawStdout, Stderr: e.rawStderr,
+		Env:       os.Environ(), Stdin: e.Stdin, Stdout: e.RawStdout, Stderr: e.RawStderr,
 	}
 	var err error
 	for _, d := range []struct {
@@ -135,7 +137,7 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 		dst  *time.Duration
 	}{{"lock-wait", &cfg.LockWait}, {"expected-runtime", &cfg.ExpectedRuntime}, {"timeout", &cfg.Timeout}, {"kill-after", &cfg.KillAfter},
 		{"retry-delay", &cfg.RetryDelay}, {"retry-max-delay", &cfg.RetryMaxDelay}} {
-		if *d.dst, err = durationFlag(c, d.flag); err != nil {
+		if *d.dst, err = DurationFlag(c, d.flag); err != nil {
 			return cfg, fmt.Errorf("job %s: %v", job, err)
 		}
 	}
@@ -151,7 +153,7 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 	}
 	cfg.History = c.Int("history")
 	cfg.Schedule = c.StringSlice("schedule")
-	if cfg.StartDeadline, err = durationFlag(c, "start-deadline"); err != nil {
+	if cfg.StartDeadline, err = DurationFlag(c, "start-deadline"); err != nil {
 		return cfg, fmt.Errorf("job %s: %v", job, err)
 	}
 	switch c.String("catch-up") {
@@ -176,13 +178,13 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 		if cfg.Fleet.Host = c.String("fleet-host"); cfg.Fleet.Host == "" {
 			cfg.Fleet.Host, _ = os.Hostname()
 		}
-		if cfg.Fleet.Timeout, err = durationFlag(c, "fleet-timeout"); err != nil {
+		if cfg.Fleet.Timeout, err = DurationFlag(c, "fleet-timeout"); err != nil {
 			return cfg, fmt.Errorf("job %s: %v", job, err)
 		}
-		if cfg.Fleet.MaxSkew, err = durationFlag(c, "fleet-max-skew"); err != nil {
+		if cfg.Fleet.MaxSkew, err = DurationFlag(c, "fleet-max-skew"); err != nil {
 			return cfg, fmt.Errorf("job %s: %v", job, err)
 		}
-		if cfg.Fleet.LeaseTTL, err = durationFlag(c, "fleet-lease-ttl"); err != nil {
+		if cfg.Fleet.LeaseTTL, err = DurationFlag(c, "fleet-lease-ttl"); err != nil {
 			return cfg, fmt.Errorf("job %s: %v", job, err)
 		}
 		cfg.Fleet.Insecure = c.Bool("fleet-insecure")
@@ -190,7 +192,7 @@ func runConfig(c *ucli.Context, e *env) (runner.Config, error) {
 	if cfg.Cred, err = credential(c.String("user"), c.String("group")); err != nil {
 		return cfg, fmt.Errorf("job %s: %v", job, err)
 	}
-	if cfg.GateFailOpen, err = gateFailFlag(c); err != nil {
+	if cfg.GateFailOpen, err = GateFailFlag(c); err != nil {
 		return cfg, fmt.Errorf("job %s: %v", job, err)
 	}
 	return cfg, cfg.Validate()
@@ -255,8 +257,8 @@ func credential(userArg, groupArg string) (*runner.Credential, error) {
 	return cr, nil
 }
 
-// gateFailFlag reads --gate-fail: true for open.
-func gateFailFlag(c *ucli.Context) (bool, error) {
+// GateFailFlag reads --gate-fail: true for open.
+func GateFailFlag(c *ucli.Context) (bool, error) {
 	switch v := c.String("gate-fail"); v {
 	case "closed":
 		return false, nil

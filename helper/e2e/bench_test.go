@@ -41,11 +41,6 @@ import (
 //   - tmpfs: the tick with its state, locks and metrics on a tmpfs
 //     (/dev/shm), where fsync costs nothing: tickgate - tmpfs is the durable
 //     write; tmpfs-nometrics: the same with metrics off;
-//   - minitick: testdata/minitick, the tick's own syscalls and state
-//     (markers, gate, lock group, control socket, the command, state.json
-//     replaced durably, the metrics file) done straight-line by one
-//     goroutine on depsonly-signal's start-up: what tickgate-tick is held
-//     to; minitick-tmpfs-nometrics: the same as tmpfs-nometrics;
 //   - as root only: user, a non-root job's tick as systemd runs it (tickgate
 //     as the supervisor account with its ambient capabilities, the command as
 //     the job's user, started through tickgate-exec); user-selfshim, the same
@@ -61,7 +56,6 @@ func BenchmarkRunVsFlock(b *testing.B) {
 	e := steadyEnv(b, t, b.TempDir())
 	lock := filepath.Join(e.dir, "flock.lock")
 	execOnly, depsOnly, depsFull := buildReference(b, "execonly", ""), buildReference(b, "depsonly", ""), buildReference(b, "depsonly", "full")
-	miniTick := buildReference(b, "minitick", "")
 	missing := filepath.Join(e.dir, "no-such-command")
 	kinds := []benchKind{
 		{"tickgate", func() *exec.Cmd { return e.cmd("run", "bench", "--", "true") }, false},
@@ -80,7 +74,6 @@ func BenchmarkRunVsFlock(b *testing.B) {
 		{"full", func() *exec.Cmd { c := e.cmd("run", "bench", "--", "true"); c.Path, c.Args[0] = bin, bin; return c }, false},
 		{"nometrics", func() *exec.Cmd { return e.cmd("--metrics-dir=", "run", "bench", "--", "true") }, false},
 		{"unit", func() *exec.Cmd { return e.cmd("run", "--schedule", "hourly", "unit", "--", "true") }, false},
-		{"minitick", miniTickCmd(b, miniTick, e, true), false},
 	}
 	for i := 0; i < 50; i++ { // unit's steady state, as bench's
 		if out, err := kinds[len(kinds)-1].cmd().CombinedOutput(); err != nil {
@@ -101,8 +94,7 @@ func BenchmarkRunVsFlock(b *testing.B) {
 		m := steadyEnv(b, t, shm)
 		kinds = append(kinds,
 			benchKind{"tmpfs", func() *exec.Cmd { return m.cmd("run", "bench", "--", "true") }, false},
-			benchKind{"tmpfs-nometrics", func() *exec.Cmd { return m.cmd("--metrics-dir=", "run", "bench", "--", "true") }, false},
-			benchKind{"minitick-tmpfs-nometrics", miniTickCmd(b, miniTick, m, false), false})
+			benchKind{"tmpfs-nometrics", func() *exec.Cmd { return m.cmd("--metrics-dir=", "run", "bench", "--", "true") }, false})
 	}
 	kinds = append(kinds, userTickKinds(b)...)
 	times := make([][]time.Duration, len(kinds))
@@ -167,31 +159,6 @@ func steadyEnv(b *testing.B, t *testing.T, dir string) *env {
 	return e
 }
 
-// miniTickCmd runs testdata/minitick on e's directories as job "mini",
-// whose state.json starts as a copy of bench's (so as long, its history as
-// full); metrics says to write its metrics file.
-func miniTickCmd(b *testing.B, prog string, e *env, metrics bool) func() *exec.Cmd {
-	data, err := os.ReadFile(filepath.Join(e.stateDir, "bench", "state.json"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, d := range []string{filepath.Join(e.stateDir, "mini"), filepath.Join(e.dir, "data", "mini")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := os.WriteFile(filepath.Join(e.stateDir, "mini", "state.json"), data, 0o644); err != nil {
-		b.Fatal(err)
-	}
-	metricsDir := ""
-	if metrics {
-		metricsDir = e.metricDir
-	}
-	return func() *exec.Cmd {
-		return exec.Command(prog, e.stateDir, e.lockDir, e.gate, filepath.Join(e.dir, "notify"), filepath.Join(e.dir, "data"), metricsDir, "mini", "true")
-	}
-}
-
 // besideOtherJobs gives e's host n other jobs' files, as a host with n+1
 // jobs has them: a state directory each, their lock group and pin files,
 // their metrics files. A tick must not cost more for them.
@@ -248,9 +215,6 @@ func logBreakdown(b *testing.B, med map[string]time.Duration) {
 		{"the issue's budget, no library at all: execonly + durable write", med["execonly"] + med["tickgate"] - med["tmpfs"]},
 		{"floor with these libraries: depsonly-start + command + durable write", med["depsonly-start"] + child + med["tickgate"] - med["tmpfs"]},
 		{"floor with these libraries and signal handling: depsonly-signal-start + command + durable write", med["depsonly-signal-start"] + child + med["tickgate"] - med["tmpfs"]},
-		{"the tick's own syscalls and state, done straight-line by one goroutine on those libraries and signal handling (minitick)", med["minitick"]},
-		{"  tickgate-tick above that (tickgate - minitick)", med["tickgate"] - med["minitick"]},
-		{"  the same on a tmpfs without metrics (tmpfs-nometrics - minitick-tmpfs-nometrics)", med["tmpfs-nometrics"] - med["minitick-tmpfs-nometrics"]},
 	}
 	logf("breakdown of a tick (medians of %d rounds; flock %.2f ms):", b.N, fl/1e6)
 	for _, p := range parts {

@@ -34,15 +34,11 @@ func TestMain(m *testing.M) {
 	// The same flags as `make build`: static binaries without urfave/cli's
 	// man-page generator (it costs ~0.5 ms of init per tick). tickgate-exec,
 	// beside tickgate as the role installs it, is the shim of non-root jobs;
-	// tickgate-tick, beside it too, the same helper built with -tags tickonly
-	// (as scripts/build-helper builds it).
+	// tickgate-tick, beside it too, the same command line with run alone
+	// wired (as scripts/build-helper builds them).
 	for _, prog := range []string{"tickgate", "tickgate-tick", "tickgate-exec"} {
-		tags, pkg := "urfave_cli_no_docs", prog
-		if prog == "tickgate-tick" {
-			tags, pkg = tags+",tickonly", "tickgate"
-		}
-		build := exec.Command("go", "build", "-tags", tags, "-trimpath", "-buildvcs=false", "-ldflags", "-s -w",
-			"-o", filepath.Join(dir, prog), "github.com/tickgate/tickgate/helper/cmd/"+pkg)
+		build := exec.Command("go", "build", "-tags", "urfave_cli_no_docs", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w",
+			"-o", filepath.Join(dir, prog), "github.com/tickgate/tickgate/helper/cmd/"+prog)
 		build.Env = append(os.Environ(), "CGO_ENABLED=0")
 		build.Stdout, build.Stderr = os.Stderr, os.Stderr
 		if err := build.Run(); err != nil {

@@ -5,13 +5,14 @@ import (
 	"testing"
 
 	"github.com/tickgate/tickgate/helper/cli"
+	"github.com/tickgate/tickgate/helper/commands"
 	"github.com/tickgate/tickgate/helper/manpage"
 )
 
 // Every visible command has its page, every flag of it is documented there,
 // and no line of text starts a roff request by accident.
 func TestPages(t *testing.T) {
-	app := cli.App()
+	app := cli.App(cli.Wiring{Commands: commands.All})
 	pages := manpage.Pages(app, manpage.Meta{Version: "1.2.3", Date: "2026-12-06", ExitStatus: map[int]string{75: "skipped"}})
 	top, ok := pages["tickgate.1"]
 	if !ok {

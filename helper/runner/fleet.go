@@ -1,5 +1,3 @@
-//go:build !tickonly
-
 package runner
 
 import (
@@ -13,15 +11,13 @@ import (
 	"github.com/tickgate/tickgate/helper/admit"
 	"github.com/tickgate/tickgate/helper/backoff"
 	"github.com/tickgate/tickgate/helper/exitcode"
-	"github.com/tickgate/tickgate/helper/fleet"
 	"github.com/tickgate/tickgate/helper/gate"
 	"github.com/tickgate/tickgate/helper/reason"
 	"github.com/tickgate/tickgate/helper/report"
 	"github.com/tickgate/tickgate/helper/state"
 )
 
-// links are what a tick reaches beyond the host, while it uses them (none
-// in the tick-only build).
+// links are what a tick reaches beyond the host (Deps), while it uses them.
 type links struct {
 	fl       fleetConn // the fleet database and lock
 	fleetErr error     // why the fleet could not be asked (not asked again this tick)
@@ -30,11 +26,10 @@ type links struct {
 
 // fleetConn is the tick's fleet database and fleet lock, while it uses them.
 type fleetConn struct {
-	db     *fleet.Client
-	lease  *fleet.Lease
-	events <-chan fleet.Event // the lease's (nil: none held)
-	relay  chan leaseEvent    // events as the runner reads them
-	stop   func()             // ends the lease's renewals
+	db     FleetDB
+	lease  FleetLease
+	events <-chan LeaseEvent // the lease's (nil: none held)
+	stop   func()            // ends the lease's renewals
 }
 
 // fleetOpen says whether the tick has a fleet client.
@@ -56,25 +51,11 @@ func (r *runner) fence() int64 {
 	if r.fl.lease == nil {
 		return 0
 	}
-	return r.fl.lease.Fence
+	return r.fl.lease.Fence()
 }
 
 // leaseEvents says what the held lease asks of its holder (nil: none held).
-func (r *runner) leaseEvents() <-chan leaseEvent {
-	if r.fl.events == nil {
-		return nil
-	}
-	if r.fl.relay == nil {
-		ch := make(chan leaseEvent, 2)
-		r.fl.relay = ch
-		go func(in <-chan fleet.Event) {
-			for e := range in {
-				ch <- leaseEvent{hard: e.Kind == "hard", err: e.Err}
-			}
-		}(r.fl.events)
-	}
-	return r.fl.relay
-}
+func (r *runner) leaseEvents() <-chan LeaseEvent { return r.fl.events }
 
 // takeFleetLock holds the lock group fleet-wide, or records why the tick
 // does not run (stop=true): busy, a signal during the wait, no database.
@@ -82,13 +63,16 @@ func (r *runner) leaseEvents() <-chan leaseEvent {
 // through the command's run and any wait between its attempts, and the
 // unit's watchdog is fed while the lease is sure.
 func (r *runner) takeFleetLock() (Outcome, bool, error) {
+	if r.fl.db == nil { // (admission connects first: only without Deps.Fleet)
+		return r.fleetUnusable(errNoFleet)
+	}
 	l, sig, err := r.fleetLock()
 	switch {
 	case sig != nil:
 		out, err := r.finishInterrupted(sig, false, 0)
 		return out, true, err
-	case errors.Is(err, fleet.ErrBusy):
-		out, err := r.skip(exitcode.Skipped, reason.F(reason.LockBusy, "fleet lock group %s %s", r.c.Lock, strings.TrimPrefix(err.Error(), fleet.ErrBusy.Error()+": ")))
+	case errors.Is(err, ErrFleetBusy):
+		out, err := r.skip(exitcode.Skipped, reason.F(reason.LockBusy, "fleet lock group %s %s", r.c.Lock, strings.TrimPrefix(err.Error(), ErrFleetBusy.Error()+": ")))
 		return out, true, err
 	case err != nil:
 		return r.fleetUnusable(err)
@@ -156,14 +140,16 @@ func (f fleetView) Backoff(ctx context.Context, lock string) (*backoff.B, error)
 // connectFleet opens this tick's connection to the fleet database, named
 // "tickgate HOST JOB" (operators find it in pg_stat_activity by that).
 func (r *runner) connectFleet() error {
+	if r.deps.Fleet == nil {
+		return errNoFleet
+	}
 	fc := r.c.Fleet
-	dsn, err := fleet.ReadDSN(fc.DSNFile, r.c.Owners)
+	db, err := r.deps.Fleet(context.Background(), *fc, r.c.Owners, fmt.Sprintf("tickgate %s %s", fc.Host, r.c.Job))
 	if err != nil {
 		return err
 	}
-	r.fl.db, err = fleet.Connect(context.Background(), fleet.Options{DSN: dsn, Timeout: fc.Timeout, Insecure: fc.Insecure,
-		MaxSkew: fc.MaxSkew, AppName: fmt.Sprintf("tickgate %s %s", fc.Host, r.c.Job)})
-	return err
+	r.fl.db = db
+	return nil
 }
 
 // fleetIdle lets go of the connection while the command runs when the tick
@@ -178,15 +164,18 @@ func (r *runner) fleetIdle() {
 // claimSlot claims the tick's slot fleet-wide, as the last step before the
 // command starts: the slot already ran elsewhere → skip; no answer → 78.
 func (r *runner) claimSlot() (Outcome, bool, error) {
-	s, err := r.fl.db.ClaimSlot(context.Background(), r.c.Job, r.slot, r.c.Fleet.Host, fleet.ScheduleHash(r.c.Schedule))
+	if r.fl.db == nil { // (admission connects first: only without Deps.Fleet)
+		return r.fleetUnusable(errNoFleet)
+	}
+	s, err := r.fl.db.ClaimSlot(context.Background(), r.c.Job, r.slot, r.c.Fleet.Host, r.c.Schedule)
 	switch {
 	case err == nil:
 		r.claimed = true
 		return Outcome{}, false, nil
-	case errors.Is(err, fleet.ErrSlotSchedule):
-		out, err := r.skip(exitcode.GateBad, reason.F(reason.SlotScheduleMismatch, "%s", strings.TrimPrefix(err.Error(), fleet.ErrSlotSchedule.Error()+": ")))
+	case errors.Is(err, ErrSlotSchedule):
+		out, err := r.skip(exitcode.GateBad, reason.F(reason.SlotScheduleMismatch, "%s", strings.TrimPrefix(err.Error(), ErrSlotSchedule.Error()+": ")))
 		return out, true, err
-	case errors.Is(err, fleet.ErrSlotTaken):
+	case errors.Is(err, ErrSlotTaken):
 		what := "the slot ending " + r.slot.Format(time.RFC3339)
 		if s.Slot.After(r.slot) {
 			what = "a later slot (ending " + s.Slot.UTC().Format(time.RFC3339) + ")"
@@ -202,12 +191,12 @@ func (r *runner) claimSlot() (Outcome, bool, error) {
 
 // fleetLock takes the lock group fleet-wide, retrying up to --lock-wait; a
 // signal during the wait ends it and is returned.
-func (r *runner) fleetLock() (*fleet.Lease, os.Signal, error) {
+func (r *runner) fleetLock() (FleetLease, os.Signal, error) {
 	deadline := time.Now().Add(r.c.LockWait)
-	holder := fleet.Holder{Host: r.c.Fleet.Host, Job: r.c.Job, PID: os.Getpid()}
+	holder := FleetHolder{Host: r.c.Fleet.Host, Job: r.c.Job, PID: os.Getpid()}
 	for {
 		l, err := r.fl.db.TakeLease(context.Background(), r.c.Lock, holder, r.c.Fleet.LeaseTTL)
-		if err == nil || !errors.Is(err, fleet.ErrBusy) || !time.Now().Before(deadline) {
+		if err == nil || !errors.Is(err, ErrFleetBusy) || !time.Now().Before(deadline) {
 			return l, nil, err
 		}
 		select {

@@ -6,14 +6,6 @@ import (
 	"github.com/tickgate/tickgate/helper/reason"
 )
 
-// leaseEvent is what a held fleet lease asks of the tick: hard, kill the
-// command's whole tree now (the lease is lost, or about to end); else ask it
-// to stop (no renewal for half the lease).
-type leaseEvent struct {
-	hard bool
-	err  error
-}
-
 // slotOf names the slot this tick serves: the schedule's next elapse, asked
 // of systemd as the tick starts. Every host whose timer fired for the same
 // scheduled time gets the same answer from its own clock, whatever its skew

@@ -100,7 +100,7 @@ func (r *runner) waitToRetry(code int, why string) (Outcome, bool, error) {
 			return out, true, err
 		case ev := <-r.leaseEvents():
 			// The fleet lock is going or gone: no further attempt.
-			out, err := r.finishLost(ev.err, code)
+			out, err := r.finishLost(ev.Err, code)
 			return out, true, err
 		case <-until.C:
 			return check()

@@ -46,6 +46,7 @@ type Outcome struct {
 
 type runner struct {
 	c       Config
+	deps    Deps
 	store   state.Store
 	job     *state.Job
 	rep     *report.Reporter
@@ -80,9 +81,10 @@ type runner struct {
 // `tickgate run` exits with otherwise. Run subscribes to SIGTERM, SIGINT and
 // SIGHUP itself: during a tick its channel is the one source of signals (it
 // ends a lock wait, is forwarded to the command, ends a stuck record).
-func Run(c Config) (Outcome, error) {
+func Run(c Config, d Deps) (Outcome, error) {
 	r := &runner{
 		c:       c,
+		deps:    d,
 		store:   state.Store{Dir: c.StateDir, Owners: c.Owners},
 		rep:     report.New(c.Stderr),
 		runID:   newRunID(),
@@ -559,7 +561,7 @@ func (r *runner) runOnce(lg *lockgroup.Group) (ending, int, string) {
 	case ev := <-r.leaseEvents():
 		// The fleet lock went before this attempt could start.
 		ctl.Close()
-		return ending{code: 126, lost: ev.err}, 0, ""
+		return ending{code: 126, lost: ev.Err}, 0, ""
 	default:
 	}
 	r.notifyStart()

@@ -98,19 +98,19 @@ func (r *runner) supervise(pid int) ending {
 			stop(s.(syscall.Signal))
 		case ev := <-lease:
 			if end.lost == nil {
-				end.lost = ev.err
+				end.lost = ev.Err
 			}
-			if ev.hard {
+			if ev.Hard {
 				// The lease is lost, or its end is near: another host may
 				// take the group. No grace: the whole tree dies now.
-				report.Status("%v: killing %s pid %d and its tree", ev.err, c.Job, pid)
+				report.Status("%v: killing %s pid %d and its tree", ev.Err, c.Job, pid)
 				killTree(pid)
 				killC, killed = nil, true
 				lease = nil
 				continue
 			}
 			if end.sig == nil {
-				report.Status("%v: stopping %s pid %d", ev.err, c.Job, pid)
+				report.Status("%v: stopping %s pid %d", ev.Err, c.Job, pid)
 				stop(syscall.SIGTERM)
 			}
 		case <-timeoutC:

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tickgate/tickgate/helper/cli"
+	"github.com/tickgate/tickgate/helper/commands"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/manpage"
 )
@@ -43,7 +44,7 @@ func run(dir string, m manpage.Meta) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	for name, text := range manpage.Pages(cli.App(), m) {
+	for name, text := range manpage.Pages(cli.App(cli.Wiring{Commands: commands.All}), m) {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 			return err
 		}

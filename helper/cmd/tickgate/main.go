@@ -1,48 +1,23 @@
-// Command tickgate is the helper behind every tickgate-JOB.service: it runs
-// jobs under lock groups, the rollout gate and persistent markers, and gives
-// operators gate/drain/status/clear/halt. See README.md.
+// Command tickgate is the helper behind every tickgate-JOB.service that
+// uses fleet coordination or notifications, and the operator's tool: gate,
+// drain, status, clear, halt and the rest (docs/operating.md). Its main
+// wires what tickgate-tick leaves out: the operator commands, the fleet
+// database and the notifier.
 package main
 
 import (
-	"context"
 	"os"
-	"os/signal"
-	"runtime/debug"
-	"syscall"
 
 	"github.com/tickgate/tickgate/helper/cli"
-	"github.com/tickgate/tickgate/helper/execshim"
-	"github.com/tickgate/tickgate/helper/exitcode"
-	"github.com/tickgate/tickgate/helper/voice"
+	"github.com/tickgate/tickgate/helper/commands"
+	"github.com/tickgate/tickgate/helper/fleettick"
+	"github.com/tickgate/tickgate/helper/notify/send"
+	"github.com/tickgate/tickgate/helper/runner"
 )
 
 func main() {
-	if execshim.Is(os.Args) {
-		// The supervisor's last step before a job's own program (internal).
-		code, err := execshim.Main(os.Args)
-		voice.PrintError(os.Stderr, err)
-		os.Exit(code)
-	}
-	if os.Getenv("GOGC") == "" {
-		// Short-lived processes with small heaps: collect half as often.
-		// status --json over 1000 jobs: 147 -> 117 ms, ~10 MB more RSS; a
-		// tick's heap never reaches the first collection either way.
-		debug.SetGCPercent(200)
-	}
-	err := cli.Run(signalContext(), os.Args, os.Stdin, os.Stdout, os.Stderr)
-	code, print := exitcode.From(err)
-	if print {
-		// One line, whatever text of a job's the message quotes.
-		voice.PrintError(os.Stderr, err)
-	}
-	os.Exit(code)
-}
-
-// signalContext is cancelled by SIGTERM, SIGINT or SIGHUP (an operator
-// command stops waiting). Its handlers are never removed: the process exits
-// right after the command, and removing the last handler waits on the Go
-// runtime's signal-mask thread (~0.1 ms of every tickgate process).
-func signalContext() context.Context {
-	ctx, _ := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	return ctx
+	os.Exit(cli.Main(cli.Wiring{
+		Commands: commands.All,
+		Runner:   runner.Deps{Fleet: fleettick.Dial, Notify: send.Default},
+	}))
 }

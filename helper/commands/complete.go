@@ -1,6 +1,4 @@
-//go:build !tickonly
-
-package cli
+package commands
 
 import (
 	"fmt"
@@ -8,6 +6,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/tickgate/tickgate/helper/cli"
 	"github.com/tickgate/tickgate/helper/safefs"
 	"github.com/tickgate/tickgate/helper/state"
 )
@@ -17,7 +16,7 @@ import (
 // possibly empty), it prints the candidates one per line: commands,
 // subcommands, flags, and the jobs of --state-dir where the command takes a
 // JOB. Hidden: not a command an operator types.
-func completeCommand(e *env) *ucli.Command {
+func completeCommand(e *cli.Env) *ucli.Command {
 	return &ucli.Command{
 		Name:            "__complete",
 		Hidden:          true,
@@ -34,7 +33,7 @@ func completeCommand(e *env) *ucli.Command {
 			// else its default; the words being completed may name others.
 			where := map[string]string{"state-dir": c.String("state-dir"), "supervisor": c.String("supervisor")}
 			for _, w := range completions(c.App, words, where) {
-				fmt.Fprintln(e.stdout, w)
+				fmt.Fprintln(e.Stdout, w)
 			}
 			return nil
 		},
@@ -61,7 +60,7 @@ func completions(app *ucli.App, words []string, globalsSeen map[string]string) [
 		if strings.HasPrefix(w, "-") {
 			name, _, hasValue := strings.Cut(strings.TrimLeft(w, "-"), "=")
 			_, global := globalsSeen[name]
-			if takes, _ := flagTable(flags).lookup(name); takes && !hasValue && i+1 < len(words) {
+			if takes, _ := cli.FlagTakesValue(flags, name); takes && !hasValue && i+1 < len(words) {
 				if global {
 					globalsSeen[name] = words[i+1]
 				}
@@ -71,7 +70,7 @@ func completions(app *ucli.App, words []string, globalsSeen map[string]string) [
 			}
 			continue
 		}
-		if next := findCommand(subs, w); next != nil {
+		if next := cli.FindCommand(subs, w); next != nil {
 			cmd, flags, subs = next, next.Flags, next.VisibleCommands()
 			continue
 		}
@@ -81,7 +80,7 @@ func completions(app *ucli.App, words []string, globalsSeen map[string]string) [
 	}
 	if len(words) > 0 {
 		if prev := words[len(words)-1]; strings.HasPrefix(prev, "-") && !strings.Contains(prev, "=") {
-			if takes, _ := flagTable(flags).lookup(strings.TrimLeft(prev, "-")); takes {
+			if takes, _ := cli.FlagTakesValue(flags, strings.TrimLeft(prev, "-")); takes {
 				return nil // the flag's value: anything
 			}
 		}

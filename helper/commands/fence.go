@@ -1,6 +1,4 @@
-//go:build !tickonly
-
-package cli
+package commands
 
 import (
 	"errors"
@@ -11,12 +9,13 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/tickgate/tickgate/helper/cli"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/fence"
 	"github.com/tickgate/tickgate/helper/runner"
 )
 
-func fenceCommand(e *env) *ucli.Command {
+func fenceCommand(e *cli.Env) *ucli.Command {
 	return &ucli.Command{
 		Name:  "fence",
 		Usage: "fencing tokens of fleet lock groups, for the resources jobs write",
@@ -69,7 +68,7 @@ Example (in a job, before each write): tickgate fence check --store /srv/catalog
 							fc.Fence, fc.Group, fc.ConfirmedSeconds, fc.Until.UTC().Format(time.RFC3339))
 					}
 					if store == "" {
-						fmt.Fprintf(e.stdout, "fence %d of lock group %s: held (renewed %.1fs ago, lease until %s by the database's clock)\n",
+						fmt.Fprintf(e.Stdout, "fence %d of lock group %s: held (renewed %.1fs ago, lease until %s by the database's clock)\n",
 							fc.Fence, fc.Group, fc.ConfirmedSeconds, fc.Until.UTC().Format(time.RFC3339))
 						return nil
 					}
@@ -93,9 +92,9 @@ Example (in a job, before each write): tickgate fence check --store /srv/catalog
 					return exitcode.New(exitcode.Software, "%v", err)
 				}
 				if prev < f {
-					fmt.Fprintf(e.stdout, "fence %d admitted at %s (it had seen %d)\n", f, store, prev)
+					fmt.Fprintf(e.Stdout, "fence %d admitted at %s (it had seen %d)\n", f, store, prev)
 				} else {
-					fmt.Fprintf(e.stdout, "fence %d admitted at %s\n", f, store)
+					fmt.Fprintf(e.Stdout, "fence %d admitted at %s\n", f, store)
 				}
 				return nil
 			},

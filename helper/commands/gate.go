@@ -1,13 +1,9 @@
-//go:build !tickonly
-
-package cli
+package commands
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -17,14 +13,13 @@ import (
 
 	"github.com/tickgate/tickgate/helper/admit"
 	"github.com/tickgate/tickgate/helper/backoff"
+	"github.com/tickgate/tickgate/helper/cli"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/fleet"
 	"github.com/tickgate/tickgate/helper/gate"
 	"github.com/tickgate/tickgate/helper/runner"
 	"github.com/tickgate/tickgate/helper/state"
 	"github.com/tickgate/tickgate/helper/status"
-	"github.com/tickgate/tickgate/helper/textsafe"
-	"github.com/tickgate/tickgate/helper/timespec"
 	"github.com/tickgate/tickgate/helper/voice"
 )
 
@@ -33,7 +28,7 @@ var forceFlag = &ucli.BoolFlag{Name: "force", Usage: "replace a gate file that d
 // fleetFlag makes a gate change apply to the fleet gate (every host).
 var fleetFlag = &ucli.BoolFlag{Name: "fleet", Usage: "change the fleet gate (every host; the DSN in --fleet-admin-dsn-file)"}
 
-func gateCommand(e *env) *ucli.Command {
+func gateCommand(e *cli.Env) *ucli.Command {
 	return &ucli.Command{
 		Name:  "gate",
 		Usage: "show or change the rollout gate (close all, pause one, announce a rollout)",
@@ -53,7 +48,7 @@ the file's owner and its mode (0644 or stricter). TIME is RFC3339
 	}
 }
 
-func gateShowCommand(e *env) *ucli.Command {
+func gateShowCommand(e *cli.Env) *ucli.Command {
 	return &ucli.Command{
 		Name: "show", Usage: "print the gate state (this host's and the fleet's)", UsageText: "tickgate gate show [--json]",
 		Description: `With a fleet DSN file (--fleet-dsn-file), the fleet gate too, and which
@@ -65,7 +60,7 @@ Example: tickgate gate show --json | jq .gate.paused`,
 				return err
 			}
 			now := time.Now()
-			g := getGlobals(c)
+			g := cli.GlobalsOf(c)
 			v := status.ViewGate(g.Gate, now)
 			if _, err := os.Stat(g.FleetDSNFile); err == nil {
 				fv := fleetGateView(c, g.FleetDSNFile, now)
@@ -77,17 +72,17 @@ Example: tickgate gate show --json | jq .gate.paused`,
 				v.Backoffs = append(v.Backoffs, fleetBackoffs(c, g.FleetDSNFile, now)...)
 			}
 			if c.Bool("json") {
-				if err := printJSON(e.stdout, v); err != nil {
+				if err := printJSON(e.Stdout, v); err != nil {
 					return err
 				}
 			} else {
-				printGate(e.stdout, v, now)
+				printGate(e.Stdout, v, now)
 				if v.Fleet != nil {
-					fmt.Fprint(e.stdout, "fleet ")
-					printGate(e.stdout, *v.Fleet, now)
-					fmt.Fprintf(e.stdout, "stops jobs: %s\n", orNone(v.StoppedBy))
+					fmt.Fprint(e.Stdout, "fleet ")
+					printGate(e.Stdout, *v.Fleet, now)
+					fmt.Fprintf(e.Stdout, "stops jobs: %s\n", orNone(v.StoppedBy))
 				}
-				printBackoffs(e.stdout, v.Backoffs, now)
+				printBackoffs(e.Stdout, v.Backoffs, now)
 			}
 			for _, view := range []*status.GateView{&v, v.Fleet} {
 				if view != nil && view.State == "unusable" {
@@ -97,24 +92,6 @@ Example: tickgate gate show --json | jq .gate.paused`,
 			return nil
 		},
 	}
-}
-
-// fleetGateView reads the fleet gate with the tick role's DSN.
-func fleetGateView(c *ucli.Context, dsnFile string, now time.Time) status.GateView {
-	fc, err := fleetClient(c, dsnFile)
-	if err != nil {
-		return status.GateView{State: "unusable", Exists: true, Error: "fleet gate: " + err.Error()}
-	}
-	defer fc.Close()
-	fg, err := fc.Gate(c.Context)
-	if err != nil {
-		return status.GateView{State: "unusable", Exists: true, Error: "fleet gate: " + err.Error()}
-	}
-	st := "open"
-	if fg.ClosedNow(now) {
-		st = "closed"
-	}
-	return status.GateView{State: st, Exists: true, Gate: fg}
 }
 
 // fleetBackoffs are the fleet lock groups that back off now (read with the
@@ -153,7 +130,7 @@ func stoppedBy(v status.GateView) []string {
 	return by
 }
 
-func gateCloseCommand(e *env) *ucli.Command {
+func gateCloseCommand(e *cli.Env) *ucli.Command {
 	return &ucli.Command{
 		Name: "close", Usage: "close the gate for every job", UsageText: "tickgate gate close --reason TEXT [--token T] [--until TIME] [--force]",
 		Description: `A gate that is already closed stays closed as it is (its reason and token
@@ -195,13 +172,13 @@ Example: tickgate gate close --reason "db failover" --until +2h`,
 			}); err != nil {
 				return err
 			}
-			fmt.Fprintln(e.stdout, msg)
+			fmt.Fprintln(e.Stdout, msg)
 			return nil
 		},
 	}
 }
 
-func gateOpenCommand(e *env) *ucli.Command {
+func gateOpenCommand(e *cli.Env) *ucli.Command {
 	return &ucli.Command{
 		Name: "open", Usage: "reopen the gate", UsageText: "tickgate gate open [--token T] [--force]",
 		Description: `With --token, reopens only a closure made with that same token and says
@@ -213,7 +190,7 @@ Example: tickgate gate open --token deploy-20261123T1000`,
 				return err
 			}
 			token := c.String("token")
-			msg := ""
+			msg, opened := "", false
 			if err := changeGate(c, func(g *gate.Gate) error {
 				switch {
 				case !g.Closed:
@@ -223,14 +200,14 @@ Example: tickgate gate open --token deploy-20261123T1000`,
 					msg = fmt.Sprintf("gate left closed: it was closed with token %q, not %q (reason %q)", g.Token, token, g.Reason)
 					return errUnchanged
 				}
-				msg = fmt.Sprintf("gate opened (was closed: %s)", g.Reason)
+				msg, opened = fmt.Sprintf("gate opened (was closed: %s)", g.Reason), true
 				g.Closed, g.Reason, g.Token, g.Since, g.Until = false, "", "", nil, nil
 				return nil
 			}); err != nil {
 				return err
 			}
-			fmt.Fprintln(e.stdout, msg)
-			if strings.HasPrefix(msg, "gate opened") {
+			fmt.Fprintln(e.Stdout, msg)
+			if opened {
 				triggerCatchUp(c, e)
 			}
 			return nil
@@ -238,7 +215,7 @@ Example: tickgate gate open --token deploy-20261123T1000`,
 	}
 }
 
-func gatePauseCommand(e *env) *ucli.Command {
+func gatePauseCommand(e *cli.Env) *ucli.Command {
 	return &ucli.Command{
 		Name: "pause", Usage: "pause jobs (they skip until resumed)", UsageText: "tickgate gate pause JOB... --reason TEXT",
 		Description: "Example: tickgate gate pause --reason \"API quota\" harvest backfill",
@@ -261,13 +238,13 @@ func gatePauseCommand(e *env) *ucli.Command {
 			}); err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "paused: %s\n", strings.Join(jobs, " "))
+			fmt.Fprintf(e.Stdout, "paused: %s\n", strings.Join(jobs, " "))
 			return nil
 		},
 	}
 }
 
-func gateResumeCommand(e *env) *ucli.Command {
+func gateResumeCommand(e *cli.Env) *ucli.Command {
 	return &ucli.Command{
 		Name: "resume", Usage: "resume paused jobs", UsageText: "tickgate gate resume JOB... | --all",
 		Description: "Example: tickgate gate resume harvest",
@@ -302,9 +279,9 @@ func gateResumeCommand(e *env) *ucli.Command {
 			}); err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "resumed: %s\n", orNone(resumed))
+			fmt.Fprintf(e.Stdout, "resumed: %s\n", orNone(resumed))
 			if len(notPaused) > 0 {
-				fmt.Fprintf(e.stdout, "were not paused: %s\n", strings.Join(notPaused, " "))
+				fmt.Fprintf(e.Stdout, "were not paused: %s\n", strings.Join(notPaused, " "))
 			}
 			if len(resumed) > 0 {
 				triggerCatchUp(c, e)
@@ -314,7 +291,7 @@ func gateResumeCommand(e *env) *ucli.Command {
 	}
 }
 
-func gateRolloutCommand(e *env) *ucli.Command {
+func gateRolloutCommand(e *cli.Env) *ucli.Command {
 	return &ucli.Command{
 		Name: "rollout", Usage: "announce (or clear) a rollout window", UsageText: "tickgate gate rollout --at TIME [--reason TEXT] | --clear",
 		Description: `Jobs run with --expected-runtime D skip while the rollout starts before
@@ -348,17 +325,17 @@ Example: tickgate gate rollout --at 2026-11-23T18:00:00Z --reason "release 4.2"`
 				return err
 			}
 			if clear {
-				fmt.Fprintln(e.stdout, "rollout announcement cleared")
+				fmt.Fprintln(e.Stdout, "rollout announcement cleared")
 				triggerCatchUp(c, e)
 			} else {
-				fmt.Fprintf(e.stdout, "rollout announced at %s\n", at.Format(time.RFC3339))
+				fmt.Fprintf(e.Stdout, "rollout announced at %s\n", at.Format(time.RFC3339))
 			}
 			return nil
 		},
 	}
 }
 
-func gateCheckCommand(e *env) *ucli.Command {
+func gateCheckCommand(e *cli.Env) *ucli.Command {
 	return &ucli.Command{
 		Name: "check", Usage: "exit 0 if JOB may start now, 75 if not", UsageText: "tickgate gate check [--expected-runtime D] [--gate-fail closed|open] [--lock NAME] [--lock-scope host|fleet] [--fleet] [JOB]",
 		Description: `For long jobs to call between batches and stop cleanly at a checkpoint,
@@ -396,7 +373,7 @@ Example (in a job's loop): tickgate gate check || exit 3`,
 			}
 			var expected *time.Duration
 			if c.IsSet("expected-runtime") {
-				d, err := durationFlag(c, "expected-runtime")
+				d, err := cli.DurationFlag(c, "expected-runtime")
 				if err != nil {
 					return exitcode.UsageError("%v", err)
 				}
@@ -407,7 +384,7 @@ Example (in a job's loop): tickgate gate check || exit 3`,
 				if err == nil {
 					return checkAnswer(e, job, ans)
 				}
-				voice.Warn(e.stderr, "job %s: its supervisor could not be asked (%v); answering from what this process can read", job, err)
+				voice.Warn(e.Stderr, "job %s: its supervisor could not be asked (%v); answering from what this process can read", job, err)
 			}
 			return localCheck(c, e, job, expected)
 		},
@@ -415,12 +392,12 @@ Example (in a job's loop): tickgate gate check || exit 3`,
 }
 
 // checkAnswer prints the answer and gives its exit code.
-func checkAnswer(e *env, job string, a *runner.Check) error {
+func checkAnswer(e *cli.Env, job string, a *runner.Check) error {
 	if !a.Allowed {
 		return exitcode.New(a.Code, "job %s: %s", job, a.Reason)
 	}
 	for _, w := range a.Warnings {
-		voice.Warn(e.stderr, "job %s: %s", job, w)
+		voice.Warn(e.Stderr, "job %s: %s", job, w)
 	}
 	return nil
 }
@@ -428,9 +405,9 @@ func checkAnswer(e *env, job string, a *runner.Check) error {
 // localCheck answers as an operator (or a job whose supervisor cannot be
 // asked): the job's flags from its state.json unless given, the fleet with
 // the tick role's DSN when the job uses it.
-func localCheck(c *ucli.Context, e *env, job string, expected *time.Duration) error {
-	g := getGlobals(c)
-	j, err := g.store().Job(job, false)
+func localCheck(c *ucli.Context, e *cli.Env, job string, expected *time.Duration) error {
+	g := cli.GlobalsOf(c)
+	j, err := g.Store().Job(job, false)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return exitcode.New(exitcode.GateBad, "job %s: %v", job, err)
 	}
@@ -469,7 +446,7 @@ func localCheck(c *ucli.Context, e *env, job string, expected *time.Duration) er
 		fleetOn = c.Bool("fleet")
 	}
 	if c.IsSet("gate-fail") {
-		if s.Policy.GateFailOpen, err = gateFailFlag(c); err != nil {
+		if s.Policy.GateFailOpen, err = cli.GateFailFlag(c); err != nil {
 			return exitcode.UsageError("%v", err)
 		}
 	}
@@ -531,7 +508,7 @@ var errUnchanged = errors.New("unchanged")
 // transaction, the admin role), and maps its errors to exit codes.
 func changeGate(c *ucli.Context, fn func(*gate.Gate) error) error {
 	if c.Bool("fleet") {
-		fc, err := fleetClient(c, getGlobals(c).FleetAdminDSNFile)
+		fc, err := fleetClient(c, cli.GlobalsOf(c).FleetAdminDSNFile)
 		if err != nil {
 			return err
 		}
@@ -541,7 +518,7 @@ func changeGate(c *ucli.Context, fn func(*gate.Gate) error) error {
 		}
 		return nil
 	}
-	err := gate.Update(c.Context, getGlobals(c).Gate, c.Bool("force"), fn)
+	err := gate.Update(c.Context, cli.GlobalsOf(c).Gate, c.Bool("force"), fn)
 	if err != nil && !errors.Is(err, errUnchanged) {
 		return gateWriteErr(err)
 	}
@@ -554,103 +531,4 @@ func gateWriteErr(err error) error {
 		return exitcode.New(exitcode.GateBad, "%v", err)
 	}
 	return exitcode.New(exitcode.Software, "%v", err)
-}
-
-func required(c *ucli.Context, flag string) (string, error) {
-	v := strings.TrimSpace(c.String(flag))
-	if v == "" {
-		return "", exitcode.UsageError("--%s is required and must not be empty", flag)
-	}
-	return v, nil
-}
-
-func noArgs(c *ucli.Context) error {
-	if c.Args().Present() {
-		return exitcode.UsageError("unexpected argument %q", c.Args().First())
-	}
-	return nil
-}
-
-func jobArgs(c *ucli.Context) ([]string, error) {
-	jobs := c.Args().Slice()
-	if len(jobs) == 0 {
-		return nil, exitcode.UsageError("give at least one JOB")
-	}
-	for _, j := range jobs {
-		if err := checkJobName(j); err != nil {
-			return nil, err
-		}
-	}
-	return jobs, nil
-}
-
-func orNone(s []string) string {
-	if len(s) == 0 {
-		return "(none)"
-	}
-	return strings.Join(s, " ")
-}
-
-// printJSON prints v indented, with the runes encoding/json leaves raw that
-// a terminal would obey escaped (textsafe.EscapeJSON): the same JSON value.
-func printJSON(w io.Writer, v any) error {
-	out, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	_, err = w.Write(append(textsafe.EscapeJSON(out), '\n'))
-	return err
-}
-
-// timeFlag parses a TIME flag (RFC3339 or +DURATION from now), in UTC.
-func timeFlag(c *ucli.Context, flag string, now time.Time) (*time.Time, error) {
-	t, err := timespec.ParseTime(c.String(flag), now)
-	if err != nil {
-		return nil, exitcode.UsageError("--%s: %v", flag, err)
-	}
-	t = t.UTC()
-	return &t, nil
-}
-
-// fmtTime is an absolute time with its distance from now.
-func fmtTime(t *time.Time, now time.Time) string {
-	if t == nil || t.IsZero() {
-		return "-"
-	}
-	return t.UTC().Format(time.RFC3339) + " (" + short(t, now) + ")"
-}
-
-func printGate(w io.Writer, v status.GateView, now time.Time) {
-	if v.State == "unusable" {
-		fmt.Fprintf(w, "gate: UNUSABLE: %s\n", textsafe.Clean(v.Error))
-		return
-	}
-	g := v.Gate
-	switch {
-	case v.State == "closed":
-		fmt.Fprintf(w, "gate: closed: %s\n", orDash(textsafe.Clean(g.Reason)))
-		fmt.Fprintf(w, "  since: %s  until: %s  token: %s\n", fmtTime(g.Since, now), fmtTime(g.Until, now), orDash(textsafe.Clean(g.Token)))
-	case g.Closed:
-		fmt.Fprintf(w, "gate: open (closure %q lapsed %s)\n", g.Reason, fmtTime(g.Until, now))
-	default:
-		fmt.Fprintln(w, "gate: open")
-	}
-	if g.RolloutAt != nil {
-		note := ""
-		if g.RolloutAt.Before(now) {
-			note = "  [past: jobs with --expected-runtime skip until `tickgate gate rollout --clear`]"
-		}
-		fmt.Fprintf(w, "  rollout: %s %s%s\n", fmtTime(g.RolloutAt, now), textsafe.Clean(g.RolloutReason), note)
-	}
-	for _, j := range g.PausedJobs() {
-		p := g.Paused[j]
-		fmt.Fprintf(w, "  paused: %s: %s (since %s)\n", textsafe.Clean(j), orDash(textsafe.Clean(p.Reason)), fmtTime(&p.Since, now))
-	}
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

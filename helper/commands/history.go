@@ -1,6 +1,4 @@
-//go:build !tickonly
-
-package cli
+package commands
 
 import (
 	"fmt"
@@ -10,12 +8,13 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/tickgate/tickgate/helper/cli"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/state"
 	"github.com/tickgate/tickgate/helper/textsafe"
 )
 
-func historyCommand(e *env) *ucli.Command {
+func historyCommand(e *cli.Env) *ucli.Command {
 	return &ucli.Command{
 		Name:      "history",
 		Usage:     "a job's latest runs, newest first",
@@ -30,7 +29,7 @@ Example: tickgate history --limit 5 backfill`,
 			&ucli.IntFlag{Name: "limit", Usage: "at most `N` runs (0: all kept)"},
 		},
 		Action: func(c *ucli.Context) error {
-			g := getGlobals(c)
+			g := cli.GlobalsOf(c)
 			j, err := knownJob(c, g)
 			if err != nil {
 				return err
@@ -52,17 +51,17 @@ Example: tickgate history --limit 5 backfill`,
 				runs = []state.Run{}
 			}
 			if c.Bool("json") {
-				return printJSON(e.stdout, struct {
+				return printJSON(e.Stdout, struct {
 					Job  string      `json:"job"`
 					Runs []state.Run `json:"runs"`
 				}{j.Name, runs})
 			}
 			if len(runs) == 0 {
-				fmt.Fprintf(e.stdout, "job %s has no runs recorded\n", j.Name)
+				fmt.Fprintf(e.Stdout, "job %s has no runs recorded\n", j.Name)
 				return nil
 			}
 			now := time.Now()
-			tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
+			tw := tabwriter.NewWriter(e.Stdout, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "STARTED\tAGO\tDURATION\tRESULT\tEXIT\tATTEMPT\tRUN ID\tREASON")
 			for _, r := range runs {
 				started, code, attempt := "-", "-", "-"

@@ -1,21 +1,16 @@
-//go:build !tickonly
-
-package cli
+package commands
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 
 	"github.com/tickgate/tickgate/helper/backoff"
+	"github.com/tickgate/tickgate/helper/cli"
 	"github.com/tickgate/tickgate/helper/exitcode"
-	"github.com/tickgate/tickgate/helper/runner"
 	"github.com/tickgate/tickgate/helper/state"
 	"github.com/tickgate/tickgate/helper/textsafe"
 	"github.com/tickgate/tickgate/helper/timespec"
@@ -36,7 +31,7 @@ Examples (in a job):  tickgate backoff --for 15m --reason "429 from api.example"
                       tickgate backoff --until 2026-11-24T18:00:00Z --reason "quota resets"
 As an operator:       tickgate backoff --clear --lock api`
 
-func backoffCommand(e *env) *ucli.Command {
+func backoffCommand(e *cli.Env) *ucli.Command {
 	return &ucli.Command{
 		Name:        "backoff",
 		Usage:       "make every job of a lock group skip until a time (the Retry-After of the resource it shares)",
@@ -55,7 +50,7 @@ func backoffCommand(e *env) *ucli.Command {
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			g := getGlobals(c)
+			g := cli.GlobalsOf(c)
 			own := os.Getenv("TICKGATE_LOCK")
 			lock := c.String("lock")
 			inJob := os.Getenv("TICKGATE_CONTROL_FD") != "" && (lock == "" || lock == own) && !c.Bool("fleet") && !c.Bool("clear")
@@ -100,7 +95,7 @@ func backoffCommand(e *env) *ucli.Command {
 			if err != nil {
 				return exitcode.New(exitcode.Failure, "backoff: lock group %s: %v", lock, err)
 			}
-			return reportBackoff(e.stdout, c.Bool("json"), stands, until)
+			return reportBackoff(e.Stdout, c.Bool("json"), stands, until)
 		},
 	}
 }
@@ -136,7 +131,7 @@ func reportBackoff(w io.Writer, asJSON bool, b *backoff.B, asked time.Time) erro
 	return nil
 }
 
-func clearBackoff(c *ucli.Context, e *env, g globals, lock string) error {
+func clearBackoff(c *ucli.Context, e *cli.Env, g cli.Globals, lock string) error {
 	var was *backoff.B
 	var err error
 	if c.Bool("fleet") {
@@ -153,67 +148,9 @@ func clearBackoff(c *ucli.Context, e *env, g globals, lock string) error {
 		return exitcode.New(exitcode.Failure, "backoff --clear: lock group %s: %v", lock, err)
 	}
 	if was == nil {
-		fmt.Fprintf(e.stdout, "lock group %s had no back-off\n", lock)
+		fmt.Fprintf(e.Stdout, "lock group %s had no back-off\n", lock)
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "back-off of lock group %s cleared (was until %s: %s)\n", lock, was.Until.UTC().Format(time.RFC3339), textsafe.Clean(was.Reason))
+	fmt.Fprintf(e.Stdout, "back-off of lock group %s cleared (was until %s: %s)\n", lock, was.Until.UTC().Format(time.RFC3339), textsafe.Clean(was.Reason))
 	return nil
-}
-
-// askSupervisor asks the job's supervisor for a back-off of its lock group.
-func askSupervisor(until time.Time, reasonText string) (*backoff.B, error) {
-	rep, err := askControl(runner.ControlRequest{Op: "backoff", Until: until, Reason: reasonText}, 5*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	if !rep.OK || rep.Backed == nil {
-		return nil, fmt.Errorf("refused: %s", rep.Error)
-	}
-	return rep.Backed, nil
-}
-
-// askCheck asks the job's supervisor whether the job may start now.
-func askCheck(expected *time.Duration) (*runner.Check, error) {
-	req := runner.ControlRequest{Op: "check"}
-	if expected != nil {
-		sec := expected.Seconds()
-		req.ExpectedRuntime = &sec
-	}
-	rep, err := askControl(req, runner.CheckBound+2*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	if !rep.OK || rep.Check == nil {
-		return nil, fmt.Errorf("refused: %s", rep.Error)
-	}
-	return rep.Check, nil
-}
-
-// askControl sends one request over the job's control descriptor and waits
-// (up to wait) for the answer.
-func askControl(req runner.ControlRequest, wait time.Duration) (*runner.ControlReply, error) {
-	fd, err := strconv.Atoi(os.Getenv("TICKGATE_CONTROL_FD"))
-	if err != nil || fd < 3 {
-		return nil, fmt.Errorf("TICKGATE_CONTROL_FD=%q is not a descriptor", os.Getenv("TICKGATE_CONTROL_FD"))
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		return nil, fmt.Errorf("descriptor %d is not tickgate's control socket (is this running under `tickgate run`?)", fd)
-	}
-	msg, _ := json.Marshal(req)
-	if err := unix.Sendto(fd, msg, 0, nil); err != nil {
-		return nil, fmt.Errorf("asking the supervisor: %v (has the tick that started this job ended?)", err)
-	}
-	tv := unix.NsecToTimeval(int64(wait))
-	_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	buf := make([]byte, 4096)
-	n, _, err := unix.Recvfrom(fd, buf, 0)
-	if err != nil || n == 0 {
-		return nil, fmt.Errorf("no answer from the supervisor: %v", err)
-	}
-	var rep runner.ControlReply
-	if err := json.Unmarshal(buf[:n], &rep); err != nil {
-		return nil, fmt.Errorf("the supervisor's answer does not parse: %v", err)
-	}
-	return &rep, nil
 }

@@ -1,12 +1,9 @@
-//go:build !tickonly
-
-package cli
+package commands
 
 import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -14,6 +11,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/tickgate/tickgate/helper/cli"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/fleet"
 	"github.com/tickgate/tickgate/helper/state"
@@ -21,7 +19,7 @@ import (
 	"github.com/tickgate/tickgate/helper/textsafe"
 )
 
-func fleetCommand(e *env) *ucli.Command {
+func fleetCommand(e *cli.Env) *ucli.Command {
 	return &ucli.Command{
 		Name:  "fleet",
 		Usage: "fleet database chores (the deploy runs them)",
@@ -48,8 +46,8 @@ Example: tickgate fleet migrate --tick-role tickgate_tick --register '{"hosts": 
 				if err := noArgs(c); err != nil {
 					return err
 				}
-				g := getGlobals(c)
-				t, err := durationFlag(c, "fleet-timeout")
+				g := cli.GlobalsOf(c)
+				t, err := cli.DurationFlag(c, "fleet-timeout")
 				if err != nil {
 					return exitcode.UsageError("%v", err)
 				}
@@ -70,7 +68,7 @@ Example: tickgate fleet migrate --tick-role tickgate_tick --register '{"hosts": 
 					if len(pending) > 0 {
 						return exitcode.New(exitcode.Failure, "fleet schema: a migrate is needed: %s", strings.Join(pending, "; "))
 					}
-					fmt.Fprintf(e.stdout, "fleet schema up to date (version %d), role %s granted\n", fleet.SchemaVersion, c.String("tick-role"))
+					fmt.Fprintf(e.Stdout, "fleet schema up to date (version %d), role %s granted\n", fleet.SchemaVersion, c.String("tick-role"))
 					return nil
 				}
 				applied, err := fleet.Migrate(c.Context, fleet.Options{DSN: dsn, Timeout: t, Insecure: insecure, AppName: "tickgate migrate"}, c.String("tick-role"), reg)
@@ -78,14 +76,14 @@ Example: tickgate fleet migrate --tick-role tickgate_tick --register '{"hosts": 
 					return exitcode.New(exitcode.Failure, "%v", err)
 				}
 				if len(applied) == 0 {
-					fmt.Fprintf(e.stdout, "fleet schema up to date (version %d)\n", fleet.SchemaVersion)
+					fmt.Fprintf(e.Stdout, "fleet schema up to date (version %d)\n", fleet.SchemaVersion)
 					return nil
 				}
 				parts := make([]string, len(applied))
 				for i, v := range applied {
 					parts[i] = fmt.Sprint(v)
 				}
-				fmt.Fprintf(e.stdout, "fleet schema migrated to version %d (applied %s)\n", fleet.SchemaVersion, strings.Join(parts, ", "))
+				fmt.Fprintf(e.Stdout, "fleet schema migrated to version %d (applied %s)\n", fleet.SchemaVersion, strings.Join(parts, ", "))
 				return nil
 			},
 		}},
@@ -168,7 +166,7 @@ type fleetJob struct {
 }
 
 func collectFleet(c *ucli.Context) (*fleetStatus, error) {
-	g := getGlobals(c)
+	g := cli.GlobalsOf(c)
 	now := time.Now().UTC()
 	fc, err := fleetClient(c, g.FleetDSNFile)
 	if err != nil {
@@ -281,22 +279,4 @@ func printFleetStatus(w io.Writer, fs *fleetStatus) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", textsafe.Clean(s.Job), s.Slot.Format(time.RFC3339), textsafe.Clean(s.Host), short(&s.ClaimedAt, now))
 	}
 	tw.Flush()
-}
-
-// fleetClient connects to the fleet database with the DSN in file.
-func fleetClient(c *ucli.Context, file string) (*fleet.Client, error) {
-	t, err := durationFlag(c, "fleet-timeout")
-	if err != nil {
-		return nil, exitcode.UsageError("%v", err)
-	}
-	dsn, err := fleet.ReadDSN(file, getGlobals(c).Owners)
-	if err != nil {
-		return nil, exitcode.New(exitcode.GateBad, "%v", err)
-	}
-	host, _ := os.Hostname()
-	fc, err := fleet.Connect(c.Context, fleet.Options{DSN: dsn, Timeout: t, Insecure: c.Bool("fleet-insecure"), AppName: "tickgate " + host + " operator"})
-	if err != nil {
-		return nil, exitcode.New(exitcode.GateBad, "%v", err)
-	}
-	return fc, nil
 }

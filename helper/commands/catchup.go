@@ -1,6 +1,4 @@
-//go:build !tickonly
-
-package cli
+package commands
 
 import (
 	"context"
@@ -16,6 +14,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/tickgate/tickgate/helper/admit"
+	"github.com/tickgate/tickgate/helper/cli"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/state"
 	"github.com/tickgate/tickgate/helper/sysprog"
@@ -41,7 +40,7 @@ reopen never starts a burst of every job at once.
 gate open, gate resume and gate rollout --clear start tickgate-catch-up.service,
 which runs this, whenever a job owes a catch-up.`
 
-func catchUpCommand(e *env) *ucli.Command {
+func catchUpCommand(e *cli.Env) *ucli.Command {
 	return &ucli.Command{
 		Name:        "catch-up",
 		Usage:       "run once each job the gate skipped (catch_up: once), now that it may start",
@@ -61,13 +60,13 @@ func catchUpCommand(e *env) *ucli.Command {
 			if err != nil {
 				return exitcode.UsageError("--spacing: %v", err)
 			}
-			g := getGlobals(c)
+			g := cli.GlobalsOf(c)
 			owed, err := owedCatchUps(g)
 			if err != nil {
 				return exitcode.New(exitcode.Failure, "catch-up: %v", err)
 			}
 			if len(owed) == 0 {
-				fmt.Fprintln(e.stdout, "catch-up: no job owes a run")
+				fmt.Fprintln(e.Stdout, "catch-up: no job owes a run")
 				return nil
 			}
 			var starter []string
@@ -89,7 +88,7 @@ type owed struct {
 
 // owedCatchUps lists the jobs whose state says a catch-up is owed, oldest
 // missed run first.
-func owedCatchUps(g globals) ([]owed, error) {
+func owedCatchUps(g cli.Globals) ([]owed, error) {
 	store := state.Store{Dir: g.StateDir, Owners: g.Owners}
 	jobs, err := store.Jobs()
 	if err != nil {
@@ -111,7 +110,7 @@ func owedCatchUps(g globals) ([]owed, error) {
 	return out, nil
 }
 
-func runCatchUps(ctx context.Context, e *env, g globals, jobs []owed, spacing time.Duration, starter []string, dry bool) error {
+func runCatchUps(ctx context.Context, e *cli.Env, g cli.Globals, jobs []owed, spacing time.Duration, starter []string, dry bool) error {
 	store := state.Store{Dir: g.StateDir, Owners: g.Owners}
 	groups := map[string][]owed{}
 	var order []string
@@ -141,7 +140,7 @@ func runCatchUps(ctx context.Context, e *env, g globals, jobs []owed, spacing ti
 	say := func(format string, a ...any) {
 		out.Lock()
 		defer out.Unlock()
-		fmt.Fprintf(e.stdout, format+"\n", a...)
+		fmt.Fprintf(e.Stdout, format+"\n", a...)
 	}
 	failed := 0
 	var wg sync.WaitGroup
@@ -203,8 +202,8 @@ func unitOf(job string) string { return systemd.UnitPrefix + job + ".service" }
 
 // triggerCatchUp starts the catch-up unit in the background when a job owes
 // a catch-up, after an operator command reopened the gate. It only warns.
-func triggerCatchUp(c *ucli.Context, e *env) {
-	owed, err := owedCatchUps(getGlobals(c))
+func triggerCatchUp(c *ucli.Context, e *cli.Env) {
+	owed, err := owedCatchUps(cli.GlobalsOf(c))
 	if err != nil || len(owed) == 0 {
 		return
 	}
@@ -213,7 +212,7 @@ func triggerCatchUp(c *ucli.Context, e *env) {
 		unit = CatchUpUnit
 	}
 	if unit == "" {
-		fmt.Fprintf(e.stdout, "catch-up: %d job(s) owe a run: run `tickgate catch-up`\n", len(owed))
+		fmt.Fprintf(e.Stdout, "catch-up: %d job(s) owe a run: run `tickgate catch-up`\n", len(owed))
 		return
 	}
 	cmd, err := sysprog.Command(c.Context, "systemctl", "start", "--no-block", unit)
@@ -222,11 +221,11 @@ func triggerCatchUp(c *ucli.Context, e *env) {
 		msg, err = cmd.CombinedOutput()
 	}
 	if err != nil {
-		voice.Warn(e.stderr, "catch-up: %d job(s) owe a run, but starting %s failed (%v: %s); run `tickgate catch-up`",
+		voice.Warn(e.Stderr, "catch-up: %d job(s) owe a run, but starting %s failed (%v: %s); run `tickgate catch-up`",
 			len(owed), unit, err, strings.TrimSpace(string(msg)))
 		return
 	}
-	fmt.Fprintf(e.stdout, "catch-up: %d job(s) owe a run: started %s\n", len(owed), unit)
+	fmt.Fprintf(e.Stdout, "catch-up: %d job(s) owe a run: started %s\n", len(owed), unit)
 }
 
 // startUnit is the command that starts unit and waits for its tick:
