@@ -71,6 +71,10 @@ type control struct {
 	f        *os.File
 	done     chan struct{}
 	requests int
+	// backoff is the back-off the job asked for and that stands (nil:
+	// none asked). Written by the serving goroutine only; closeControl hands
+	// it to the tick once that goroutine has ended.
+	backoff *backoff.B
 }
 
 // openControl makes the socket pair; the returned file is the child's end.
@@ -85,20 +89,25 @@ func (r *runner) openControl() (*os.File, error) {
 		unix.Close(fds[1])
 		return nil, fmt.Errorf("control socket: %w", err)
 	}
-	r.ctl = &control{f: os.NewFile(uintptr(fds[0]), "tickgate-control"), done: make(chan struct{})}
-	go r.serveControl(r.ctl)
+	r.try.ctl = &control{f: os.NewFile(uintptr(fds[0]), "tickgate-control"), done: make(chan struct{})}
+	go r.serveControl(r.try.ctl)
 	return os.NewFile(uintptr(fds[1]), "tickgate-control"), nil
 }
 
 // closeControl ends serving: whatever a leftover process of the job still
-// sends is never read.
+// sends is never read. A back-off the job asked for is what the tick knows
+// of its lock group's from then on (the metrics show it).
 func (r *runner) closeControl() {
-	if r.ctl == nil {
+	ctl := r.try.ctl
+	if ctl == nil {
 		return
 	}
-	_ = r.ctl.f.Close() // ends a Read in progress
-	<-r.ctl.done
-	r.ctl = nil
+	_ = ctl.f.Close() // ends a Read in progress
+	<-ctl.done
+	if ctl.backoff != nil {
+		r.seen.backoff = ctl.backoff
+	}
+	r.try.ctl = nil
 }
 
 // serveControl answers requests, one packet each (bounded), until the
@@ -118,7 +127,7 @@ func (r *runner) serveControl(ctl *control) {
 			// ask before every write.
 			reply = r.fenceReply()
 		} else if ctl.requests++; ctl.requests <= MaxControlRequests {
-			reply = r.handle(buf[:n])
+			reply = r.handle(ctl, buf[:n])
 		}
 		out, _ := json.Marshal(reply)
 		if rc, err := ctl.f.SyscallConn(); err == nil {
@@ -135,7 +144,7 @@ func isFenceRequest(msg []byte) bool {
 	return json.Unmarshal(msg, &req) == nil && req.Op == "fence"
 }
 
-func (r *runner) handle(msg []byte) ControlReply {
+func (r *runner) handle(ctl *control, msg []byte) ControlReply {
 	var req ControlRequest
 	if err := json.Unmarshal(msg, &req); err != nil {
 		return ControlReply{Error: "a request tickgate does not understand: " + err.Error()}
@@ -165,7 +174,7 @@ func (r *runner) handle(msg []byte) ControlReply {
 		r.rep.Warn("job %s: back-off of lock group %s not recorded: %v", r.c.Job, r.c.Lock, err)
 		return ControlReply{Error: err.Error()}
 	}
-	r.backoff = stands // read after the run: closeControl waits for this goroutine
+	ctl.backoff = stands
 	r.rep.Warn("job %s: lock group %s backs off until %s: %s", r.c.Job, r.c.Lock, stands.Until.Format(time.RFC3339), stands.Reason)
 	return ControlReply{OK: true, Backed: stands}
 }

@@ -1,10 +1,14 @@
+// The fleet database, as a tick uses it (Deps.Fleet): asked by admission
+// for the fleet gate and back-offs, holding a fleet-scoped lock group's
+// lease (lock.go), claiming a floating singleton's slot, publishing the
+// job's record for fleet status, answering the job's "fence".
+
 package runner
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -13,7 +17,6 @@ import (
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/gate"
 	"github.com/tickgate/tickgate/helper/reason"
-	"github.com/tickgate/tickgate/helper/report"
 	"github.com/tickgate/tickgate/helper/state"
 )
 
@@ -56,51 +59,6 @@ func (r *runner) fence() int64 {
 
 // leaseEvents says what the held lease asks of its holder (nil: none held).
 func (r *runner) leaseEvents() <-chan LeaseEvent { return r.fl.events }
-
-// takeFleetLock holds the lock group fleet-wide, or records why the tick
-// does not run (stop=true): busy, a signal during the wait, no database.
-// From here until releaseFleetLock the lease is renewed (fleet.Lease.Keep),
-// through the command's run and any wait between its attempts, and the
-// unit's watchdog is fed while the lease is sure.
-func (r *runner) takeFleetLock() (Outcome, bool, error) {
-	if r.fl.db == nil { // (admission connects first: only without Deps.Fleet)
-		return r.fleetUnusable(errNoFleet)
-	}
-	l, sig, err := r.fleetLock()
-	switch {
-	case sig != nil:
-		out, err := r.finishInterrupted(sig, false, 0)
-		return out, true, err
-	case errors.Is(err, ErrFleetBusy):
-		out, err := r.skip(exitcode.Skipped, reason.F(reason.LockBusy, "fleet lock group %s %s", r.c.Lock, strings.TrimPrefix(err.Error(), ErrFleetBusy.Error()+": ")))
-		return out, true, err
-	case err != nil:
-		return r.fleetUnusable(err)
-	}
-	r.fl.lease = l
-	report.Watchdog() // the unit's watchdog runs from now (WatchdogSec=)
-	r.fl.events, r.fl.stop = l.Keep(report.Watchdog)
-	return Outcome{}, false, nil
-}
-
-// releaseFleetLock stops renewing the lease and gives it back. The unit's
-// watchdog is fed from then on until the helper exits: the lease it guarded
-// is gone.
-func (r *runner) releaseFleetLock() {
-	if r.fl.lease == nil {
-		return
-	}
-	r.fl.stop()
-	// Fed before the release's round trip, which may take the fleet
-	// timeout: the job is over, its unit must not fail for a slow release.
-	every := r.fl.lease.BeatEvery()
-	go func() {
-		for range time.Tick(every) {
-			report.Watchdog()
-		}
-	}()
-	_ = r.fl.lease.Release(context.Background())
-}
 
 // fleetExtendBackoff records a fleet-scoped lock group's back-off, through
 // the database's check (this host's role, 7 days by its clock).
@@ -163,47 +121,26 @@ func (r *runner) fleetIdle() {
 
 // claimSlot claims the tick's slot fleet-wide, as the last step before the
 // command starts: the slot already ran elsewhere → skip; no answer → 78.
-func (r *runner) claimSlot() (Outcome, bool, error) {
+func (r *runner) claimSlot() *ended {
 	if r.fl.db == nil { // (admission connects first: only without Deps.Fleet)
 		return r.fleetUnusable(errNoFleet)
 	}
-	s, err := r.fl.db.ClaimSlot(context.Background(), r.c.Job, r.slot, r.c.Fleet.Host, r.c.Schedule)
+	s, err := r.fl.db.ClaimSlot(context.Background(), r.c.Job, r.claim.slot, r.c.Fleet.Host, r.c.Schedule)
 	switch {
 	case err == nil:
-		r.claimed = true
-		return Outcome{}, false, nil
+		r.claim.ok = true
+		return nil
 	case errors.Is(err, ErrSlotSchedule):
-		out, err := r.skip(exitcode.GateBad, reason.F(reason.SlotScheduleMismatch, "%s", strings.TrimPrefix(err.Error(), ErrSlotSchedule.Error()+": ")))
-		return out, true, err
+		return r.skip(exitcode.GateBad, reason.F(reason.SlotScheduleMismatch, "%s", strings.TrimPrefix(err.Error(), ErrSlotSchedule.Error()+": ")))
 	case errors.Is(err, ErrSlotTaken):
-		what := "the slot ending " + r.slot.Format(time.RFC3339)
-		if s.Slot.After(r.slot) {
+		what := "the slot ending " + r.claim.slot.Format(time.RFC3339)
+		if s.Slot.After(r.claim.slot) {
 			what = "a later slot (ending " + s.Slot.UTC().Format(time.RFC3339) + ")"
 		}
-		out, err := r.skip(exitcode.Skipped, reason.F(reason.SlotTaken, "%s ran on %s (claimed %s)",
+		return r.skip(exitcode.Skipped, reason.F(reason.SlotTaken, "%s ran on %s (claimed %s)",
 			what, s.Host, s.ClaimedAt.UTC().Format(time.RFC3339)))
-		return out, true, err
 	default:
-		out, err := r.skip(exitcode.GateBad, reason.F(reason.FleetSlotUnavailable, "%v (a floating singleton never runs without its slot)", err))
-		return out, true, err
-	}
-}
-
-// fleetLock takes the lock group fleet-wide, retrying up to --lock-wait; a
-// signal during the wait ends it and is returned.
-func (r *runner) fleetLock() (FleetLease, os.Signal, error) {
-	deadline := time.Now().Add(r.c.LockWait)
-	holder := FleetHolder{Host: r.c.Fleet.Host, Job: r.c.Job, PID: os.Getpid()}
-	for {
-		l, err := r.fl.db.TakeLease(context.Background(), r.c.Lock, holder, r.c.Fleet.LeaseTTL)
-		if err == nil || !errors.Is(err, ErrFleetBusy) || !time.Now().Before(deadline) {
-			return l, nil, err
-		}
-		select {
-		case s := <-r.sigCh:
-			return nil, s, nil
-		case <-time.After(min(200*time.Millisecond, time.Until(deadline))):
-		}
+		return r.skip(exitcode.GateBad, reason.F(reason.FleetSlotUnavailable, "%v (a floating singleton never runs without its slot)", err))
 	}
 }
 
@@ -221,7 +158,7 @@ type published struct {
 // status is never worth failing a tick for. A running record is published
 // only by a tick that holds its connection anyway (a lease to renew).
 func (r *runner) publish(st *state.State) {
-	if r.c.Fleet == nil || r.fleetSkipped || r.fleetErr != nil {
+	if r.c.Fleet == nil || r.seen.fleetDown || r.fleetErr != nil {
 		return
 	}
 	if st.Result == state.Running && (r.fl.db == nil || !r.fl.db.Connected()) {
@@ -229,7 +166,7 @@ func (r *runner) publish(st *state.State) {
 	}
 	if r.fl.db == nil {
 		if err := r.connectFleet(); err != nil {
-			r.fleetSkipped = true
+			r.seen.fleetDown = true
 			r.rep.Warn("job %s: fleet status not published: %v", r.c.Job, err)
 			return
 		}

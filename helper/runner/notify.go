@@ -52,7 +52,7 @@ func (r *runner) loadNotify() {
 // notifyStart pings healthchecks targets that want every run, without
 // making the command wait for it.
 func (r *runner) notifyStart() {
-	if r.ntf == nil || r.attempt > 1 {
+	if r.ntf == nil || r.try.n > 1 {
 		return
 	}
 	for _, t := range r.ntf.cfg.Targets {

@@ -19,7 +19,7 @@ var RetryPoll = 500 * time.Millisecond
 
 // retryable says whether an attempt that ended with code is tried again.
 func (r *runner) retryable(code int) bool {
-	return r.c.Retries > 0 && r.c.Retry[code] && r.attempt <= r.c.Retries
+	return r.c.Retries > 0 && r.c.Retry[code] && r.try.n <= r.c.Retries
 }
 
 // attemptNo is the attempt to record: 0 when the job has no retries (the
@@ -28,7 +28,7 @@ func (r *runner) attemptNo() int {
 	if r.c.Retries == 0 {
 		return 0
 	}
-	return r.attempt
+	return r.try.n
 }
 
 // RetryDelay is the wait before attempt n+1 after attempt n failed: delay
@@ -50,63 +50,60 @@ func RetryDelay(n int, delay, max time.Duration, rnd func(int64) int64) time.Dur
 }
 
 // waitToRetry records the failed attempt, then waits for the next one. It
-// returns stop=true with the tick's final outcome when the wait ends early:
+// ends the tick (non-nil) when the wait ends early:
 // a signal (interrupted), or the gate, a pause, a rollout window, a marker
 // or the fleet gate saying no more (the last attempt's failure stands).
-func (r *runner) waitToRetry(code int, why string) (Outcome, bool, error) {
+func (r *runner) waitToRetry(code int, why string) *ended {
 	c := r.c
-	delay := RetryDelay(r.attempt, c.RetryDelay, c.RetryMaxDelay, rand.Int64N)
+	delay := RetryDelay(r.try.n, c.RetryDelay, c.RetryMaxDelay, rand.Int64N)
 	next := time.Now().Add(delay).UTC()
 	what := fmt.Sprintf("exit code %d is a retry code", code)
 	if why != "" {
 		what = why
 	}
-	msg := fmt.Sprintf("%s; attempt %d of %d failed, next in %s", what, r.attempt, c.Retries+1, delay.Round(time.Millisecond))
+	msg := fmt.Sprintf("%s; attempt %d of %d failed, next in %s", what, r.try.n, c.Retries+1, delay.Round(time.Millisecond))
 	r.rep.Tick(report.Entry{Job: c.Job, Lock: c.Lock, Result: "retrying", Reason: msg, RunID: r.runID,
-		ExitCode: code, DurationSec: time.Since(r.started).Seconds(), Attempt: r.attempt})
+		ExitCode: code, DurationSec: time.Since(r.started).Seconds(), Attempt: r.try.n})
 	// Drain and status see the tick as running (the helper is alive and
 	// holds the lock group) while it waits.
 	if _, err := r.job.Update(context.Background(), func(s *state.State) {
 		s.Lock = c.Lock
 		s.RetriesTotal++
-		s.Run = state.Run{RunID: r.runID, Result: state.Running, Reason: msg, StartedAt: &r.started, Attempt: r.attempt, NextAttemptAt: &next}
+		s.Run = state.Run{RunID: r.runID, Result: state.Running, Reason: msg, StartedAt: &r.started, Attempt: r.try.n, NextAttemptAt: &next}
 		s.PID, s.PIDStart = 0, 0
 		s.HelperPID, s.HelperPIDStart = os.Getpid(), proc.StartTime(os.Getpid())
 	}, state.Hooks{}); err != nil {
 		r.rep.Warn("job %s: recording the retry: %v", c.Job, err)
 	}
-	report.Status("%s: attempt %d failed; next at %s", c.Job, r.attempt, next.Format(time.RFC3339))
+	report.Status("%s: attempt %d failed; next at %s", c.Job, r.try.n, next.Format(time.RFC3339))
 	poll := time.NewTicker(RetryPoll)
 	defer poll.Stop()
 	until := time.NewTimer(delay)
 	defer until.Stop()
 	// Asked now (the attempt may have set a back-off), every RetryPoll, and
 	// once more when the wait is over.
-	check := func() (Outcome, bool, error) {
+	check := func() *ended {
 		if stop := r.stopRetrying(); stop != "" {
-			r.lastWhy = stop
-			out, err := r.finishRun(code, "", false)
-			return out, true, err
+			r.try.lastWhy = stop
+			return r.finishRun(code, "", false)
 		}
-		return Outcome{}, false, nil
+		return nil
 	}
-	if out, stop, err := check(); stop {
-		return out, stop, err
+	if e := check(); e != nil {
+		return e
 	}
 	for {
 		select {
 		case s := <-r.sigCh:
-			out, err := r.finishInterrupted(s, true, code)
-			return out, true, err
+			return r.finishInterrupted(s, true, code)
 		case ev := <-r.leaseEvents():
 			// The fleet lock is going or gone: no further attempt.
-			out, err := r.finishLost(ev.Err, code)
-			return out, true, err
+			return r.finishLost(ev.Err, code)
 		case <-until.C:
 			return check()
 		case <-poll.C:
-			if out, stop, err := check(); stop {
-				return out, stop, err
+			if e := check(); e != nil {
+				return e
 			}
 		}
 	}

@@ -4,12 +4,23 @@ import (
 	"context"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tickgate/tickgate/helper/calendar"
 	"github.com/tickgate/tickgate/helper/reason"
 	"github.com/tickgate/tickgate/helper/state"
 )
+
+// schedule is what a tick works out of its timer's schedule (whenDue).
+type schedule struct {
+	nextDue  *time.Time  // the schedule's next elapse as the tick started (nil: no schedule)
+	elapses  []time.Time // the schedule's coming elapses (cached in state.json)
+	interval float64     // the longest gap between them, in seconds
+	nextErr  error       // why nextDue is unknown
+	due      *time.Time  // when this tick was due (nil: not known, or a start off the schedule)
+	once     sync.Once   // whenDue, run once (ensureDue)
+}
 
 // schedKey is how state.json remembers which schedule (and time zone) its
 // cached elapses belong to. The zone is the host's (/etc/localtime), as the
@@ -47,36 +58,36 @@ func (r *runner) whenDue() {
 	prev, _ := r.job.LoadSchedule()
 	key := r.schedKey()
 	if prev != nil && prev.Schedule == key {
-		r.elapses, r.interval = prev.Elapses, prev.ExpectedInterval
+		r.sched.elapses, r.sched.interval = prev.Elapses, prev.ExpectedInterval
 	}
-	next := firstAfter(r.elapses, now)
+	next := firstAfter(r.sched.elapses, now)
 	if next == nil {
 		els, err := calendar.Elapses(context.Background(), r.c.Schedule, CacheElapses)
 		if err != nil {
-			r.nextErr = err
-			r.elapses, r.interval = nil, 0
+			r.sched.nextErr = err
+			r.sched.elapses, r.sched.interval = nil, 0
 		} else {
-			r.elapses, r.interval = els, longestGap(els)
+			r.sched.elapses, r.sched.interval = els, longestGap(els)
 			next = firstAfter(els, now)
 		}
 	}
-	r.nextDue = next
+	r.sched.nextDue = next
 	if prev == nil {
 		return
 	}
 	switch {
 	case prev.NextDue != nil && prev.Schedule == key && !prev.NextDue.After(now):
 		d := prev.NextDue.UTC()
-		r.due = &d
+		r.sched.due = &d
 	case prev.CatchUp != nil:
 		d := prev.CatchUp.Slot.UTC()
-		r.due = &d
+		r.sched.due = &d
 	}
 }
 
 // ensureDue runs whenDue once; every reader of what it works out (nextDue,
 // elapses, interval, nextErr, due) calls it first.
-func (r *runner) ensureDue() { r.dueOnce.Do(r.whenDue) }
+func (r *runner) ensureDue() { r.sched.once.Do(r.whenDue) }
 
 func firstAfter(els []time.Time, now time.Time) *time.Time {
 	for _, e := range els {
@@ -101,13 +112,13 @@ func longestGap(els []time.Time) float64 {
 // noteSchedule is part of every record: the next elapse for the next tick,
 // and the cache of coming elapses (those still ahead).
 func (r *runner) noteSchedule(s *state.State) {
-	if r.nextDue == nil {
+	if r.sched.nextDue == nil {
 		return
 	}
-	s.NextDue, s.Schedule, s.ExpectedInterval = r.nextDue, r.schedKey(), r.interval
+	s.NextDue, s.Schedule, s.ExpectedInterval = r.sched.nextDue, r.schedKey(), r.sched.interval
 	s.Elapses = s.Elapses[:0]
-	for _, e := range r.elapses {
-		if !e.Before(*r.nextDue) {
+	for _, e := range r.sched.elapses {
+		if !e.Before(*r.sched.nextDue) {
 			s.Elapses = append(s.Elapses, e)
 		}
 	}
@@ -137,8 +148,8 @@ func (r *runner) noteCatchUp(s *state.State, result, why string, ran bool) {
 		s.CatchUp = nil
 	case result == state.Skipped && gateSkip(why):
 		slot := time.Now().UTC()
-		if r.due != nil {
-			slot = *r.due
+		if r.sched.due != nil {
+			slot = *r.sched.due
 		}
 		if s.CatchUp == nil || slot.After(s.CatchUp.Slot) {
 			s.CatchUp = &state.CatchUp{Slot: slot, Reason: why}

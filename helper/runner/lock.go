@@ -1,0 +1,121 @@
+// Stage 2 of a tick: the lock group, on this host (package lockgroup), then
+// fleet-wide for a fleet-scoped group (a lease in the fleet database).
+
+package runner
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/tickgate/tickgate/helper/exitcode"
+	"github.com/tickgate/tickgate/helper/lockgroup"
+	"github.com/tickgate/tickgate/helper/reason"
+	"github.com/tickgate/tickgate/helper/report"
+)
+
+// acquire takes the lock group, waiting up to --lock-wait; a signal during
+// the wait ends it and is returned.
+func (r *runner) acquire() (*lockgroup.Group, os.Signal, error) {
+	if r.c.LockWait <= 0 {
+		// No wait: nothing for a signal to end (a goroutine less per tick).
+		lg, err := lockgroup.Acquire(context.Background(), r.c.LockDir, r.c.Lock, 0, r.c.Owners)
+		return lg, nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var got os.Signal
+	stop, watched := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(watched)
+		select {
+		case got = <-r.sigCh:
+			cancel()
+		case <-stop:
+		}
+	}()
+	lg, err := lockgroup.Acquire(ctx, r.c.LockDir, r.c.Lock, r.c.LockWait, r.c.Owners)
+	close(stop)
+	<-watched
+	if got != nil {
+		if lg != nil {
+			lg.Close()
+		}
+		return nil, got, nil
+	}
+	return lg, nil, err
+}
+
+// pendingSignal returns a signal already delivered, if any.
+func (r *runner) pendingSignal() os.Signal {
+	select {
+	case s := <-r.sigCh:
+		return s
+	default:
+		return nil
+	}
+}
+
+// takeFleetLock holds the lock group fleet-wide, or records why the tick
+// does not run (the tick ends there): busy, a signal during the wait, no
+// database.
+// From here until releaseFleetLock the lease is renewed (fleet.Lease.Keep),
+// through the command's run and any wait between its attempts, and the
+// unit's watchdog is fed while the lease is sure.
+func (r *runner) takeFleetLock() *ended {
+	if r.fl.db == nil { // (admission connects first: only without Deps.Fleet)
+		return r.fleetUnusable(errNoFleet)
+	}
+	l, sig, err := r.fleetLock()
+	switch {
+	case sig != nil:
+		return r.finishInterrupted(sig, false, 0)
+	case errors.Is(err, ErrFleetBusy):
+		return r.skip(exitcode.Skipped, reason.F(reason.LockBusy, "fleet lock group %s %s", r.c.Lock, strings.TrimPrefix(err.Error(), ErrFleetBusy.Error()+": ")))
+	case err != nil:
+		return r.fleetUnusable(err)
+	}
+	r.fl.lease = l
+	report.Watchdog() // the unit's watchdog runs from now (WatchdogSec=)
+	r.fl.events, r.fl.stop = l.Keep(report.Watchdog)
+	return nil
+}
+
+// releaseFleetLock stops renewing the lease and gives it back. The unit's
+// watchdog is fed from then on until the helper exits: the lease it guarded
+// is gone.
+func (r *runner) releaseFleetLock() {
+	if r.fl.lease == nil {
+		return
+	}
+	r.fl.stop()
+	// Fed before the release's round trip, which may take the fleet
+	// timeout: the job is over, its unit must not fail for a slow release.
+	every := r.fl.lease.BeatEvery()
+	go func() {
+		for range time.Tick(every) {
+			report.Watchdog()
+		}
+	}()
+	_ = r.fl.lease.Release(context.Background())
+}
+
+// fleetLock takes the lock group fleet-wide, retrying up to --lock-wait; a
+// signal during the wait ends it and is returned.
+func (r *runner) fleetLock() (FleetLease, os.Signal, error) {
+	deadline := time.Now().Add(r.c.LockWait)
+	holder := FleetHolder{Host: r.c.Fleet.Host, Job: r.c.Job, PID: os.Getpid()}
+	for {
+		l, err := r.fl.db.TakeLease(context.Background(), r.c.Lock, holder, r.c.Fleet.LeaseTTL)
+		if err == nil || !errors.Is(err, ErrFleetBusy) || !time.Now().Before(deadline) {
+			return l, nil, err
+		}
+		select {
+		case s := <-r.sigCh:
+			return nil, s, nil
+		case <-time.After(min(200*time.Millisecond, time.Until(deadline))):
+		}
+	}
+}
