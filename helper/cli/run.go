@@ -15,22 +15,30 @@ import (
 	"github.com/tickgate/tickgate/helper/state"
 )
 
-const runHelp = `Runs COMMAND with exactly that argv (no shell), unless a marker, the gate or
-the lock group says not to. Checks, in order: done/halted markers, the gate
-(closed, job paused, rollout window), the lock group. A skip never runs the
-command. The command inherits stdin/stdout/stderr, fd 3 holding the group lock,
-and TICKGATE_JOB, TICKGATE_LOCK, TICKGATE_RUN_ID, TICKGATE_STATE_DIR (its own
-job dir, for a checkpoint cursor), TICKGATE_GATE.
+const runHelp = `Runs COMMAND with exactly that argv (no shell), unless a check says not to.
+Checks, in order: the done/halted markers, the host gate (closed, job paused,
+rollout window), the fleet gate (--fleet), the lock group's back-off, the
+start deadline; then the lock group (host, then fleet with --lock-scope fleet)
+and the same checks again with it held. A skip never runs the command.
+
+The command inherits stdin/stdout/stderr and, on fd 4, a socket to its
+supervisor (TICKGATE_CONTROL_FD: tickgate backoff, tickgate gate check); its
+environment is tickgate's unit environment, the job's own variables
+(--env-file), and TICKGATE_JOB, TICKGATE_LOCK, TICKGATE_RUN_ID,
+TICKGATE_DATA_DIR (its own writable dir, for a checkpoint cursor),
+TICKGATE_STATE_ROOT and TICKGATE_GATE.
 
 Durations take systemd time spans ("90s", "5min", "1h 30m"; bare number = s).
 
 Exit codes:
   0    the command ran and its code was an ok or done code
-  75   skipped: done/halted marker, gate closed, job paused, rollout window,
-       lock busy (a normal outcome; units set SuccessExitStatus=75)
-  78   the gate file is unreadable, malformed or insecure (--gate-fail closed)
+  1    the command's code was 0 or 75 but not an ok or done code
+  75   skipped: a marker, the gate, a pause, a rollout window, a back-off,
+       a missed deadline, the lock busy (units set SuccessExitStatus=75)
+  78   the gate file or the fleet is unusable (--gate-fail closed)
   64   usage error (nothing run, nothing written)
   70   tickgate could not record the outcome (state/metrics not writable)
+  126, 127  the command could not be started (not executable, not found)
   N    the command's own code when it is a failure or a halt code
   128+N the command, or tickgate, was ended by signal N
 
