@@ -38,7 +38,7 @@ func New(stderr io.Writer) *Reporter {
 
 // Line is the plain form of an entry, also the journal MESSAGE.
 func (e Entry) Line() string {
-	s := fmt.Sprintf("tickgate: job=%s result=%s exit=%d duration=%.3fs run_id=%s", e.Job, e.Result, e.ExitCode, e.DurationSec, e.RunID)
+	s := fmt.Sprintf(voice.Prog+": job=%s result=%s exit=%d duration=%.3fs run_id=%s", e.Job, e.Result, e.ExitCode, e.DurationSec, e.RunID)
 	if e.Lock != e.Job {
 		s += " lock=" + e.Lock
 	}

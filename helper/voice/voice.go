@@ -51,6 +51,12 @@ func Warn(w io.Writer, format string, a ...any) {
 	fmt.Fprintln(w, Warning(format, a...))
 }
 
+// Say prints an informational line to w: "tickgate: MESSAGE" (a summary on
+// stderr beside a command's output on stdout).
+func Say(w io.Writer, format string, a ...any) {
+	fmt.Fprintln(w, Prog+": "+textsafe.Clean(strings.TrimSpace(fmt.Sprintf(format, a...))))
+}
+
 // PrintError prints err's line to w.
 func PrintError(w io.Writer, err error) {
 	fmt.Fprintln(w, Error(err))

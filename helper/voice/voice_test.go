@@ -19,6 +19,7 @@ var messageFuncs = map[string]bool{
 	"fmt.Errorf": true, "errors.New": true, "exitcode.New": true, "exitcode.UsageError": true,
 	"Warn":    true, // report.Reporter.Warn and voice.Warn, through any receiver
 	"Warning": true,
+	"Say":     true,
 }
 
 // properNouns may start a message with a capital.
@@ -54,7 +55,7 @@ func TestMessagesFollowTheRules(t *testing.T) {
 		}
 		ast.Inspect(f, func(n ast.Node) bool {
 			if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING && f.Name.Name != "voice" {
-				if v, err := strconv.Unquote(lit.Value); err == nil && (strings.HasPrefix(v, "tickgate: warning") || strings.HasPrefix(v, "tickgate: %")) {
+				if v, err := strconv.Unquote(lit.Value); err == nil && strings.HasPrefix(v, "tickgate: ") {
 					t.Errorf("%s: %q: prints tickgate's prefix by hand; use package voice", fset.Position(lit.Pos()), v)
 				}
 			}
