@@ -12,5 +12,5 @@ import (
 
 // All is every operator command, in the order tickgate --help lists them.
 func All(e *cli.Env) []*ucli.Command {
-	return []*ucli.Command{gateCommand(e), drainCommand(e), statusCommand(e), clearCommand(e), haltCommand(e), fleetCommand(e), catchUpCommand(e), backoffCommand(e), historyCommand(e), fenceCommand(e), completeCommand(e)}
+	return []*ucli.Command{gateCommand(e), drainCommand(e), statusCommand(e), clearCommand(e), haltCommand(e), fleetCommand(e), catchUpCommand(e), backoffCommand(e), historyCommand(e), fenceCommand(e), cronCommand(e), completeCommand(e)}
 }

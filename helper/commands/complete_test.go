@@ -41,7 +41,7 @@ func TestCompletions(t *testing.T) {
 		want   string
 		asRoot bool // the state dir is chowned to nobody
 	}{
-		{[]string{""}, "run gate drain status clear halt fleet catch-up backoff history fence", false},
+		{[]string{""}, "run gate drain status clear halt fleet catch-up backoff history fence cron", false},
 		{[]string{"g"}, "gate", false},
 		{[]string{"gate", "p"}, "pause", false},
 		{[]string{"gate", "check", "--lock-s"}, "--lock-scope", false},
