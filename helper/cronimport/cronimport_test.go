@@ -118,6 +118,21 @@ func TestCommand(t *testing.T) {
 
 func ptr(n int) *int { return &n }
 
+func TestBaseNameOfShellLines(t *testing.T) {
+	for line, want := range map[string]string{
+		"test -e /run/systemd/system || SERVICE_MODE=1 /sbin/e2scrub_all -A -r":                                   "e2scrub_all",
+		"[ -x /usr/lib/php/sessionclean ] && if [ ! -d /run/systemd/system ]; then /usr/lib/php/sessionclean; fi": "sessionclean",
+		"test -x /usr/sbin/anacron || { cd / && run-parts --report /etc/cron.daily; }":                            "run-parts",
+		"cd /srv && make -s | tail":                 "make",
+		"$HOME/bin/daily.job >> $HOME/tmp/out 2>&1": "daily.job",
+		"FOO=1 /opt/x":                              "x",
+	} {
+		if got := baseName([]string{"/bin/sh", "-c", line}); got != want {
+			t.Errorf("%q: %q, want %q", line, got, want)
+		}
+	}
+}
+
 func TestPercent(t *testing.T) {
 	if got, err := Percent(`date +\%Y-\%m-\%d`); err != nil || got != "date +%Y-%m-%d" {
 		t.Errorf("escaped %%: %q %v", got, err)

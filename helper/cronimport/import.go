@@ -312,21 +312,50 @@ func (l *line) job() (*Job, error) {
 	return j, nil
 }
 
-// baseName is a job name from its command: the program's file name, or for
-// a shell line its first word's.
+// baseName is a job name from its command: the program's file name; for
+// a shell line, the first program it runs that is not a test or a shell
+// word ("test -x /usr/sbin/anacron || /usr/lib/x/job" is "job").
 func baseName(argv []string) string {
 	prog := argv[0]
 	if len(argv) == 3 && argv[1] == "-c" {
-		if words, _, err := split(argv[2]); err == nil {
-			for _, w := range words {
-				if w.plain && !isOperator(w) && !strings.Contains(w.text, "=") && w.text != "cd" {
-					prog = w.text
-					break
-				}
-			}
+		if p := shellProgram(argv[2]); p != "" {
+			prog = p
 		}
 	}
 	return sanitize(filepath.Base(prog))
+}
+
+// shellWords start a command or are no program of the job's.
+var shellWords = map[string]bool{"if": true, "then": true, "else": true, "elif": true, "fi": true, "do": true,
+	"done": true, "while": true, "until": true, "for": true, "case": true, "esac": true, "{": true, "}": true,
+	"!": true, "test": true, "[": true, "]": true, "[[": true, "]]": true, "true": true, "false": true, ":": true,
+	"cd": true, "command": true, "exec": true, "export": true, "set": true, "exit": true}
+
+// keywords after which a new command starts.
+var startsCommand = map[string]bool{"if": true, "then": true, "else": true, "elif": true, "do": true,
+	"while": true, "until": true, "!": true, "{": true}
+
+func shellProgram(line string) string {
+	words, _, err := split(line)
+	if err != nil {
+		return ""
+	}
+	start := true
+	for _, w := range words {
+		switch {
+		case isOperator(w):
+			start = true
+		case !start:
+		case startsCommand[w.text]:
+		case strings.Contains(w.text, "=") && !strings.Contains(strings.SplitN(w.text, "=", 2)[0], "/"):
+			// VAR=value before the program
+		case shellWords[w.text]:
+			start = false // a test or builtin: its words are not programs
+		default:
+			return w.text
+		}
+	}
+	return ""
 }
 
 var nameBad = regexp.MustCompile(`[^a-z0-9_.-]+`)

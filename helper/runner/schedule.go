@@ -2,13 +2,17 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
+	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/tickgate/tickgate/helper/calendar"
 	"github.com/tickgate/tickgate/helper/reason"
+	"github.com/tickgate/tickgate/helper/safefs"
 	"github.com/tickgate/tickgate/helper/state"
 )
 
@@ -151,6 +155,11 @@ func (r *runner) noteCatchUp(s *state.State, result, why string, ran bool) {
 		if r.sched.due != nil {
 			slot = *r.sched.due
 		}
+		if at, ok := r.handedOverAt(); ok && !slot.After(at) {
+			// A slot due before the deploy handed the job over from cron
+			// (replaces_cron): cron ran it, nothing is owed.
+			break
+		}
 		if s.CatchUp == nil || slot.After(s.CatchUp.Slot) {
 			s.CatchUp = &state.CatchUp{Slot: slot, Reason: why}
 		}
@@ -160,4 +169,34 @@ func (r *runner) noteCatchUp(s *state.State, result, why string, ran bool) {
 		// gets later.
 		s.CatchUp = nil
 	}
+}
+
+// handedOverAt is when the deploy handed this job over from its cron entry
+// (replaces_cron): the record the deploy writes beside the gate file,
+// HANDOVER/JOB.json, root's. Read only for a gate skip that would owe a
+// catch-up.
+func (r *runner) handedOverAt() (time.Time, bool) {
+	if r.c.GatePath == "" {
+		return time.Time{}, false
+	}
+	root, err := safefs.OpenRoot(filepath.Join(filepath.Dir(r.c.GatePath), "handover"), false, 0)
+	if err != nil {
+		return time.Time{}, false
+	}
+	defer root.Close()
+	if root.Trusted(nil) != nil {
+		return time.Time{}, false
+	}
+	data, err := root.ReadFile(r.c.Job+".json", 64<<10)
+	if err != nil {
+		return time.Time{}, false
+	}
+	var rec struct {
+		At float64 `json:"at"`
+	}
+	if json.Unmarshal(data, &rec) != nil || rec.At <= 0 {
+		return time.Time{}, false
+	}
+	sec, frac := math.Modf(rec.At)
+	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), true
 }

@@ -78,6 +78,22 @@ options:
     type: list
     elements: str
     default: []
+  handover:
+    description:
+    - For write (and host when it writes), the present jobs that replace a cron entry (C(replaces_cron)), dicts
+      with job, unit, file, match, enabled, catch_up and state (the job's state.json). After the units are written
+      and armed and before the gate reopens, the line of each enabled one is commented out with a marker naming
+      the job and recorded in I(handover_dir); a line handed over to a job not listed is put back. After the
+      reopen, a job whose timer fired while the gate was closed after its handover is started once.
+    - For validate, the same dicts; a match that finds no line (and none was handed over to the job) or more than
+      one is an error.
+    - Not given, cron entries are left alone.
+    type: list
+    elements: dict
+  handover_dir:
+    description: Where each handed-over cron line is recorded (JOB.json, root's).
+    type: path
+    default: /etc/tickgate/handover
 """
 
     # The notification targets and the jobs' environments: tickgate_layout and tickgate_host.

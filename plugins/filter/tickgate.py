@@ -379,6 +379,18 @@ def tickgate_job_errors(jobs, defaults=None, supervisor=None, fleet=False):
                     "%s is not longer than randomized_delay + accuracy (%gs): a tick may start that late by design, "
                     "so it could never run" % (tickgate_span(sd), late),
                 )
+        rc = job.get("replaces_cron")
+        if rc is not None:
+            if not isinstance(rc, dict):
+                err("replaces_cron", "must be {file: ABSOLUTE PATH, match: TEXT OF THE LINE} (got %r)" % (rc,))
+            else:
+                for k in sorted(set(rc) - {"file", "match"}):
+                    err("replaces_cron", "unknown key %r (file and match are known)" % (k,))
+                f, m = rc.get("file"), rc.get("match")
+                if not isinstance(f, str) or not f.startswith("/") or "\n" in f:
+                    err("replaces_cron", "file must be the crontab's absolute path (got %r)" % (f,))
+                if not isinstance(m, str) or not m.strip() or "\n" in m:
+                    err("replaces_cron", "match must be text of the one cron line the job replaces (got %r)" % (m,))
         single = job.get("singleton")
         if single is not None and not isinstance(single, bool) and single != "fleet":
             err("singleton", "must be true, false or fleet: %r" % (single,))
@@ -480,6 +492,17 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
         if isinstance(j.get("schedule"), str):
             j["schedule"] = [j["schedule"]]
         j["unit"] = "tickgate-%s" % j["name"]
+        if isinstance(j.get("replaces_cron"), dict):
+            # The cron line this job takes over (the deploy's handover),
+            # and where the job's state is, to see its first ticks.
+            j["handover"] = {
+                "job": j["name"],
+                "unit": j["unit"],
+                "file": j["replaces_cron"]["file"],
+                "match": j["replaces_cron"]["match"],
+                "catch_up": j.get("catch_up") == "once",
+                "state": os.path.join(settings.get("state_dir") or "/var/lib/tickgate", j["name"], "state.json"),
+            }
         if j["state"] == "absent":
             out.append(j)
             continue

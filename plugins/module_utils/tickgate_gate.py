@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 
+from ansible_collections.tickgate.tickgate.plugins.module_utils.tickgate_cron import give_back, hand_over, run_missed
 from ansible_collections.tickgate.tickgate.plugins.module_utils.tickgate_sys import run
 from ansible_collections.tickgate.tickgate.plugins.module_utils.tickgate_unitfiles import UNIT_RE, helper_version, purge, write
 
@@ -20,13 +21,33 @@ def write_and_reopen(module, p, res):
     res["written"], res["removed"], res["armed"], res["disarmed"] = write(module, p)
     if p["helper"]:
         res["helper_version"] = helper_version(p["helper"])
+    handed = handover(module, p, res)
     failed = reopen(module, p, res)
+    if handed and res.get("reopened"):
+        res["handover_started"] = run_missed(handed)
     if p["purge_dirs"]:
         try:
             res["purged"] = purge(p, res["removed"], module.check_mode)
         except OSError as e:
             failed = "; ".join(x for x in (failed, "purging the gone jobs' directories failed: %s" % e) if x)
     return failed
+
+
+def handover(module, p, res):
+    """The cron handover (replaces_cron) in the gate-closed window, the timers
+    armed: lines handed over to jobs no longer listed put back, the enabled
+    jobs' lines commented out. Returns what was handed over now."""
+    if p.get("handover") is None:
+        return []
+    keep = {h["job"] for h in p["handover"]}
+    res["cron_restored"], problems, diffs = give_back(keep, p["handover_dir"], module.check_mode)
+    for w in problems:
+        module.warn(w)
+    handed, more = hand_over([h for h in p["handover"] if h.get("enabled", True)], p["handover_dir"], module.check_mode)
+    res["cron_handed_over"] = [{"job": h["job"], "file": h["file"], "line": h["line"]} for h in handed]
+    if diffs or more:
+        res["diff"] = diffs + more
+    return handed
 
 
 def reopen(module, p, res):
@@ -55,7 +76,15 @@ def reopen(module, p, res):
 
 
 def wrote_anything(res):
-    return bool(res["written"] or res["removed"] or res["armed"] or res["disarmed"] or res.get("purged"))
+    return bool(
+        res["written"]
+        or res["removed"]
+        or res["armed"]
+        or res["disarmed"]
+        or res.get("purged")
+        or res.get("cron_handed_over")
+        or res.get("cron_restored")
+    )
 
 
 class GateError(Exception):

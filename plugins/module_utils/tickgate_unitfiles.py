@@ -96,6 +96,10 @@ def _validate(module, p):
         errors += check_calendars(p["schedules"])
         for sg in p["singletons"]:
             errors += check_singleton(sg, p["gap_iterations"])
+        if p.get("handover"):
+            from ansible_collections.tickgate.tickgate.plugins.module_utils.tickgate_cron import check as check_handover
+
+            errors += check_handover(p["handover"])
         for a in p["accounts"]:
             try:
                 (pwd.getpwnam if a["field"] == "user" else grp.getgrnam)(a["name"])

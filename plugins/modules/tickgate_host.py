@@ -298,6 +298,8 @@ def main():
             reopen_if=dict(type="list", elements="str", default=[]),
             purge_dirs=dict(type="list", elements="path", default=[]),
             absent_jobs=dict(type="list", elements="str", default=[]),
+            handover=dict(type="list", elements="dict"),
+            handover_dir=dict(type="path", default="/etc/tickgate/handover"),
             write_if_ready=dict(type="bool", default=False),
         ),
         supports_check_mode=True,

@@ -173,6 +173,8 @@ def main():
             reopen_if=dict(type="list", elements="str", default=[]),
             purge_dirs=dict(type="list", elements="path", default=[]),
             absent_jobs=dict(type="list", elements="str", default=[]),
+            handover=dict(type="list", elements="dict"),
+            handover_dir=dict(type="path", default="/etc/tickgate/handover"),
         ),
         supports_check_mode=True,
     )

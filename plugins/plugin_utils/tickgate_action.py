@@ -200,6 +200,11 @@ def absent_jobs(plan):
     return [j["name"] for j in plan["jobs"] if j["state"] == "absent"]
 
 
+def handovers(jobs):
+    """The present jobs that replace a cron entry, for the module."""
+    return [dict(j["handover"], enabled=j.get("enabled", True)) for j in jobs if j.get("handover")]
+
+
 class PlanAction(ActionBase):
     """An action plugin for MODULE. ACTION is what it does (None: the task's
     action argument says, as tickgate_units takes it)."""
@@ -236,6 +241,9 @@ class PlanAction(ActionBase):
         if args.pop("arm", False):
             args["enabled"] = [j["unit"] + ".timer" for j in jobs if j.get("enabled", True)]
             args["disabled"] = [j["unit"] + ".timer" for j in jobs if not j.get("enabled", True)]
+        # The cron entries the jobs take over (replaces_cron), and so also
+        # which lines handed over before go back.
+        args["handover"] = handovers(jobs)
         if args.get("purge_dirs"):
             # tickgate_purge: the module purges these and the jobs whose
             # units it removes, after the write.
@@ -268,6 +276,7 @@ class PlanAction(ActionBase):
                 for j in jobs
                 if "singleton_min_gap" in j
             ]
+            args["handover"] = handovers(jobs)
             args["accounts"] = [
                 {"job": j["name"], "field": f, "name": j[f]}
                 for j in jobs

@@ -23,7 +23,7 @@ COLLECTIONS_PATH = next(p for p in sys.path if os.path.isdir(os.path.join(p or "
 PKG = "ansible_collections.tickgate.tickgate.plugins"
 UTILS = [
     importlib.import_module("%s.module_utils.%s" % (PKG, n))
-    for n in ("tickgate_sys", "tickgate_unitfiles", "tickgate_gate", "tickgate_layout", "tickgate_hoststep")
+    for n in ("tickgate_sys", "tickgate_unitfiles", "tickgate_cron", "tickgate_gate", "tickgate_layout", "tickgate_hoststep")
 ]
 FRAGMENTS = importlib.import_module("%s.doc_fragments.tickgate" % PKG)
 MODULES = {n: importlib.import_module("%s.modules.%s" % (PKG, n)) for n in ("tickgate_units", "tickgate_layout", "tickgate_host")}

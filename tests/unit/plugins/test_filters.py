@@ -562,3 +562,40 @@ class ReadmeNotifyExample(unittest.TestCase):
         self.assertEqual(t.tickgate_job_errors(jobs), [])
         j = t.tickgate_normalize_jobs(jobs, Normalize.defaults, Normalize.settings)[0]
         self.assertEqual(j["notify_targets"], [{"kind": "webhook", "url": "https://h/x", "on": "every"}])
+
+
+class ReplacesCron(unittest.TestCase):
+    def job(self, rc):
+        return [{"name": "harvest", "command": ["/opt/h"], "schedule": "daily", "replaces_cron": rc}]
+
+    def test_a_file_and_a_match(self):
+        self.assertEqual(t.tickgate_job_errors(self.job({"file": "/etc/cron.d/harvest", "match": "/opt/h"})), [])
+
+    def test_refused(self):
+        for rc, want in [
+            ("/etc/cron.d/harvest", "must be {file: ABSOLUTE PATH"),
+            ({"file": "cron.d/harvest", "match": "x"}, "file must be the crontab's absolute path"),
+            ({"file": "/etc/crontab", "match": " "}, "match must be text of the one cron line"),
+            ({"file": "/etc/crontab", "match": "x", "user": "root"}, "unknown key 'user'"),
+        ]:
+            errs = t.tickgate_job_errors(self.job(rc))
+            self.assertEqual(len(errs), 1, errs)
+            self.assertIn("job harvest: replaces_cron: " + want, errs[0])
+
+    def test_normalized_with_where_its_state_is(self):
+        j = t.tickgate_normalize_jobs(
+            self.job({"file": "/etc/cron.d/harvest", "match": "/opt/h"}),
+            Normalize.defaults,
+            dict(Normalize.settings, state_dir="/var/lib/tg"),
+        )[0]
+        self.assertEqual(
+            j["handover"],
+            {
+                "job": "harvest",
+                "unit": "tickgate-harvest",
+                "file": "/etc/cron.d/harvest",
+                "match": "/opt/h",
+                "catch_up": False,
+                "state": "/var/lib/tg/harvest/state.json",
+            },
+        )

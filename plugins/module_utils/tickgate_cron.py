@@ -1,0 +1,209 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026 tickgate developers; MIT License (see LICENSE)
+"""The handover of a cron entry to the tickgate job that replaces it (replaces_cron): the preflight's check
+that the match finds exactly one line, the deploy's commenting out of that line (in the gate-closed window,
+after the job's timer is armed, before the gate reopens), a run for a slot the closed gate skipped after
+the handover, and putting the line back when the job goes.
+
+A handed-over line is commented with a marker naming the job; what was handed over is recorded in
+HANDOVER_DIR/JOB.json (root's), which is what a later deploy puts back."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+
+from ansible_collections.tickgate.tickgate.plugins.module_utils.tickgate_sys import run
+
+JOB_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+def marker(job):
+    """What a handed-over line starts with."""
+    return "# tickgate(%s): " % job
+
+
+def _read(path):
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        return f.read().split("\n")
+
+
+def matches(lines, match):
+    """The indexes of the active (not commented) lines that contain match."""
+    return [i for i, l in enumerate(lines) if match in l and not l.lstrip().startswith("#")]
+
+
+def check(handovers):
+    """The preflight's problems with each handover: the file is unreadable, or the match finds no line (and
+    none was handed over to the job before) or more than one."""
+    errors = []
+    for h in handovers:
+        where = "job %s: replaces_cron: %s" % (h["job"], h["file"])
+        try:
+            lines = _read(h["file"])
+        except OSError as e:
+            errors.append("%s: %s" % (where, e.strerror or e))
+            continue
+        found = matches(lines, h["match"])
+        if len(found) > 1:
+            errors.append(
+                "%s: %r matches %d lines (%s): name the one line the job replaces"
+                % (where, h["match"], len(found), ", ".join(str(i + 1) for i in found))
+            )
+        elif not found and not any(l.startswith(marker(h["job"])) for l in lines):
+            errors.append("%s: %r matches no line" % (where, h["match"]))
+    return errors
+
+
+def _write(path, lines):
+    """path's new content, atomically: a temp file beside it with its owner and mode, fsynced, renamed over
+    it (cron sees the directory's and the file's times change), the directory fsynced."""
+    st = os.stat(path)
+    d = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tickgate-", dir=d)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+            f.write("\n".join(lines))
+            f.flush()
+            os.fchown(f.fileno(), st.st_uid, st.st_gid)
+            os.fchmod(f.fileno(), st.st_mode & 0o7777)
+            os.fsync(f.fileno())
+        os.rename(tmp, path)
+    except BaseException:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        raise
+    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def _outside_cron_load():
+    """Waits, if needed, until the edit cannot share a second with cron's per-minute load: cron compares
+    whole-second modification times, and a change in the very second it loaded would go unseen."""
+    into = time.time() % 60
+    if into < 2:
+        time.sleep(2 - into)
+
+
+def hand_over(handovers, registry, check_mode):
+    """Comments out each handover's line, once (a line handed over before is left as it is), and records
+    it in registry/JOB.json. Returns (handed: [{job, file, line, at, ...}], diffs)."""
+    by_file = {}
+    for h in handovers:
+        by_file.setdefault(h["file"], []).append(h)
+    handed, diffs = [], []
+    for path, hs in sorted(by_file.items()):
+        lines = _read(path)
+        before = list(lines)
+        todo = []
+        for h in hs:
+            found = matches(lines, h["match"])
+            if not found:
+                continue  # handed over before (the preflight checked the marker is there)
+            if len(found) > 1:
+                raise RuntimeError("job %s: replaces_cron: %s: %r matches %d lines" % (h["job"], path, h["match"], len(found)))
+            todo.append((h, found[0]))
+        if not todo:
+            continue
+        for h, i in todo:
+            lines[i] = marker(h["job"]) + lines[i]
+        diffs.append({"before": "\n".join(before), "after": "\n".join(lines), "before_header": path, "after_header": path})
+        if check_mode:
+            handed += [dict(h, line=before[i], at=None) for h, i in todo]
+            continue
+        _outside_cron_load()
+        at = time.time()
+        _write(path, lines)
+        os.makedirs(registry, mode=0o755, exist_ok=True)
+        for h, i in todo:
+            rec = {"job": h["job"], "file": path, "line": before[i], "marker": lines[i], "at": at}
+            tmp = os.path.join(registry, ".%s.json.tmp" % h["job"])
+            with open(tmp, "w") as f:
+                json.dump(rec, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.rename(tmp, os.path.join(registry, h["job"] + ".json"))
+            handed.append(dict(h, line=before[i], at=at))
+    return handed, diffs
+
+
+def give_back(keep, registry, check_mode):
+    """Puts back each line handed over to a job not in keep (the job is gone, or no longer replaces cron)
+    and forgets it. Returns (restored: [{job, file, line}], problems, diffs)."""
+    restored, problems, diffs = [], [], []
+    try:
+        names = sorted(os.listdir(registry))
+    except FileNotFoundError:
+        return restored, problems, diffs
+    for n in names:
+        job = n[: -len(".json")] if n.endswith(".json") else ""
+        if not JOB_RE.match(job) or job in keep:
+            continue
+        path = os.path.join(registry, n)
+        try:
+            with open(path) as f:
+                rec = json.load(f)
+            lines = _read(rec["file"])
+        except (OSError, ValueError, KeyError) as e:
+            problems.append("job %s: the cron line it replaced could not be put back: %s" % (job, e))
+            continue
+        if rec["marker"] not in lines:
+            problems.append(
+                "job %s: %s no longer holds the line tickgate commented out; not put back: %s" % (job, rec["file"], rec["line"])
+            )
+        else:
+            before = list(lines)
+            lines[lines.index(rec["marker"])] = rec["line"]
+            diffs.append(
+                {
+                    "before": "\n".join(before),
+                    "after": "\n".join(lines),
+                    "before_header": rec["file"],
+                    "after_header": rec["file"],
+                }
+            )
+            if not check_mode:
+                _outside_cron_load()
+                _write(rec["file"], lines)
+            restored.append({"job": job, "file": rec["file"], "line": rec["line"]})
+        if not check_mode:
+            os.unlink(path)
+    return restored, problems, diffs
+
+
+def run_missed(handed):
+    """After the reopen: a job whose timer fired after its handover while the deploy still held the gate
+    closed skipped that slot, which cron no longer ran either: it runs once now. (A job with catch_up: once
+    owes it already; tickgate catch-up runs it.) Returns the units started."""
+    started = []
+    for h in handed:
+        if h.get("catch_up") or not h.get("at"):
+            continue
+        try:
+            with open(h["state"]) as f:
+                st = json.load(f)
+        except (OSError, ValueError):
+            continue
+        t = st.get("started_at") or ""
+        if st.get("result") != "skipped" or not str(st.get("reason", "")).startswith("gate-closed"):
+            continue
+        if _epoch(t) is None or _epoch(t) < h["at"]:
+            continue
+        run(["systemctl", "start", "--no-block", h["unit"] + ".service"])
+        started.append(h["unit"] + ".service")
+    return started
+
+
+def _epoch(rfc3339):
+    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z$", rfc3339 or "")
+    if not m:
+        return None
+    import calendar
+
+    return calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")) + float(m.group(2) or 0)
