@@ -204,11 +204,31 @@ PATH=/usr/local/sbin:/usr/local/bin:/sbin:/bin:/usr/sbin:/usr/bin
 	if lr.Environment["PATH"] != "/usr/local/sbin:/usr/local/bin:/sbin:/bin:/usr/sbin:/usr/bin" {
 		t.Errorf("run-parts job's PATH: %v", lr.Environment)
 	}
+	if h.ReplacesFile != "/etc/cron.d/harvest" || h.ReplacesMatch != "0 2 * * *     harvest  flock -n /tmp/api.lock /opt/jobs/harvest --since yesterday" {
+		t.Errorf("harvest replaces %q %q", h.ReplacesFile, h.ReplacesMatch)
+	}
+	if lr.ReplacesFile != "/etc/crontab" || md.ReplacesMatch != lr.ReplacesMatch || !strings.Contains(lr.ReplacesMatch, "run-parts --report /etc/cron.daily") {
+		t.Errorf("the run-parts jobs replace %q %q and %q", lr.ReplacesFile, lr.ReplacesMatch, md.ReplacesMatch)
+	}
 	var out strings.Builder
 	res.WriteYAML(&out)
 	for _, want := range []string{"tickgate_jobs:", `- name: "harvest"`, `lock: "api"`, "MAILTO=ops@example.com", `schedule: "*-*-* 02:00:00"`} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the YAML lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestHostPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"/etc/cron.d/harvest":                               "/etc/cron.d/harvest",
+		"/tmp/tickgate-cron-import/web1/etc/cron.d/harvest": "/etc/cron.d/harvest",
+		"/tmp/x/web1/etc/crontab":                           "/etc/crontab",
+		"/tmp/x/web1/var/spool/cron/crontabs/alice":         "/var/spool/cron/crontabs/alice",
+		"/home/ops/harvest.cron":                            "/var/spool/cron/crontabs/harvest",
+	} {
+		if got := hostPath(in, "harvest"); got != want {
+			t.Errorf("hostPath(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -42,6 +42,9 @@ type Job struct {
 	Delay       string // randomized_delay
 	Source      string // file:line: the line, for the comment above the job
 	Notes       []string
+	// Replaces is the cron line the job takes over when deployed
+	// (replaces_cron): the crontab as the host has it, and the line.
+	ReplacesFile, ReplacesMatch string
 
 	base    string // the name before it was made unique
 	lockKey string // what shares a lock group (a lock file, a run-parts dir)
@@ -125,6 +128,23 @@ func Import(paths []string, o Options) (*Result, error) {
 	res.name()
 	res.locks()
 	return res, nil
+}
+
+// hostPath is where a crontab read from path is on its host: path itself
+// under /etc or cron's spool, the same place in a copy of a host's files
+// (DIR/etc/cron.d/x), else (a crontab -l copy) user's crontab in Debian's
+// spool.
+func hostPath(path, user string) string {
+	abs := path
+	if a, err := filepath.Abs(path); err == nil {
+		abs = a
+	}
+	for _, at := range []string{"/etc/crontab", "/etc/cron.d/", "/var/spool/cron/"} {
+		if i := strings.LastIndex(abs, at); i >= 0 {
+			return abs[i:]
+		}
+	}
+	return "/var/spool/cron/crontabs/" + user
 }
 
 // spoolUser is the owner of a user crontab in cron's spool, named after its
@@ -272,7 +292,8 @@ func (l *line) job() (*Job, error) {
 	}
 	j := &Job{Command: cmd.Argv, Schedule: sched, User: l.user, WorkDir: cmd.WorkDir, Lock: "",
 		LockWait: cmd.LockWait, Timeout: cmd.Timeout, Nice: cmd.Nice, IOClass: cmd.IOClass,
-		Source: fmt.Sprintf("%s: %s", l.where(), l.text), Notes: cmd.Notes}
+		Source: fmt.Sprintf("%s: %s", l.where(), l.text), Notes: cmd.Notes,
+		ReplacesFile: hostPath(l.path, l.user), ReplacesMatch: l.text}
 	if j.User == "root" {
 		j.User = ""
 	}
@@ -452,6 +473,7 @@ var runPartsName = regexp.MustCompile(`^[a-zA-Z0-9_-]+$`)
 func (r *Result) importDir(dir string, files []*crontab, consumed map[*line]bool) {
 	kind := strings.TrimPrefix(filepath.Base(filepath.Clean(dir)), "cron.")
 	spec, zone, persistent, delay, from := "", "", false, "", ""
+	replFile, replMatch := "", "" // the crontab line that runs the directory
 	var env map[string]string
 	// 1. an anacrontab beside it (/etc/anacrontab for /etc/cron.daily)
 	if p := filepath.Join(filepath.Dir(filepath.Clean(dir)), "anacrontab"); fileExists(p) {
@@ -472,6 +494,7 @@ func (r *Result) importDir(dir string, files []*crontab, consumed map[*line]bool
 			for _, l := range ct.lines {
 				if l.err == nil && runsParts(l.command, dir) {
 					spec, env, from = l.spec, l.env, l.where()
+					replFile, replMatch = hostPath(l.path, l.user), l.text
 					zone = l.env["CRON_TZ"]
 					consumed[l] = true
 				}
@@ -522,7 +545,10 @@ func (r *Result) importDir(dir string, files []*crontab, consumed map[*line]bool
 		r.Entries++
 		j := &Job{Command: []string{filepath.Join(hostDir, e.Name())}, Schedule: sched, Persistent: persistent, Delay: delay,
 			Source:  fmt.Sprintf("%s (run-parts; schedule from %s)", filepath.Join(dir, e.Name()), from),
-			lockKey: "dir:cron." + kind, base: sanitize(kind + "-" + e.Name())}
+			lockKey: "dir:cron." + kind, base: sanitize(kind + "-" + e.Name()),
+			// Every job of the directory replaces the line that ran it:
+			// handed over with the first, back when the last is gone.
+			ReplacesFile: replFile, ReplacesMatch: replMatch}
 		if env != nil {
 			if p, ok := env["PATH"]; ok {
 				j.Environment = map[string]string{"PATH": p}

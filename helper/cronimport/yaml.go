@@ -89,6 +89,9 @@ func (r *Result) WriteYAML(w io.Writer) {
 		if j.Delay != "" {
 			fmt.Fprintf(w, "    randomized_delay: %s\n", quote(j.Delay))
 		}
+		if j.ReplacesFile != "" {
+			fmt.Fprintf(w, "    replaces_cron: {file: %s, match: %s}\n", quote(j.ReplacesFile), quote(j.ReplacesMatch))
+		}
 		// Cron starts a job in its minute's first second; AccuracySec=1s
 		// keeps the timer there (the default lets it slip up to a minute).
 		fmt.Fprintln(w, "    accuracy: \"1s\"")

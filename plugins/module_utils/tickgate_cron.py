@@ -36,6 +36,20 @@ def matches(lines, match):
     return [i for i, l in enumerate(lines) if match in l and not l.lstrip().startswith("#")]
 
 
+MARKED_RE = re.compile(r"^# tickgate\(([a-z0-9][a-z0-9_.-]*)\): (.*)$")
+
+
+def handed(lines, match):
+    """The indexes of the lines tickgate commented out (for any job) whose original contains match: the
+    jobs of one run-parts directory replace its one line together."""
+    out = []
+    for i, l in enumerate(lines):
+        m = MARKED_RE.match(l)
+        if m and match in m.group(2):
+            out.append(i)
+    return out
+
+
 def check(handovers):
     """The preflight's problems with each handover: the file is unreadable, or the match finds no line (and
     none was handed over to the job before) or more than one."""
@@ -53,7 +67,7 @@ def check(handovers):
                 "%s: %r matches %d lines (%s): name the one line the job replaces"
                 % (where, h["match"], len(found), ", ".join(str(i + 1) for i in found))
             )
-        elif not found and not any(l.startswith(marker(h["job"])) for l in lines):
+        elif not found and not handed(lines, h["match"]):
             errors.append("%s: %r matches no line" % (where, h["match"]))
     return errors
 
@@ -92,45 +106,55 @@ def _outside_cron_load():
 
 
 def hand_over(handovers, registry, check_mode):
-    """Comments out each handover's line, once (a line handed over before is left as it is), and records
-    it in registry/JOB.json. Returns (handed: [{job, file, line, at, ...}], diffs)."""
+    """Comments out each handover's line, once (a line handed over before is left as it is; a line another
+    job took over - one run-parts line for its directory's jobs - is recorded for this job too), and records
+    it in registry/JOB.json. Returns (the handovers made now: [{job, file, line, at, ...}], diffs)."""
     by_file = {}
     for h in handovers:
         by_file.setdefault(h["file"], []).append(h)
-    handed, diffs = [], []
+    out, diffs = [], []
     for path, hs in sorted(by_file.items()):
         lines = _read(path)
         before = list(lines)
-        todo = []
+        todo, shared = [], []
         for h in hs:
             found = matches(lines, h["match"])
-            if not found:
-                continue  # handed over before (the preflight checked the marker is there)
             if len(found) > 1:
                 raise RuntimeError("job %s: replaces_cron: %s: %r matches %d lines" % (h["job"], path, h["match"], len(found)))
-            todo.append((h, found[0]))
-        if not todo:
+            if found:
+                lines[found[0]] = marker(h["job"]) + lines[found[0]]
+                todo.append((h, found[0]))
+                continue
+            # Handed over before, to this job or (a run-parts line) to
+            # another of its directory: recorded for this job too, once.
+            was = handed(lines, h["match"])
+            if was and not os.path.exists(os.path.join(registry, h["job"] + ".json")):
+                shared.append((h, was[0]))
+        if not todo and not shared:
             continue
-        for h, i in todo:
-            lines[i] = marker(h["job"]) + lines[i]
-        diffs.append({"before": "\n".join(before), "after": "\n".join(lines), "before_header": path, "after_header": path})
+        if todo:
+            diffs.append({"before": "\n".join(before), "after": "\n".join(lines), "before_header": path, "after_header": path})
         if check_mode:
-            handed += [dict(h, line=before[i], at=None) for h, i in todo]
+            out += [dict(h, line=before[i], at=None) for h, i in todo]
             continue
-        _outside_cron_load()
         at = time.time()
-        _write(path, lines)
+        if todo:
+            _outside_cron_load()
+            at = time.time()
+            _write(path, lines)
         os.makedirs(registry, mode=0o755, exist_ok=True)
-        for h, i in todo:
-            rec = {"job": h["job"], "file": path, "line": before[i], "marker": lines[i], "at": at}
+        for h, i in todo + shared:
+            original = before[i] if (h, i) in todo else MARKED_RE.match(lines[i]).group(2)
+            rec = {"job": h["job"], "file": path, "line": original, "marker": lines[i], "at": at}
             tmp = os.path.join(registry, ".%s.json.tmp" % h["job"])
             with open(tmp, "w") as f:
                 json.dump(rec, f)
                 f.flush()
                 os.fsync(f.fileno())
             os.rename(tmp, os.path.join(registry, h["job"] + ".json"))
-            handed.append(dict(h, line=before[i], at=at))
-    return handed, diffs
+            if (h, i) in todo:
+                out.append(dict(h, line=before[i], at=at))
+    return out, diffs
 
 
 def give_back(keep, registry, check_mode):
@@ -141,19 +165,31 @@ def give_back(keep, registry, check_mode):
         names = sorted(os.listdir(registry))
     except FileNotFoundError:
         return restored, problems, diffs
+    recs = {}
     for n in names:
         job = n[: -len(".json")] if n.endswith(".json") else ""
-        if not JOB_RE.match(job) or job in keep:
+        if not JOB_RE.match(job):
             continue
-        path = os.path.join(registry, n)
         try:
-            with open(path) as f:
-                rec = json.load(f)
+            with open(os.path.join(registry, n)) as f:
+                recs[job] = json.load(f)
+        except (OSError, ValueError) as e:
+            problems.append("job %s: its handover record %s: %s" % (job, os.path.join(registry, n), e))
+    for job, rec in sorted(recs.items()):
+        if job in keep:
+            continue
+        path = os.path.join(registry, job + ".json")
+        kept_too = [
+            j for j, r in recs.items() if j in keep and r.get("file") == rec.get("file") and r.get("marker") == rec.get("marker")
+        ]
+        try:
             lines = _read(rec["file"])
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, KeyError) as e:
             problems.append("job %s: the cron line it replaced could not be put back: %s" % (job, e))
             continue
-        if rec["marker"] not in lines:
+        if kept_too:
+            pass  # the line stays with the jobs that still replace it
+        elif rec["marker"] not in lines:
             problems.append(
                 "job %s: %s no longer holds the line tickgate commented out; not put back: %s" % (job, rec["file"], rec["line"])
             )
@@ -177,12 +213,12 @@ def give_back(keep, registry, check_mode):
     return restored, problems, diffs
 
 
-def run_missed(handed):
+def run_missed(done):
     """After the reopen: a job whose timer fired after its handover while the deploy still held the gate
     closed skipped that slot, which cron no longer ran either: it runs once now. (A job with catch_up: once
     owes it already; tickgate catch-up runs it.) Returns the units started."""
     started = []
-    for h in handed:
+    for h in done:
         if h.get("catch_up") or not h.get("at"):
             continue
         try:

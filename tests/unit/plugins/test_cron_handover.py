@@ -89,6 +89,25 @@ class Handover(unittest.TestCase):
         self.assertEqual(restored, [])
         self.assertIn("no longer holds the line", problems[0])
 
+    def test_the_jobs_of_a_run_parts_dir_share_its_line(self):
+        parts = "* * * * * root run-parts /etc/cron.handed"
+        with open(self.file, "w") as f:
+            f.write(parts + "\n")
+        a = dict(self.h, job="handed-a", match=parts)
+        b = dict(self.h, job="handed-b", match=parts)
+        handed, unused_diffs = m.hand_over([a, b], self.reg, False)
+        self.assertEqual([h["job"] for h in handed], ["handed-a"])
+        self.assertEqual(self.read(), "# tickgate(handed-a): " + parts + "\n")
+        self.assertTrue(os.path.exists(os.path.join(self.reg, "handed-b.json")))
+        self.assertEqual(m.check([b]), [])
+        # One job goes: the line stays with the other; both go: it is back.
+        restored, problems, unused_diffs = m.give_back({"handed-b"}, self.reg, False)
+        self.assertEqual((restored, problems), ([], []))
+        self.assertEqual(self.read(), "# tickgate(handed-a): " + parts + "\n")
+        restored, problems, unused_diffs = m.give_back(set(), self.reg, False)
+        self.assertEqual([r["job"] for r in restored], ["handed-b"])
+        self.assertEqual(self.read(), parts + "\n")
+
     def test_run_missed_starts_a_job_the_closed_gate_skipped_after_the_handover(self):
         state = os.path.join(self.dir, "state.json")
         started = []
