@@ -31,6 +31,8 @@ func comment(w io.Writer, indent, text string) {
 // accepts, each under a comment naming the line it came from.
 func (r *Result) WriteYAML(w io.Writer) {
 	comment(w, "", fmt.Sprintf("tickgate cron import: converted %d of %d entries from %s", len(r.Jobs), r.Entries, strings.Join(r.Sources, ", ")))
+	comment(w, "", "Under tickgate a job runs sandboxed (ProtectSystem=strict, PrivateTmp): add the paths a job\n"+
+		"writes outside its data dir to its read_write_paths (docs/migrating-from-cron.md).")
 	for _, p := range r.Problems {
 		comment(w, "", "not converted: "+p.String())
 	}
