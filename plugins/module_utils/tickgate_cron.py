@@ -10,13 +10,13 @@ HANDOVER_DIR/JOB.json (root's), which is what a later deploy puts back."""
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import re
-import tempfile
 import time
 
-from ansible_collections.tickgate.tickgate.plugins.module_utils.tickgate_sys import run
+from ansible_collections.tickgate.tickgate.plugins.module_utils.tickgate_sys import run, write_atomic
 
 JOB_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
@@ -73,24 +73,12 @@ def check(handovers):
 
 
 def _write(path, lines):
-    """path's new content, atomically: a temp file beside it with its owner and mode, fsynced, renamed over
-    it (cron sees the directory's and the file's times change), the directory fsynced."""
+    """path's new content, atomically (write_atomic: a temp file beside it, fsynced, renamed over it), with
+    its owner and mode kept, then the directory fsynced: cron sees the file's and the directory's times
+    change, and the edit survives a crash."""
     st = os.stat(path)
-    d = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tickgate-", dir=d)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
-            f.write("\n".join(lines))
-            f.flush()
-            os.fchown(f.fileno(), st.st_uid, st.st_gid)
-            os.fchmod(f.fileno(), st.st_mode & 0o7777)
-            os.fsync(f.fileno())
-        os.rename(tmp, path)
-    except BaseException:
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        raise
-    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+    write_atomic(path, "\n".join(lines).encode("utf-8", "surrogateescape"), st.st_mode & 0o7777, st.st_uid, st.st_gid)
+    dfd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(dfd)
     finally:
@@ -116,44 +104,38 @@ def hand_over(handovers, registry, check_mode):
     for path, hs in sorted(by_file.items()):
         lines = _read(path)
         before = list(lines)
-        todo, shared = [], []
+        todo, shared = [], []  # (handover, line index, the line before tickgate commented it)
         for h in hs:
             found = matches(lines, h["match"])
             if len(found) > 1:
                 raise RuntimeError("job %s: replaces_cron: %s: %r matches %d lines" % (h["job"], path, h["match"], len(found)))
             if found:
-                lines[found[0]] = marker(h["job"]) + lines[found[0]]
-                todo.append((h, found[0]))
+                i = found[0]
+                todo.append((h, i, lines[i]))
+                lines[i] = marker(h["job"]) + lines[i]
                 continue
             # Handed over before, to this job or (a run-parts line) to
             # another of its directory: recorded for this job too, once.
             was = handed(lines, h["match"])
             if was and not os.path.exists(os.path.join(registry, h["job"] + ".json")):
-                shared.append((h, was[0]))
+                shared.append((h, was[0], MARKED_RE.match(lines[was[0]]).group(2)))
         if not todo and not shared:
             continue
         if todo:
             diffs.append({"before": "\n".join(before), "after": "\n".join(lines), "before_header": path, "after_header": path})
         if check_mode:
-            out += [dict(h, line=before[i], at=None) for h, i in todo]
+            out += [dict(h, line=original, at=None) for h, i, original in todo]
             continue
-        at = time.time()
         if todo:
             _outside_cron_load()
-            at = time.time()
+        at = time.time()  # the handover: slots due by now were cron's
+        if todo:
             _write(path, lines)
         os.makedirs(registry, mode=0o755, exist_ok=True)
-        for h, i in todo + shared:
-            original = before[i] if (h, i) in todo else MARKED_RE.match(lines[i]).group(2)
+        for h, i, original in todo + shared:
             rec = {"job": h["job"], "file": path, "line": original, "marker": lines[i], "at": at}
-            tmp = os.path.join(registry, ".%s.json.tmp" % h["job"])
-            with open(tmp, "w") as f:
-                json.dump(rec, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.rename(tmp, os.path.join(registry, h["job"] + ".json"))
-            if (h, i) in todo:
-                out.append(dict(h, line=before[i], at=at))
+            write_atomic(os.path.join(registry, h["job"] + ".json"), json.dumps(rec))
+        out += [dict(h, line=original, at=at) for h, i, original in todo]
     return out, diffs
 
 
@@ -226,20 +208,23 @@ def run_missed(done):
                 st = json.load(f)
         except (OSError, ValueError):
             continue
-        t = st.get("started_at") or ""
         if st.get("result") != "skipped" or not str(st.get("reason", "")).startswith("gate-closed"):
             continue
-        if _epoch(t) is None or _epoch(t) < h["at"]:
+        t = _epoch(st.get("started_at"))
+        if t is None or t < h["at"]:
             continue
         run(["systemctl", "start", "--no-block", h["unit"] + ".service"])
         started.append(h["unit"] + ".service")
     return started
 
 
-def _epoch(rfc3339):
-    m = re.match(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?Z$", rfc3339 or "")
-    if not m:
+def _epoch(v):
+    """An RFC 3339 time as the helper writes it, in seconds since the epoch, or None (as
+    tickgate_layout's _time reads it)."""
+    if not isinstance(v, str) or len(v) > 40:
         return None
-    import calendar
-
-    return calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")) + float(m.group(2) or 0)
+    try:
+        t = datetime.datetime.fromisoformat(v.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t.timestamp() if t.tzinfo is not None else None
