@@ -32,7 +32,7 @@ func interspersed(app *ucli.App, args []string) []string {
 	if len(rest) == 0 {
 		return args
 	}
-	cmd := findCommand(app.Commands, rest[0])
+	cmd := FindCommand(app.Commands, rest[0])
 	if cmd == nil {
 		return args
 	}
@@ -47,7 +47,7 @@ func interspersed(app *ucli.App, args []string) []string {
 		if i == len(rest) {
 			break
 		}
-		sub := findCommand(cmd.Subcommands, rest[i])
+		sub := FindCommand(cmd.Subcommands, rest[i])
 		if sub == nil {
 			break
 		}
@@ -142,7 +142,8 @@ func takesValue(table flagTable, a string) bool {
 	return !strings.Contains(a, "=") && takes
 }
 
-func findCommand(cmds []*ucli.Command, name string) *ucli.Command {
+// FindCommand is the command of cmds named name (or an alias), nil if none.
+func FindCommand(cmds []*ucli.Command, name string) *ucli.Command {
 	for _, c := range cmds {
 		if c.HasName(name) {
 			return c
@@ -157,6 +158,3 @@ func findCommand(cmds []*ucli.Command, name string) *ucli.Command {
 func FlagTakesValue(flags []ucli.Flag, name string) (takes, found bool) {
 	return flagTable(flags).lookup(name)
 }
-
-// FindCommand is the command of cmds named name (or an alias), nil if none.
-func FindCommand(cmds []*ucli.Command, name string) *ucli.Command { return findCommand(cmds, name) }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -205,7 +206,7 @@ func readCrontab(path string, system bool, user string) (*crontab, error) {
 			env[m[1]] = unquote(strings.TrimSpace(m[2]))
 			continue
 		}
-		l := &line{path: path, n: n, text: text, user: user, env: copyEnv(env)}
+		l := &line{path: path, n: n, text: text, user: user, env: maps.Clone(env)}
 		fieldsN := 5
 		if strings.HasPrefix(text, "@") {
 			fieldsN = 1
@@ -257,14 +258,6 @@ func unquote(v string) string {
 	return v
 }
 
-func copyEnv(env map[string]string) map[string]string {
-	out := make(map[string]string, len(env))
-	for k, v := range env {
-		out[k] = v
-	}
-	return out
-}
-
 // cronPath is the PATH cron gives a job unless the crontab sets one.
 const cronPath = "/usr/bin:/bin"
 
@@ -290,7 +283,7 @@ func (l *line) job() (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	j := &Job{Command: cmd.Argv, Schedule: sched, User: l.user, WorkDir: cmd.WorkDir, Lock: "",
+	j := &Job{Command: cmd.Argv, Schedule: sched, User: l.user, WorkDir: cmd.WorkDir,
 		LockWait: cmd.LockWait, Timeout: cmd.Timeout, Nice: cmd.Nice, IOClass: cmd.IOClass,
 		Source: fmt.Sprintf("%s: %s", l.where(), l.text), Notes: cmd.Notes,
 		ReplacesFile: hostPath(l.path, l.user), ReplacesMatch: l.text}

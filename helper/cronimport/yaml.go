@@ -6,6 +6,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/tickgate/tickgate/helper/textsafe"
 )
 
 // quote writes s as a YAML double-quoted scalar (JSON's escapes are YAML's).
@@ -15,15 +17,12 @@ func quote(s string) string {
 }
 
 // comment writes text as YAML comment lines at indent, one per line of it
-// (nothing in it can end the comment: a newline starts the next one).
+// (nothing in it can end the comment: a newline starts the next one), each
+// escaped as tickgate prints text it did not write (textsafe): a crontab's
+// control characters show as \x1b, never act on a terminal.
 func comment(w io.Writer, indent, text string) {
 	for _, l := range strings.Split(text, "\n") {
-		fmt.Fprintf(w, "%s# %s\n", indent, strings.Map(func(r rune) rune {
-			if r < 0x20 || r == 0x7f {
-				return '?'
-			}
-			return r
-		}, l))
+		fmt.Fprintf(w, "%s# %s\n", indent, textsafe.Clean(l))
 	}
 }
 
