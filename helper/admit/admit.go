@@ -16,6 +16,10 @@
 //  5. deadline    a run due more than --start-deadline ago (75; only when the
 //     tick knows when it was due)
 //
+// An operator's forced start (tickgate start --force, Subject.Force) goes
+// past a closed gate, a pause and a rollout window (2 and 3), with a
+// warning; every other step stops it as it stops any tick.
+//
 // Callers differ only in what they know (a Subject), never in the rules.
 package admit
 
@@ -70,6 +74,12 @@ type Subject struct {
 	// schedule: a manual start, a retry, a check from inside the job).
 	Due           *time.Time
 	StartDeadline time.Duration
+
+	// Force is an operator's forced start (tickgate start --force): a closed
+	// gate, a pause and a rollout window, on the host and the fleet, let it
+	// through with a warning. Markers, back-offs, lock groups and a fleet
+	// that cannot be asked stop it as they stop any tick.
+	Force bool
 }
 
 // Decision is the answer. When not Allowed, Step names the step that said
@@ -156,6 +166,10 @@ func hostGate(_ context.Context, s *Subject, now time.Time, d *Decision) bool {
 	}
 	d.Gate = g
 	if e := g.Evaluate(s.Job, now, s.Policy.ExpectedRuntime); !e.Allowed {
+		if s.Force {
+			d.Warnings = append(d.Warnings, e.Reason+"; running anyway (tickgate start --force)")
+			return true
+		}
 		return d.deny(exitcode.Skipped, e.Reason)
 	}
 	return true
@@ -172,7 +186,12 @@ func fleetGate(ctx context.Context, s *Subject, now time.Time, d *Decision) bool
 	if e := g.Evaluate(s.Job, now, s.Policy.ExpectedRuntime); !e.Allowed {
 		// "gate-closed: fleet: deploy 42": the same prefixes, saying which gate.
 		prefix, detail, _ := cutReason(e.Reason)
-		return d.deny(exitcode.Skipped, reason.F(prefix, "fleet: %s", detail))
+		why := reason.F(prefix, "fleet: %s", detail)
+		if s.Force {
+			d.Warnings = append(d.Warnings, why+"; running anyway (tickgate start --force)")
+			return true
+		}
+		return d.deny(exitcode.Skipped, why)
 	}
 	return true
 }

@@ -91,6 +91,34 @@ func TestDecide(t *testing.T) {
 		{name: "missed-deadline", setup: func(t *testing.T, s *Subject) { s.Due, s.StartDeadline = &past, time.Hour }, step: Deadline, code: 75, prefix: "missed-deadline: due "},
 		{name: "within the deadline", setup: func(t *testing.T, s *Subject) { s.Due, s.StartDeadline = &past, 3*time.Hour }, allowed: true},
 		{name: "no due: a start off the schedule", setup: func(t *testing.T, s *Subject) { s.StartDeadline = time.Minute }, allowed: true},
+		{name: "forced: gate closed", setup: func(t *testing.T, s *Subject) {
+			writeGate(t, s, `{"closed": true, "reason": "deploy"}`)
+			s.Force = true
+		}, allowed: true, warn: "gate-closed: deploy; running anyway (tickgate start --force)"},
+		{name: "forced: job paused", setup: func(t *testing.T, s *Subject) {
+			writeGate(t, s, `{"paused": {"j": {"reason": "quota", "since": "2026-01-01T00:00:00Z"}}}`)
+			s.Force = true
+		}, allowed: true, warn: "job-paused: quota"},
+		{name: "forced: fleet gate closed", setup: func(t *testing.T, s *Subject) {
+			s.Fleet, s.Force = fakeFleet{gate: `{"closed": true, "reason": "release"}`}, true
+		}, allowed: true, warn: "gate-closed: fleet: release"},
+		{name: "forced: a marker still stops it", setup: func(t *testing.T, s *Subject) {
+			marker(t, s, state.MarkerHalted)
+			s.Force = true
+		}, step: Markers, code: 75, prefix: "halted: "},
+		{name: "forced: an unusable gate still stops it", setup: func(t *testing.T, s *Subject) {
+			writeGate(t, s, `{"closed": tru`)
+			s.Force = true
+		}, step: HostGate, code: 78, prefix: "gate-unusable: "},
+		{name: "forced: a fleet it cannot ask still stops a floating singleton", setup: func(t *testing.T, s *Subject) {
+			s.Fleet, s.Singleton, s.Force = fakeFleet{err: errors.New("timed out")}, true, true
+		}, step: FleetGate, code: 78, prefix: "fleet-slot-unavailable: timed out"},
+		{name: "forced: a back-off still stops it", setup: func(t *testing.T, s *Subject) {
+			if _, err := backoff.Extend(context.Background(), s.LockDir, backoff.B{Lock: "g", Until: now.Add(time.Hour), Reason: "429", SetBy: "operator", SetAt: now}, nil); err != nil {
+				t.Fatal(err)
+			}
+			s.Force = true
+		}, step: Backoff, code: 75, prefix: "backoff: lock group g until"},
 		{name: "the first that says no decides", setup: func(t *testing.T, s *Subject) {
 			marker(t, s, state.MarkerHalted)
 			writeGate(t, s, `{"closed": true, "reason": "deploy"}`)

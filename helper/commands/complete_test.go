@@ -41,7 +41,7 @@ func TestCompletions(t *testing.T) {
 		want   string
 		asRoot bool // the state dir is chowned to nobody
 	}{
-		{[]string{""}, "run gate drain status clear halt fleet catch-up backoff history fence cron", false},
+		{[]string{""}, "run start gate drain status clear halt fleet catch-up backoff history fence cron", false},
 		{[]string{"g"}, "gate", false},
 		{[]string{"gate", "p"}, "pause", false},
 		{[]string{"gate", "check", "--lock-s"}, "--lock-scope", false},
@@ -49,6 +49,7 @@ func TestCompletions(t *testing.T) {
 		{[]string{sd, "clear", ""}, "alpha backfill beta", false},
 		{[]string{"--state-dir", dir, "history", "--limit", "3", "b"}, "backfill beta", false},
 		{[]string{sd, "gate", "pause", "alpha", ""}, "alpha backfill beta", false},
+		{[]string{sd, "start", "--wait", ""}, "alpha backfill beta", false},
 		{[]string{sd, "halt", "--reason", ""}, "", false},         // the flag's value
 		{[]string{sd, "run", "alpha", "--", "/bin/t"}, "", false}, // the shell's own
 		{[]string{sd, "drain", ""}, "", false},                    // takes no JOB

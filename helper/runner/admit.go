@@ -33,11 +33,22 @@ func (r *runner) subject(due *time.Time) admit.Subject {
 	c := r.c
 	s := admit.Subject{Job: c.Job, Dir: r.job, GatePath: c.GatePath, Lock: c.Lock, LockDir: c.LockDir, Owners: c.Owners,
 		Policy: admit.Policy{ExpectedRuntime: c.ExpectedRuntime, GateFailOpen: c.GateFailOpen},
-		Due:    due, StartDeadline: c.StartDeadline}
+		Due:    due, StartDeadline: c.StartDeadline, Force: r.req != nil && r.req.Force}
 	if c.Fleet != nil {
 		s.Fleet, s.FleetLock, s.Singleton = r.fleetView(), c.Fleet.LockScope, c.Fleet.Singleton
 	}
 	return s
+}
+
+// takeRequest takes the operator's start request (tickgate start) the job's
+// directory holds, if any: this tick is that start.
+func (r *runner) takeRequest() {
+	q, err := r.job.TakeRequest(time.Now())
+	if err != nil {
+		r.rep.Warn("job %s: start request not taken: %v", r.c.Job, err)
+		return
+	}
+	r.req = q
 }
 
 // admission records a skip when the job may not start (and ends the tick); first
@@ -45,7 +56,7 @@ func (r *runner) subject(due *time.Time) admit.Subject {
 // tick).
 func (r *runner) admission(first bool) *ended {
 	var due *time.Time
-	if r.c.StartDeadline > 0 {
+	if r.c.StartDeadline > 0 && r.req == nil { // an operator's start is never late
 		r.ensureDue()
 		due = r.sched.due
 	}

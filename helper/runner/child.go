@@ -132,7 +132,7 @@ func (r *runner) runOnce(lg *lockgroup.Group) (ending, int, string) {
 		}
 		st, err := r.job.Update(runningCtx, func(s *state.State) {
 			s.Lock = c.Lock
-			s.Run = state.Run{RunID: r.runID, Result: state.Running, StartedAt: &r.started, Attempt: r.attemptNo()}
+			s.Run = r.stamped(state.Run{RunID: r.runID, Result: state.Running, StartedAt: &r.started, Attempt: r.attemptNo()})
 			s.PID, s.PIDStart = pid, proc.StartTime(pid)
 			s.HelperPID, s.HelperPIDStart = os.Getpid(), proc.StartTime(os.Getpid())
 			s.Fence, s.Slot = r.fence(), r.slotClaimed()

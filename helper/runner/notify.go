@@ -1,17 +1,14 @@
 package runner
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/tickgate/tickgate/helper/notify"
-	"github.com/tickgate/tickgate/helper/sysprog"
+	"github.com/tickgate/tickgate/helper/unitlog"
 )
 
 // NotifyBudget bounds all the sending of one tick.
@@ -148,38 +145,12 @@ func jobOutput(n int) []string {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	cmd, err := sysprog.Command(ctx, "journalctl", "--no-pager", "-o", "json", "-n", "200", "_SYSTEMD_INVOCATION_ID="+inv)
-	if err != nil {
+	// The job's output carries the unit's syslog identifier (the helper's
+	// name): tell it apart by its process, not its name — tickgate's own
+	// entries come from this pid, systemd's from pid 1.
+	lines, err := unitlog.Lines(ctx, inv, n, strconv.Itoa(os.Getpid()))
+	if err != nil || lines == nil {
 		return []string{}
-	}
-	out, err := cmd.Output()
-	if err != nil {
-		return []string{}
-	}
-	var lines []string
-	self := strconv.Itoa(os.Getpid())
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		// The job's output carries the unit's syslog identifier (the
-		// helper's name): tell it apart by its process, not its name —
-		// tickgate's own entries come from this pid, systemd's from pid 1.
-		var e struct {
-			PID string `json:"_PID"`
-			Msg any    `json:"MESSAGE"`
-		}
-		if json.Unmarshal(sc.Bytes(), &e) != nil || e.PID == self || e.PID == "1" {
-			continue
-		}
-		if m, ok := e.Msg.(string); ok {
-			lines = append(lines, m)
-		}
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	if lines == nil {
-		lines = []string{}
 	}
 	return lines
 }

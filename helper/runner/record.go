@@ -74,8 +74,8 @@ func (r *runner) finishRun(code int, why string, timedOut bool) *ended {
 
 // setRun records a run of the command as the latest tick and the last run.
 func (r *runner) setRun(s *state.State, result, reason string, now time.Time, code int) {
-	run := state.Run{RunID: r.runID, Result: result, Reason: reason, StartedAt: &r.started,
-		FinishedAt: &now, DurationSeconds: now.Sub(r.started).Seconds(), ExitCode: &code, Fence: r.fence(), Slot: r.slotClaimed(), Attempt: r.attemptNo()}
+	run := r.stamped(state.Run{RunID: r.runID, Result: result, Reason: reason, StartedAt: &r.started,
+		FinishedAt: &now, DurationSeconds: now.Sub(r.started).Seconds(), ExitCode: &code, Fence: r.fence(), Slot: r.slotClaimed(), Attempt: r.attemptNo()})
 	endTick(s, run)
 	s.LastRun = &run
 	s.AddHistory(run, r.c.History)
@@ -102,6 +102,31 @@ func (r *runner) finishLost(lost error, childCode int) *ended {
 	})
 }
 
+// stamped is run with what the tick knows of how it was started: the unit's
+// invocation, and whether an operator started it (tickgate start).
+func (r *runner) stamped(run state.Run) state.Run {
+	run.Invocation = invocationID
+	if r.req != nil {
+		run.Manual, run.Forced = true, r.req.Force
+	}
+	return run
+}
+
+// invocationID is the unit invocation systemd gave this tick: "" outside
+// systemd, or if INVOCATION_ID is not systemd's 32 hex digits.
+var invocationID = func() string {
+	v := os.Getenv("INVOCATION_ID")
+	if len(v) != 32 {
+		return ""
+	}
+	for i := 0; i < len(v); i++ {
+		if !('0' <= v[i] && v[i] <= '9' || 'a' <= v[i] && v[i] <= 'f') {
+			return ""
+		}
+	}
+	return v
+}()
+
 // endTick makes run the latest tick; nothing of this job runs any more.
 func endTick(s *state.State, run state.Run) {
 	s.Run = run
@@ -127,7 +152,7 @@ func (r *runner) finishInterrupted(sig os.Signal, ran bool, childCode int) *ende
 			s.RunsTotal++
 			r.setRun(s, t.result, t.reason, now, childCode)
 		} else if !s.IsRunning() {
-			endTick(s, state.Run{RunID: r.runID, Result: t.result, Reason: t.reason, StartedAt: &r.started, FinishedAt: &now, ExitCode: &exit})
+			endTick(s, r.stamped(state.Run{RunID: r.runID, Result: t.result, Reason: t.reason, StartedAt: &r.started, FinishedAt: &now, ExitCode: &exit}))
 		}
 	})
 }
@@ -137,12 +162,12 @@ func (r *runner) skip(code int, why string) *ended {
 	now := time.Now().UTC()
 	return r.record(tick{result: state.Skipped, reason: why}, code, code, func(s *state.State, t *tick) {
 		s.SkipsTotal++
-		s.LastSkip = &state.Skip{At: now, Reason: t.reason}
+		s.LastSkip = &state.Skip{At: now, Reason: t.reason, Invocation: invocationID}
 		if s.IsRunning() {
 			return // another run of this job is in progress: keep its record
 		}
 		c := code
-		endTick(s, state.Run{RunID: r.runID, Result: t.result, Reason: t.reason, StartedAt: &now, FinishedAt: &now, ExitCode: &c})
+		endTick(s, r.stamped(state.Run{RunID: r.runID, Result: t.result, Reason: t.reason, StartedAt: &now, FinishedAt: &now, ExitCode: &c}))
 	})
 }
 

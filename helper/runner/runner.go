@@ -51,11 +51,12 @@ type runner struct {
 	// stopWatch ends the signal watch of the record in progress.
 	stopWatch context.CancelFunc
 
-	links           // fleet.go, notify.go: the fleet database and lock, the job's notification targets
-	sched schedule  // schedule.go: when the tick was due, the schedule's coming elapses
-	seen  seen      // admit.go: what admission read last (the gate, the back-off, the fleet)
-	claim slotClaim // slot.go: a floating singleton's slot
-	try   attempt   // child.go, retry.go: the command's attempt in progress
+	links                // fleet.go, notify.go: the fleet database and lock, the job's notification targets
+	sched schedule       // schedule.go: when the tick was due, the schedule's coming elapses
+	seen  seen           // admit.go: what admission read last (the gate, the back-off, the fleet)
+	claim slotClaim      // slot.go: a floating singleton's slot
+	req   *state.Request // an operator's start (tickgate start), taken as the tick began; nil: the timer's
+	try   attempt        // child.go, retry.go: the command's attempt in progress
 }
 
 // Run performs one tick. The returned error is non-nil only when tickgate
@@ -98,6 +99,7 @@ func (r *runner) tick() *ended {
 	defer job.Close()
 	r.job = job
 	defer r.closeFleet()
+	r.takeRequest()
 
 	if c.StartDeadline > 0 || (c.Fleet != nil && c.Fleet.Singleton) {
 		r.ensureDue() // decided on before the command; else while it runs

@@ -104,6 +104,9 @@ type Run struct {
 	Slot            *time.Time `json:"slot,omitempty"`            // a floating singleton's slot (named by the elapse that ends it)
 	Attempt         int        `json:"attempt,omitempty"`         // which attempt this is (1 = the first; retries count on)
 	NextAttemptAt   *time.Time `json:"next_attempt_at,omitempty"` // while waiting to retry: when the next attempt starts
+	Invocation      string     `json:"invocation_id,omitempty"`   // the unit's invocation (systemd's INVOCATION_ID) the tick ran in
+	Manual          bool       `json:"manual,omitempty"`          // started by `tickgate start`, not by the timer
+	Forced          bool       `json:"forced,omitempty"`          // `tickgate start --force`: the gate was not asked
 }
 
 // DefaultHistory is how many runs state.json keeps unless told otherwise.
@@ -117,8 +120,9 @@ type CatchUp struct {
 
 // Skip is the last tick that did not run the command.
 type Skip struct {
-	At     time.Time `json:"at"`
-	Reason string    `json:"reason"`
+	At         time.Time `json:"at"`
+	Reason     string    `json:"reason"`
+	Invocation string    `json:"invocation_id,omitempty"`
 }
 
 // State is state.json. The top-level run fields describe the latest tick

@@ -1,4 +1,5 @@
-// Package systemd reads tickgate's timer units from systemd over D-Bus.
+// Package systemd reads tickgate's timer units from systemd over D-Bus, and
+// starts a job's service and follows the start (tickgate start).
 package systemd
 
 import (
