@@ -6,11 +6,13 @@ import (
 	"os/user"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/tickgate/tickgate/helper/exitcode"
+	"github.com/tickgate/tickgate/helper/require"
 	"github.com/tickgate/tickgate/helper/runner"
 	"github.com/tickgate/tickgate/helper/state"
 )
@@ -79,6 +81,8 @@ func runCommand(e *Env, w Wiring) *ucli.Command {
 			&ucli.IntFlag{Name: "history", Value: state.DefaultHistory, Usage: "keep the last `N` runs in state.json (tickgate history)"},
 			&ucli.StringFlag{Name: "start-deadline", Value: "0", Usage: "skip a run that would start more than `DURATION` after its scheduled time (0: never)"},
 			&ucli.StringFlag{Name: "catch-up", Value: "none", Usage: "`once`: after the gate skipped it, run once when the gate reopens (tickgate catch-up)"},
+			&ucli.StringFlag{Name: "catch-up-on", Value: "gate", Usage: "`WHAT` skips owe a catch-up: gate, or gate,precondition"},
+			&ucli.StringFlag{Name: "requires", Usage: "preconditions, a JSON list of {command: [argv], timeout} and {job, succeeded_within, scope} (`JSON`)"},
 		},
 		Action: func(c *ucli.Context) error {
 			cfg, err := runConfig(c, e)
@@ -170,6 +174,20 @@ func runConfig(c *ucli.Context, e *Env) (runner.Config, error) {
 		cfg.CatchUp = true
 	default:
 		return cfg, fmt.Errorf("job %s: --catch-up: %q is neither none nor once", job, c.String("catch-up"))
+	}
+	for _, w := range strings.Split(c.String("catch-up-on"), ",") {
+		switch strings.TrimSpace(w) {
+		case "gate":
+		case "precondition":
+			cfg.CatchUpOnPrecondition = true
+		default:
+			return cfg, fmt.Errorf("job %s: --catch-up-on: %q is neither gate nor precondition", job, w)
+		}
+	}
+	if t := c.String("requires"); t != "" {
+		if cfg.Requires, err = require.Parse(t); err != nil {
+			return cfg, fmt.Errorf("job %s: %v", job, err)
+		}
 	}
 	switch c.String("singleton") {
 	case "":

@@ -498,6 +498,41 @@ func (c *Client) Publish(ctx context.Context, host, job string, record any) erro
 	return nil
 }
 
+// LastSuccess is job's latest success on any host, from the records hosts
+// publish (nil: none recorded). A record whose time does not parse, or lies
+// more than a minute ahead of the database's clock, is passed over: one
+// host's bad record must not make a dependency look fresh or break it.
+func (c *Client) LastSuccess(ctx context.Context, job string) (last *time.Time, err error) {
+	err = c.do(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+		last = nil
+		rows, err := conn.Query(ctx, `SELECT record->>'last_success_at', now() FROM tickgate.jobs
+			WHERE job = $1 AND jsonb_typeof(record->'last_success_at') = 'string'`, job)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var v string
+			var now time.Time
+			if err := rows.Scan(&v, &now); err != nil {
+				return err
+			}
+			t, perr := time.Parse(time.RFC3339Nano, v)
+			if perr != nil || t.After(now.Add(time.Minute)) {
+				continue
+			}
+			if last == nil || t.After(*last) {
+				t := t.UTC()
+				last = &t
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading job %s's last success in the fleet: %w", job, explain(err))
+	}
+	return last, nil
+}
+
 // Record is one host's job as fleet status shows it.
 type Record struct {
 	Host      string          `json:"host"`

@@ -25,6 +25,9 @@ const (
 	MissedDeadline = "missed-deadline" // the run would start more than --start-deadline after it was due (skipped)
 	Backoff        = "backoff"         // the lock group backs off (tickgate backoff) until a time (skipped)
 
+	PreconditionFailed = "precondition-failed" // a requires: command exited non-zero or timed out (skipped)
+	DependencyStale    = "dependency-stale"    // a requires: job did not succeed recently enough (skipped)
+
 	FleetGateUnreachable = "fleet-gate-unreachable" // the fleet database did not answer in time (78, or a warning)
 	FleetLockUnavailable = "fleet-lock-unavailable" // a fleet-scoped lock group could not be asked for (78, never run)
 	FleetLockLost        = "fleet-lock-lost"        // the fleet lock went while the command ran: it was stopped
@@ -36,7 +39,7 @@ const (
 // All is every prefix, for tests and documentation.
 var All = []string{
 	Done, Halted, GateClosed, JobPaused, RolloutWindow, GateUnusable, LockBusy, DoneCode, HaltCode,
-	Timeout, MissedDeadline, Backoff, FleetGateUnreachable, FleetLockUnavailable, FleetLockLost,
+	Timeout, MissedDeadline, Backoff, PreconditionFailed, DependencyStale, FleetGateUnreachable, FleetLockUnavailable, FleetLockLost,
 	FleetSlotUnavailable, SlotTaken, SlotScheduleMismatch,
 }
 

@@ -244,12 +244,20 @@ const closedFD = ^uintptr(0)
 // pidfd: it is the child subreaper of the command's whole tree and keeps
 // the command unreaped while it signals its process group (supervise.go).
 func (r *runner) command(ctl *os.File) (*child, error) {
-	c := r.c
 	env, err := r.childEnv()
 	if err != nil {
 		return nil, err
 	}
-	ch := &child{path: c.Argv[0], argv: c.Argv}
+	// fd 3: nothing (it held the group's pin before 0.3); fd 4: control
+	return r.process(r.c.Argv, env, []uintptr{closedFD, ctl.Fd()})
+}
+
+// process builds a child that runs argv as the job's command runs: env,
+// the descriptors files from fd 3 on, the job's streams, its working
+// directory, its own process group, as the job's user when one is set.
+func (r *runner) process(argv, env []string, files []uintptr) (*child, error) {
+	c := r.c
+	ch := &child{path: argv[0], argv: argv}
 	if filepath.Base(ch.path) == ch.path && c.Cred == nil {
 		// A bare name is looked up in the job's PATH, as the job's shell
 		// would (a non-root job's shim looks it up as the job's user).
@@ -257,10 +265,9 @@ func (r *runner) command(ctl *os.File) (*child, error) {
 	}
 	ch.std = [3]any{c.Stdin, c.Stdout, c.Stderr}
 	ch.attr = syscall.ProcAttr{
-		Dir: c.WorkDir,
-		Env: env,
-		// fd 3: nothing (it held the group's pin before 0.3); fd 4: control
-		Files: []uintptr{closedFD, ctl.Fd()},
+		Dir:   c.WorkDir,
+		Env:   env,
+		Files: files,
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
 	}
 	if r.fleetLockHeld() {
@@ -292,7 +299,7 @@ func (r *runner) command(ctl *os.File) (*child, error) {
 		}
 		// The shim looks the job's program up, as the job's user.
 		ch.path, ch.err = shim, nil
-		ch.argv = append([]string{filepath.Base(shim), execshim.Arg, "--"}, c.Argv...)
+		ch.argv = append([]string{filepath.Base(shim), execshim.Arg, "--"}, argv...)
 	}
 	return ch, nil
 }

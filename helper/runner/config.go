@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tickgate/tickgate/helper/require"
 	"github.com/tickgate/tickgate/helper/safefs"
 	"github.com/tickgate/tickgate/helper/state"
 )
@@ -40,11 +41,17 @@ type Config struct {
 	LockWait time.Duration
 	// Schedule is the timer's OnCalendar= lines: with it a tick knows when
 	// it was due (StartDeadline, CatchUp, a floating singleton's slot).
-	Schedule       []string
-	StartDeadline  time.Duration // skip a run that would start this long after it was due
-	CatchUp        bool          // a tick the gate skipped is run once when it reopens
-	History        int           // runs kept in state.json (0: state.DefaultHistory)
-	NotifyDir      string        // where the deploy put JOB.json, the job's notification targets
+	Schedule      []string
+	StartDeadline time.Duration // skip a run that would start this long after it was due
+	CatchUp       bool          // a tick the gate skipped is run once when it reopens
+	// CatchUpOnPrecondition: with CatchUp, a tick a precondition skipped
+	// owes a run too (catch_up_on: [gate, precondition]).
+	CatchUpOnPrecondition bool
+	// Requires are the job's preconditions (package require), checked in
+	// order before the lock group is taken, and again after a lock wait.
+	Requires       []require.Requirement
+	History        int    // runs kept in state.json (0: state.DefaultHistory)
+	NotifyDir      string // where the deploy put JOB.json, the job's notification targets
 	OK, Done, Halt Codes
 	// Retry: exit codes tried again within the tick, up to Retries more
 	// attempts, after RetryDelay doubling up to RetryMaxDelay (with jitter).
@@ -153,6 +160,17 @@ func (c *Config) Validate() error {
 	}
 	if len(needs) > 0 && len(c.Schedule) == 0 {
 		return fmt.Errorf("job %s: %s needs the timer's schedule (--schedule EXPR, once per OnCalendar=)", job, strings.Join(needs, " and "))
+	}
+	if c.CatchUpOnPrecondition && !c.CatchUp {
+		return fmt.Errorf("job %s: --catch-up-on precondition needs --catch-up once", job)
+	}
+	for _, q := range c.Requires {
+		if q.Scope == require.Fleet && c.Fleet == nil {
+			return fmt.Errorf("job %s: --requires: job %s with scope fleet needs fleet coordination (--fleet)", job, q.Job)
+		}
+		if q.Job == job {
+			return fmt.Errorf("job %s: --requires: a job cannot require its own success", job)
+		}
 	}
 	if c.Fleet != nil && (c.Fleet.LeaseTTL < 6*time.Second || c.Fleet.LeaseTTL > time.Hour) {
 		return fmt.Errorf("job %s: --fleet-lease-ttl: %s is not between 6s and 1h", job, c.Fleet.LeaseTTL)

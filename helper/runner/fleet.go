@@ -110,6 +110,24 @@ func (r *runner) connectFleet() error {
 	return nil
 }
 
+// fleetDB is the tick's fleet connection, opened on first use (nil and the
+// error once opening failed: not tried again this tick).
+func (r *runner) fleetDB() (FleetDB, error) {
+	if r.fl.db == nil {
+		if r.fleetErr != nil {
+			return nil, r.fleetErr
+		}
+		if r.c.Fleet == nil {
+			return nil, errNoFleet
+		}
+		if err := r.connectFleet(); err != nil {
+			r.fleetErr = err
+			return nil, err
+		}
+	}
+	return r.fl.db, nil
+}
+
 // fleetIdle lets go of the connection while the command runs when the tick
 // holds no lease to renew: a fleet of running jobs holds no server
 // connection. The outcome is published on a new one.

@@ -121,7 +121,13 @@ func (r *runner) tick() *ended {
 		}
 	}
 
-	// 2. Lock group: on this host, then fleet-wide.
+	// 2. Its preconditions (requires:): check commands, dependencies.
+	if e := r.preconditions(); e != nil {
+		return e
+	}
+	checked := time.Now()
+
+	// 3. Lock group: on this host, then fleet-wide.
 	if c.LockWait > 0 {
 		report.Status("waiting for lock %s (up to %s)", c.Lock, c.LockWait)
 	}
@@ -142,7 +148,7 @@ func (r *runner) tick() *ended {
 		defer r.releaseFleetLock()
 	}
 
-	// 3. Ask again now that the lock is held. Drain counts a held group lock
+	// 4. Ask again now that the lock is held. Drain counts a held group lock
 	// as a running job, so a closure (or a halt) that landed after the first
 	// check either is seen here or drain waits for this run. Only in that
 	// race does a skip hold the lock, for the moment of the re-check. The
@@ -152,6 +158,12 @@ func (r *runner) tick() *ended {
 	}
 	if e := r.admission(false); e != nil {
 		return e
+	}
+	// What held after a lock wait may not hold any more.
+	if len(c.Requires) > 0 && time.Since(checked) >= RecheckAfter {
+		if e := r.preconditions(); e != nil {
+			return e
+		}
 	}
 	if sig := r.pendingSignal(); sig != nil {
 		return r.finishInterrupted(sig, false, 0)
@@ -164,11 +176,15 @@ func (r *runner) tick() *ended {
 		}
 	}
 
-	// 4. Run the command. A tick with no lease to renew holds no fleet
+	// 5. Run the command. A tick with no lease to renew holds no fleet
 	// connection while it runs.
 	r.fleetIdle()
 	return r.execute(lg)
 }
+
+// RecheckAfter is how long a lock wait must have lasted for the
+// preconditions to be checked again once the lock is held.
+var RecheckAfter = time.Second
 
 // newRunID names a run: 64 random bits, unique rather than secret, so from
 // math/rand/v2 (ChaCha8, seeded by the runtime from the kernel's randomness

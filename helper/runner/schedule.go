@@ -150,7 +150,7 @@ func (r *runner) noteCatchUp(s *state.State, result, why string, ran bool) {
 	switch {
 	case ran:
 		s.CatchUp = nil
-	case result == state.Skipped && gateSkip(why):
+	case result == state.Skipped && (gateSkip(why) || r.c.CatchUpOnPrecondition && preconditionSkip(why)):
 		slot := time.Now().UTC()
 		if r.sched.due != nil {
 			slot = *r.sched.due
@@ -169,6 +169,11 @@ func (r *runner) noteCatchUp(s *state.State, result, why string, ran bool) {
 		// gets later.
 		s.CatchUp = nil
 	}
+}
+
+// preconditionSkip says whether a skip's reason is a precondition's.
+func preconditionSkip(why string) bool {
+	return reason.Has(why, reason.PreconditionFailed) || reason.Has(why, reason.DependencyStale)
 }
 
 // handedOverAt is when the deploy handed this job over from its cron entry

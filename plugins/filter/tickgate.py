@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import functools
 import hashlib
+import json
 import os
 import re
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -391,12 +392,119 @@ def tickgate_job_errors(jobs, defaults=None, supervisor=None, fleet=False):
                     err("replaces_cron", "file must be the crontab's absolute path (got %r)" % (f,))
                 if not isinstance(m, str) or not m.strip() or "\n" in m:
                     err("replaces_cron", "match must be text of the one cron line the job replaces (got %r)" % (m,))
+        for problem in _requires_errors(job, fleet):
+            err("requires", problem)
+        cuo = job.get("catch_up_on")
+        if cuo is not None:
+            if not isinstance(cuo, list) or not all(w in ("gate", "precondition") for w in cuo):
+                err("catch_up_on", "must be a list of gate and precondition (got %r)" % (cuo,))
+            elif "gate" not in cuo:
+                err("catch_up_on", "gate skips always owe a run with catch_up: once; write [gate, precondition]")
+            elif "precondition" in cuo and job.get("catch_up") != "once":
+                err("catch_up_on", "precondition needs catch_up: once")
         single = job.get("singleton")
         if single is not None and not isinstance(single, bool) and single != "fleet":
             err("singleton", "must be true, false or fleet: %r" % (single,))
         elif single == "fleet" and not fleet:
             err("singleton", "fleet needs tickgate_fleet_dsn (fleet coordination) on this host")
+    errors += _requires_graph_errors(jobs)
     return errors
+
+
+# A check command's timeout: at most this many seconds (helper/require).
+_MAX_CHECK_TIMEOUT = 600
+
+
+def _requires_errors(job, fleet):
+    """Problems of one job's requires: list, each as the helper reads it
+    (helper/require)."""
+    reqs = job.get("requires")
+    if reqs is None:
+        return []
+    if not isinstance(reqs, list):
+        return ["must be a list of {command: [ARGV], timeout: SPAN} and {job: NAME, succeeded_within: SPAN, scope: host|fleet}"]
+    out = []
+    for i, q in enumerate(reqs, 1):
+        if not isinstance(q, dict):
+            out.append(
+                "item %d: must be a dict like {command: [/usr/bin/pg_isready, -q]} or {job: NAME, succeeded_within: 6h}" % i
+            )
+            continue
+        if ("command" in q) == ("job" in q):
+            out.append("item %d: give command or job (exactly one)" % i)
+            continue
+        if "command" in q:
+            extra = sorted(set(q) - {"command", "timeout"}, key=str)
+            cmd = q["command"]
+            if not isinstance(cmd, list) or not cmd or not all(isinstance(a, str) for a in cmd):
+                out.append("item %d: command: a non-empty argv list of strings" % i)
+            elif not cmd[0].startswith("/"):
+                out.append(
+                    "item %d: command: %r is not an absolute path (a check runs no shell and no PATH lookup)" % (i, cmd[0])
+                )
+            elif any("\x00" in a for a in cmd):
+                out.append("item %d: command: an argument contains a NUL byte" % i)
+            t = q.get("timeout")
+            if t is not None and (not _is_span(t) or not 0 < _span_seconds_strict(t) <= _MAX_CHECK_TIMEOUT):
+                out.append("item %d: timeout: must be a time span above 0 and at most 10min: %r" % (i, t))
+        else:
+            extra = sorted(set(q) - {"job", "succeeded_within", "scope"}, key=str)
+            name = q["job"]
+            if not _name_ok(_JOB_NAME, name):
+                out.append("item %d: job: must be a job name (got %r)" % (i, name))
+            elif name == job.get("name"):
+                out.append("item %d: job: a job cannot require its own success" % i)
+            w = q.get("succeeded_within")
+            if w is None:
+                out.append("item %d: succeeded_within is required (how recent %s's last success must be)" % (i, name))
+            elif not _is_span(w) or not _span_seconds_strict(w) > 0:
+                out.append("item %d: succeeded_within: must be a time span above 0: %r" % (i, w))
+            scope = q.get("scope", "host")
+            if scope not in ("host", "fleet"):
+                out.append("item %d: scope: must be host or fleet (got %r)" % (i, scope))
+            elif scope == "fleet" and not fleet:
+                out.append("item %d: scope fleet needs tickgate_fleet_dsn (fleet coordination) on this host" % i)
+        if extra:
+            out.append("item %d: unknown key(s) %s" % (i, ", ".join(map(str, extra))))
+    return out
+
+
+def _requires_graph_errors(jobs):
+    """A host-scope dependency on a job this host does not have, and cycles
+    of dependencies (a job that, through others, requires itself never
+    runs first)."""
+    present = {j.get("name"): j for j in jobs if isinstance(j, dict) and j.get("state", "present") == "present"}
+    edges = {}
+    out = []
+    for name, j in present.items():
+        reqs = j.get("requires")
+        if not isinstance(reqs, list):
+            continue
+        for q in reqs:
+            if not isinstance(q, dict) or not isinstance(q.get("job"), str):
+                continue
+            dep = q["job"]
+            if q.get("scope", "host") == "host" and dep not in present and dep != name:
+                out.append(
+                    "job %s: requires: job %s is not a job of this host (scope host reads this host's state of it)" % (name, dep)
+                )
+            if dep in present:
+                edges.setdefault(name, []).append(dep)
+    # Cycles, each reported once, named in order from its first job.
+    seen_cycles = set()
+    for start in sorted(edges, key=str):
+        stack = [(start, [start])]
+        while stack:
+            node, path = stack.pop()
+            for nxt in edges.get(node, []):
+                if nxt == start:
+                    key = frozenset(path)
+                    if key not in seen_cycles:
+                        seen_cycles.add(key)
+                        out.append("job %s: requires: a cycle of dependencies: %s" % (start, " -> ".join(path + [start])))
+                elif nxt not in path and nxt in edges:
+                    stack.append((nxt, path + [nxt]))
+    return out
 
 
 def _on_key(k):
@@ -459,6 +567,16 @@ def _targets(job, defaults):
         kind = "webhook" if "webhook" in t else "healthchecks"
         out.append({"kind": kind, "url": t[kind], "on": t.get("on", "transitions")})
     return out
+
+
+def _require_arg(q):
+    """One requirement as the helper's --requires reads it."""
+    if "command" in q:
+        out = {"command": list(q["command"])}
+        if q.get("timeout") is not None:
+            out["timeout"] = tickgate_span(q["timeout"])
+        return out
+    return {"job": q["job"], "succeeded_within": tickgate_span(q["succeeded_within"]), "scope": q.get("scope", "host")}
 
 
 def span_seconds(value):
@@ -569,6 +687,10 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
             argv += ["--start-deadline", tickgate_span(j["start_deadline"])]
         if j.get("catch_up") == "once":
             argv += ["--catch-up", "once"]
+            if "precondition" in (j.get("catch_up_on") or []):
+                argv += ["--catch-up-on", "gate,precondition"]
+        if j.get("requires"):
+            argv += ["--requires", json.dumps([_require_arg(q) for q in j["requires"]], separators=(",", ":"))]
         # The timer's own schedule: the helper knows from it when a tick was
         # due and when the next is (deadlines, catch-up, floating
         # singletons, late jobs, tickgate_next_run_timestamp_seconds).

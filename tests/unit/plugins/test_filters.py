@@ -164,6 +164,73 @@ class JobErrors(unittest.TestCase):
     def test_not_a_list(self):
         self.assertEqual(len(t.tickgate_job_errors({"name": "j"})), 1)
 
+    def test_requires(self):
+        dep = {"name": "harvest", "command": ["/x"], "schedule": "hourly"}
+        good = self.ok(
+            requires=[
+                {"command": ["/usr/bin/pg_isready", "-q"], "timeout": "5s"},
+                {"job": "harvest", "succeeded_within": "6h"},
+            ],
+            catch_up="once",
+            catch_up_on=["gate", "precondition"],
+        )
+        self.assertEqual(t.tickgate_job_errors([dep, good]), [])
+        cases = [
+            ([{"command": ["pg_isready"]}], "job j: requires: item 1: command: 'pg_isready' is not an absolute path"),
+            (
+                [{"command": ["/x"], "timeout": "1h"}],
+                "job j: requires: item 1: timeout: must be a time span above 0 and at most 10min",
+            ),
+            ([{"command": ["/x"], "job": "harvest"}], "job j: requires: item 1: give command or job (exactly one)"),
+            ([{"job": "harvest"}], "job j: requires: item 1: succeeded_within is required"),
+            (
+                [{"job": "harvest", "succeeded_within": "0"}],
+                "job j: requires: item 1: succeeded_within: must be a time span above 0",
+            ),
+            (
+                [{"job": "harvest", "succeeded_within": "1h", "scope": "rack"}],
+                "job j: requires: item 1: scope: must be host or fleet",
+            ),
+            (
+                [{"job": "harvest", "succeeded_within": "1h", "scope": "fleet"}],
+                "job j: requires: item 1: scope fleet needs tickgate_fleet_dsn",
+            ),
+            ([{"job": "harvest", "succeeded_within": "1h", "extra": 1}], "job j: requires: item 1: unknown key(s) extra"),
+            ([{"job": "j", "succeeded_within": "1h"}], "job j: requires: item 1: job: a job cannot require its own success"),
+            ([{"job": "nosuch", "succeeded_within": "1h"}], "job j: requires: job nosuch is not a job of this host"),
+            ("pg_isready", "job j: requires: must be a list"),
+        ]
+        for reqs, want in cases:
+            errs = t.tickgate_job_errors([dep, self.ok(requires=reqs)])
+            self.assertTrue(any(e.startswith(want) for e in errs), (reqs, errs))
+        # A fleet-scope dependency may name a job only other hosts have.
+        fleet = self.ok(requires=[{"job": "elsewhere", "succeeded_within": "1h", "scope": "fleet"}])
+        self.assertEqual(t.tickgate_job_errors([fleet], {}, None, True), [])
+        for cuo, want in (
+            (["precondition"], "gate skips always owe a run"),
+            (["gate", "rain"], "must be a list of gate and precondition"),
+        ):
+            errs = t.tickgate_job_errors([self.ok(catch_up="once", catch_up_on=cuo)])
+            self.assertTrue(errs and want in errs[0], errs)
+        errs = t.tickgate_job_errors([self.ok(catch_up_on=["gate", "precondition"])])
+        self.assertIn("precondition needs catch_up: once", errs[0])
+
+    def test_requires_cycles(self):
+        def job(name, *deps):
+            return {
+                "name": name,
+                "command": ["/x"],
+                "schedule": "hourly",
+                "requires": [{"job": d, "succeeded_within": "1h"} for d in deps],
+            }
+
+        self.assertEqual(t.tickgate_job_errors([job("a", "b"), job("b", "c"), job("c")]), [])
+        errs = t.tickgate_job_errors([job("a", "b"), job("b", "c"), job("c", "a"), job("d", "a")])
+        self.assertEqual(errs, ["job a: requires: a cycle of dependencies: a -> b -> c -> a"])
+        # An absent job is no dependency of this host's.
+        errs = t.tickgate_job_errors([job("a", "b"), {"name": "b", "state": "absent"}])
+        self.assertEqual(errs, ["job a: requires: job b is not a job of this host (scope host reads this host's state of it)"])
+
 
 class Normalize(unittest.TestCase):
     settings = {
@@ -357,6 +424,22 @@ class Normalize(unittest.TestCase):
         self.assertEqual(a[a.index("--catch-up") + 1], "once")
         self.assertEqual([a[i + 1] for i, x in enumerate(a) if x == "--schedule"], ["*-*-* 02:00", "Sat 03:00"])
         self.assertEqual(self.norm()["argv"][-6:-4], ["--schedule", "hourly"])
+
+    def test_requires_reach_the_helper(self):
+        j = self.norm(
+            requires=[{"command": ["/usr/bin/pg_isready", "-q"], "timeout": 5}, {"job": "harvest", "succeeded_within": "6h"}],
+            catch_up="once",
+            catch_up_on=["gate", "precondition"],
+            schedule="hourly",
+        )
+        a = j["argv"]
+        self.assertEqual(
+            a[a.index("--requires") + 1],
+            '[{"command":["/usr/bin/pg_isready","-q"],"timeout":"5s"},{"job":"harvest","succeeded_within":"6h","scope":"host"}]',
+        )
+        self.assertEqual(a[a.index("--catch-up-on") + 1], "gate,precondition")
+        self.assertNotIn("--requires", self.norm()["argv"])
+        self.assertNotIn("--catch-up-on", self.norm(catch_up="once", catch_up_on=["gate"])["argv"])
 
     def test_job_codes_override_the_mode(self):
         j = self.norm(mode="drain", halt_after=0, ok_codes=[3, 5])
