@@ -600,3 +600,36 @@ func TestFleetStatusEscapesRecords(t *testing.T) {
 }
 
 func sqlQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// A fleet-scope dependency (requires: {job, succeeded_within, scope: fleet})
+// sees the required job's success on another host, passes over a forged
+// record dated ahead of the database's clock, and fails closed without the
+// fleet.
+func TestFleetRequires(t *testing.T) {
+	hosts := fleetEnvs(t, 2)
+	dep := `[{"job": "export", "succeeded_within": "1h", "scope": "fleet"}]`
+	if r := hosts[1].mustCode(75, "run", "--fleet", "--requires", dep, "publish", "--", "true"); !strings.Contains(r.stderr, `reason="dependency-stale: export never succeeded on any host (needs 1h)"`) {
+		t.Fatalf("no success anywhere: %s", r.stderr)
+	}
+	// A record of another host, dated far ahead: not believed.
+	rec, _ := json.Marshal(map[string]any{"result": "success", "last_success_at": "2099-01-01T00:00:00Z"})
+	psql(t, fmt.Sprintf("INSERT INTO tickgate.jobs (host, job, record) VALUES ('host9', 'export', %s::jsonb)", sqlQuote(string(rec))))
+	hosts[1].mustCode(75, "run", "--fleet", "--requires", dep, "publish", "--", "true")
+	// export succeeds on host0: publish runs on host1.
+	hosts[0].mustCode(0, "run", "--fleet", "export", "--", "true")
+	hosts[1].mustCode(0, "run", "--fleet", "--requires", dep, "publish", "--", "true")
+	// A success older than the window: stale, with its age.
+	psql(t, `UPDATE tickgate.jobs SET record = jsonb_set(record, '{last_success_at}', to_jsonb(to_char((now() - interval '3 hours') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))) WHERE job = 'export' AND host = 'host0'`)
+	if r := hosts[1].mustCode(75, "run", "--fleet", "--requires", dep, "publish", "--", "true"); !strings.Contains(r.stderr, `reason="dependency-stale: export last succeeded 3h ago on any host (needs 1h)"`) {
+		t.Fatalf("stale: %s", r.stderr)
+	}
+	// The fleet cannot be asked: a skip naming why, never a guess.
+	hosts[1].extraEnv = append(hosts[1].extraEnv, "TICKGATE_FLEET_TIMEOUT=1s")
+	if err := os.WriteFile(hosts[1].dir+"/fleet-tick.dsn", []byte(unreachableDSN("tickgate_tick")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := hosts[1].run("run", "--fleet", "--gate-fail", "open", "--requires", dep, "publish", "--", "true")
+	if r.code != 75 || !strings.Contains(r.stderr, `reason="dependency-stale: export: last success not known: `) {
+		t.Fatalf("fleet down: exit %d: %s", r.code, r.stderr)
+	}
+}
