@@ -8,16 +8,19 @@
 //  1. markers     its done and halted markers (75)
 //  2. host-gate   this host's gate: closed, the job paused, a rollout window
 //     (75; 78 for a gate file that cannot be used, unless --gate-fail open)
-//  3. fleet-gate  the fleet gate, with fleet coordination (75; 78 when the
+//  3. blackout    a recurring blackout window (tickgate_blackouts) that is
+//     open, or opens within the job's expected runtime (75; 78 when it
+//     cannot be evaluated, unless --gate-fail open)
+//  4. fleet-gate  the fleet gate, with fleet coordination (75; 78 when the
 //     database cannot be asked, unless --gate-fail open lets a job that
 //     neither holds a fleet lock nor floats go on)
-//  4. backoff     the lock group's back-off on this host, and the fleet's for
+//  5. backoff     the lock group's back-off on this host, and the fleet's for
 //     a fleet-scoped lock group (75)
-//  5. deadline    a run due more than --start-deadline ago (75; only when the
+//  6. deadline    a run due more than --start-deadline ago (75; only when the
 //     tick knows when it was due)
 //
 // An operator's forced start (tickgate start --force, Subject.Force) goes
-// past a closed gate, a pause and a rollout window (2 and 3), with a
+// past a closed gate, a pause, a rollout window and a blackout (2-4), with a
 // warning; every other step stops it as it stops any tick.
 //
 // Callers differ only in what they know (a Subject), never in the rules.
@@ -28,6 +31,7 @@ import (
 	"time"
 
 	"github.com/tickgate/tickgate/helper/backoff"
+	"github.com/tickgate/tickgate/helper/blackout"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/gate"
 	"github.com/tickgate/tickgate/helper/reason"
@@ -39,6 +43,7 @@ import (
 const (
 	Markers   = "markers"
 	HostGate  = "host-gate"
+	Blackout  = "blackout"
 	FleetGate = "fleet-gate"
 	Backoff   = "backoff"
 	Deadline  = "deadline"
@@ -75,6 +80,9 @@ type Subject struct {
 	Due           *time.Time
 	StartDeadline time.Duration
 
+	// Blackouts are the recurring windows that apply to the job.
+	Blackouts []blackout.Window
+
 	// Force is an operator's forced start (tickgate start --force): a closed
 	// gate, a pause and a rollout window, on the host and the fleet, let it
 	// through with a warning. Markers, back-offs, lock groups and a fleet
@@ -110,6 +118,7 @@ type step struct {
 var steps = []step{
 	{Markers, markers},
 	{HostGate, hostGate},
+	{Blackout, blackouts},
 	{FleetGate, fleetGate},
 	{Backoff, backoffs},
 	{Deadline, deadline},
@@ -171,6 +180,24 @@ func hostGate(_ context.Context, s *Subject, now time.Time, d *Decision) bool {
 			return true
 		}
 		return d.deny(exitcode.Skipped, e.Reason)
+	}
+	return true
+}
+
+func blackouts(ctx context.Context, s *Subject, now time.Time, d *Decision) bool {
+	if len(s.Blackouts) == 0 {
+		return true
+	}
+	why, err := blackout.Stop(ctx, s.Blackouts, now, s.Policy.ExpectedRuntime)
+	switch {
+	case err != nil && s.Policy.GateFailOpen:
+		d.Warnings = append(d.Warnings, reason.F(reason.GateUnusable, "%v; running anyway (--gate-fail open)", err))
+	case err != nil:
+		return d.deny(exitcode.GateBad, reason.F(reason.GateUnusable, "%v", err))
+	case why != "" && s.Force:
+		d.Warnings = append(d.Warnings, why+"; running anyway (tickgate start --force)")
+	case why != "":
+		return d.deny(exitcode.Skipped, why)
 	}
 	return true
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tickgate/tickgate/helper/backoff"
+	"github.com/tickgate/tickgate/helper/blackout"
 	"github.com/tickgate/tickgate/helper/gate"
 	"github.com/tickgate/tickgate/helper/state"
 )
@@ -33,7 +34,7 @@ func (f fakeFleet) Gate(context.Context) (*gate.Gate, error) {
 func (f fakeFleet) Backoff(context.Context, string) (*backoff.B, error) { return f.backoff, f.err }
 
 func TestStepsInOrder(t *testing.T) {
-	if got := strings.Join(Steps(), " "); got != "markers host-gate fleet-gate backoff deadline" {
+	if got := strings.Join(Steps(), " "); got != "markers host-gate blackout fleet-gate backoff deadline" {
 		t.Fatalf("Steps() = %s", got)
 	}
 }
@@ -119,6 +120,27 @@ func TestDecide(t *testing.T) {
 			}
 			s.Force = true
 		}, step: Backoff, code: 75, prefix: "backoff: lock group g until"},
+		{name: "blackout open now", setup: func(t *testing.T, s *Subject) {
+			s.Blackouts = []blackout.Window{window("db-maint", now.Add(-30*time.Minute), time.Hour)}
+		}, step: Blackout, code: 75, prefix: "blackout: db-maint until " + now.Add(30*time.Minute).Truncate(time.Second).Format(time.RFC3339)},
+		{name: "blackout over", setup: func(t *testing.T, s *Subject) {
+			s.Blackouts = []blackout.Window{window("db-maint", now.Add(-2*time.Hour), time.Hour)}
+		}, allowed: true},
+		{name: "blackout opens within the expected runtime", setup: func(t *testing.T, s *Subject) {
+			s.Blackouts = []blackout.Window{window("db-maint", now.Add(10*time.Minute), time.Hour)}
+			s.Policy.ExpectedRuntime = 30 * time.Minute
+		}, step: Blackout, code: 75, prefix: "blackout: db-maint starts "},
+		{name: "blackout opens after the expected runtime", setup: func(t *testing.T, s *Subject) {
+			s.Blackouts = []blackout.Window{window("db-maint", now.Add(10*time.Minute), time.Hour)}
+			s.Policy.ExpectedRuntime = 5 * time.Minute
+		}, allowed: true},
+		{name: "forced: blackout open now", setup: func(t *testing.T, s *Subject) {
+			s.Blackouts = []blackout.Window{window("db-maint", now.Add(-30*time.Minute), time.Hour)}
+			s.Force = true
+		}, allowed: true, warn: "blackout: db-maint until"},
+		{name: "blackout that cannot be evaluated", setup: func(t *testing.T, s *Subject) {
+			s.Blackouts = []blackout.Window{{Name: "bad", Calendar: "not a calendar", Duration: time.Hour}}
+		}, step: Blackout, code: 78, prefix: "gate-unusable: blackout window bad: "},
 		{name: "the first that says no decides", setup: func(t *testing.T, s *Subject) {
 			marker(t, s, state.MarkerHalted)
 			writeGate(t, s, `{"closed": true, "reason": "deploy"}`)
@@ -143,6 +165,12 @@ func TestDecide(t *testing.T) {
 			}
 		})
 	}
+}
+
+// window is a one-time window opening at start (systemd's calendar syntax
+// for one moment, in UTC).
+func window(name string, start time.Time, d time.Duration) blackout.Window {
+	return blackout.Window{Name: name, Calendar: start.UTC().Format("2006-01-02 15:04:05") + " UTC", Duration: d}
 }
 
 func marker(t *testing.T, s *Subject, name string) {

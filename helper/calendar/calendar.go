@@ -39,6 +39,16 @@ func Next(ctx context.Context, specs []string) (time.Time, error) {
 // sorted, in UTC, without duplicates (each expression contributes its own
 // next n; the earliest n of the union are returned).
 func Elapses(ctx context.Context, specs []string, n int) ([]time.Time, error) {
+	return elapses(ctx, specs, n, nil)
+}
+
+// ElapsesAfter is Elapses from base instead of now: the next n elapses
+// strictly after base.
+func ElapsesAfter(ctx context.Context, specs []string, base time.Time, n int) ([]time.Time, error) {
+	return elapses(ctx, specs, n, &base)
+}
+
+func elapses(ctx context.Context, specs []string, n int, base *time.Time) ([]time.Time, error) {
 	if len(specs) == 0 {
 		return nil, errors.New("no schedule given")
 	}
@@ -47,7 +57,14 @@ func Elapses(ctx context.Context, specs []string, n int) ([]time.Time, error) {
 	var stdout, stderr bytes.Buffer
 	// The system's own systemd-analyze, never one found through PATH, with
 	// a fixed environment: no TZ, so the host's zone, as the timer reads it.
-	cmd, err := sysprog.Command(ctx, "systemd-analyze", append([]string{"calendar", fmt.Sprintf("--iterations=%d", n), "--"}, specs...)...)
+	args := []string{"calendar", fmt.Sprintf("--iterations=%d", n)}
+	if base != nil {
+		// Whole seconds: systemd-analyze reads @SECONDS; a base inside a
+		// second is taken at its start, so an elapse in that same second
+		// counts as after it (callers ask from a window's length before now).
+		args = append(args, fmt.Sprintf("--base-time=@%d", base.Unix()))
+	}
+	cmd, err := sysprog.Command(ctx, "systemd-analyze", append(append(args, "--"), specs...)...)
 	if err != nil {
 		return nil, fmt.Errorf("systemd-analyze calendar %q: %v", specs, err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/tickgate/tickgate/helper/blackout"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/require"
 	"github.com/tickgate/tickgate/helper/runner"
@@ -82,6 +83,7 @@ func runCommand(e *Env, w Wiring) *ucli.Command {
 			&ucli.StringFlag{Name: "start-deadline", Value: "0", Usage: "skip a run that would start more than `DURATION` after its scheduled time (0: never)"},
 			&ucli.StringFlag{Name: "catch-up", Value: "none", Usage: "`once`: after the gate skipped it, run once when the gate reopens (tickgate catch-up)"},
 			&ucli.StringFlag{Name: "catch-up-on", Value: "gate", Usage: "`WHAT` skips owe a catch-up: gate, or gate,precondition"},
+			&ucli.StringFlag{Name: "blackouts", Usage: "recurring windows the job does not start in, a JSON list of {name, calendar, duration} (`JSON`)"},
 			&ucli.StringFlag{Name: "requires", Usage: "preconditions, a JSON list of {command: [argv], timeout} and {job, succeeded_within, scope} (`JSON`)"},
 		},
 		Action: func(c *ucli.Context) error {
@@ -182,6 +184,11 @@ func runConfig(c *ucli.Context, e *Env) (runner.Config, error) {
 			cfg.CatchUpOnPrecondition = true
 		default:
 			return cfg, fmt.Errorf("job %s: --catch-up-on: %q is neither gate nor precondition", job, w)
+		}
+	}
+	if t := c.String("blackouts"); t != "" {
+		if cfg.Blackouts, err = blackout.Parse([]byte(t)); err != nil {
+			return cfg, fmt.Errorf("job %s: --blackouts: %v", job, err)
 		}
 	}
 	if t := c.String("requires"); t != "" {

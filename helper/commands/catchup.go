@@ -155,7 +155,13 @@ func runCatchUps(ctx context.Context, e *cli.Env, g cli.Globals, jobs []owed, sp
 					continue
 				}
 				// The host's checks (the unit's own tick asks the rest).
-				d := admit.Decide(ctx, admit.Subject{Job: o.job, Dir: j, GatePath: g.Gate, Lock: o.lock, LockDir: g.LockDir, Owners: g.Owners}, time.Now())
+				sub := admit.Subject{Job: o.job, Dir: j, GatePath: g.Gate, Lock: o.lock, LockDir: g.LockDir, Owners: g.Owners}
+				if sub.Blackouts, err = blackoutsOf(g, o.job, o.lock); err != nil {
+					j.Close()
+					say("catch-up: job %s not started: %v", o.job, err)
+					continue
+				}
+				d := admit.Decide(ctx, sub, time.Now())
 				j.Close()
 				if !d.Allowed {
 					say("catch-up: job %s not started: %s", o.job, d.Reason)

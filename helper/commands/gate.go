@@ -66,6 +66,7 @@ Example: tickgate gate show --json | jq .gate.paused`,
 				fv := fleetGateView(c, g.FleetDSNFile, now)
 				v.Fleet = &fv
 			}
+			v.Blackouts = status.ViewBlackouts(c.Context, g.Gate, g.Owners, now)
 			v.StoppedBy = stoppedBy(v)
 			v.Backoffs = status.ActiveBackoffs(g.LockDir, g.Owners, now)
 			if v.Fleet != nil {
@@ -457,6 +458,9 @@ func localCheck(c *ucli.Context, e *cli.Env, job string, expected *time.Duration
 		f := &operatorFleet{c: c, file: g.FleetDSNFile}
 		defer f.close()
 		s.Fleet = f
+	}
+	if s.Blackouts, err = blackoutsOf(g, job, s.Lock); err != nil {
+		return exitcode.New(exitcode.GateBad, "job %s: %v", job, err)
 	}
 	d := admit.Decide(c.Context, s, time.Now())
 	return checkAnswer(e, job, &runner.Check{Allowed: d.Allowed, Step: d.Step, Code: d.Code, Reason: d.Reason, Warnings: d.Warnings})

@@ -15,6 +15,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/tickgate/tickgate/helper/blackout"
 	"github.com/tickgate/tickgate/helper/cli"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/fleet"
@@ -114,6 +115,35 @@ func printGate(w io.Writer, v status.GateView, now time.Time) {
 		p := g.Paused[j]
 		fmt.Fprintf(w, "  paused: %s: %s (since %s)\n", textsafe.Clean(j), orDash(textsafe.Clean(p.Reason)), fmtTime(&p.Since, now))
 	}
+	printBlackouts(w, v.Blackouts, now)
+}
+
+// printBlackouts lists the blackout windows: each with what it stops, and
+// its opening in force or its next one.
+func printBlackouts(w io.Writer, bs []status.BlackoutView, now time.Time) {
+	for _, b := range bs {
+		var what []string
+		if b.All {
+			what = append(what, "all jobs")
+		}
+		if len(b.Locks) > 0 {
+			what = append(what, "lock groups "+strings.Join(b.Locks, " "))
+		}
+		if len(b.Jobs) > 0 {
+			what = append(what, "jobs "+strings.Join(b.Jobs, " "))
+		}
+		head := fmt.Sprintf("  blackout %s: %s for %s (%s)", textsafe.Clean(b.Name), textsafe.Clean(b.Calendar), b.Duration, orDash(strings.Join(what, ", ")))
+		switch {
+		case b.Error != "":
+			fmt.Fprintf(w, "%s: ERROR: %s\n", head, textsafe.Clean(b.Error))
+		case b.Open:
+			fmt.Fprintf(w, "%s: OPEN until %s\n", head, fmtTime(b.End, now))
+		case b.Start != nil:
+			fmt.Fprintf(w, "%s: next %s\n", head, fmtTime(b.Start, now))
+		default:
+			fmt.Fprintf(w, "%s: never again\n", head)
+		}
+	}
 }
 
 func orDash(s string) string {
@@ -171,6 +201,22 @@ func knownJob(c *ucli.Context, g cli.Globals) (*state.Job, error) {
 		return nil, exitcode.New(exitcode.Software, "job %s: %v", name, err)
 	}
 	return j, nil
+}
+
+// blackoutsOf are the host's blackout windows (the file beside the gate
+// file) that apply to job of lock group lock.
+func blackoutsOf(g cli.Globals, job, lock string) ([]blackout.Window, error) {
+	all, err := blackout.Load(g.Gate, g.Owners)
+	if err != nil {
+		return nil, err
+	}
+	var out []blackout.Window
+	for _, w := range all {
+		if w.Applies(job, lock) {
+			out = append(out, w)
+		}
+	}
+	return out, nil
 }
 
 func checkJobName(job string) error {

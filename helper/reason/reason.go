@@ -27,6 +27,7 @@ const (
 
 	PreconditionFailed = "precondition-failed" // a requires: command exited non-zero or timed out (skipped)
 	DependencyStale    = "dependency-stale"    // a requires: job did not succeed recently enough (skipped)
+	Blackout           = "blackout"            // a recurring blackout window is open, or opens within the expected runtime (skipped)
 
 	FleetGateUnreachable = "fleet-gate-unreachable" // the fleet database did not answer in time (78, or a warning)
 	FleetLockUnavailable = "fleet-lock-unavailable" // a fleet-scoped lock group could not be asked for (78, never run)
@@ -39,7 +40,7 @@ const (
 // All is every prefix, for tests and documentation.
 var All = []string{
 	Done, Halted, GateClosed, JobPaused, RolloutWindow, GateUnusable, LockBusy, DoneCode, HaltCode,
-	Timeout, MissedDeadline, Backoff, PreconditionFailed, DependencyStale, FleetGateUnreachable, FleetLockUnavailable, FleetLockLost,
+	Timeout, MissedDeadline, Backoff, PreconditionFailed, DependencyStale, Blackout, FleetGateUnreachable, FleetLockUnavailable, FleetLockLost,
 	FleetSlotUnavailable, SlotTaken, SlotScheduleMismatch,
 }
 

@@ -33,7 +33,8 @@ func (r *runner) subject(due *time.Time) admit.Subject {
 	c := r.c
 	s := admit.Subject{Job: c.Job, Dir: r.job, GatePath: c.GatePath, Lock: c.Lock, LockDir: c.LockDir, Owners: c.Owners,
 		Policy: admit.Policy{ExpectedRuntime: c.ExpectedRuntime, GateFailOpen: c.GateFailOpen},
-		Due:    due, StartDeadline: c.StartDeadline, Force: r.req != nil && r.req.Force}
+		Due:    due, StartDeadline: c.StartDeadline, Force: r.req != nil && r.req.Force,
+		Blackouts: c.Blackouts}
 	if c.Fleet != nil {
 		s.Fleet, s.FleetLock, s.Singleton = r.fleetView(), c.Fleet.LockScope, c.Fleet.Singleton
 	}

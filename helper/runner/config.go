@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tickgate/tickgate/helper/blackout"
 	"github.com/tickgate/tickgate/helper/require"
 	"github.com/tickgate/tickgate/helper/safefs"
 	"github.com/tickgate/tickgate/helper/state"
@@ -49,7 +50,9 @@ type Config struct {
 	CatchUpOnPrecondition bool
 	// Requires are the job's preconditions (package require), checked in
 	// order before the lock group is taken, and again after a lock wait.
-	Requires       []require.Requirement
+	Requires []require.Requirement
+	// Blackouts are the recurring windows in which the job does not start.
+	Blackouts      []blackout.Window
 	History        int    // runs kept in state.json (0: state.DefaultHistory)
 	NotifyDir      string // where the deploy put JOB.json, the job's notification targets
 	OK, Done, Halt Codes

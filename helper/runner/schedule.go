@@ -131,7 +131,7 @@ func (r *runner) noteSchedule(s *state.State) {
 // gateSkip says whether a skip's reason is the gate's (closed, paused, a
 // rollout window; host or fleet): the skips a catch-up makes good.
 func gateSkip(why string) bool {
-	for _, p := range []string{reason.GateClosed, reason.JobPaused, reason.RolloutWindow} {
+	for _, p := range []string{reason.GateClosed, reason.JobPaused, reason.RolloutWindow, reason.Blackout} {
 		if reason.Has(why, p) {
 			return true
 		}

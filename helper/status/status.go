@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/tickgate/tickgate/helper/backoff"
+	"github.com/tickgate/tickgate/helper/blackout"
+	"github.com/tickgate/tickgate/helper/calendar"
 	"github.com/tickgate/tickgate/helper/gate"
 	"github.com/tickgate/tickgate/helper/lockgroup"
 	"github.com/tickgate/tickgate/helper/safefs"
@@ -132,6 +134,61 @@ type GateView struct {
 	Fleet     *GateView   `json:"fleet,omitempty"`
 	StoppedBy []string    `json:"stopped_by,omitempty"`
 	Backoffs  []backoff.B `json:"backoffs,omitempty"` // lock groups that back off now (host, and fleet marked "(fleet)")
+
+	// The host's recurring blackout windows (tickgate_blackouts), each with
+	// its opening in force or its next one.
+	Blackouts []BlackoutView `json:"blackouts,omitempty"`
+}
+
+// BlackoutView is one blackout window as status and `gate show` print it.
+type BlackoutView struct {
+	blackout.Window
+	Open  bool       `json:"open"`            // it is open now
+	Start *time.Time `json:"start,omitempty"` // the opening in force, or the next (nil: none)
+	End   *time.Time `json:"end,omitempty"`
+	Error string     `json:"error,omitempty"` // it could not be evaluated
+}
+
+// MarshalJSON flattens the window's fields beside the view's.
+func (b BlackoutView) MarshalJSON() ([]byte, error) {
+	w, err := json.Marshal(b.Window)
+	if err != nil {
+		return nil, err
+	}
+	type view struct {
+		Open  bool       `json:"open"`
+		Start *time.Time `json:"start,omitempty"`
+		End   *time.Time `json:"end,omitempty"`
+		Error string     `json:"error,omitempty"`
+	}
+	v, err := json.Marshal(view{b.Open, b.Start, b.End, b.Error})
+	if err != nil {
+		return nil, err
+	}
+	return append(append(w[:len(w)-1], ','), v[1:]...), nil
+}
+
+// ViewBlackouts is the host's blackout windows (the file beside the gate
+// file) at now. A file that cannot be read is one view with its error.
+func ViewBlackouts(ctx context.Context, gatePath string, owners *safefs.Owners, now time.Time) []BlackoutView {
+	ws, err := blackout.Load(gatePath, owners)
+	if err != nil {
+		return []BlackoutView{{Window: blackout.Window{Name: "?"}, Error: err.Error()}}
+	}
+	out := make([]BlackoutView, 0, len(ws))
+	for _, w := range ws {
+		v := BlackoutView{Window: w}
+		sp, open, err := blackout.Current(ctx, w, now)
+		switch {
+		case errors.Is(err, calendar.ErrNever):
+		case err != nil:
+			v.Error = err.Error()
+		default:
+			v.Open, v.Start, v.End = open, &sp.Start, &sp.End
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 // ViewGate loads the gate file for display.
@@ -233,6 +290,7 @@ func Collect(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep.Jobs = rows
 	rep.Backoffs = ActiveBackoffs(o.LockDir, o.Store.Owners, now)
+	rep.Gate.Blackouts = ViewBlackouts(context.Background(), o.GatePath, o.Store.Owners, now)
 	for i := range rep.Jobs {
 		for _, b := range rep.Backoffs {
 			if b.Lock == rep.Jobs[i].Lock {

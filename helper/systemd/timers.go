@@ -21,6 +21,10 @@ type Timer struct {
 	LastTrigger *time.Time `json:"last_trigger"`
 }
 
+// CatchUp is the reserved name of tickgate's own catch-up units
+// (tickgate-catch-up.service and .timer), never a job's.
+const CatchUp = "catch-up"
+
 // UnitPrefix is the prefix of every tickgate unit.
 const UnitPrefix = "tickgate-"
 
@@ -42,6 +46,9 @@ func Timers(ctx context.Context) (map[string]Timer, error) {
 	var firstErr error
 	for _, u := range units {
 		job := strings.TrimSuffix(strings.TrimPrefix(u.Name, UnitPrefix), ".timer")
+		if job == CatchUp {
+			continue // tickgate's own (the catch-up's timer), no job
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func(u sddbus.UnitStatus) {

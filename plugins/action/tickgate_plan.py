@@ -78,6 +78,8 @@ def check(host, values, spec):
         values.get("tickgate_supervisor_user"),
         len(values.get("tickgate_fleet_dsn") or "") > 0,
     ) + tg_filters.tickgate_target_errors(values.get("tickgate_notify", []))
+    jobs = values.get("tickgate_jobs")
+    errors += tg_filters.tickgate_blackout_errors(values.get("tickgate_blackouts"), jobs if isinstance(jobs, list) else None)
     insecure = str(values.get("tickgate_fleet_insecure", False)).lower() in ("true", "yes", "on", "1")
     for var in ("tickgate_fleet_dsn", "tickgate_fleet_admin_dsn"):
         errors += tg_filters.tickgate_dsn_errors(values.get(var) or "", var, insecure)
@@ -180,6 +182,10 @@ def _render(env, name, context_vars):
     return "".join(t.root_render_func(ctx))
 
 
+# The catch-up's timer, beside the catch-up service's template.
+CATCH_UP_TIMER = "tickgate-catch-up.timer.j2"
+
+
 def render_units(jobs, service_template, timer_template, catch_up_template, host_vars):
     """Unit file name -> content for the present jobs (and the catch-up
     service when a job needs it)."""
@@ -225,6 +231,14 @@ def render_units(jobs, service_template, timer_template, catch_up_template, host
             units["tickgate-catch-up.service"] = _render(env, os.path.basename(catch_up_template), scope).strip() + "\n"
         except jinja2.TemplateError as e:
             raise AnsibleActionFail("tickgate-catch-up.service: rendering: %s" % e)
+    # No gate reopens when a blackout window closes or a precondition holds
+    # again: a timer starts the catch-up (which starts nothing when nothing
+    # is owed, or the gate, a window or a precondition still stops it).
+    if any(j.get("blackout_windows") or "precondition" in (j.get("catch_up_on") or []) for j in catch_up):
+        try:
+            units["tickgate-catch-up.timer"] = _render(env, CATCH_UP_TIMER, _Scope({})).strip() + "\n"
+        except jinja2.TemplateError as e:
+            raise AnsibleActionFail("tickgate-catch-up.timer: rendering: %s" % e)
     return units
 
 

@@ -507,6 +507,79 @@ def _requires_graph_errors(jobs):
     return out
 
 
+_BLACKOUT_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
+
+
+def tickgate_blackout_errors(blackouts, jobs=None):
+    """Problems of tickgate_blackouts, each naming the window and field.
+    jobs (tickgate_jobs) is for windows that name jobs: each must be one."""
+    if blackouts is None:
+        return []
+    if not isinstance(blackouts, list):
+        return ["tickgate_blackouts: must be a list of {name, calendar, duration, all|locks|jobs}"]
+    names = {j.get("name") for j in (jobs or []) if isinstance(j, dict)}
+    out, seen = [], set()
+    for i, w in enumerate(blackouts, 1):
+        if not isinstance(w, dict):
+            out.append(
+                "tickgate_blackouts[%d]: must be a dict like {name: db-maint, calendar: 'Sat *-*-* 02:00', duration: 2h, locks: [billing]}"
+                % i
+            )
+            continue
+        name = w.get("name")
+        label = "tickgate_blackouts: window %s" % name if isinstance(name, str) and name else "tickgate_blackouts[%d]" % i
+        if not isinstance(name, str) or not _BLACKOUT_NAME.match(name):
+            out.append("%s: name: required, lower-case letters, digits, - and _ (at most 64): %r" % (label, name))
+        elif name in seen:
+            out.append("%s: name: given twice" % label)
+        seen.add(name)
+        for k in sorted(set(w) - {"name", "calendar", "duration", "all", "locks", "jobs"}, key=str):
+            out.append("%s: unknown key %r" % (label, k))
+        cal = w.get("calendar")
+        if not isinstance(cal, str) or not cal.strip() or "\n" in cal:
+            out.append("%s: calendar: required, an OnCalendar expression of when the window opens" % label)
+        d = w.get("duration")
+        if d is None or not _is_span(d) or not _span_seconds_strict(d) > 0:
+            out.append("%s: duration: required, a time span above 0 (like 2h): %r" % (label, d))
+        scopes = [k for k in ("all", "locks", "jobs") if w.get(k) not in (None, False, [])]
+        if len(scopes) != 1:
+            out.append("%s: give exactly one of all: true, locks: [GROUP...], jobs: [JOB...]" % label)
+        if "all" in w and not isinstance(w["all"], bool):
+            out.append("%s: all: must be true or false" % label)
+        for k, regex, what in (("locks", _LOCK_NAME, "lock group"), ("jobs", _JOB_NAME, "job")):
+            v = w.get(k)
+            if v is None:
+                continue
+            if not isinstance(v, list) or not all(_name_ok(regex, x) for x in v):
+                out.append("%s: %s: must be a list of %s names: %r" % (label, k, what, v))
+            elif k == "jobs" and jobs is not None:
+                for x in v:
+                    if x not in names:
+                        out.append("%s: jobs: %s is not a job of this host" % (label, x))
+    return out
+
+
+def _blackout_doc(w):
+    """One window as the helper reads it (durations as spans)."""
+    out = {"name": w["name"], "calendar": w["calendar"], "duration": tickgate_span(w["duration"])}
+    for k in ("locks", "jobs"):
+        if w.get(k):
+            out[k] = list(w[k])
+    if w.get("all"):
+        out["all"] = True
+    return out
+
+
+def _blackout_applies(w, job):
+    return bool(w.get("all")) or job["name"] in (w.get("jobs") or []) or job["lock"] in (w.get("locks") or [])
+
+
+def tickgate_blackouts_json(blackouts):
+    """The host's blackouts.json (beside the gate file): every window, for
+    `gate show`, `status`, `gate check` and `catch-up`."""
+    return json.dumps([_blackout_doc(w) for w in blackouts or []], indent=2, sort_keys=True) + "\n"
+
+
 def _on_key(k):
     """Whether k is a bare on: key as Ansible hands it over: YAML 1.1 reads
     `on` as the boolean true, and a JSON round trip (the plan) makes that
@@ -689,6 +762,16 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
             argv += ["--catch-up", "once"]
             if "precondition" in (j.get("catch_up_on") or []):
                 argv += ["--catch-up-on", "gate,precondition"]
+        # The blackout windows that cover this job (by its name or its lock
+        # group, or all), with their calendars for the deploy's check.
+        j["blackout_windows"] = [_blackout_doc(w) for w in settings.get("blackouts") or [] if _blackout_applies(w, j)]
+        if j["blackout_windows"]:
+            argv += [
+                "--blackouts",
+                json.dumps(
+                    [{k: w[k] for k in ("name", "calendar", "duration")} for w in j["blackout_windows"]], separators=(",", ":")
+                ),
+            ]
         if j.get("requires"):
             argv += ["--requires", json.dumps([_require_arg(q) for q in j["requires"]], separators=(",", ":"))]
         # The timer's own schedule: the helper knows from it when a tick was
@@ -965,4 +1048,6 @@ class FilterModule(object):
             "tickgate_dsn_errors": tickgate_dsn_errors,
             "tickgate_fleet_registration": tickgate_fleet_registration,
             "tickgate_target_errors": tickgate_target_errors,
+            "tickgate_blackout_errors": tickgate_blackout_errors,
+            "tickgate_blackouts_json": tickgate_blackouts_json,
         }

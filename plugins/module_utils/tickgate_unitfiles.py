@@ -134,7 +134,8 @@ def check_calendars(schedules):
                     msg = (one.stderr or one.stdout).strip().splitlines()
                     bad[spec] = msg[-1] if msg else "rejected"
     return [
-        "job %s: schedule: %r is not a valid OnCalendar expression (%s)" % (s["job"], s["calendar"], bad[s["calendar"]])
+        "job %s: %s: %r is not a valid OnCalendar expression (%s)"
+        % (s["job"], s.get("field", "schedule"), s["calendar"], bad[s["calendar"]])
         for s in schedules
         if s["calendar"] in bad
     ]

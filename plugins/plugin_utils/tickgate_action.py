@@ -240,6 +240,8 @@ class PlanAction(ActionBase):
         args["digests"] = wanted
         if args.pop("arm", False):
             args["enabled"] = [j["unit"] + ".timer" for j in jobs if j.get("enabled", True)]
+            if "tickgate-catch-up.timer" in plan["units"]:
+                args["enabled"].append("tickgate-catch-up.timer")
             args["disabled"] = [j["unit"] + ".timer" for j in jobs if not j.get("enabled", True)]
         # The cron entries the jobs take over (replaces_cron), and so also
         # which lines handed over before go back.
@@ -270,7 +272,11 @@ class PlanAction(ActionBase):
             args["units"] = {}
             # Only schedules of changed units are checked (the module picks
             # them by unit); floating singletons and accounts always are.
-            args["schedules"] = [{"job": j["name"], "unit": j["unit"], "calendar": s} for j in jobs for s in j["schedule"]]
+            args["schedules"] = [{"job": j["name"], "unit": j["unit"], "calendar": s} for j in jobs for s in j["schedule"]] + [
+                {"job": j["name"], "unit": j["unit"], "calendar": w["calendar"], "field": "blackout %s: calendar" % w["name"]}
+                for j in jobs
+                for w in j.get("blackout_windows") or []
+            ]
             args["singletons"] = [
                 {"job": j["name"], "calendars": j["schedule"], "min_gap": j["singleton_min_gap"]}
                 for j in jobs

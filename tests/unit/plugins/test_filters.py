@@ -3,6 +3,7 @@
 What systemd actually does with these strings is proven on a real host by
 molecule/default (the argv job); these pin the exact encoding."""
 
+import json
 import os
 import re
 import sys
@@ -214,6 +215,44 @@ class JobErrors(unittest.TestCase):
             self.assertTrue(errs and want in errs[0], errs)
         errs = t.tickgate_job_errors([self.ok(catch_up_on=["gate", "precondition"])])
         self.assertIn("precondition needs catch_up: once", errs[0])
+
+    def test_blackouts(self):
+        jobs = [self.ok(name="report")]
+        good = [
+            {"name": "db-maint", "calendar": "Sat *-*-* 02:00", "duration": "2h", "locks": ["billing"]},
+            {"name": "freeze", "calendar": "*-12-24 00:00", "duration": "3d", "all": True},
+            {"name": "rep", "calendar": "daily", "duration": 600, "jobs": ["report"]},
+        ]
+        self.assertEqual(t.tickgate_blackout_errors(good, jobs), [])
+        self.assertEqual(t.tickgate_blackout_errors([], jobs), [])
+        cases = [
+            ({"calendar": "daily", "duration": "1h", "all": True}, "tickgate_blackouts[1]: name: required"),
+            ({"name": "w", "duration": "1h", "all": True}, "tickgate_blackouts: window w: calendar: required"),
+            ({"name": "w", "calendar": "daily", "all": True}, "tickgate_blackouts: window w: duration: required"),
+            (
+                {"name": "w", "calendar": "daily", "duration": "0", "all": True},
+                "tickgate_blackouts: window w: duration: required",
+            ),
+            ({"name": "w", "calendar": "daily", "duration": "1h"}, "tickgate_blackouts: window w: give exactly one of"),
+            ({"name": "w", "calendar": "daily", "duration": "1h", "all": True, "locks": ["a"]}, "give exactly one of"),
+            (
+                {"name": "w", "calendar": "daily", "duration": "1h", "locks": ["bad name"]},
+                "window w: locks: must be a list of lock group names",
+            ),
+            (
+                {"name": "w", "calendar": "daily", "duration": "1h", "jobs": ["nosuch"]},
+                "window w: jobs: nosuch is not a job of this host",
+            ),
+            ({"name": "w", "calendar": "daily", "duration": "1h", "all": True, "when": 1}, "window w: unknown key 'when'"),
+        ]
+        for w, want in cases:
+            errs = t.tickgate_blackout_errors([w], jobs)
+            self.assertTrue(any(want in e for e in errs), (w, errs))
+        self.assertIn("name: given twice", t.tickgate_blackout_errors([good[0], good[0]], jobs)[0])
+        self.assertEqual(
+            json.loads(t.tickgate_blackouts_json(good))[2],
+            {"name": "rep", "calendar": "daily", "duration": "600s", "jobs": ["report"]},
+        )
 
     def test_requires_cycles(self):
         def job(name, *deps):

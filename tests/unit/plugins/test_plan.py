@@ -83,7 +83,7 @@ class Check(unittest.TestCase):
         # `-e tickgate_purge=true` passes a string: the role reads it with `| bool`.
         self.assertEqual(self.run_check(values(tickgate_purge="true", tickgate_facts="False", tickgate_hardening="no")), "")
 
-    def run_action(self, task_vars, helper_source=None):
+    def run_action(self, task_vars, helper_source=None, blackouts=None):
         """The action as the preflight calls it, its plans in a temp dir."""
         import shutil
         import tempfile
@@ -109,6 +109,7 @@ class Check(unittest.TestCase):
                 "fleet_timeout": "5s",
                 "notify": [],
                 "notify_dir": "/etc/tickgate/notify",
+                "blackouts": blackouts or [],
             },
             "service_template": os.path.join(templates, "tickgate-job.service.j2"),
             "timer_template": os.path.join(templates, "tickgate-job.timer.j2"),
@@ -139,6 +140,39 @@ class Check(unittest.TestCase):
             plan = json.load(f)
         self.assertEqual([j["name"] for j in plan["jobs"]], ["s", "off", "a"])
         self.assertIn('ExecStart="/usr/local/bin/tickgate" "run" "--lock" "a"', plan["units"]["tickgate-a.service"])
+
+    def test_blackouts_reach_the_jobs_they_cover_and_arm_the_catch_up_timer(self):
+        import json
+
+        jobs = [
+            {"name": "bill", "command": ["/bin/true"], "schedule": "hourly", "lock": "billing", "catch_up": "once"},
+            {"name": "other", "command": ["/bin/true"], "schedule": "hourly"},
+        ]
+        windows = [{"name": "db-maint", "calendar": "Sat *-*-* 02:00", "duration": "2h", "locks": ["billing"]}]
+
+        def plan_of(blackouts):
+            tv = dict(
+                values(tickgate_jobs=jobs, tickgate_blackouts=blackouts), inventory_hostname="h1", ansible_managed="managed"
+            )
+            res, _tmp = self.run_action(tv, blackouts=blackouts)
+            self.assertFalse(res.get("failed"), res.get("msg"))
+            with open(res["ansible_facts"]["__tickgate_plan"]["path"]) as f:
+                return json.load(f)["units"]
+
+        units = plan_of(windows)
+        self.assertIn('"--blackouts" "[{\\"name\\":\\"db-maint\\",', units["tickgate-bill.service"])
+        self.assertNotIn("--blackouts", units["tickgate-other.service"])
+        self.assertIn("OnCalendar=*-*-* *:*:30", units["tickgate-catch-up.timer"])
+        # Without a blackout (or a precondition catch-up): no catch-up timer.
+        units = plan_of([])
+        self.assertIn("tickgate-catch-up.service", units)
+        self.assertNotIn("tickgate-catch-up.timer", units)
+        # A window naming a job the host does not have is refused by the check.
+        bad = [{"name": "w", "calendar": "daily", "duration": "1h", "jobs": ["nosuch"]}]
+        tv = dict(values(tickgate_jobs=jobs, tickgate_blackouts=bad), inventory_hostname="h1", ansible_managed="managed")
+        res, _tmp = self.run_action(tv, blackouts=bad)
+        self.assertTrue(res.get("failed"))
+        self.assertIn("tickgate_blackouts: window w: jobs: nosuch is not a job of this host", res["msg"])
 
     def test_without_a_helper_source_it_names_what_to_set(self):
         task_vars = dict(values(), inventory_hostname="h1", ansible_managed="managed")
