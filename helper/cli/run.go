@@ -58,6 +58,7 @@ func runCommand(e *Env, w Wiring) *ucli.Command {
 		Description: runHelp,
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "lock", Usage: "lock group `NAME` (default: JOB); jobs sharing a lock never overlap"},
+			&ucli.IntFlag{Name: "lock-slots", Value: 1, Usage: "at most `N` runs of the lock group at once on this host"},
 			&ucli.StringFlag{Name: "lock-wait", Value: "0", Usage: "wait up to `DURATION` for a busy lock (0: skip at once)"},
 			&ucli.StringFlag{Name: "ok-codes", Value: "0", Usage: "comma `LIST` of exit codes meaning success"},
 			&ucli.StringFlag{Name: "done-codes", Usage: "comma `LIST` of exit codes meaning drained: write the done marker"},
@@ -146,6 +147,7 @@ func runConfig(c *ucli.Context, e *Env) (runner.Config, error) {
 		return cfg, fmt.Errorf("job %s: %v", job, err)
 	}
 	cfg.Retries = c.Int("retries")
+	cfg.LockSlots = c.Int("lock-slots")
 	for _, d := range []struct {
 		flag string
 		dst  *time.Duration

@@ -92,6 +92,30 @@ Example: tickgate status --json | jq '.jobs[] | select(.halted != null) | .job'`
 	}
 }
 
+// printLockGroups is one line of the lock groups a run holds, each with its
+// holders: "lock groups: api 2/2 held (harvest pid 812, backfill pid 815)".
+func printLockGroups(w io.Writer, gs []status.LockGroupView) {
+	if len(gs) == 0 {
+		return
+	}
+	parts := make([]string, 0, len(gs))
+	for _, g := range gs {
+		hs := make([]string, 0, len(g.Holders))
+		for _, h := range g.Holders {
+			switch {
+			case h.Left != "":
+				hs = append(hs, "left behind: "+textsafe.Clean(h.Left))
+			case h.Job != "":
+				hs = append(hs, fmt.Sprintf("%s pid %d", textsafe.Clean(h.Job), h.PID))
+			default:
+				hs = append(hs, fmt.Sprintf("pid %d", h.PID))
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%s %d/%d held (%s)", textsafe.Clean(g.Lock), len(g.Holders), g.Slots, strings.Join(hs, ", ")))
+	}
+	fmt.Fprintf(w, "lock groups: %s\n", strings.Join(parts, "; "))
+}
+
 func printStatus(w io.Writer, rep *status.Report) {
 	now := rep.GeneratedAt
 	fmt.Fprintf(w, "tickgate %s on %s\n", rep.Version, rep.Host)
@@ -99,6 +123,7 @@ func printStatus(w io.Writer, rep *status.Report) {
 	if rep.Systemd.Error != "" {
 		fmt.Fprintf(w, "systemd: %s (timer columns empty)\n", textsafe.Clean(rep.Systemd.Error))
 	}
+	printLockGroups(w, rep.LockGroups)
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "JOB\tNEXT\tLAST RUN\tRESULT\tLAST SUCCESS\tFAILS\tMARKER\tPID\tLOCK\tREASON")

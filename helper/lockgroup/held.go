@@ -44,19 +44,25 @@ func Held(dir string) ([]Holder, error) {
 		return nil, err
 	}
 	byID := map[fileID]string{}
-	var recorded []string // lock files with a holder record
+	type recordedFile struct {
+		name string
+		id   fileID
+	}
+	var recorded []recordedFile // lock files with a holder record
 	for _, n := range names {
-		group, ok := strings.CutSuffix(n, ".lock")
+		file, ok := strings.CutSuffix(n, ".lock")
 		if !ok || strings.HasPrefix(n, ".") {
 			continue
 		}
+		group := GroupOf(file) // a slot's file (NAME#1.lock) is its group's
 		st, err := d.Lstat(n)
 		if err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 			continue
 		}
-		byID[fileID{unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino}] = group
+		id := fileID{unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino}
+		byID[id] = group
 		if st.Size > 0 {
-			recorded = append(recorded, n)
+			recorded = append(recorded, recordedFile{n, id})
 		}
 	}
 	if len(byID) == 0 {
@@ -68,7 +74,7 @@ func Held(dir string) ([]Holder, error) {
 	}
 	defer f.Close()
 	var out []Holder
-	seen := map[string]bool{}
+	seen := map[fileID]bool{} // lock files held now (a group of N slots has N)
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		// "3: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"; waiters carry "->".
@@ -81,22 +87,22 @@ func Held(dir string) ([]Holder, error) {
 			continue
 		}
 		name, ok := byID[id]
-		if !ok || seen[name] {
+		if !ok || seen[id] {
 			continue
 		}
 		pid, _ := strconv.Atoi(fields[4])
-		seen[name] = true
+		seen[id] = true
 		out = append(out, Holder{Name: name, PID: pid})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("/proc/locks: %w", err)
 	}
-	for _, n := range recorded {
-		group := strings.TrimSuffix(n, ".lock")
-		if seen[group] {
+	for _, f := range recorded {
+		if seen[f.id] {
 			continue
 		}
-		r, ok := ReadRecord(d, n)
+		group := byID[f.id]
+		r, ok := ReadRecord(d, f.name)
 		if !ok {
 			continue
 		}

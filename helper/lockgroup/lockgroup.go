@@ -65,8 +65,31 @@ func Detail(err error, group string) string {
 // PollInterval is how often a waiting Acquire retries.
 const PollInterval = 50 * time.Millisecond
 
-// Path returns the lock file for a group.
+// Path returns the lock file for a group (its first slot's).
 func Path(dir, name string) string { return filepath.Join(dir, name+".lock") }
+
+// SlotSep joins a group's name and a slot's number in the slot's lock file
+// name (NAME#1.lock): a character no lock group name has, so a slot file is
+// never another group's.
+const SlotSep = "#"
+
+// MaxSlots bounds a group's size.
+const MaxSlots = 64
+
+// slotFile is the lock file of slot i of group name: slot 0 is the group's
+// own NAME.lock (a group of one is what it always was), slot i>0 NAME#i.lock.
+func slotFile(name string, i int) string {
+	if i == 0 {
+		return name + ".lock"
+	}
+	return fmt.Sprintf("%s%s%d.lock", name, SlotSep, i)
+}
+
+// GroupOf is the group a lock file (without .lock) belongs to.
+func GroupOf(file string) string {
+	g, _, _ := strings.Cut(file, SlotSep)
+	return g
+}
 
 // maxRecord caps what is read of a holder record.
 const maxRecord = 4096
@@ -81,9 +104,10 @@ type Record struct {
 	LeftBehind  bool   `json:"left_behind,omitempty"`
 }
 
-// Group is a held lock group.
+// Group is a held lock group (one of its slots).
 type Group struct {
 	name   string
+	slot   int
 	lock   *os.File
 	wrote  bool // the record is not empty
 	keep   bool // let go with processes left behind: keep the record
@@ -152,37 +176,66 @@ func OpenDir(dir string, owners *safefs.Owners) (*safefs.Dir, error) {
 // ErrBusy; otherwise it retries until wait has passed or ctx is done. A lock
 // whose last holder left processes that still run counts as busy.
 func Acquire(ctx context.Context, dir, name string, wait time.Duration, owners *safefs.Owners) (*Group, error) {
+	return AcquireSlot(ctx, dir, name, 1, wait, owners)
+}
+
+// AcquireSlot takes one of the group's slots (a group that admits slots
+// runs at once): the first free one, in order; with a wait, whichever
+// frees first. Each slot is a lock file of its own, with its own holder
+// record.
+func AcquireSlot(ctx context.Context, dir, name string, slots int, wait time.Duration, owners *safefs.Owners) (*Group, error) {
+	if slots < 1 || slots > MaxSlots {
+		return nil, fmt.Errorf("lock group %s: %d slots is not within 1-%d", name, slots, MaxSlots)
+	}
 	d, err := OpenDir(dir, owners)
 	if err != nil {
 		return nil, err
 	}
 	defer d.Close()
-	g := &Group{name: name}
-	if g.lock, err = d.OpenLockRW(name+".lock", 0o600, owners); err != nil {
-		return nil, fmt.Errorf("lock group %s: %w", name, err)
+	gs := make([]*Group, slots)
+	closeAll := func(except *Group) {
+		for _, g := range gs {
+			if g != nil && g != except {
+				g.lock.Close()
+			}
+		}
+	}
+	for i := range gs {
+		g := &Group{name: name, slot: i}
+		if g.lock, err = d.OpenLockRW(slotFile(name, i), 0o600, owners); err != nil {
+			closeAll(nil)
+			return nil, fmt.Errorf("lock group %s: %w", name, err)
+		}
+		gs[i] = g
 	}
 	deadline := time.Now().Add(wait)
 	for {
-		ok, err := g.try()
-		switch {
-		case err != nil:
-			g.lock.Close()
-			return nil, err
-		case ok:
-			return g, nil
+		for _, g := range gs {
+			ok, err := g.try()
+			switch {
+			case err != nil:
+				closeAll(nil)
+				return nil, err
+			case ok:
+				closeAll(g)
+				return g, nil
+			}
 		}
 		if wait <= 0 || !time.Now().Before(deadline) {
-			g.lock.Close()
-			return nil, g.busy()
+			closeAll(nil)
+			return nil, busy(name, gs)
 		}
 		select {
 		case <-ctx.Done():
-			g.lock.Close()
+			closeAll(nil)
 			return nil, ctx.Err()
 		case <-time.After(min(PollInterval, time.Until(deadline))):
 		}
 	}
 }
+
+// Slot is which of its group's slots g holds (0 for a group of one).
+func (g *Group) Slot() int { return g.slot }
 
 // try takes the lock, and keeps it unless the record left in it names
 // processes that still run.
@@ -199,11 +252,23 @@ func (g *Group) try() (bool, error) {
 	return true, nil
 }
 
-func (g *Group) busy() error {
-	if g.lastLeft != "" {
-		return &BusyError{Group: g.name, Detail: fmt.Sprintf("lock group %s: %s", g.name, g.lastLeft)}
+// busy is the error for a group none of whose slots gs could be taken.
+func busy(name string, gs []*Group) error {
+	var left []string
+	for _, g := range gs {
+		if g.lastLeft != "" {
+			left = append(left, g.lastLeft)
+		}
 	}
-	return ErrBusy
+	switch {
+	case len(gs) == 1 && len(left) == 1:
+		return &BusyError{Group: name, Detail: fmt.Sprintf("lock group %s: %s", name, left[0])}
+	case len(gs) == 1:
+		return ErrBusy
+	case len(left) > 0:
+		return &BusyError{Group: name, Detail: fmt.Sprintf("lock group %s: all %d slots are held (%s)", name, len(gs), strings.Join(left, "; "))}
+	}
+	return &BusyError{Group: name, Detail: fmt.Sprintf("lock group %s: all %d slots are held by other runs", name, len(gs))}
 }
 
 // leftover reads the record in the (locked) file: whether processes of an

@@ -78,6 +78,9 @@ func (r *runner) admission(first bool) *ended {
 func (r *runner) admissionRecord() *state.Admission {
 	c := r.c
 	a := &state.Admission{ExpectedRuntime: c.ExpectedRuntime.Seconds(), GateFailOpen: c.GateFailOpen}
+	if c.LockSlots > 1 {
+		a.LockSlots = c.LockSlots
+	}
 	if c.Fleet != nil {
 		a.Fleet, a.Singleton = true, c.Fleet.Singleton
 		if c.Fleet.LockScope {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tickgate/tickgate/helper/blackout"
+	"github.com/tickgate/tickgate/helper/lockgroup"
 	"github.com/tickgate/tickgate/helper/require"
 	"github.com/tickgate/tickgate/helper/safefs"
 	"github.com/tickgate/tickgate/helper/state"
@@ -40,6 +41,9 @@ type Config struct {
 	Fleet *FleetConfig
 
 	LockWait time.Duration
+	// LockSlots is how many runs of the lock group may run at once on this
+	// host (0 and 1: one).
+	LockSlots int
 	// Schedule is the timer's OnCalendar= lines: with it a tick knows when
 	// it was due (StartDeadline, CatchUp, a floating singleton's slot).
 	Schedule      []string
@@ -163,6 +167,12 @@ func (c *Config) Validate() error {
 	}
 	if len(needs) > 0 && len(c.Schedule) == 0 {
 		return fmt.Errorf("job %s: %s needs the timer's schedule (--schedule EXPR, once per OnCalendar=)", job, strings.Join(needs, " and "))
+	}
+	if c.LockSlots < 0 || c.LockSlots > lockgroup.MaxSlots {
+		return fmt.Errorf("job %s: --lock-slots: %d is not within 1-%d", job, c.LockSlots, lockgroup.MaxSlots)
+	}
+	if c.LockSlots > 1 && c.Fleet != nil && c.Fleet.LockScope {
+		return fmt.Errorf("job %s: --lock-slots %d with --lock-scope fleet: a fleet lock group admits one run at a time in this release", job, c.LockSlots)
 	}
 	if c.CatchUpOnPrecondition && !c.CatchUp {
 		return fmt.Errorf("job %s: --catch-up-on precondition needs --catch-up once", job)

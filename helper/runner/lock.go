@@ -16,12 +16,15 @@ import (
 	"github.com/tickgate/tickgate/helper/report"
 )
 
-// acquire takes the lock group, waiting up to --lock-wait; a signal during
+// slots is how many runs of the lock group may run at once on this host.
+func (r *runner) slots() int { return max(r.c.LockSlots, 1) }
+
+// acquire takes the lock group (a free slot of it), waiting up to --lock-wait; a signal during
 // the wait ends it and is returned.
 func (r *runner) acquire() (*lockgroup.Group, os.Signal, error) {
 	if r.c.LockWait <= 0 {
 		// No wait: nothing for a signal to end (a goroutine less per tick).
-		lg, err := lockgroup.Acquire(context.Background(), r.c.LockDir, r.c.Lock, 0, r.c.Owners)
+		lg, err := lockgroup.AcquireSlot(context.Background(), r.c.LockDir, r.c.Lock, r.slots(), 0, r.c.Owners)
 		return lg, nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -36,7 +39,7 @@ func (r *runner) acquire() (*lockgroup.Group, os.Signal, error) {
 		case <-stop:
 		}
 	}()
-	lg, err := lockgroup.Acquire(ctx, r.c.LockDir, r.c.Lock, r.c.LockWait, r.c.Owners)
+	lg, err := lockgroup.AcquireSlot(ctx, r.c.LockDir, r.c.Lock, r.slots(), r.c.LockWait, r.c.Owners)
 	close(stop)
 	<-watched
 	if got != nil {

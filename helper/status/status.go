@@ -54,7 +54,7 @@ func FindRunning(store state.Store, lockDir string, now time.Time) ([]Running, e
 		return nil, err
 	}
 	var out []Running
-	locks := map[string]bool{}
+	locks := map[string]int{} // running jobs by lock group (a group of N slots has up to N)
 	for _, j := range jobs {
 		// A record that cannot be opened or read is not trusted for pids;
 		// its lock group, below, still shows whether it runs.
@@ -67,16 +67,20 @@ func FindRunning(store state.Store, lockDir string, now time.Time) ([]Running, e
 			r.RunningSeconds = now.Sub(*st.StartedAt).Seconds()
 		}
 		out = append(out, r)
-		locks[st.Lock] = true
+		locks[st.Lock]++
 	}
 	held, err := lockgroup.Held(lockDir)
 	if err != nil && !os.IsNotExist(err) {
 		return out, err
 	}
 	for _, h := range held {
-		if !locks[h.Name] {
-			out = append(out, Running{Job: h.Job, Lock: h.Name, PID: h.PID, Left: h.Left})
+		// A holder no running job's state accounts for (its helper was
+		// killed, or its run left processes behind) runs too.
+		if locks[h.Name] > 0 {
+			locks[h.Name]--
+			continue
 		}
+		out = append(out, Running{Job: h.Job, Lock: h.Name, PID: h.PID, Left: h.Left})
 	}
 	return out, nil
 }
@@ -113,6 +117,9 @@ type Job struct {
 	// Late: no successful run within ExpectedInterval x Options.Tolerance.
 	// LateWhy says why it is late, or why a job that has not succeeded for
 	// that long is not (gated, paused, a marker, a back-off).
+	// lockSlots is its lock group's size as its latest tick ran (0: one).
+	lockSlots int
+
 	Late    bool   `json:"late"`
 	LateWhy string `json:"late_why,omitempty"`
 	Error   string `json:"error,omitempty"` // what could not be read for this job
@@ -217,6 +224,67 @@ type Report struct {
 	} `json:"systemd"`
 	Jobs     []Job       `json:"jobs"`
 	Backoffs []backoff.B `json:"backoffs"` // this host's lock groups that back off now
+	// LockGroups are the lock groups that a run holds now, with their
+	// holders (a group of N slots has up to N).
+	LockGroups []LockGroupView `json:"lock_groups"`
+}
+
+// LockGroupView is a lock group a run holds, as status shows it.
+type LockGroupView struct {
+	Lock    string       `json:"lock"`
+	Slots   int          `json:"slots"`
+	Holders []LockHolder `json:"holders"`
+}
+
+// LockHolder is one run holding a slot of a lock group.
+type LockHolder struct {
+	Job  string `json:"job"`
+	PID  int    `json:"pid"`
+	Left string `json:"left,omitempty"` // what of an earlier run still holds it (its helper gone)
+}
+
+// lockGroups joins the running jobs with the lock files held now.
+func lockGroups(rows []Job, lockDir string) []LockGroupView {
+	out := []LockGroupView{}
+	if lockDir == "" {
+		return out
+	}
+	held, _ := lockgroup.Held(lockDir)
+	if len(held) == 0 {
+		return out
+	}
+	slots := map[string]int{}
+	running := map[string][]LockHolder{}
+	for _, r := range rows {
+		slots[r.Lock] = max(slots[r.Lock], r.lockSlots, 1)
+		if r.Running && r.PID != nil {
+			running[r.Lock] = append(running[r.Lock], LockHolder{Job: r.Job, PID: *r.PID})
+		}
+	}
+	byLock := map[string]*LockGroupView{}
+	var order []string
+	for _, h := range held {
+		if _, shown := slots[h.Name]; !shown {
+			continue // the lock group of no job shown (status JOB...)
+		}
+		g := byLock[h.Name]
+		if g == nil {
+			g = &LockGroupView{Lock: h.Name, Slots: max(slots[h.Name], 1)}
+			byLock[h.Name] = g
+			order = append(order, h.Name)
+		}
+		if len(running[h.Name]) > 0 { // a held slot a running job accounts for
+			g.Holders = append(g.Holders, running[h.Name][0])
+			running[h.Name] = running[h.Name][1:]
+			continue
+		}
+		g.Holders = append(g.Holders, LockHolder{Job: h.Job, PID: h.PID, Left: h.Left})
+	}
+	sort.Strings(order)
+	for _, n := range order {
+		out = append(out, *byLock[n])
+	}
+	return out
 }
 
 // Options select what Collect reads.
@@ -290,6 +358,7 @@ func Collect(ctx context.Context, o Options) (*Report, error) {
 	}
 	rep.Jobs = rows
 	rep.Backoffs = ActiveBackoffs(o.LockDir, o.Store.Owners, now)
+	rep.LockGroups = lockGroups(rep.Jobs, o.LockDir)
 	rep.Gate.Blackouts = ViewBlackouts(context.Background(), o.GatePath, o.Store.Owners, now)
 	for i := range rep.Jobs {
 		for _, b := range rep.Backoffs {
@@ -349,6 +418,9 @@ func (o Options) jobRow(name string, g *gate.Gate) Job {
 	}
 	if st != nil {
 		row.Lock = st.Lock
+		if st.Admission != nil {
+			row.lockSlots = st.Admission.LockSlots
+		}
 		row.Result, row.Reason, row.ExitCode = st.Result, st.Reason, st.ExitCode
 		row.StartedAt, row.FinishedAt = st.StartedAt, st.FinishedAt
 		row.LastRun, row.LastSuccessAt = st.LastRun, st.LastSuccessAt

@@ -79,6 +79,7 @@ def check(host, values, spec):
         len(values.get("tickgate_fleet_dsn") or "") > 0,
     ) + tg_filters.tickgate_target_errors(values.get("tickgate_notify", []))
     jobs = values.get("tickgate_jobs")
+    errors += tg_filters.tickgate_lock_group_errors(values.get("tickgate_lock_groups"), jobs if isinstance(jobs, list) else None)
     errors += tg_filters.tickgate_blackout_errors(values.get("tickgate_blackouts"), jobs if isinstance(jobs, list) else None)
     insecure = str(values.get("tickgate_fleet_insecure", False)).lower() in ("true", "yes", "on", "1")
     for var in ("tickgate_fleet_dsn", "tickgate_fleet_admin_dsn"):

@@ -507,6 +507,63 @@ def _requires_graph_errors(jobs):
     return out
 
 
+# A lock group's size: at most this many slots (helper/lockgroup MaxSlots).
+_MAX_SLOTS = 64
+
+
+def tickgate_lock_group_errors(groups, jobs=None):
+    """Problems of tickgate_lock_groups ({NAME: {slots: N}}), and of jobs
+    that hold a group of more than one slot fleet-wide."""
+    if groups is None:
+        return []
+    if not isinstance(groups, dict):
+        return ["tickgate_lock_groups: must be a dict like {api: {slots: 2}}"]
+    out = []
+    for name, g in groups.items():
+        label = "tickgate_lock_groups: %s" % name
+        if not _name_ok(_LOCK_NAME, name):
+            out.append("%s: not a lock group name (^[A-Za-z0-9][A-Za-z0-9_.@-]*$)" % label)
+            continue
+        if not isinstance(g, dict):
+            out.append("%s: must be a dict like {slots: 2}" % label)
+            continue
+        for k in sorted(set(g) - {"slots"}, key=str):
+            out.append("%s: unknown key %r (slots is known)" % (label, k))
+        n = g.get("slots")
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= _MAX_SLOTS:
+            out.append("%s: slots: a whole number from 1 to %d: %r" % (label, _MAX_SLOTS, n))
+    for j in jobs or []:
+        if not isinstance(j, dict) or j.get("lock_scope") != "fleet" or j.get("state", "present") != "present":
+            continue
+        lock = j.get("lock") or j.get("name")
+        n = (groups.get(lock) or {}).get("slots") if isinstance(groups.get(lock), dict) else None
+        if isinstance(n, int) and n > 1:
+            out.append(
+                "job %s: lock_scope: fleet, but lock group %s has %d slots: a fleet lock group admits one run at a time "
+                "in this release" % (j.get("name"), lock, n)
+            )
+    return out
+
+
+def tickgate_lock_slot_errors(hostvars, hosts):
+    """A lock group's size must be the same on every host of the play that
+    sizes it."""
+    sizes = {}
+    for h in hosts:
+        groups = hostvars[h].get("tickgate_lock_groups") or {}
+        if not isinstance(groups, dict):
+            continue
+        for name, g in groups.items():
+            if isinstance(g, dict):
+                sizes.setdefault(name, {}).setdefault(g.get("slots"), []).append(h)
+    return [
+        "lock group %s: slots differ across hosts (%s); give it one size (group_vars)"
+        % (name, "; ".join("%s: %s" % (n, ", ".join(sorted(hs))) for n, hs in sorted(by.items(), key=lambda kv: str(kv[0]))))
+        for name, by in sorted(sizes.items())
+        if len(by) > 1
+    ]
+
+
 _BLACKOUT_NAME = re.compile(r"^[a-z0-9_-]{1,64}$")
 
 
@@ -764,6 +821,9 @@ def tickgate_normalize_jobs(jobs, defaults, settings):
                 argv += ["--catch-up-on", "gate,precondition"]
         # The blackout windows that cover this job (by its name or its lock
         # group, or all), with their calendars for the deploy's check.
+        slots = ((settings.get("lock_groups") or {}).get(j["lock"]) or {}).get("slots") or 1
+        if slots > 1:
+            argv += ["--lock-slots", str(slots)]
         j["blackout_windows"] = [_blackout_doc(w) for w in settings.get("blackouts") or [] if _blackout_applies(w, j)]
         if j["blackout_windows"]:
             argv += [
@@ -1049,5 +1109,7 @@ class FilterModule(object):
             "tickgate_fleet_registration": tickgate_fleet_registration,
             "tickgate_target_errors": tickgate_target_errors,
             "tickgate_blackout_errors": tickgate_blackout_errors,
+            "tickgate_lock_group_errors": tickgate_lock_group_errors,
+            "tickgate_lock_slot_errors": tickgate_lock_slot_errors,
             "tickgate_blackouts_json": tickgate_blackouts_json,
         }

@@ -254,6 +254,33 @@ class JobErrors(unittest.TestCase):
             {"name": "rep", "calendar": "daily", "duration": "600s", "jobs": ["report"]},
         )
 
+    def test_lock_groups(self):
+        self.assertEqual(t.tickgate_lock_group_errors({"api": {"slots": 2}, "db": {"slots": 1}}), [])
+        for groups, want in (
+            ([], "must be a dict"),
+            ({"bad name": {"slots": 2}}, "tickgate_lock_groups: bad name: not a lock group name"),
+            ({"api": 2}, "tickgate_lock_groups: api: must be a dict like {slots: 2}"),
+            ({"api": {"slots": 0}}, "tickgate_lock_groups: api: slots: a whole number from 1 to 64"),
+            ({"api": {"slots": 65}}, "slots: a whole number from 1 to 64"),
+            ({"api": {"slots": True}}, "slots: a whole number"),
+            ({"api": {"slots": 2, "size": 3}}, "tickgate_lock_groups: api: unknown key 'size'"),
+        ):
+            errs = t.tickgate_lock_group_errors(groups)
+            self.assertTrue(errs and want in errs[0], (groups, errs))
+        fleet_job = self.ok(lock="api", lock_scope="fleet")
+        errs = t.tickgate_lock_group_errors({"api": {"slots": 2}}, [fleet_job])
+        self.assertEqual(len(errs), 1)
+        self.assertIn("job j: lock_scope: fleet, but lock group api has 2 slots", errs[0])
+
+    def test_lock_slots_across_hosts(self):
+        hv = {"a": {"tickgate_lock_groups": {"api": {"slots": 2}}}, "b": {"tickgate_lock_groups": {"api": {"slots": 3}}}, "c": {}}
+        self.assertEqual(
+            t.tickgate_lock_slot_errors(hv, ["a", "b", "c"]),
+            ["lock group api: slots differ across hosts (2: a; 3: b); give it one size (group_vars)"],
+        )
+        hv["b"]["tickgate_lock_groups"]["api"]["slots"] = 2
+        self.assertEqual(t.tickgate_lock_slot_errors(hv, ["a", "b", "c"]), [])
+
     def test_requires_cycles(self):
         def job(name, *deps):
             return {
@@ -479,6 +506,14 @@ class Normalize(unittest.TestCase):
         self.assertEqual(a[a.index("--catch-up-on") + 1], "gate,precondition")
         self.assertNotIn("--requires", self.norm()["argv"])
         self.assertNotIn("--catch-up-on", self.norm(catch_up="once", catch_up_on=["gate"])["argv"])
+
+    def test_lock_slots_reach_the_helper(self):
+        settings = dict(self.settings, lock_groups={"api": {"slots": 3}})
+        j = t.tickgate_normalize_jobs(
+            [{"name": "b", "command": ["/x"], "schedule": "hourly", "lock": "api"}], self.defaults, settings
+        )[0]
+        self.assertEqual(j["argv"][j["argv"].index("--lock-slots") + 1], "3")
+        self.assertNotIn("--lock-slots", self.norm(lock="db")["argv"])
 
     def test_job_codes_override_the_mode(self):
         j = self.norm(mode="drain", halt_after=0, ok_codes=[3, 5])
