@@ -86,7 +86,7 @@ Example: tickgate fleet migrate --tick-role tickgate_tick --register '{"hosts": 
 				fmt.Fprintf(e.Stdout, "fleet schema migrated to version %d (applied %s)\n", fleet.SchemaVersion, strings.Join(parts, ", "))
 				return nil
 			},
-		}},
+		}, takeStartsCommand(e)},
 	}
 }
 

@@ -32,7 +32,7 @@ func startCommand(e *cli.Env) *ucli.Command {
 	return &ucli.Command{
 		Name:      "start",
 		Usage:     "run a job now, through its unit, and optionally wait for the result",
-		UsageText: "tickgate start [--wait [--timeout DURATION]] [--force] JOB",
+		UsageText: "tickgate start [--wait [--timeout DURATION]] [--force] [--fleet] JOB",
 		Description: `Starts tickgate-JOB.service, as its timer would: the job's user, sandbox,
 lock group, markers and gate apply exactly as for a timer's run, and a skip
 is a skip (75) with its reason. The start is an operator's, not the
@@ -46,11 +46,17 @@ its last output lines (from the journal, by invocation id), then exits with
 the run's exit code (0, 75 skipped, the job's own code); --timeout stops
 waiting (exit 124) and leaves the run going. On a terminal a spinner shows
 the elapsed time.
+With --fleet, JOB is a floating singleton: the request goes to the fleet
+database and runs once, on one host whose timer of JOB is armed (the host
+that takes it, not this one); --wait reports where and how it went.
+An operator's start of a floating singleton claims no slot: the timer's
+runs go on as scheduled.
 Example: tickgate start --wait backfill`,
 		Flags: []ucli.Flag{
 			&ucli.BoolFlag{Name: "wait", Usage: "follow the run and exit with its exit code"},
 			&ucli.StringFlag{Name: "timeout", Value: "0", Usage: "with --wait: stop waiting after `DURATION` (0: wait for the end)"},
 			&ucli.BoolFlag{Name: "force", Usage: "run even if the gate is closed or the job paused"},
+			&ucli.BoolFlag{Name: "fleet", Usage: "a floating singleton: run it once, on one host of the fleet whose timer is armed"},
 		},
 		Action: func(c *ucli.Context) error {
 			timeout, err := cli.DurationFlag(c, "timeout")
@@ -59,6 +65,15 @@ Example: tickgate start --wait backfill`,
 			}
 			if timeout > 0 && !c.Bool("wait") {
 				return exitcode.UsageError("--timeout needs --wait")
+			}
+			if c.Bool("fleet") {
+				if c.NArg() != 1 {
+					return exitcode.UsageError("give exactly one JOB")
+				}
+				if err := checkJobName(c.Args().First()); err != nil {
+					return err
+				}
+				return fleetStart(c, e, c.Args().First(), c.Bool("force"), c.Bool("wait"), timeout)
 			}
 			g := cli.GlobalsOf(c)
 			j, err := knownJob(c, g)
@@ -84,31 +99,11 @@ type starter struct {
 
 func (s *starter) run(ctx context.Context) error {
 	name := s.job.Name
-	u, err := systemd.OpenUnit(ctx, name)
+	u, inv, done, err := s.launch(ctx, "")
 	if err != nil {
-		return exitcode.New(exitcode.Failure, "job %s: %v", name, err)
+		return err
 	}
 	defer u.Close()
-	active, before, err := u.State(ctx)
-	if err != nil {
-		return exitcode.New(exitcode.Failure, "job %s: %v", name, err)
-	}
-	if active == "activating" || active == "active" || active == "deactivating" || active == "reloading" {
-		voice.Say(s.e.Stderr, "job %s: running already (invocation %s); not started again", name, before)
-		return exitcode.Silent(exitcode.Skipped)
-	}
-	// The request tells the tick it is an operator's start (and forced or
-	// not); the tick takes it as it begins.
-	q := state.Request{At: time.Now().UTC(), Force: s.force, By: whoAmI()}
-	if err := s.job.Locked(ctx, func() error { return s.job.WriteRequest(q) }); err != nil {
-		return exitcode.New(exitcode.Software, "job %s: write start request: %v", name, err)
-	}
-	done, err := u.Start(ctx)
-	if err != nil {
-		_ = s.job.Locked(context.Background(), func() error { _, err := s.job.Dir.Remove(state.StartRequest); return err })
-		return exitcode.New(exitcode.Failure, "job %s: %v", name, err)
-	}
-	inv := s.begun(ctx, u, before, done)
 	if !s.wait {
 		if inv == "" {
 			fmt.Fprintf(s.e.Stdout, "job %s: start queued (%s)\n", name, u.Name)
@@ -122,6 +117,45 @@ func (s *starter) run(ctx context.Context) error {
 		return err
 	}
 	return s.report(ctx, u, result)
+}
+
+// launch starts the job's unit with an operator's request (by names who
+// asked; "" for this process' user): the unit, the run's invocation id (""
+// if it was not seen to begin within 10 s) and the channel systemd answers
+// the start on. A job that runs already is a skip (75), not started again.
+func (s *starter) launch(ctx context.Context, by string) (*systemd.Unit, string, <-chan string, error) {
+	name := s.job.Name
+	u, err := systemd.OpenUnit(ctx, name)
+	if err != nil {
+		return nil, "", nil, exitcode.New(exitcode.Failure, "job %s: %v", name, err)
+	}
+	active, before, err := u.State(ctx)
+	if err != nil {
+		u.Close()
+		return nil, "", nil, exitcode.New(exitcode.Failure, "job %s: %v", name, err)
+	}
+	if active == "activating" || active == "active" || active == "deactivating" || active == "reloading" {
+		u.Close()
+		voice.Say(s.e.Stderr, "job %s: running already (invocation %s); not started again", name, before)
+		return nil, "", nil, exitcode.Silent(exitcode.Skipped)
+	}
+	if by == "" {
+		by = whoAmI()
+	}
+	// The request tells the tick it is an operator's start (and forced or
+	// not); the tick takes it as it begins.
+	q := state.Request{At: time.Now().UTC(), Force: s.force, By: by}
+	if err := s.job.Locked(ctx, func() error { return s.job.WriteRequest(q) }); err != nil {
+		u.Close()
+		return nil, "", nil, exitcode.New(exitcode.Software, "job %s: write start request: %v", name, err)
+	}
+	done, err := u.Start(ctx)
+	if err != nil {
+		_ = s.job.Locked(context.Background(), func() error { _, err := s.job.Dir.Remove(state.StartRequest); return err })
+		u.Close()
+		return nil, "", nil, exitcode.New(exitcode.Failure, "job %s: %v", name, err)
+	}
+	return u, s.begun(ctx, u, before, done), done, nil
 }
 
 // begun waits (up to 10 s) for the start to get an invocation id other than
@@ -183,67 +217,93 @@ func (s *starter) follow(ctx context.Context, u *systemd.Unit, done <-chan strin
 	}
 }
 
+// outcome is how a started run went: from the tick's own record (matched
+// by invocation id), else systemd's word.
+type outcome struct {
+	Invocation string
+	Result     string
+	Reason     string
+	Exit       int
+	How        string // "exited", "killed", "dumped"
+	Took       time.Duration
+}
+
+// outcome reads how the unit's latest run went; jobResult is systemd's
+// result for the start.
+func (s *starter) outcome(ctx context.Context, u *systemd.Unit, jobResult string) (outcome, error) {
+	name := s.job.Name
+	_, inv, err := u.State(ctx)
+	if err != nil {
+		return outcome{}, exitcode.New(exitcode.Failure, "job %s: %v", name, err)
+	}
+	ex, err := u.Exit(ctx)
+	if err != nil {
+		return outcome{}, exitcode.New(exitcode.Failure, "job %s: %v", name, err)
+	}
+	o := outcome{Invocation: inv, Exit: ex.Code, How: ex.How}
+	if ex.Started != nil && ex.Finished != nil {
+		o.Took = ex.Finished.Sub(*ex.Started)
+	}
+	if st, err := s.store.Load(name); err == nil && st != nil {
+		switch {
+		case inv != "" && st.Run.Invocation == inv:
+			o.Result, o.Reason, o.Took = st.Result, st.Reason, time.Duration(st.DurationSeconds*float64(time.Second))
+		case inv != "" && st.LastSkip != nil && st.LastSkip.Invocation == inv:
+			o.Result, o.Reason, o.Took = state.Skipped, st.LastSkip.Reason, 0
+		}
+	}
+	if o.Result == "" { // no record of this run: systemd's word only
+		o.Result = "unit " + jobResult
+		if ex.Code == exitcode.Skipped {
+			o.Result = state.Skipped
+		}
+	}
+	return o, nil
+}
+
+// line is the outcome as one line: "success, exit 0, 1.2s".
+func (o outcome) line() string {
+	line := o.Result
+	if o.Reason != "" {
+		line += " (" + textsafe.Clean(o.Reason) + ")"
+	}
+	line += fmt.Sprintf(", exit %d", o.Exit)
+	if o.How != "exited" && o.How != "" {
+		line += " (" + o.How + ")"
+	}
+	if o.Result != state.Skipped {
+		line += ", " + o.Took.Round(time.Millisecond).String()
+	}
+	return line
+}
+
 // report prints the run's result, exit code, duration and output, and
 // returns the exit code to leave with.
 func (s *starter) report(ctx context.Context, u *systemd.Unit, jobResult string) error {
 	name := s.job.Name
-	_, inv, err := u.State(ctx)
+	o, err := s.outcome(ctx, u, jobResult)
 	if err != nil {
-		return exitcode.New(exitcode.Failure, "job %s: %v", name, err)
+		return err
 	}
-	ex, err := u.Exit(ctx)
-	if err != nil {
-		return exitcode.New(exitcode.Failure, "job %s: %v", name, err)
-	}
-	result, why, took := "", "", time.Duration(0)
-	if ex.Started != nil && ex.Finished != nil {
-		took = ex.Finished.Sub(*ex.Started)
-	}
-	// The tick's own record says what happened, if it is this invocation's.
-	if st, err := s.store.Load(name); err == nil && st != nil {
-		switch {
-		case inv != "" && st.Run.Invocation == inv:
-			result, why, took = st.Result, st.Reason, time.Duration(st.DurationSeconds*float64(time.Second))
-		case inv != "" && st.LastSkip != nil && st.LastSkip.Invocation == inv:
-			result, why, took = state.Skipped, st.LastSkip.Reason, 0
-		}
-	}
-	if result == "" { // no record of this run: systemd's word only
-		result = "unit " + jobResult
-		if ex.Code == exitcode.Skipped {
-			result = state.Skipped
-		}
-	}
-	line := fmt.Sprintf("job %s: %s", name, result)
-	if why != "" {
-		line += " (" + textsafe.Clean(why) + ")"
-	}
-	line += fmt.Sprintf(", exit %d", ex.Code)
-	if ex.How != "exited" {
-		line += " (" + ex.How + ")"
-	}
-	if result != state.Skipped {
-		line += ", " + took.Round(time.Millisecond).String()
-	}
-	fmt.Fprintln(s.e.Stdout, line)
-	if inv != "" && result != state.Skipped {
+	fmt.Fprintf(s.e.Stdout, "job %s: %s\n", name, o.line())
+	if o.Invocation != "" && o.Result != state.Skipped {
 		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		lines, err := unitlog.Lines(lctx, inv, startOutputLines)
+		lines, err := unitlog.Lines(lctx, o.Invocation, startOutputLines)
 		if err != nil {
 			voice.Warn(s.e.Stderr, "job %s: the run's output not read from the journal: %v", name, err)
 		}
 		if len(lines) > 0 {
-			fmt.Fprintf(s.e.Stdout, "output (invocation %s):\n", inv)
+			fmt.Fprintf(s.e.Stdout, "output (invocation %s):\n", o.Invocation)
 			for _, l := range lines {
 				fmt.Fprintln(s.e.Stdout, "  "+textsafe.Clean(l))
 			}
 		}
 	}
-	if ex.Code == 0 {
+	if o.Exit == 0 {
 		return nil
 	}
-	return exitcode.Silent(ex.Code)
+	return exitcode.Silent(o.Exit)
 }
 
 // whoAmI names the operator for the request: the sudo user behind root,

@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/tickgate/tickgate/helper/calendar"
+	"github.com/tickgate/tickgate/helper/state"
 	"github.com/tickgate/tickgate/helper/sysprog"
 )
 
@@ -382,7 +383,7 @@ func sanitize(s string) string {
 		s = s[:60]
 	}
 	s = strings.TrimRight(s, "_.-")
-	if s == "" || s == "catch-up" {
+	if s == "" || state.ReservedJobs[s] {
 		s = "cron-" + s
 		s = strings.TrimRight(s, "-")
 	}

@@ -5,6 +5,7 @@ package e2e
 // its own state, lock dir and gate file, and they share the fleet database.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -631,5 +632,67 @@ func TestFleetRequires(t *testing.T) {
 	r := hosts[1].run("run", "--fleet", "--gate-fail", "open", "--requires", dep, "publish", "--", "true")
 	if r.code != 75 || !strings.Contains(r.stderr, `reason="dependency-stale: export: last success not known: `) {
 		t.Fatalf("fleet down: exit %d: %s", r.code, r.stderr)
+	}
+}
+
+// start --fleet, the requester's side (the taker needs systemd: molecule
+// fleet): one request per job while one waits, --wait reports the host that
+// took it and exits with the run's code, a manual tick of a floating
+// singleton claims no slot, and a job that is no floating singleton is
+// refused.
+func TestFleetStartRequest(t *testing.T) {
+	h := fleetEnvs(t, 2)
+	registerSingleton(t, "floaty2", []string{"*:*:0/10"}, 10)
+	r := h[0].mustCode(0, "start", "--fleet", "floaty2")
+	if !strings.Contains(r.stdout, "job floaty2: fleet start #") {
+		t.Fatalf("request: %s", r.stdout)
+	}
+	id := strings.TrimSuffix(strings.Fields(strings.SplitN(r.stdout, "#", 2)[1])[0], ";")
+	if r2 := h[1].mustCode(0, "start", "--fleet", "floaty2"); !strings.Contains(r2.stdout, "#"+id+" requested") {
+		t.Fatalf("a second request while one waits is the same one (#%s): %s", id, r2.stdout)
+	}
+	if r := h[0].run("start", "--fleet", "nosuch"); r.code != 1 || !strings.Contains(r.stderr, "not a floating singleton") {
+		t.Fatalf("not a floating singleton: %d %s", r.code, r.stderr)
+	}
+	// --wait follows it: a host takes and reports it (as take-starts would).
+	c := h[1].cmd("start", "--fleet", "--wait", "--timeout", "20s", "floaty2")
+	var out, errb bytes.Buffer
+	c.Stdout, c.Stderr = &out, &errb
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	psql(t, "UPDATE tickgate.starts SET taken_by = 'host1', taken_at = now() WHERE id = "+id)
+	time.Sleep(500 * time.Millisecond)
+	psql(t, "UPDATE tickgate.starts SET finished_at = now(), result = 'failed', exit_code = 3, reason = 'exit code 3 is not an ok code', "+
+		"duration_seconds = 1.25, invocation = '0123456789abcdef0123456789abcdef' WHERE id = "+id)
+	if code := exitCode(c.Wait()); code != 3 {
+		t.Fatalf("--wait exited %d, want the run's 3: %s %s", code, out.String(), errb.String())
+	}
+	want := "job floaty2: ran on host host1: failed (exit code 3 is not an ok code), exit 3, 1.25s (fleet start #" + id + ")"
+	if !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "journalctl _SYSTEMD_INVOCATION_ID=0123456789abcdef0123456789abcdef") {
+		t.Fatalf("--wait printed:\n%s\nwant %q", out.String(), want)
+	}
+	// Nobody takes it: --timeout gives up with 124.
+	h[0].mustCode(0, "start", "--fleet", "floaty2")
+	if r := h[0].run("start", "--fleet", "--wait", "--timeout", "600ms", "floaty2"); r.code != 124 || !strings.Contains(r.stderr, "no host has taken it yet") {
+		t.Fatalf("timeout: %d %s", r.code, r.stderr)
+	}
+	// The taken run: an operator's tick of a floating singleton claims no slot.
+	e := h[0]
+	if err := os.MkdirAll(filepath.Join(e.stateDir, "floaty2"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	req := fmt.Sprintf(`{"at": %q, "by": "fleet start #%s"}`, time.Now().UTC().Format(time.RFC3339), id)
+	if err := os.WriteFile(filepath.Join(e.stateDir, "floaty2", "start-request"), []byte(req), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = e.mustCode(0, "run", "--fleet", "--singleton", "fleet", "--schedule", "*:*:0/10", "floaty2", "--", "sh", "-c", `echo "slot=[$TICKGATE_FLEET_SLOT]"`)
+	if !strings.Contains(r.stdout, "slot=[]") {
+		t.Fatalf("a manual run got a slot: %s", r.stdout)
+	}
+	out2, err := exec.Command("psql", "-tAc", "SELECT count(*) FROM tickgate.slots WHERE job = 'floaty2'", superDSN).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out2)) != "0" {
+		t.Fatalf("slots claimed by a manual run: %s %v", out2, err)
 	}
 }

@@ -289,6 +289,75 @@ var migrations = []string{
 		tickgate.take_lease(text, text, text, int, text, int), tickgate.renew_lease(text, text, text, bigint, int),
 		tickgate.release_lease(text, text, text, bigint), tickgate.claim_slot(text, timestamptz, text, text, text),
 		tickgate.extend_backoff(text, timestamptz, text, text, text, text) FROM PUBLIC;`,
+
+	// 6: fleet starts (tickgate start --fleet): an operator's request to run
+	// a floating singleton once, taken by exactly one host whose timer is
+	// armed (its tickgate-fleet-starts.timer asks), which reports how the
+	// run went. Requests not taken within 10 minutes lapse.
+	`CREATE TABLE tickgate.starts (
+		id bigserial PRIMARY KEY,
+		job text NOT NULL,
+		force boolean NOT NULL DEFAULT false,
+		requested_by text NOT NULL,
+		requested_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+		taken_by text,
+		taken_at timestamptz,
+		invocation text,
+		finished_at timestamptz,
+		result text,
+		exit_code int,
+		reason text,
+		duration_seconds double precision
+	);
+	CREATE INDEX starts_open ON tickgate.starts (job, id) WHERE taken_by IS NULL;
+
+	CREATE FUNCTION tickgate.request_start(p_host text, p_job text, p_force boolean) RETURNS bigint
+		LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+	DECLARE
+		v_id bigint;
+	BEGIN
+		PERFORM tickgate.check_caller(p_host);
+		IF NOT EXISTS (SELECT 1 FROM tickgate.singletons WHERE job = p_job) THEN
+			RAISE EXCEPTION 'job % is not a floating singleton of the fleet (singleton: fleet, registered by the deploy)', p_job USING ERRCODE = '22023';
+		END IF;
+		-- One waiting request per job: asking again while one waits is that one.
+		SELECT s.id INTO v_id FROM tickgate.starts s WHERE s.job = p_job AND s.taken_by IS NULL
+			AND s.requested_at > clock_timestamp() - interval '10 minutes' ORDER BY s.id LIMIT 1;
+		IF FOUND THEN
+			RETURN v_id;
+		END IF;
+		PERFORM set_config('synchronous_commit', 'on', true);
+		INSERT INTO tickgate.starts (job, force, requested_by) VALUES (p_job, p_force, p_host) RETURNING id INTO v_id;
+		RETURN v_id;
+	END $$;
+
+	-- The oldest waiting request of the job, to one host: SKIP LOCKED makes
+	-- two hosts asking at once get it once.
+	CREATE FUNCTION tickgate.take_start(p_host text, p_job text) RETURNS TABLE (id bigint, force boolean)
+		LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+	#variable_conflict use_column
+	BEGIN
+		PERFORM tickgate.check_caller(p_host);
+		PERFORM set_config('synchronous_commit', 'on', true);
+		RETURN QUERY UPDATE tickgate.starts s SET taken_by = p_host, taken_at = clock_timestamp()
+			WHERE s.id = (SELECT w.id FROM tickgate.starts w WHERE w.job = p_job AND w.taken_by IS NULL
+				AND w.requested_at > clock_timestamp() - interval '10 minutes' ORDER BY w.id LIMIT 1 FOR UPDATE SKIP LOCKED)
+			RETURNING s.id, s.force;
+	END $$;
+
+	-- How the run went, from the host that took it, once.
+	CREATE FUNCTION tickgate.finish_start(p_host text, p_id bigint, p_invocation text, p_result text, p_exit int, p_reason text, p_duration double precision)
+		RETURNS boolean LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+	BEGIN
+		PERFORM tickgate.check_caller(p_host);
+		UPDATE tickgate.starts SET invocation = left(p_invocation, 64), finished_at = clock_timestamp(), result = left(p_result, 32),
+			exit_code = p_exit, reason = left(p_reason, 1000), duration_seconds = p_duration
+			WHERE id = p_id AND taken_by = p_host AND finished_at IS NULL;
+		RETURN FOUND;
+	END $$;
+
+	REVOKE EXECUTE ON FUNCTION tickgate.request_start(text, text, boolean), tickgate.take_start(text, text),
+		tickgate.finish_start(text, bigint, text, text, int, text, double precision) FROM PUBLIC;`,
 }
 
 // tickGrants are what the tick role may do, granted after every migration
@@ -309,6 +378,7 @@ var tickGrants = []struct {
 	{"backoffs", []string{"SELECT"}, nil},
 	{"hosts", []string{"SELECT"}, nil},
 	{"singletons", []string{"SELECT"}, nil},
+	{"starts", []string{"SELECT"}, nil},
 }
 
 // tickFunctions are the functions the tick role may call: every change of a
@@ -321,6 +391,9 @@ var tickFunctions = []string{
 	"release_lease(text, text, text, bigint)",
 	"claim_slot(text, timestamptz, text, text, text)",
 	"extend_backoff(text, timestamptz, text, text, text, text)",
+	"request_start(text, text, boolean)",
+	"take_start(text, text)",
+	"finish_start(text, bigint, text, text, int, text, double precision)",
 }
 
 // tickRevokes are what releases before 5 granted the tick role and it must

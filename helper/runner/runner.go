@@ -115,7 +115,9 @@ func (r *runner) tick() *ended {
 
 	// A floating singleton's slot is named as the tick starts, before any
 	// lock wait can make it late.
-	if c.Fleet != nil && c.Fleet.Singleton {
+	// (An operator's start, tickgate start, is not a slot: the timer's
+	// runs go on as scheduled; start --fleet runs it on one host.)
+	if c.Fleet != nil && c.Fleet.Singleton && r.req == nil {
 		if e := r.slotOf(); e != nil {
 			return e
 		}

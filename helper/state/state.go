@@ -70,7 +70,7 @@ func nameMatches(name string, lock bool) bool {
 }
 
 // ReservedJobs are names tickgate's own units use (tickgate-NAME.service).
-var ReservedJobs = map[string]bool{"catch-up": true}
+var ReservedJobs = map[string]bool{"catch-up": true, "fleet-starts": true}
 
 // MaxNameLen bounds job and lock names.
 const MaxNameLen = 200

@@ -25,6 +25,10 @@ type Timer struct {
 // (tickgate-catch-up.service and .timer), never a job's.
 const CatchUp = "catch-up"
 
+// FleetStarts is the reserved name of tickgate's own fleet-starts units
+// (tickgate start --fleet).
+const FleetStarts = "fleet-starts"
+
 // UnitPrefix is the prefix of every tickgate unit.
 const UnitPrefix = "tickgate-"
 
@@ -46,8 +50,8 @@ func Timers(ctx context.Context) (map[string]Timer, error) {
 	var firstErr error
 	for _, u := range units {
 		job := strings.TrimSuffix(strings.TrimPrefix(u.Name, UnitPrefix), ".timer")
-		if job == CatchUp {
-			continue // tickgate's own (the catch-up's timer), no job
+		if job == CatchUp || job == FleetStarts {
+			continue // tickgate's own timers, no job's
 		}
 		wg.Add(1)
 		sem <- struct{}{}

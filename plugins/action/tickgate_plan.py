@@ -185,6 +185,8 @@ def _render(env, name, context_vars):
 
 # The catch-up's timer, beside the catch-up service's template.
 CATCH_UP_TIMER = "tickgate-catch-up.timer.j2"
+# The fleet starts' service and timer (templates beside it too).
+FLEET_STARTS = "tickgate-fleet-starts"
 
 
 def render_units(jobs, service_template, timer_template, catch_up_template, host_vars):
@@ -232,6 +234,16 @@ def render_units(jobs, service_template, timer_template, catch_up_template, host
             units["tickgate-catch-up.service"] = _render(env, os.path.basename(catch_up_template), scope).strip() + "\n"
         except jinja2.TemplateError as e:
             raise AnsibleActionFail("tickgate-catch-up.service: rendering: %s" % e)
+    # Fleet starts (tickgate start --fleet) reach a host through a timer
+    # that asks the fleet database for them.
+    floating = [j for j in present if j.get("singleton") == "fleet"]
+    if floating:
+        try:
+            scope = _Scope({"__tickgate_fleet_env": floating[0]["env"]})
+            units["tickgate-fleet-starts.service"] = _render(env, FLEET_STARTS + ".service.j2", scope).strip() + "\n"
+            units["tickgate-fleet-starts.timer"] = _render(env, FLEET_STARTS + ".timer.j2", _Scope({})).strip() + "\n"
+        except jinja2.TemplateError as e:
+            raise AnsibleActionFail("tickgate-fleet-starts units: rendering: %s" % e)
     # No gate reopens when a blackout window closes or a precondition holds
     # again: a timer starts the catch-up (which starts nothing when nothing
     # is owed, or the gate, a window or a precondition still stops it).

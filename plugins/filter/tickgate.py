@@ -102,7 +102,7 @@ _JOB_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _LOCK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]*")
 _MAX_NAME = 200
 # tickgate's own units (tickgate-NAME.service) that no job may take.
-_RESERVED_JOBS = ("catch-up",)
+_RESERVED_JOBS = ("catch-up", "fleet-starts")
 # Durations: a bare number of seconds, or NUMBER UNIT parts separated by
 # spaces (helper/timespec); units that both systemd and the helper know.
 _UNITS = {

@@ -240,8 +240,9 @@ class PlanAction(ActionBase):
         args["digests"] = wanted
         if args.pop("arm", False):
             args["enabled"] = [j["unit"] + ".timer" for j in jobs if j.get("enabled", True)]
-            if "tickgate-catch-up.timer" in plan["units"]:
-                args["enabled"].append("tickgate-catch-up.timer")
+            for own in ("tickgate-catch-up.timer", "tickgate-fleet-starts.timer"):
+                if own in plan["units"]:
+                    args["enabled"].append(own)
             args["disabled"] = [j["unit"] + ".timer" for j in jobs if not j.get("enabled", True)]
         # The cron entries the jobs take over (replaces_cron), and so also
         # which lines handed over before go back.
