@@ -696,3 +696,66 @@ func TestFleetStartRequest(t *testing.T) {
 		t.Fatalf("slots claimed by a manual run: %s %v", out2, err)
 	}
 }
+
+// A fleet lock group of N slots (--lock-scope fleet --lock-slots 2): 5 runs
+// on two hosts at once, each waiting for a slot, never more than 2 at a
+// time fleet-wide and on no host more than its own host slots allow; each
+// holds a lease of its own (api, api#1) with its own fence.
+func TestFleetLockSlots(t *testing.T) {
+	hosts := fleetEnvs(t, 2)
+	dir := t.TempDir()
+	running := filepath.Join(dir, "running")
+	if err := os.Mkdir(running, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	seen := filepath.Join(dir, "seen")
+	body := `touch "$0/$$"; ls "$0" | wc -l >> "$1"; echo "$TICKGATE_FENCE" >> "$1.fences"; sleep 0.7; rm "$0/$$"`
+	var cmds []*exec.Cmd
+	var errs []*bytes.Buffer
+	for i := 0; i < 5; i++ {
+		h := hosts[i%2]
+		c := h.cmd("run", "--lock-scope", "fleet", "--lock", "fapi", "--lock-slots", "2", "--lock-wait", "20s",
+			fmt.Sprintf("job%d", i), "--", "sh", "-c", body, running, seen)
+		var b bytes.Buffer
+		c.Stderr = &b
+		cmds, errs = append(cmds, c), append(errs, &b)
+	}
+	for _, c := range cmds {
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, c := range cmds {
+		if code := exitCode(c.Wait()); code != 0 {
+			t.Errorf("run %d exited %d: %s", i, code, errs[i].String())
+		}
+	}
+	data, _ := os.ReadFile(seen)
+	counts := strings.Fields(string(data))
+	most := 0
+	for _, f := range counts {
+		if n, _ := strconv.Atoi(f); n > most {
+			most = n
+		}
+	}
+	if len(counts) != 5 || most != 2 {
+		t.Fatalf("%d ran, at most %d at once; want 5 and 2", len(counts), most)
+	}
+	// Without a wait, with both slots held: lock-busy naming the slots.
+	a, _ := hosts[0].startRun("hold0", "--lock-scope", "fleet", "--lock", "fapi", "--lock-slots", "2", "hold0", "--", "sleep", "30")
+	b, _ := hosts[1].startRun("hold1", "--lock-scope", "fleet", "--lock", "fapi", "--lock-slots", "2", "hold1", "--", "sleep", "30")
+	defer func() {
+		for _, p := range []*exec.Cmd{a, b} {
+			_ = p.Process.Signal(syscall.SIGTERM)
+			_ = p.Wait()
+		}
+	}()
+	r := hosts[0].mustCode(75, "run", "--lock-scope", "fleet", "--lock", "fapi", "--lock-slots", "2", "late", "--", "true")
+	if !strings.Contains(r.stderr, `reason="lock-busy: fleet lock group fapi all 2 slots are held (slot 1: held by`) {
+		t.Fatalf("busy: %s", r.stderr)
+	}
+	out, err := exec.Command("psql", "-tAc", "SELECT string_agg(lock_group, ' ' ORDER BY lock_group) FROM tickgate.locks WHERE lease_until > now() AND lock_group LIKE 'fapi%'", superDSN).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "fapi fapi#1" {
+		t.Fatalf("leases held: %q %v", out, err)
+	}
+}

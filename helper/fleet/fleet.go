@@ -36,7 +36,7 @@ import (
 )
 
 // SchemaVersion is the newest schema this helper understands.
-const SchemaVersion = 6
+const SchemaVersion = 7
 
 // DefaultTimeout bounds connecting and each query.
 const DefaultTimeout = 3 * time.Second

@@ -360,6 +360,38 @@ var migrations = []string{
 		tickgate.finish_start(text, bigint, text, text, int, text, double precision) FROM PUBLIC;`,
 }
 
+func init() {
+	migrations = append(migrations, slotsMigration())
+}
+
+// slotsMigration is 7: fleet lock groups of N. Slot i>0 of group G is the
+// lease row "G#i" (slot 0 is G itself, as a group of one always was): the
+// lease functions of 5 accept such a name, and a back-off of G may be set
+// by the holder of any of its slots. The functions are those of 5 with just
+// that changed, taken from its text (a shipped migration never changes).
+func slotsMigration() string {
+	v5 := migrations[4]
+	fn := func(name string) string {
+		i := strings.Index(v5, "CREATE FUNCTION tickgate."+name+"(")
+		j := strings.Index(v5[i:], "END $$;")
+		if i < 0 || j < 0 {
+			panic("fleet: migration 5 lacks " + name)
+		}
+		return "CREATE OR REPLACE FUNCTION" + strings.TrimPrefix(v5[i:i+j+len("END $$;")], "CREATE FUNCTION")
+	}
+	replace := func(text, old, new string) string {
+		if !strings.Contains(text, old) {
+			panic("fleet: migration 5 lacks " + old)
+		}
+		return strings.Replace(text, old, new, 1)
+	}
+	take := replace(fn("take_lease"), `p_group !~ '^[A-Za-z0-9][A-Za-z0-9_.@-]{0,199}$'`,
+		`p_group !~ '^[A-Za-z0-9][A-Za-z0-9_.@-]{0,199}(#[1-9][0-9]?)?$'`)
+	backoff := replace(fn("extend_backoff"), `WHERE l.lock_group = p_lock AND l.host = p_host`,
+		`WHERE split_part(l.lock_group, '#', 1) = p_lock AND l.host = p_host`)
+	return "-- 7: fleet lock groups of N slots (G, G#1, G#2, ...).\n" + take + "\n\n" + backoff + "\n"
+}
+
 // tickGrants are what the tick role may do, granted after every migration
 // run (grantSQL) and checked by Pending from the same list. It may read the
 // gate, take and release lock groups, publish its jobs' records, claim

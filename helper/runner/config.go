@@ -171,9 +171,6 @@ func (c *Config) Validate() error {
 	if c.LockSlots < 0 || c.LockSlots > lockgroup.MaxSlots {
 		return fmt.Errorf("job %s: --lock-slots: %d is not within 1-%d", job, c.LockSlots, lockgroup.MaxSlots)
 	}
-	if c.LockSlots > 1 && c.Fleet != nil && c.Fleet.LockScope {
-		return fmt.Errorf("job %s: --lock-slots %d with --lock-scope fleet: a fleet lock group admits one run at a time in this release", job, c.LockSlots)
-	}
 	if c.CatchUpOnPrecondition && !c.CatchUp {
 		return fmt.Errorf("job %s: --catch-up-on precondition needs --catch-up once", job)
 	}

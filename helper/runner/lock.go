@@ -6,6 +6,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"time"
@@ -105,13 +106,35 @@ func (r *runner) releaseFleetLock() {
 	_ = r.fl.lease.Release(context.Background())
 }
 
+// takeFleetSlot takes the first free of the group's fleet slots: the lease
+// of the group itself, then of GROUP#1, GROUP#2, ... (--lock-slots); busy
+// only when every one is held (the last one's answer says by whom).
+func (r *runner) takeFleetSlot(holder FleetHolder) (FleetLease, error) {
+	var err error
+	for i := range r.slots() {
+		name := r.c.Lock
+		if i > 0 {
+			name = fmt.Sprintf("%s%s%d", r.c.Lock, lockgroup.SlotSep, i)
+		}
+		var l FleetLease
+		l, err = r.fl.db.TakeLease(context.Background(), name, holder, r.c.Fleet.LeaseTTL)
+		if err == nil || !errors.Is(err, ErrFleetBusy) {
+			return l, err
+		}
+	}
+	if r.slots() > 1 {
+		return nil, fmt.Errorf("%w: all %d slots are held (slot %d: %s)", ErrFleetBusy, r.slots(), r.slots()-1, strings.TrimPrefix(err.Error(), ErrFleetBusy.Error()+": "))
+	}
+	return nil, err
+}
+
 // fleetLock takes the lock group fleet-wide, retrying up to --lock-wait; a
 // signal during the wait ends it and is returned.
 func (r *runner) fleetLock() (FleetLease, os.Signal, error) {
 	deadline := time.Now().Add(r.c.LockWait)
 	holder := FleetHolder{Host: r.c.Fleet.Host, Job: r.c.Job, PID: os.Getpid()}
 	for {
-		l, err := r.fl.db.TakeLease(context.Background(), r.c.Lock, holder, r.c.Fleet.LeaseTTL)
+		l, err := r.takeFleetSlot(holder)
 		if err == nil || !errors.Is(err, ErrFleetBusy) || !time.Now().Before(deadline) {
 			return l, nil, err
 		}

@@ -512,8 +512,8 @@ _MAX_SLOTS = 64
 
 
 def tickgate_lock_group_errors(groups, jobs=None):
-    """Problems of tickgate_lock_groups ({NAME: {slots: N}}), and of jobs
-    that hold a group of more than one slot fleet-wide."""
+    """Problems of tickgate_lock_groups ({NAME: {slots: N}}). (jobs is kept
+    for the callers: a group's size applies to host and fleet scope alike.)"""
     if groups is None:
         return []
     if not isinstance(groups, dict):
@@ -532,16 +532,6 @@ def tickgate_lock_group_errors(groups, jobs=None):
         n = g.get("slots")
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= _MAX_SLOTS:
             out.append("%s: slots: a whole number from 1 to %d: %r" % (label, _MAX_SLOTS, n))
-    for j in jobs or []:
-        if not isinstance(j, dict) or j.get("lock_scope") != "fleet" or j.get("state", "present") != "present":
-            continue
-        lock = j.get("lock") or j.get("name")
-        n = (groups.get(lock) or {}).get("slots") if isinstance(groups.get(lock), dict) else None
-        if isinstance(n, int) and n > 1:
-            out.append(
-                "job %s: lock_scope: fleet, but lock group %s has %d slots: a fleet lock group admits one run at a time "
-                "in this release" % (j.get("name"), lock, n)
-            )
     return out
 
 
