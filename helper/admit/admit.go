@@ -11,7 +11,8 @@
 //  3. blackout    a recurring blackout window (tickgate_blackouts) that is
 //     open, or opens within the job's expected runtime (75; 78 when it
 //     cannot be evaluated, unless --gate-fail open)
-//  4. fleet-gate  the fleet gate, with fleet coordination (75; 78 when the
+//  4. fleet-gate  the fleet gate and the fleet's blackout windows, with fleet
+//     coordination (75; 78 when the
 //     database cannot be asked, unless --gate-fail open lets a job that
 //     neither holds a fleet lock nor floats go on)
 //  5. backoff     the lock group's back-off on this host, and the fleet's for
@@ -28,6 +29,7 @@ package admit
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/tickgate/tickgate/helper/backoff"
@@ -58,6 +60,9 @@ type Policy struct {
 // Fleet is the fleet database as admission asks it.
 type Fleet interface {
 	Gate(ctx context.Context) (*gate.Gate, error)
+	// Blackouts are the fleet's blackout windows, a JSON list (package
+	// blackout), as read with the gate.
+	Blackouts(ctx context.Context) ([]byte, error)
 	Backoff(ctx context.Context, lock string) (*backoff.B, error)
 }
 
@@ -214,6 +219,44 @@ func fleetGate(ctx context.Context, s *Subject, now time.Time, d *Decision) bool
 		// "gate-closed: fleet: deploy 42": the same prefixes, saying which gate.
 		prefix, detail, _ := cutReason(e.Reason)
 		why := reason.F(prefix, "fleet: %s", detail)
+		if s.Force {
+			d.Warnings = append(d.Warnings, why+"; running anyway (tickgate start --force)")
+			return true
+		}
+		return d.deny(exitcode.Skipped, why)
+	}
+	return fleetBlackouts(ctx, s, now, d)
+}
+
+// fleetBlackouts asks the fleet's blackout windows that cover the job, as
+// the blackout step asks the host's ("blackout: fleet: NAME until T").
+func fleetBlackouts(ctx context.Context, s *Subject, now time.Time, d *Decision) bool {
+	doc, err := s.Fleet.Blackouts(ctx)
+	if err != nil {
+		return fleetDown(s, d, err)
+	}
+	all, err := blackout.Parse(doc)
+	if err != nil {
+		err = fmt.Errorf("the fleet's blackout windows: %v", err)
+	}
+	var mine []blackout.Window
+	for _, w := range all {
+		if w.Applies(s.Job, s.Lock) {
+			mine = append(mine, w)
+		}
+	}
+	var why string
+	if err == nil && len(mine) > 0 {
+		why, err = blackout.Stop(ctx, mine, now, s.Policy.ExpectedRuntime)
+	}
+	switch {
+	case err != nil && s.Policy.GateFailOpen:
+		d.Warnings = append(d.Warnings, reason.F(reason.GateUnusable, "fleet: %v; running anyway (--gate-fail open)", err))
+	case err != nil:
+		return d.deny(exitcode.GateBad, reason.F(reason.GateUnusable, "fleet: %v", err))
+	case why != "":
+		prefix, detail, _ := cutReason(why)
+		why = reason.F(prefix, "fleet: %s", detail)
 		if s.Force {
 			d.Warnings = append(d.Warnings, why+"; running anyway (tickgate start --force)")
 			return true

@@ -16,6 +16,7 @@ import (
 )
 
 type fakeFleet struct {
+	windows string // the fleet's blackout windows ("" = none)
 	gate    string // the fleet gate document ("" = open)
 	backoff *backoff.B
 	err     error
@@ -32,6 +33,13 @@ func (f fakeFleet) Gate(context.Context) (*gate.Gate, error) {
 }
 
 func (f fakeFleet) Backoff(context.Context, string) (*backoff.B, error) { return f.backoff, f.err }
+
+func (f fakeFleet) Blackouts(context.Context) ([]byte, error) {
+	if f.windows == "" {
+		return []byte("[]"), f.err
+	}
+	return []byte(f.windows), f.err
+}
 
 func TestStepsInOrder(t *testing.T) {
 	if got := strings.Join(Steps(), " "); got != "markers host-gate blackout fleet-gate backoff deadline" {
@@ -141,6 +149,15 @@ func TestDecide(t *testing.T) {
 		{name: "blackout that cannot be evaluated", setup: func(t *testing.T, s *Subject) {
 			s.Blackouts = []blackout.Window{{Name: "bad", Calendar: "not a calendar", Duration: time.Hour}}
 		}, step: Blackout, code: 78, prefix: "gate-unusable: blackout window bad: "},
+		{name: "a fleet blackout window covers the job", setup: func(t *testing.T, s *Subject) {
+			s.Fleet = fakeFleet{windows: `[{"name":"freeze","calendar":"` + now.Add(-time.Minute).UTC().Format("2006-01-02 15:04:05") + ` UTC","duration":"1h","locks":["g"]}]`}
+		}, step: FleetGate, code: 75, prefix: "blackout: fleet: freeze until "},
+		{name: "a fleet blackout window of other jobs", setup: func(t *testing.T, s *Subject) {
+			s.Fleet = fakeFleet{windows: `[{"name":"freeze","calendar":"` + now.Add(-time.Minute).UTC().Format("2006-01-02 15:04:05") + ` UTC","duration":"1h","jobs":["other"]}]`}
+		}, allowed: true},
+		{name: "fleet blackout windows that do not parse", setup: func(t *testing.T, s *Subject) {
+			s.Fleet = fakeFleet{windows: `[{"name":"x"}]`}
+		}, step: FleetGate, code: 78, prefix: "gate-unusable: fleet: the fleet's blackout windows: "},
 		{name: "the first that says no decides", setup: func(t *testing.T, s *Subject) {
 			marker(t, s, state.MarkerHalted)
 			writeGate(t, s, `{"closed": true, "reason": "deploy"}`)

@@ -11,6 +11,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/tickgate/tickgate/helper/blackout"
 	"github.com/tickgate/tickgate/helper/cli"
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/fleet"
@@ -102,11 +103,12 @@ func parseRegistration(doc string) (fleet.Registration, error) {
 			Schedule string  `json:"schedule"`
 			Interval float64 `json:"interval"`
 		} `json:"singletons"`
+		Blackouts *[]json.RawMessage `json:"blackouts"`
 	}
 	dec := json.NewDecoder(strings.NewReader(doc))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&raw); err != nil {
-		return reg, fmt.Errorf("not the JSON expected ({\"hosts\": {HOST: ROLE}, \"singletons\": {JOB: {\"schedule\", \"interval\"}}}): %v", err)
+		return reg, fmt.Errorf("not the JSON expected ({\"hosts\": {HOST: ROLE}, \"singletons\": {JOB: {\"schedule\", \"interval\"}}, \"blackouts\": [WINDOW]}): %v", err)
 	}
 	reg.Hosts = raw.Hosts
 	for host, role := range raw.Hosts {
@@ -123,6 +125,17 @@ func parseRegistration(doc string) (fleet.Registration, error) {
 			return reg, fmt.Errorf("floating singleton %s: a schedule hash (64 hex digits) and an interval in seconds", job)
 		}
 		reg.Singletons[job] = fleet.Singleton{Schedule: sg.Schedule, Interval: sg.Interval}
+	}
+	if raw.Blackouts != nil {
+		// Each window as the ticks will read it, checked now: a window the
+		// helper cannot read would stop every job it names with 78.
+		reg.Blackouts = []json.RawMessage{}
+		for _, w := range *raw.Blackouts {
+			if _, err := blackout.Parse(append(append([]byte("["), w...), ']')); err != nil {
+				return reg, fmt.Errorf("blackouts: %v", err)
+			}
+			reg.Blackouts = append(reg.Blackouts, w)
+		}
 	}
 	return reg, nil
 }

@@ -498,6 +498,14 @@ func (f *operatorFleet) Backoff(ctx context.Context, lock string) (*backoff.B, e
 	return fc.Backoff(ctx, lock)
 }
 
+func (f *operatorFleet) Blackouts(ctx context.Context) ([]byte, error) {
+	fc, err := f.client()
+	if err != nil {
+		return nil, err
+	}
+	return fc.Blackouts(ctx)
+}
+
 func (f *operatorFleet) close() {
 	if f.fc != nil {
 		f.fc.Close()

@@ -3,6 +3,7 @@
 package commands
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -255,9 +256,24 @@ func fleetGateView(c *ucli.Context, dsnFile string, now time.Time) status.GateVi
 	if err != nil {
 		return status.GateView{State: "unusable", Exists: true, Error: "fleet gate: " + err.Error()}
 	}
+	bs := fleetBlackoutViews(c.Context, fc, now)
 	st := "open"
 	if fg.ClosedNow(now) {
 		st = "closed"
 	}
-	return status.GateView{State: st, Exists: true, Gate: fg}
+	return status.GateView{State: st, Exists: true, Gate: fg, Blackouts: bs}
+}
+
+// fleetBlackoutViews are the fleet's blackout windows (as the last Gate
+// read them), each with its opening in force or its next one.
+func fleetBlackoutViews(ctx context.Context, fc *fleet.Client, now time.Time) []status.BlackoutView {
+	doc, err := fc.Blackouts(ctx)
+	if err != nil {
+		return []status.BlackoutView{{Window: blackout.Window{Name: "?"}, Error: err.Error()}}
+	}
+	ws, err := blackout.Parse(doc)
+	if err != nil {
+		return []status.BlackoutView{{Window: blackout.Window{Name: "?"}, Error: "the fleet's blackout windows: " + err.Error()}}
+	}
+	return status.ViewWindows(ctx, ws, now)
 }

@@ -759,3 +759,36 @@ func TestFleetLockSlots(t *testing.T) {
 		t.Fatalf("leases held: %q %v", out, err)
 	}
 }
+
+// The fleet's blackout windows (registered by the deploy's fleet migrate
+// --register): every fleet tick of a job they cover skips, whatever its
+// host's own list; gate show and gate check --fleet say so.
+func TestFleetBlackouts(t *testing.T) {
+	h := fleetEnvs(t, 2)
+	t.Cleanup(func() { psql(t, "DELETE FROM tickgate.blackouts") })
+	since := time.Now().UTC().Add(-time.Minute).Format("2006-01-02 15:04:05")
+	reg := `{"blackouts": [{"name": "freeze", "calendar": "` + since + ` UTC", "duration": "1h", "locks": ["billing"]}]}`
+	if r := h[0].mustCode(1, "fleet", "migrate", "--check", "--register", reg); !strings.Contains(r.stderr+r.stdout, "the fleet's blackout windows are not the play's") {
+		t.Fatalf("check before: %s %s", r.stdout, r.stderr)
+	}
+	h[0].mustCode(0, "fleet", "migrate", "--register", reg)
+	h[0].mustCode(0, "fleet", "migrate", "--check", "--register", reg)
+	r := h[1].mustCode(75, "run", "--fleet", "--lock", "billing", "invoice", "--", "true")
+	if !strings.Contains(r.stderr, `reason="blackout: fleet: freeze until `) {
+		t.Fatalf("a covered job: %s", r.stderr)
+	}
+	h[1].mustCode(0, "run", "--fleet", "report", "--", "true")
+	if r := h[0].run("gate", "check", "--fleet", "--lock", "billing", "invoice"); r.code != 75 || !strings.Contains(r.stderr, "blackout: fleet: freeze until") {
+		t.Fatalf("gate check: %d %s", r.code, r.stderr)
+	}
+	if r := h[0].mustCode(0, "gate", "show"); !strings.Contains(r.stdout, "blackout freeze: ") || !strings.Contains(r.stdout, "(lock groups billing): OPEN until") {
+		t.Fatalf("gate show:\n%s", r.stdout)
+	}
+	// A window the helper cannot read is refused at registration.
+	if r := h[0].run("fleet", "migrate", "--register", `{"blackouts": [{"name": "bad"}]}`); r.code != 64 || !strings.Contains(r.stderr, "blackouts: window bad: calendar") {
+		t.Fatalf("a bad window: %d %s", r.code, r.stderr)
+	}
+	// An empty list clears them.
+	h[0].mustCode(0, "fleet", "migrate", "--register", `{"blackouts": []}`)
+	h[1].mustCode(0, "run", "--fleet", "--lock", "billing", "invoice", "--", "true")
+}

@@ -36,7 +36,7 @@ import (
 )
 
 // SchemaVersion is the newest schema this helper understands.
-const SchemaVersion = 7
+const SchemaVersion = 8
 
 // DefaultTimeout bounds connecting and each query.
 const DefaultTimeout = 3 * time.Second
@@ -92,6 +92,8 @@ type Client struct {
 	// Skew is the host's clock minus the database's, as measured when
 	// connecting.
 	Skew time.Duration
+	// blackouts are the fleet's windows as the last Gate read them.
+	blackouts []byte
 }
 
 // Connect opens a connection, bounded by the timeout, and checks that the
@@ -406,19 +408,38 @@ func (c *Client) schemaVersion(ctx context.Context) (v int, present bool, err er
 	return v, true, nil
 }
 
-// Gate reads the fleet gate (the same document and rules as the gate file).
+// Gate reads the fleet gate (the same document and rules as the gate file),
+// and in the same statement the fleet's blackout windows (Blackouts).
 func (c *Client) Gate(ctx context.Context) (*gate.Gate, error) {
-	var doc []byte
+	var doc, windows []byte
 	if err := c.do(ctx, func(ctx context.Context, conn *pgx.Conn) error {
-		return conn.QueryRow(ctx, "SELECT doc::text FROM tickgate.gate WHERE id = 1").Scan(&doc)
+		return conn.QueryRow(ctx, `SELECT g.doc::text, coalesce((SELECT jsonb_agg(b.doc ORDER BY b.name) FROM tickgate.blackouts b), '[]'::jsonb)::text
+			FROM tickgate.gate g WHERE g.id = 1`).Scan(&doc, &windows)
 	}); err != nil {
 		return nil, fmt.Errorf("reading the fleet gate: %w", explain(err))
 	}
+	c.blackouts = windows
 	g, perr := gate.Parse(doc)
 	if perr != nil {
 		return nil, fmt.Errorf("the fleet gate is malformed: %w", perr)
 	}
 	return g, nil
+}
+
+// Blackouts are the fleet's blackout windows as a JSON list (package
+// blackout reads it): those the last Gate read, else read now.
+func (c *Client) Blackouts(ctx context.Context) ([]byte, error) {
+	if c.blackouts != nil {
+		return c.blackouts, nil
+	}
+	var windows []byte
+	if err := c.do(ctx, func(ctx context.Context, conn *pgx.Conn) error {
+		return conn.QueryRow(ctx, "SELECT coalesce((SELECT jsonb_agg(doc ORDER BY name) FROM tickgate.blackouts), '[]'::jsonb)::text").Scan(&windows)
+	}); err != nil {
+		return nil, fmt.Errorf("reading the fleet's blackout windows: %w", explain(err))
+	}
+	c.blackouts = windows
+	return windows, nil
 }
 
 // UpdateGate applies fn to the fleet gate in one transaction (the row is

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -361,8 +362,16 @@ var migrations = []string{
 }
 
 func init() {
-	migrations = append(migrations, slotsMigration())
+	migrations = append(migrations, slotsMigration(), blackoutsMigration)
 }
+
+// blackoutsMigration is 8: the fleet's recurring blackout windows
+// (tickgate_blackouts, registered by the deploy): every fleet tick obeys
+// the ones that cover its job, whatever its host's own list says.
+const blackoutsMigration = `CREATE TABLE tickgate.blackouts (
+		name text PRIMARY KEY CHECK (name ~ '^[a-z0-9_-]{1,64}$'),
+		doc jsonb NOT NULL CHECK (jsonb_typeof(doc) = 'object' AND doc->>'name' = name)
+	);`
 
 // slotsMigration is 7: fleet lock groups of N. Slot i>0 of group G is the
 // lease row "G#i" (slot 0 is G itself, as a group of one always was): the
@@ -411,6 +420,7 @@ var tickGrants = []struct {
 	{"hosts", []string{"SELECT"}, nil},
 	{"singletons", []string{"SELECT"}, nil},
 	{"starts", []string{"SELECT"}, nil},
+	{"blackouts", []string{"SELECT"}, nil},
 }
 
 // tickFunctions are the functions the tick role may call: every change of a
@@ -484,6 +494,38 @@ const migrateLock = 0x7469636b67617465 // "tickgate"
 type Registration struct {
 	Hosts      map[string]string    // host -> login role
 	Singletons map[string]Singleton // job -> its schedule
+	// Blackouts, when not nil, are the fleet's blackout windows (each a
+	// JSON object with its "name", as package blackout reads it): they
+	// replace the registered ones.
+	Blackouts []json.RawMessage
+}
+
+// blackoutDocs are the windows sorted by name, as one JSON list (what the
+// table holds, aggregated in name order).
+func blackoutDocs(ws []json.RawMessage) (string, map[string]json.RawMessage, error) {
+	byName := map[string]json.RawMessage{}
+	for _, w := range ws {
+		var head struct {
+			Name string `json:"name"`
+		}
+		if err := json.Unmarshal(w, &head); err != nil || head.Name == "" {
+			return "", nil, fmt.Errorf("a blackout window without a name: %s", w)
+		}
+		if _, dup := byName[head.Name]; dup {
+			return "", nil, fmt.Errorf("blackout window %s given twice", head.Name)
+		}
+		byName[head.Name] = w
+	}
+	names := make([]string, 0, len(byName))
+	for n := range byName {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = string(byName[n])
+	}
+	return "[" + strings.Join(parts, ",") + "]", byName, nil
 }
 
 // Singleton is a floating singleton's registered schedule.
@@ -502,6 +544,20 @@ func registerSQL(ctx context.Context, tx pgx.Tx, reg Registration) error {
 		}
 		if _, err := tx.Exec(ctx, "INSERT INTO tickgate.hosts (role, host) VALUES ($1, $2) ON CONFLICT DO NOTHING", role, host); err != nil {
 			return fmt.Errorf("registering host %s as role %s: %w", host, role, explain(err))
+		}
+	}
+	if reg.Blackouts != nil {
+		_, byName, err := blackoutDocs(reg.Blackouts)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "DELETE FROM tickgate.blackouts"); err != nil {
+			return fmt.Errorf("registering the blackout windows: %w", explain(err))
+		}
+		for name, doc := range byName {
+			if _, err := tx.Exec(ctx, "INSERT INTO tickgate.blackouts (name, doc) VALUES ($1, $2::jsonb)", name, string(doc)); err != nil {
+				return fmt.Errorf("registering blackout window %s: %w", name, explain(err))
+			}
 		}
 	}
 	for job, sg := range reg.Singletons {
@@ -625,6 +681,19 @@ func Pending(ctx context.Context, o Options, tickRole string, reg Registration) 
 		}
 		if !ok {
 			pending = append(pending, fmt.Sprintf("floating singleton %s is not registered with this schedule", job))
+		}
+	}
+	if reg.Blackouts != nil {
+		want, _, err := blackoutDocs(reg.Blackouts)
+		if err != nil {
+			return nil, err
+		}
+		var same bool
+		if err := c.conn.QueryRow(qctx, "SELECT coalesce((SELECT jsonb_agg(doc ORDER BY name) FROM tickgate.blackouts), '[]'::jsonb) = $1::jsonb", want).Scan(&same); err != nil {
+			return nil, fmt.Errorf("reading the blackout windows: %w", explain(err))
+		}
+		if !same {
+			pending = append(pending, "the fleet's blackout windows are not the play's")
 		}
 	}
 	return pending, nil

@@ -88,6 +88,13 @@ func (f fleetView) Gate(ctx context.Context) (*gate.Gate, error) {
 	return r.fl.db.Gate(ctx)
 }
 
+func (f fleetView) Blackouts(ctx context.Context) ([]byte, error) {
+	if f.r.fl.db == nil {
+		return nil, f.r.fleetErr
+	}
+	return f.r.fl.db.Blackouts(ctx)
+}
+
 func (f fleetView) Backoff(ctx context.Context, lock string) (*backoff.B, error) {
 	if f.r.fl.db == nil {
 		return nil, f.r.fleetErr

@@ -182,6 +182,11 @@ func ViewBlackouts(ctx context.Context, gatePath string, owners *safefs.Owners, 
 	if err != nil {
 		return []BlackoutView{{Window: blackout.Window{Name: "?"}, Error: err.Error()}}
 	}
+	return ViewWindows(ctx, ws, now)
+}
+
+// ViewWindows is each of ws with its opening in force at now, or its next.
+func ViewWindows(ctx context.Context, ws []blackout.Window, now time.Time) []BlackoutView {
 	out := make([]BlackoutView, 0, len(ws))
 	for _, w := range ws {
 		v := BlackoutView{Window: w}

@@ -535,6 +535,29 @@ def tickgate_lock_group_errors(groups, jobs=None):
     return out
 
 
+def tickgate_fleet_blackout_errors(hostvars, hosts):
+    """With fleet coordination the play's blackout windows are stored in the
+    fleet database for every fleet tick: its fleet hosts must have the same
+    tickgate_blackouts."""
+    seen = {}
+    for h in hosts:
+        hv = hostvars[h]
+        if not hv.get("tickgate_fleet_dsn"):
+            continue
+        ws = hv.get("tickgate_blackouts") or []
+        try:
+            key = json.dumps([_blackout_doc(w) for w in ws], sort_keys=True)
+        except (KeyError, TypeError, AnsibleFilterError):
+            continue  # reported by the host's own check
+        seen.setdefault(key, []).append(h)
+    if len(seen) <= 1:
+        return []
+    return [
+        "tickgate_blackouts: the fleet's hosts have %d different lists (%s); the fleet database holds one: give them one list (group_vars)"
+        % (len(seen), "; ".join(", ".join(sorted(hs)) for hs in sorted(seen.values())))
+    ]
+
+
 def tickgate_lock_slot_errors(hostvars, hosts):
     """A lock group's size must be the same on every host of the play that
     sizes it."""
@@ -973,6 +996,10 @@ def tickgate_fleet_registration(hostvars, hosts):
         hv = hostvars[h]
         if not hv.get("tickgate_fleet_dsn"):
             continue
+        # The fleet's blackout windows are the play's (its fleet hosts all
+        # have the same: tickgate_fleet_blackout_errors).
+        if "blackouts" not in reg:
+            reg["blackouts"] = [_blackout_doc(w) for w in hv.get("tickgate_blackouts") or []]
         reg["hosts"][hv.get("tickgate_fleet_host") or h] = tickgate_dsn_user(hv.get("tickgate_fleet_dsn"))
         checked = hv.get("__tickgate_checked") or {}
         intervals = (hv.get("__tickgate_validated") or {}).get("singleton_intervals") or {}
@@ -1101,5 +1128,6 @@ class FilterModule(object):
             "tickgate_blackout_errors": tickgate_blackout_errors,
             "tickgate_lock_group_errors": tickgate_lock_group_errors,
             "tickgate_lock_slot_errors": tickgate_lock_slot_errors,
+            "tickgate_fleet_blackout_errors": tickgate_fleet_blackout_errors,
             "tickgate_blackouts_json": tickgate_blackouts_json,
         }

@@ -280,6 +280,23 @@ class JobErrors(unittest.TestCase):
         hv["b"]["tickgate_lock_groups"]["api"]["slots"] = 2
         self.assertEqual(t.tickgate_lock_slot_errors(hv, ["a", "b", "c"]), [])
 
+    def test_fleet_blackouts(self):
+        w = {"name": "db-maint", "calendar": "Sat *-*-* 02:00", "duration": "2h", "locks": ["billing"]}
+        hv = {
+            "a": {"tickgate_fleet_dsn": "postgres://a@db/t", "tickgate_blackouts": [w]},
+            "b": {"tickgate_fleet_dsn": "postgres://b@db/t", "tickgate_blackouts": [dict(w)]},
+            "c": {"tickgate_blackouts": []},  # no fleet: its own
+        }
+        self.assertEqual(t.tickgate_fleet_blackout_errors(hv, ["a", "b", "c"]), [])
+        reg = t.tickgate_fleet_registration(hv, ["a", "b", "c"])
+        self.assertEqual(
+            reg["blackouts"], [{"name": "db-maint", "calendar": "Sat *-*-* 02:00", "duration": "2h", "locks": ["billing"]}]
+        )
+        hv["b"]["tickgate_blackouts"] = []
+        errs = t.tickgate_fleet_blackout_errors(hv, ["a", "b", "c"])
+        self.assertEqual(len(errs), 1)
+        self.assertIn("the fleet's hosts have 2 different lists (a; b)", errs[0])
+
     def test_requires_cycles(self):
         def job(name, *deps):
             return {
@@ -624,6 +641,7 @@ class Singletons(unittest.TestCase):
             {
                 "hosts": {"web1.example": "tg_web1", "web2": "tg_web2"},
                 "singletons": {"nightly": {"schedule": "abc", "interval": 86400.0}},
+                "blackouts": [],
             },
         )
 
