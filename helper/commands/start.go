@@ -263,7 +263,7 @@ func (s *starter) outcome(ctx context.Context, u *systemd.Unit, jobResult string
 
 // line is the outcome as one line: "success, exit 0, 1.2s".
 func (o outcome) line() string {
-	line := o.Result
+	line := textsafe.Clean(o.Result) // a fleet start's: another host's words
 	if o.Reason != "" {
 		line += " (" + textsafe.Clean(o.Reason) + ")"
 	}
