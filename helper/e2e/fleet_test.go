@@ -678,6 +678,23 @@ func TestFleetStartRequest(t *testing.T) {
 	if r := h[0].run("start", "--fleet", "--wait", "--timeout", "600ms", "floaty2"); r.code != 124 || !strings.Contains(r.stderr, "no host has taken it yet") {
 		t.Fatalf("timeout: %d %s", r.code, r.stderr)
 	}
+	// Another host's report is its words: printed escaped.
+	c = h[0].cmd("start", "--fleet", "--wait", "--timeout", "10s", "floaty2")
+	out.Reset()
+	errb.Reset()
+	c.Stdout, c.Stderr = &out, &errb
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	psql(t, "UPDATE tickgate.starts SET taken_by = 'host1', taken_at = now(), finished_at = now(), result = "+sqlQuote("ok\x1b[2J")+
+		", exit_code = 0, reason = "+sqlQuote(hostileText)+" WHERE taken_by IS NULL")
+	if code := exitCode(c.Wait()); code != 0 {
+		t.Fatalf("exit %d: %s %s", code, out.String(), errb.String())
+	}
+	if bad := unsafeIn(out.String() + errb.String()); bad != "" || !strings.Contains(out.String(), "ran on host host1") {
+		t.Fatalf("a hostile report printed raw (%s):\n%s", bad, out.String())
+	}
 	// The taken run: an operator's tick of a floating singleton claims no slot.
 	e := h[0]
 	if err := os.MkdirAll(filepath.Join(e.stateDir, "floaty2"), 0o755); err != nil {
