@@ -17,7 +17,9 @@
 //     neither holds a fleet lock nor floats go on)
 //  5. backoff     the lock group's back-off on this host, and the fleet's for
 //     a fleet-scoped lock group (75)
-//  6. deadline    a run due more than --start-deadline ago (75; only when the
+//  6. requires    its dependencies (requires: {job, succeeded_within, scope}):
+//     each named job's last success recent enough (75, dependency-stale)
+//  7. deadline    a run due more than --start-deadline ago (75; only when the
 //     tick knows when it was due)
 //
 // An operator's forced start (tickgate start --force, Subject.Force) goes
@@ -29,6 +31,7 @@ package admit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -37,6 +40,7 @@ import (
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/gate"
 	"github.com/tickgate/tickgate/helper/reason"
+	"github.com/tickgate/tickgate/helper/require"
 	"github.com/tickgate/tickgate/helper/safefs"
 	"github.com/tickgate/tickgate/helper/state"
 )
@@ -48,6 +52,7 @@ const (
 	Blackout  = "blackout"
 	FleetGate = "fleet-gate"
 	Backoff   = "backoff"
+	Requires  = "requires"
 	Deadline  = "deadline"
 )
 
@@ -59,6 +64,8 @@ type Policy struct {
 
 // Fleet is the fleet database as admission asks it.
 type Fleet interface {
+	// LastSuccess is a job's latest success on any host (nil: none).
+	LastSuccess(ctx context.Context, job string) (*time.Time, error)
 	Gate(ctx context.Context) (*gate.Gate, error)
 	// Blackouts are the fleet's blackout windows, a JSON list (package
 	// blackout), as read with the gate.
@@ -87,6 +94,13 @@ type Subject struct {
 
 	// Blackouts are the recurring windows that apply to the job.
 	Blackouts []blackout.Window
+
+	// Requires are the job's preconditions: its dependencies on other
+	// jobs' recent success are asked here (the requires step), on this
+	// host's state (States) or the fleet's records. Its check commands run
+	// only in a tick (package runner), never in a gate check.
+	Requires []require.Requirement
+	States   state.Store
 
 	// Force is an operator's forced start (tickgate start --force): a closed
 	// gate, a pause and a rollout window, on the host and the fleet, let it
@@ -126,6 +140,7 @@ var steps = []step{
 	{Blackout, blackouts},
 	{FleetGate, fleetGate},
 	{Backoff, backoffs},
+	{Requires, dependencies},
 	{Deadline, deadline},
 }
 
@@ -337,6 +352,35 @@ func backoffUnusable(s *Subject, d *Decision, err error) bool {
 // Why is the reason of a skip for b.
 func Why(b *backoff.B) string {
 	return reason.F(reason.Backoff, "lock group %s until %s: %s (set by %s)", b.Lock, b.Until.UTC().Format(time.RFC3339), b.Reason, b.SetBy)
+}
+
+func dependencies(ctx context.Context, s *Subject, now time.Time, d *Decision) bool {
+	for _, q := range s.Requires {
+		if q.Command != nil {
+			continue
+		}
+		var last *time.Time
+		var err error
+		if q.Scope == require.Fleet {
+			if s.Fleet == nil || d.FleetDown {
+				return d.deny(exitcode.Skipped, require.Unknown(q, errors.New("the fleet database cannot be asked")))
+			}
+			last, err = s.Fleet.LastSuccess(ctx, q.Job)
+		} else {
+			var st *state.State
+			if st, err = s.States.Load(q.Job); st != nil {
+				last = st.LastSuccessAt
+			}
+		}
+		if err != nil {
+			// Not known: the job does not start on a guess.
+			return d.deny(exitcode.Skipped, require.Unknown(q, err))
+		}
+		if why := require.Stale(q, last, now); why != "" {
+			return d.deny(exitcode.Skipped, why)
+		}
+	}
+	return true
 }
 
 func deadline(_ context.Context, s *Subject, now time.Time, d *Decision) bool {

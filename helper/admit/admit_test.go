@@ -12,12 +12,14 @@ import (
 	"github.com/tickgate/tickgate/helper/backoff"
 	"github.com/tickgate/tickgate/helper/blackout"
 	"github.com/tickgate/tickgate/helper/gate"
+	"github.com/tickgate/tickgate/helper/require"
 	"github.com/tickgate/tickgate/helper/state"
 )
 
 type fakeFleet struct {
-	windows string // the fleet's blackout windows ("" = none)
-	gate    string // the fleet gate document ("" = open)
+	last    *time.Time // a job's last success in the fleet
+	windows string     // the fleet's blackout windows ("" = none)
+	gate    string     // the fleet gate document ("" = open)
 	backoff *backoff.B
 	err     error
 }
@@ -34,6 +36,8 @@ func (f fakeFleet) Gate(context.Context) (*gate.Gate, error) {
 
 func (f fakeFleet) Backoff(context.Context, string) (*backoff.B, error) { return f.backoff, f.err }
 
+func (f fakeFleet) LastSuccess(context.Context, string) (*time.Time, error) { return f.last, f.err }
+
 func (f fakeFleet) Blackouts(context.Context) ([]byte, error) {
 	if f.windows == "" {
 		return []byte("[]"), f.err
@@ -42,7 +46,7 @@ func (f fakeFleet) Blackouts(context.Context) ([]byte, error) {
 }
 
 func TestStepsInOrder(t *testing.T) {
-	if got := strings.Join(Steps(), " "); got != "markers host-gate blackout fleet-gate backoff deadline" {
+	if got := strings.Join(Steps(), " "); got != "markers host-gate blackout fleet-gate backoff requires deadline" {
 		t.Fatalf("Steps() = %s", got)
 	}
 }
@@ -158,6 +162,28 @@ func TestDecide(t *testing.T) {
 		{name: "fleet blackout windows that do not parse", setup: func(t *testing.T, s *Subject) {
 			s.Fleet = fakeFleet{windows: `[{"name":"x"}]`}
 		}, step: FleetGate, code: 78, prefix: "gate-unusable: fleet: the fleet's blackout windows: "},
+		{name: "a dependency that never succeeded on this host", setup: func(t *testing.T, s *Subject) {
+			s.Requires = []require.Requirement{{Job: "dep", Within: time.Hour, Scope: require.Host}}
+		}, step: Requires, code: 75, prefix: "dependency-stale: dep never succeeded (needs 1h)"},
+		{name: "a dependency that succeeded on this host within its window", setup: func(t *testing.T, s *Subject) {
+			s.Requires = []require.Requirement{{Job: "dep", Within: time.Hour, Scope: require.Host}}
+			succeeded(t, s, "dep", now.Add(-10*time.Minute))
+		}, allowed: true},
+		{name: "a dependency that succeeded too long ago", setup: func(t *testing.T, s *Subject) {
+			s.Requires = []require.Requirement{{Job: "dep", Within: time.Hour, Scope: require.Host}}
+			succeeded(t, s, "dep", now.Add(-7*time.Hour))
+		}, step: Requires, code: 75, prefix: "dependency-stale: dep last succeeded 7h ago (needs 1h)"},
+		{name: "a fleet dependency", setup: func(t *testing.T, s *Subject) {
+			recent := now.Add(-time.Minute)
+			s.Fleet, s.Requires = fakeFleet{last: &recent}, []require.Requirement{{Job: "dep", Within: time.Hour, Scope: require.Fleet}}
+		}, allowed: true},
+		{name: "a fleet dependency, the fleet down, --gate-fail open", setup: func(t *testing.T, s *Subject) {
+			s.Fleet, s.Policy.GateFailOpen = fakeFleet{err: errors.New("timed out")}, true
+			s.Requires = []require.Requirement{{Job: "dep", Within: time.Hour, Scope: require.Fleet}}
+		}, step: Requires, code: 75, prefix: "dependency-stale: dep: last success not known: ", warn: "fleet-gate-unreachable: timed out"},
+		{name: "a check command is not asked here", setup: func(t *testing.T, s *Subject) {
+			s.Requires = []require.Requirement{{Command: []string{"/bin/false"}}}
+		}, allowed: true},
 		{name: "the first that says no decides", setup: func(t *testing.T, s *Subject) {
 			marker(t, s, state.MarkerHalted)
 			writeGate(t, s, `{"closed": true, "reason": "deploy"}`)
@@ -171,7 +197,7 @@ func TestDecide(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer j.Close()
-			s := Subject{Job: "j", Dir: j, GatePath: dir + "/gate.json", Lock: "g", LockDir: dir + "/lock"}
+			s := Subject{Job: "j", Dir: j, GatePath: dir + "/gate.json", Lock: "g", LockDir: dir + "/lock", States: state.Store{Dir: dir + "/state"}}
 			c.setup(t, &s)
 			d := Decide(context.Background(), s, now)
 			if d.Allowed != c.allowed || d.Step != c.step || d.Code != c.code || !strings.HasPrefix(d.Reason, c.prefix) {
@@ -181,6 +207,19 @@ func TestDecide(t *testing.T) {
 				t.Fatalf("warnings %q, want %q", d.Warnings, c.warn)
 			}
 		})
+	}
+}
+
+// succeeded records a success of job at in its state.json.
+func succeeded(t *testing.T, s *Subject, job string, at time.Time) {
+	t.Helper()
+	j, err := s.States.Job(job, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if _, err := j.Update(context.Background(), func(st *state.State) { st.LastSuccessAt = &at }, state.Hooks{}); err != nil {
+		t.Fatal(err)
 	}
 }
 

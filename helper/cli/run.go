@@ -194,6 +194,7 @@ func runConfig(c *ucli.Context, e *Env) (runner.Config, error) {
 		}
 	}
 	if t := c.String("requires"); t != "" {
+		cfg.RequiresText = t
 		if cfg.Requires, err = require.Parse(t); err != nil {
 			return cfg, fmt.Errorf("job %s: %v", job, err)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/tickgate/tickgate/helper/exitcode"
 	"github.com/tickgate/tickgate/helper/fleet"
 	"github.com/tickgate/tickgate/helper/gate"
+	"github.com/tickgate/tickgate/helper/require"
 	"github.com/tickgate/tickgate/helper/runner"
 	"github.com/tickgate/tickgate/helper/state"
 	"github.com/tickgate/tickgate/helper/status"
@@ -426,7 +427,12 @@ func localCheck(c *ucli.Context, e *cli.Env, job string, expected *time.Duration
 		a := st.Admission
 		s.Policy = admit.Policy{ExpectedRuntime: time.Duration(a.ExpectedRuntime * float64(time.Second)), GateFailOpen: a.GateFailOpen}
 		fleetOn, s.FleetLock, s.Singleton = a.Fleet, a.LockScope == "fleet", a.Singleton
+		if a.Requires != "" {
+			// (Written by its tick, which parsed it: unreadable is none.)
+			s.Requires, _ = require.Parse(a.Requires)
+		}
 	}
+	s.States = g.Store()
 	if c.IsSet("lock") {
 		if err := state.ValidName("lock", c.String("lock")); err != nil {
 			return exitcode.UsageError("--lock: %v", err)
@@ -496,6 +502,14 @@ func (f *operatorFleet) Backoff(ctx context.Context, lock string) (*backoff.B, e
 		return nil, err
 	}
 	return fc.Backoff(ctx, lock)
+}
+
+func (f *operatorFleet) LastSuccess(ctx context.Context, job string) (*time.Time, error) {
+	fc, err := f.client()
+	if err != nil {
+		return nil, err
+	}
+	return fc.LastSuccess(ctx, job)
 }
 
 func (f *operatorFleet) Blackouts(ctx context.Context) ([]byte, error) {

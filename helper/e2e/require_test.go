@@ -130,3 +130,41 @@ func TestRequiresRunsAsJobUser(t *testing.T) {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
 }
+
+// An operator's gate check asks a job's dependencies as its tick does
+// (from the --requires its latest tick ran with); its check commands only
+// a tick runs.
+func TestRequiresGateCheck(t *testing.T) {
+	e := newEnv(t)
+	reqs := `[{"job": "dep", "succeeded_within": "1h"}, {"command": ["/bin/false"]}]`
+	e.mustCode(75, "run", "--requires", reqs, "k", "--", "true")
+	r := e.mustCode(75, "gate", "check", "k")
+	if !strings.Contains(r.stderr, "dependency-stale: dep never succeeded (needs 1h)") {
+		t.Fatalf("gate check: %s", r.stderr)
+	}
+	e.mustCode(0, "run", "dep", "--", "true")
+	e.mustCode(0, "gate", "check", "k") // the check command is the tick's alone
+	r = e.mustCode(75, "run", "--requires", reqs, "k", "--", "true")
+	if !strings.Contains(r.stderr, `reason="precondition-failed: /bin/false exited 1"`) {
+		t.Fatalf("tick: %s", r.stderr)
+	}
+}
+
+// A check command is asked again once the lock is held after a wait: what
+// held before the wait may not hold any more.
+func TestRequiresAgainAfterLockWait(t *testing.T) {
+	e := newEnv(t)
+	holder, _ := e.startRun("holder", "--lock", "g", "holder", "--", "sleep", "2")
+	flag := e.dir + "/ok"
+	if err := os.WriteFile(flag, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// While the tick waits for the lock, the condition goes away.
+	go func() { time.Sleep(1200 * time.Millisecond); os.Remove(flag) }()
+	r := e.mustCode(75, "run", "--lock", "g", "--lock-wait", "10s", "--requires",
+		`[{"command": ["/bin/sh", "-c", "test -e `+flag+` || { echo gone >&2; exit 1; }"]}]`, "waiter", "--", "true")
+	_ = holder.Wait()
+	if !strings.Contains(r.stderr, `reason="precondition-failed: /bin/sh exited 1: gone"`) {
+		t.Fatalf("after the wait: %s", r.stderr)
+	}
+}

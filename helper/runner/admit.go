@@ -34,7 +34,7 @@ func (r *runner) subject(due *time.Time) admit.Subject {
 	s := admit.Subject{Job: c.Job, Dir: r.job, GatePath: c.GatePath, Lock: c.Lock, LockDir: c.LockDir, Owners: c.Owners,
 		Policy: admit.Policy{ExpectedRuntime: c.ExpectedRuntime, GateFailOpen: c.GateFailOpen},
 		Due:    due, StartDeadline: c.StartDeadline, Force: r.req != nil && r.req.Force,
-		Blackouts: c.Blackouts}
+		Blackouts: c.Blackouts, Requires: c.Requires, States: r.store}
 	if c.Fleet != nil {
 		s.Fleet, s.FleetLock, s.Singleton = r.fleetView(), c.Fleet.LockScope, c.Fleet.Singleton
 	}
@@ -81,6 +81,7 @@ func (r *runner) admissionRecord() *state.Admission {
 	if c.LockSlots > 1 {
 		a.LockSlots = c.LockSlots
 	}
+	a.Requires = c.RequiresText
 	if c.Fleet != nil {
 		a.Fleet, a.Singleton = true, c.Fleet.Singleton
 		if c.Fleet.LockScope {

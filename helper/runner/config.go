@@ -55,6 +55,9 @@ type Config struct {
 	// Requires are the job's preconditions (package require), checked in
 	// order before the lock group is taken, and again after a lock wait.
 	Requires []require.Requirement
+	// RequiresText is --requires as given, kept in state.json for an
+	// operator's gate check.
+	RequiresText string
 	// Blackouts are the recurring windows in which the job does not start.
 	Blackouts      []blackout.Window
 	History        int    // runs kept in state.json (0: state.DefaultHistory)

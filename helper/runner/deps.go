@@ -43,8 +43,6 @@ type FleetDB interface {
 	TakeLease(ctx context.Context, group string, h FleetHolder, ttl time.Duration) (FleetLease, error)
 	ClaimSlot(ctx context.Context, job string, slot time.Time, host string, schedule []string) (FleetSlot, error)
 	Publish(ctx context.Context, host, job string, record any) error
-	// LastSuccess is job's latest success on any host (nil: none known).
-	LastSuccess(ctx context.Context, job string) (*time.Time, error)
 	Connected() bool // a server connection is open now
 	Disconnect()     // let go of the server connection; the next call opens another
 	Close()

@@ -88,6 +88,13 @@ func (f fleetView) Gate(ctx context.Context) (*gate.Gate, error) {
 	return r.fl.db.Gate(ctx)
 }
 
+func (f fleetView) LastSuccess(ctx context.Context, job string) (*time.Time, error) {
+	if f.r.fl.db == nil {
+		return nil, f.r.fleetErr
+	}
+	return f.r.fl.db.LastSuccess(ctx, job)
+}
+
 func (f fleetView) Blackouts(ctx context.Context) ([]byte, error) {
 	if f.r.fl.db == nil {
 		return nil, f.r.fleetErr
@@ -115,24 +122,6 @@ func (r *runner) connectFleet() error {
 	}
 	r.fl.db = db
 	return nil
-}
-
-// fleetDB is the tick's fleet connection, opened on first use (nil and the
-// error once opening failed: not tried again this tick).
-func (r *runner) fleetDB() (FleetDB, error) {
-	if r.fl.db == nil {
-		if r.fleetErr != nil {
-			return nil, r.fleetErr
-		}
-		if r.c.Fleet == nil {
-			return nil, errNoFleet
-		}
-		if err := r.connectFleet(); err != nil {
-			r.fleetErr = err
-			return nil, err
-		}
-	}
-	return r.fl.db, nil
 }
 
 // fleetIdle lets go of the connection while the command runs when the tick

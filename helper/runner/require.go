@@ -1,16 +1,14 @@
-// A stage of a tick between admission and the command: the job's
-// preconditions (requires:, package require). A check command runs as the
+// A stage of a tick between admission and the lock: the job's check
+// commands (requires: {command}, package require). A check runs as the
 // job's command would — its user, its environment, its unit's sandbox, its
 // own process group — with no control socket, stdin from /dev/null, stdout
-// to the journal and stderr read for the reason. A dependency reads another
-// job's state on this host, or the fleet's records of it.
+// to the journal and stderr read for the reason.
 
 package runner
 
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"io"
 	"os"
 	"runtime"
@@ -27,54 +25,25 @@ import (
 // first line names why it failed).
 const checkStderrMax = 64 << 10
 
-// preconditions checks the job's requirements in order; the first that
-// fails skips the tick (75) with its reason.
+// preconditions runs the job's check commands in order; the first that
+// fails skips the tick (75) with its reason. (Its dependencies on other
+// jobs are admission's: package admit's requires step.)
 func (r *runner) preconditions() *ended {
 	for _, q := range r.c.Requires {
-		if q.Command != nil {
-			code, line, sig, err := r.runCheck(q)
-			switch {
-			case sig != nil:
-				return r.finishInterrupted(sig, false, 0)
-			case err != nil:
-				return r.skip(exitcode.Skipped, require.Failed(q, 127, err.Error()))
-			case code != 0:
-				return r.skip(exitcode.Skipped, require.Failed(q, code, line))
-			}
+		if q.Command == nil {
 			continue
 		}
-		last, err := r.lastSuccess(q)
-		if err != nil {
-			// Not known: the job does not start on a guess.
-			return r.skip(exitcode.Skipped, require.Unknown(q, err))
-		}
-		if why := require.Stale(q, last, time.Now()); why != "" {
-			return r.skip(exitcode.Skipped, why)
+		code, line, sig, err := r.runCheck(q)
+		switch {
+		case sig != nil:
+			return r.finishInterrupted(sig, false, 0)
+		case err != nil:
+			return r.skip(exitcode.Skipped, require.Failed(q, 127, err.Error()))
+		case code != 0:
+			return r.skip(exitcode.Skipped, require.Failed(q, code, line))
 		}
 	}
 	return nil
-}
-
-// lastSuccess is the required job's last success, on this host (its
-// state.json) or anywhere in the fleet (the records every host publishes).
-func (r *runner) lastSuccess(q require.Requirement) (*time.Time, error) {
-	if q.Scope == require.Fleet {
-		db, err := r.fleetDB()
-		if err != nil {
-			return nil, err
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), r.c.Fleet.Timeout)
-		defer cancel()
-		return db.LastSuccess(ctx, q.Job)
-	}
-	s, err := r.store.Load(q.Job)
-	if err != nil {
-		return nil, err
-	}
-	if s == nil {
-		return nil, nil
-	}
-	return s.LastSuccessAt, nil
 }
 
 // runCheck runs a check command to its end or its timeout: its exit code

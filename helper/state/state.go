@@ -177,6 +177,7 @@ type Admission struct {
 	Fleet           bool    `json:"fleet,omitempty"`      // it obeys the fleet gate
 	LockScope       string  `json:"lock_scope,omitempty"` // "fleet": its lock group is held fleet-wide
 	LockSlots       int     `json:"lock_slots,omitempty"` // its lock group admits this many runs at once (0: one)
+	Requires        string  `json:"requires,omitempty"`   // its preconditions (--requires), for an operator's gate check
 	Singleton       bool    `json:"singleton,omitempty"`  // a floating singleton
 	ExpectedRuntime float64 `json:"expected_runtime_seconds,omitempty"`
 	GateFailOpen    bool    `json:"gate_fail_open,omitempty"`
