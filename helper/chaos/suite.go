@@ -77,6 +77,9 @@ type TickOpts struct {
 	Flags   []string
 	Env     []string
 	Every   time.Duration // Contend's period (200 ms)
+	// TTL is the tick's fleet lease (0: the suite's, s.TTL); its watchdog
+	// is a sixth of it, as the deploy makes it.
+	TTL time.Duration
 }
 
 // jobScript is every test job: it opens the history channel on fd 9 (its
@@ -124,10 +127,14 @@ func (h *Host) Tick(hist *History, o TickOpts) (*Unit, error) {
 		return nil, err
 	}
 	argv := []string{s.Helper, "run", "--fleet", "--kill-after", "2s"}
+	ttl := s.TTL
+	if o.TTL > 0 {
+		ttl = o.TTL
+	}
 	watchdog := time.Duration(0)
 	if o.Group != "" {
 		argv = append(argv, "--lock-scope", "fleet", "--lock", o.Group)
-		watchdog = s.TTL / 6
+		watchdog = ttl / 6
 	}
 	argv = append(argv, o.Flags...)
 	argv = append(argv, o.Job, "--", "/bin/sh", "-c", jobScript, "sh", fifo, fmt.Sprint(o.Seconds), o.Mode, o.Store, s.Helper)
@@ -138,7 +145,7 @@ func (h *Host) Tick(hist *History, o TickOpts) (*Unit, error) {
 		"TICKGATE_STATE_ROOT=" + filepath.Join(h.Dir, "state"), "TICKGATE_DATA_ROOT=" + filepath.Join(h.Dir, "data"),
 		"TICKGATE_LOCK_DIR=" + filepath.Join(h.Dir, "lock"), "TICKGATE_GATE=" + filepath.Join(h.Dir, "gate.json"),
 		"TICKGATE_METRICS_DIR=" + filepath.Join(h.Dir, "metrics"), "TICKGATE_FLEET_DSN_FILE=" + filepath.Join(h.Dir, "fleet-tick.dsn"),
-		"TICKGATE_FLEET_HOST=" + h.Name, "TICKGATE_FLEET_LEASE_TTL=" + s.TTL.String(),
+		"TICKGATE_FLEET_HOST=" + h.Name, "TICKGATE_FLEET_LEASE_TTL=" + ttl.String(),
 	}, o.Env...)
 	umu.Lock()
 	u, err = s.StartUnit(name, argv, env, watchdog)
