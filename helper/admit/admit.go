@@ -209,6 +209,22 @@ func blackouts(ctx context.Context, s *Subject, now time.Time, d *Decision) bool
 		return true
 	}
 	why, err := blackout.Stop(ctx, s.Blackouts, now, s.Policy.ExpectedRuntime)
+	return windowAnswer(s, d, why, err, "")
+}
+
+// windowAnswer applies the job's policy to what blackout windows said (the
+// host's, or with where "fleet" the fleet's): a window that cannot be
+// evaluated is 78 (a warning under --gate-fail open), an open one a skip
+// (a warning for a forced start).
+func windowAnswer(s *Subject, d *Decision, why string, err error, where string) bool {
+	if where != "" {
+		if err != nil {
+			err = fmt.Errorf("%s: %w", where, err)
+		}
+		if prefix, detail, ok := cutReason(why); ok {
+			why = reason.F(prefix, "%s: %s", where, detail)
+		}
+	}
 	switch {
 	case err != nil && s.Policy.GateFailOpen:
 		d.Warnings = append(d.Warnings, reason.F(reason.GateUnusable, "%v; running anyway (--gate-fail open)", err))
@@ -252,33 +268,13 @@ func fleetBlackouts(ctx context.Context, s *Subject, now time.Time, d *Decision)
 	}
 	all, err := blackout.Parse(doc)
 	if err != nil {
-		err = fmt.Errorf("the fleet's blackout windows: %v", err)
-	}
-	var mine []blackout.Window
-	for _, w := range all {
-		if w.Applies(s.Job, s.Lock) {
-			mine = append(mine, w)
-		}
+		return windowAnswer(s, d, "", fmt.Errorf("the fleet's blackout windows: %v", err), "fleet")
 	}
 	var why string
-	if err == nil && len(mine) > 0 {
+	if mine := blackout.Covering(all, s.Job, s.Lock); len(mine) > 0 {
 		why, err = blackout.Stop(ctx, mine, now, s.Policy.ExpectedRuntime)
 	}
-	switch {
-	case err != nil && s.Policy.GateFailOpen:
-		d.Warnings = append(d.Warnings, reason.F(reason.GateUnusable, "fleet: %v; running anyway (--gate-fail open)", err))
-	case err != nil:
-		return d.deny(exitcode.GateBad, reason.F(reason.GateUnusable, "fleet: %v", err))
-	case why != "":
-		prefix, detail, _ := cutReason(why)
-		why = reason.F(prefix, "fleet: %s", detail)
-		if s.Force {
-			d.Warnings = append(d.Warnings, why+"; running anyway (tickgate start --force)")
-			return true
-		}
-		return d.deny(exitcode.Skipped, why)
-	}
-	return true
+	return windowAnswer(s, d, why, err, "fleet")
 }
 
 // Unreachable is the decision for a job whose fleet database cannot be

@@ -150,6 +150,17 @@ func (w Window) Applies(job, lock string) bool {
 	return w.All || slices.Contains(w.Jobs, job) || slices.Contains(w.Locks, lock)
 }
 
+// Covering are the windows of ws that apply to job of lock group lock.
+func Covering(ws []Window, job, lock string) []Window {
+	var out []Window
+	for _, w := range ws {
+		if w.Applies(job, lock) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
 // Span is one opening of a window.
 type Span struct {
 	Start, End time.Time

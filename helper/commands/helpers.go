@@ -211,13 +211,7 @@ func blackoutsOf(g cli.Globals, job, lock string) ([]blackout.Window, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []blackout.Window
-	for _, w := range all {
-		if w.Applies(job, lock) {
-			out = append(out, w)
-		}
-	}
-	return out, nil
+	return blackout.Covering(all, job, lock), nil
 }
 
 func checkJobName(job string) error {

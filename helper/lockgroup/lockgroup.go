@@ -76,14 +76,18 @@ const SlotSep = "#"
 // MaxSlots bounds a group's size.
 const MaxSlots = 64
 
-// slotFile is the lock file of slot i of group name: slot 0 is the group's
-// own NAME.lock (a group of one is what it always was), slot i>0 NAME#i.lock.
-func slotFile(name string, i int) string {
+// SlotName names slot i of group name, on a host (its lock file, plus
+// ".lock") and in the fleet (its lease): slot 0 is the group's own name (a
+// group of one is what it always was), slot i>0 NAME#i.
+func SlotName(name string, i int) string {
 	if i == 0 {
-		return name + ".lock"
+		return name
 	}
-	return fmt.Sprintf("%s%s%d.lock", name, SlotSep, i)
+	return fmt.Sprintf("%s%s%d", name, SlotSep, i)
 }
+
+// slotFile is the lock file of slot i of group name.
+func slotFile(name string, i int) string { return SlotName(name, i) + ".lock" }
 
 // GroupOf is the group a lock file (without .lock) belongs to.
 func GroupOf(file string) string {

@@ -112,12 +112,8 @@ func (r *runner) releaseFleetLock() {
 func (r *runner) takeFleetSlot(holder FleetHolder) (FleetLease, error) {
 	var err error
 	for i := range r.slots() {
-		name := r.c.Lock
-		if i > 0 {
-			name = fmt.Sprintf("%s%s%d", r.c.Lock, lockgroup.SlotSep, i)
-		}
 		var l FleetLease
-		l, err = r.fl.db.TakeLease(context.Background(), name, holder, r.c.Fleet.LeaseTTL)
+		l, err = r.fl.db.TakeLease(context.Background(), lockgroup.SlotName(r.c.Lock, i), holder, r.c.Fleet.LeaseTTL)
 		if err == nil || !errors.Is(err, ErrFleetBusy) {
 			return l, err
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	sddbus "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/tickgate/tickgate/helper/state"
 )
 
 // Timer is one tickgate-JOB.timer as systemd sees it.
@@ -20,14 +21,6 @@ type Timer struct {
 	NextElapse  *time.Time `json:"next_elapse"`
 	LastTrigger *time.Time `json:"last_trigger"`
 }
-
-// CatchUp is the reserved name of tickgate's own catch-up units
-// (tickgate-catch-up.service and .timer), never a job's.
-const CatchUp = "catch-up"
-
-// FleetStarts is the reserved name of tickgate's own fleet-starts units
-// (tickgate start --fleet).
-const FleetStarts = "fleet-starts"
 
 // UnitPrefix is the prefix of every tickgate unit.
 const UnitPrefix = "tickgate-"
@@ -50,8 +43,8 @@ func Timers(ctx context.Context) (map[string]Timer, error) {
 	var firstErr error
 	for _, u := range units {
 		job := strings.TrimSuffix(strings.TrimPrefix(u.Name, UnitPrefix), ".timer")
-		if job == CatchUp || job == FleetStarts {
-			continue // tickgate's own timers, no job's
+		if state.ReservedJobs[job] {
+			continue // tickgate's own timers (catch-up, fleet-starts), no job's
 		}
 		wg.Add(1)
 		sem <- struct{}{}
